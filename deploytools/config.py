@@ -1,0 +1,255 @@
+"""The deployment as data: ``config/deploy.toml`` loaded into frozen pydantic models.
+
+Precedence, lowest first: model defaults < ``[defaults]`` in the file < ``[environments.NAME]``
+< invoke config (``invoke.yaml``, ``INVOKE_DEPLOYTOOLS_*`` env vars) < command-line flags.
+Every layer is a nested mapping merged onto the one below before validation, so one model
+validates the result and every error can name the file and the key path.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from deploytools.errors import OperatorError
+
+ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+DEFAULT_CONFIG = "config/deploy.toml"
+M = TypeVar("M", bound="BaseModel")
+
+
+class Model(BaseModel):
+    """Frozen, strict about unknown keys: a typo in the config is an error, not a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProbeSettings(Model):
+    """How to know a service is healthy: compose health and/or an HTTP probe."""
+
+    url: str | None = None
+    expect_status: int = 200
+    json_fields: dict[str, str | int | bool] = Field(default_factory=dict)
+    timeout: float = Field(60.0, gt=0)
+    interval: float = Field(0.15, gt=0, le=5)
+    consecutive: int = Field(2, ge=1)
+    request_timeout: float = Field(2.0, gt=0)
+
+
+class ServiceSettings(Model):
+    """A service of the stack; ``command`` is used by the process runtime."""
+
+    command: list[str] = Field(default_factory=list)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    compose_health: bool = True
+
+
+class ComposeSettings(Model):
+    files: list[str] = Field(default_factory=lambda: ["docker-compose.prod.yml"])
+    project_name: str
+    directory: str = "."
+    image_name: str = "exampleapp"
+    build_args: dict[str, str] = Field(default_factory=dict)
+
+
+class DatabaseSettings(Model):
+    url_key: str = "DATABASE_URL"
+    backup_dir: str = "backups"
+    retention: int = Field(7, ge=1)
+    format: Literal["custom", "directory"] = "custom"
+    jobs: int = Field(1, ge=1, le=64)
+    dump_via_service: str | None = None
+    min_free_mb: int = Field(100, ge=0)
+    alembic_dir: str = "migrations"
+    lock_timeout_ms: int = Field(5000, ge=0)
+    statement_timeout_ms: int = Field(600_000, ge=0)
+    lock_retries: int = Field(3, ge=0)
+
+
+class CelerySettings(Model):
+    app: str = "exampleapp.worker:app"
+    broker_key: str = "CELERY_BROKER_URL"
+    expected_workers: int = Field(1, ge=1)
+    ping_timeout: float = Field(2.0, gt=0)
+    canary_task: str = "deploytools.canary"
+    canary_timeout: float = Field(10.0, gt=0)
+    required_tasks: list[str] = Field(default_factory=list)
+
+
+class HostSettings(Model):
+    """A remote machine of an environment, reached over SSH with strict host keys."""
+
+    name: str
+    address: str
+    port: int = Field(22, ge=1, le=65535)
+    user: str = "deploy"
+    key_file: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    root: str = "/srv/deploytools"
+
+
+class TimeoutSettings(Model):
+    command: float = Field(600.0, gt=0)
+    connect: float = Field(10.0, gt=0)
+    health: float = Field(120.0, gt=0)
+    stop: float = Field(20.0, gt=0)
+    lock_ttl: float = Field(3600.0, gt=0)
+
+
+class EnvironmentSettings(Model):
+    """One environment (local, staging, prod, ...), with defaults already merged in."""
+
+    name: str
+    env_file: str
+    env_example: str
+    production: bool = False
+    runtime: Literal["compose", "process"]
+    app_dir: str = "example"
+    state_dir: str = ".deploytools"
+    compose: ComposeSettings | None = None
+    services: dict[str, ServiceSettings] = Field(default_factory=dict)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    celery: CelerySettings | None = None
+    hosts: list[HostSettings] = Field(default_factory=list)
+    timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
+    parallelism: int = Field(1, ge=1, le=64)
+    flags: dict[str, int] = Field(default_factory=dict)
+    root: Path = Path(".")
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, value: dict[str, ServiceSettings]) -> dict[str, ServiceSettings]:
+        for name in value:
+            if not SERVICE_NAME.match(name):
+                raise ValueError(f"service name {name!r} may only hold letters, digits, . _ -")
+        return value
+
+    def path(self, relative: str) -> Path:
+        """A path from the config, made absolute against the project root."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.hosts)
+
+
+class ProjectSettings(Model):
+    name: str
+    description: str = ""
+
+
+class DeployFile(Model):
+    """The shape of ``deploy.toml`` before environments are merged with defaults."""
+
+    project: ProjectSettings
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    environments: dict[str, dict[str, Any]]
+
+
+def check_env_name(name: str) -> str:
+    if not ENV_NAME.match(name):
+        raise OperatorError(
+            f"environment name {name!r} is not allowed",
+            "use lower-case letters, digits, '-' or '_' (e.g. --env prod)",
+        )
+    return name
+
+
+def find_config(path: str | Path = DEFAULT_CONFIG, start: Path | None = None) -> Path:
+    """Resolve the config file: absolute, or relative to the cwd or any of its parents."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        bases = [Path("/")]
+    else:
+        here = (start or Path.cwd()).resolve()
+        bases = [here, *here.parents]
+    for base in bases:
+        if (base / candidate).is_file():
+            return (base / candidate).resolve()
+    raise OperatorError(
+        f"config file {path} not found (looked in {(start or Path.cwd())} and its parents)",
+        "run from the project directory or pass --config / set INVOKE_DEPLOYTOOLS_CONFIG",
+    )
+
+
+def read_deploy_file(path: Path) -> DeployFile:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OperatorError(
+            f"cannot read {path}: {exc.strerror}", "check the path and its permissions"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise OperatorError(
+            f"{path}: not valid TOML: {exc}", "fix the syntax at that line"
+        ) from None
+    return _validate(DeployFile, raw, path)
+
+
+def load_settings(
+    env: str,
+    *,
+    config_path: str | Path = DEFAULT_CONFIG,
+    overrides: Mapping[str, Any] | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> EnvironmentSettings:
+    """Load one environment; ``overrides`` come from invoke config, ``cli`` from flags."""
+    check_env_name(env)
+    path = find_config(config_path)
+    deploy_file = read_deploy_file(path)
+    if env not in deploy_file.environments:
+        known = ", ".join(sorted(deploy_file.environments))
+        raise OperatorError(f"unknown environment {env!r} in {path}", f"use one of: {known}")
+    merged: dict[str, Any] = {}
+    for layer in (deploy_file.defaults, deploy_file.environments[env], overrides or {}, cli or {}):
+        merged = deep_merge(merged, layer)
+    merged["name"] = env
+    merged["root"] = path.parent.parent
+    return _validate(EnvironmentSettings, merged, path, prefix=f"environments.{env}")
+
+
+def environment_names(config_path: str | Path = DEFAULT_CONFIG) -> list[str]:
+    return sorted(read_deploy_file(find_config(config_path)).environments)
+
+
+def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge mappings recursively; ``None`` in ``top`` means "not set" and keeps ``base``."""
+    out = dict(base)
+    for key, value in top.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _validate(model: type[M], raw: Any, path: Path, prefix: str = "") -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+            lines.append(f"{where}: {_expected(err)}")
+        raise OperatorError(
+            f"{path}: {len(lines)} problem(s) in the configuration:\n  " + "\n  ".join(lines),
+            "correct these keys (see config/deploy.toml in the example for every key)",
+        ) from None
+
+
+def _expected(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (a typo? it is not part of the schema)"
+    if kind == "missing":
+        return "required key is missing"
+    return f"{err['msg']} (got {err.get('input')!r})" if kind != "model_type" else err["msg"]

@@ -1,0 +1,48 @@
+"""Exceptions that carry an operator-facing message and a fix.
+
+Tasks turn ``OperatorError`` into one clear line and exit code 2 (bad input, nothing changed)
+and ``DeployFailure`` into exit code 1 (the world said no); anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+
+class DeployToolsError(Exception):
+    """Base class: ``problem`` says what is wrong, ``fix`` how to put it right."""
+
+    exit_code = 1
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.problem}\n  fix: {self.fix}" if self.fix else self.problem
+
+
+class OperatorError(DeployToolsError):
+    """Bad input (config, arguments, env file): reported before anything changes."""
+
+    exit_code = 2
+
+
+class DeployFailure(DeployToolsError):
+    """A step failed against the real world (a command, a probe, a server)."""
+
+
+class CommandError(DeployFailure):
+    """A command run on a host exited non-zero or timed out."""
+
+    def __init__(
+        self, argv: list[str], returncode: int | None, output: str, host: str = "local"
+    ) -> None:
+        shown = " ".join(argv[:4]) + (" ..." if len(argv) > 4 else "")
+        status = "timed out" if returncode is None else f"exited {returncode}"
+        tail = "\n".join(output.strip().splitlines()[-15:])
+        super().__init__(f"`{shown}` on {host} {status}" + (f":\n{tail}" if tail else ""))
+        self.argv = argv
+        self.returncode = returncode
+        self.output = output
+        self.host = host

@@ -1,0 +1,51 @@
+"""The append-only journal: JSON Lines of step events and release manifests, per environment.
+
+Each append rewrites the file atomically through the ``Host`` (small files, any host, and a
+reader never sees half a line). Every record passes the redactor before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from deploytools.hosts.base import Host
+from deploytools.redact import Redactor
+
+JOURNAL_FILE = "journal.jsonl"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Journal:
+    def __init__(self, host: Host, directory: str, redactor: Redactor | None = None) -> None:
+        self.host = host
+        self.directory = directory
+        self.path = f"{directory}/{JOURNAL_FILE}"
+        self.redact = redactor or Redactor()
+
+    def append(self, kind: str, **fields: Any) -> dict[str, Any]:
+        record = self.redact.data({"at": utc_now(), "kind": kind, **fields})
+        line = json.dumps(record, sort_keys=True, default=str) + "\n"
+        self.host.makedirs(self.directory)
+        old = self.host.read_file(self.path) if self.host.exists(self.path) else b""
+        self.host.write_file(self.path, old + line.encode(), mode=0o600)
+        return dict(record)
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.host.exists(self.path):
+            return []
+        lines = self.host.read_file(self.path).decode().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def releases(self) -> list[dict[str, Any]]:
+        """Release manifests, oldest first."""
+        return [r for r in self.records() if r.get("kind") == "release"]
+
+
+def referenced_backups(releases: list[dict[str, Any]]) -> set[str]:
+    """Backup ids that a recorded release needs for a rollback: retention keeps them."""
+    return {str(r["backup"]) for r in releases if r.get("backup")}

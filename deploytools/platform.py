@@ -1,0 +1,53 @@
+"""Everything that differs between a POSIX and a Windows control machine lives here.
+
+The lint check (``nox -s lint``) allows process-group and fork-like calls only in this module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+IS_WINDOWS = sys.platform == "win32"
+
+
+def detached_popen_kwargs() -> dict[str, Any]:
+    """Popen options that start a child in its own process group, so it outlives us cleanly."""
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def terminate_group(pid: int, *, kill: bool = False) -> None:
+    """Ask (or force) a process group started with ``detached_popen_kwargs`` to stop."""
+    if sys.platform == "win32":
+        os.kill(pid, signal.SIGTERM if kill else signal.CTRL_BREAK_EVENT)
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process with this id exists (on this machine)."""
+    if IS_WINDOWS:
+        out = subprocess.run(
+            ["tasklist", "/FI", f"PID eq {pid}", "/NH"], capture_output=True, text=True
+        ).stdout
+        return str(pid) in out
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def private_file_mode_ok(mode: int) -> bool:
+    """Secrets must not be readable by group or others (POSIX only; Windows uses ACLs)."""
+    return IS_WINDOWS or mode & 0o077 == 0

@@ -1,0 +1,43 @@
+"""Which hosts an environment runs on: this machine, or its SSH hosts."""
+
+from __future__ import annotations
+
+from deploytools.config import EnvironmentSettings, HostSettings
+from deploytools.hosts.base import Host
+from deploytools.hosts.local import LocalHost
+
+
+def hosts_for(settings: EnvironmentSettings) -> list[Host]:
+    """One ``Host`` per configured host; ``LocalHost`` when the environment has none."""
+    if not settings.hosts:
+        return [LocalHost()]
+    return [connect(h, settings.timeouts.connect) for h in settings.hosts]
+
+
+def primary(settings: EnvironmentSettings) -> Host:
+    """The host that owns shared state (database backups, the deploy lock, the journal)."""
+    if not settings.hosts:
+        return LocalHost()
+    return connect(settings.hosts[0], settings.timeouts.connect)
+
+
+def state_dir(settings: EnvironmentSettings, host: Host) -> str:
+    """Per-environment state (journal, lock, process runtime files) on ``host``."""
+    return _on_host(settings, settings.state_dir, host) + f"/{settings.name}"
+
+
+def backup_dir(settings: EnvironmentSettings, host: Host) -> str:
+    return _on_host(settings, settings.database.backup_dir, host) + f"/{settings.name}"
+
+
+def _on_host(settings: EnvironmentSettings, relative: str, host: Host) -> str:
+    if isinstance(host, LocalHost):
+        return str(settings.path(relative))
+    root = next((h.root for h in settings.hosts if h.name == host.name), settings.hosts[0].root)
+    return relative if relative.startswith("/") else f"{root.rstrip('/')}/{relative}"
+
+
+def connect(host: HostSettings, timeout: float) -> Host:
+    from deploytools.hosts.ssh import SshHost
+
+    return SshHost.from_settings(host, connect_timeout=timeout)  # type: ignore[no-any-return]

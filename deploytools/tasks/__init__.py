@@ -1,0 +1,12 @@
+"""The invoke namespace: a project's ``tasks.py`` imports ``ns`` from here."""
+
+from invoke.collection import Collection
+
+from deploytools.tasks import env
+from deploytools.tasks._support import INVOKE_DEFAULTS
+
+ns = Collection()
+ns.add_collection(Collection.from_module(env, name="env"))
+ns.configure(INVOKE_DEFAULTS)
+
+__all__ = ["ns"]
