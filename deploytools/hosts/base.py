@@ -56,6 +56,10 @@ class Host(Protocol):
 
     def makedirs(self, path: str, mode: int = 0o755) -> None: ...
 
+    def create_dir(self, path: str) -> bool:
+        """Create one directory atomically; False if it already existed (locks rely on this)."""
+        ...
+
     def remove(self, path: str) -> None:
         """Remove a file or a whole directory tree; a missing path is not an error."""
         ...

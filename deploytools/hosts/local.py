@@ -82,6 +82,13 @@ class LocalHost:
     def makedirs(self, path: str, mode: int = 0o755) -> None:
         Path(path).mkdir(parents=True, exist_ok=True, mode=mode)
 
+    def create_dir(self, path: str) -> bool:
+        try:
+            Path(path).mkdir(mode=0o700)
+        except FileExistsError:
+            return False
+        return True
+
     def remove(self, path: str) -> None:
         target = Path(path)
         if target.is_dir() and not target.is_symlink():
