@@ -1,0 +1,90 @@
+"""Configuration from environment variables, read once per process.
+
+Everything comes from the environment so the same image runs in every environment; the
+deploy tool writes the env file and passes RELEASE_ID. Local mode needs no server at all:
+SQLite for the database and Celery's filesystem broker and file result backend.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str  # empty: Redis is not used, health reports it "disabled"
+    broker_url: str
+    result_backend: str
+    celery_fs_root: Path  # state directory of the filesystem broker and result backend
+    release_id: str
+    host: str  # where `python -m exampleapp` listens; the image sets 0.0.0.0
+    port: int
+    log_level: str
+    health_timeout: float  # seconds; bounds each health check so /health answers quickly
+
+    @property
+    def uses_filesystem_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Passwords inside the configured URLs, to be scrubbed from any text we emit."""
+        found = []
+        for url in (self.database_url, self.redis_url, self.broker_url, self.result_backend):
+            password = _password(url)
+            if password:
+                found.append(password)
+        return tuple(found)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _password(url: str) -> str | None:
+    if "://" not in url or url.startswith(("filesystem://", "file://")):
+        return None
+    try:
+        return make_url(url).password
+    except Exception:  # not a URL SQLAlchemy can parse: nothing to scrub
+        return None
+
+
+def load(env: dict[str, str] | None = None) -> Settings:
+    """Build Settings from ``env`` (default: os.environ); raise if a required value is missing."""
+    env = dict(os.environ) if env is None else env
+    database_url = env.get("DATABASE_URL", "").strip()
+    if not database_url:
+        raise RuntimeError("DATABASE_URL is not set (local mode: sqlite:///var/app.sqlite3)")
+    redis_url = env.get("REDIS_URL", "").strip()
+    fs_root = Path(env.get("CELERY_FS_ROOT", "") or "var/celery").resolve()
+    # Without Redis the worker falls back to the filesystem broker, so local mode needs no server.
+    broker_url = env.get("CELERY_BROKER_URL", "").strip() or redis_url or "filesystem://"
+    result_backend = (
+        env.get("CELERY_RESULT_BACKEND", "").strip() or redis_url or (fs_root / "results").as_uri()
+    )
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        broker_url=broker_url,
+        result_backend=result_backend,
+        celery_fs_root=fs_root,
+        release_id=env.get("RELEASE_ID", "").strip() or "dev",
+        host=env.get("HOST", "").strip() or "127.0.0.1",
+        port=int(env.get("PORT", "") or 8000),
+        log_level=(env.get("LOG_LEVEL", "") or "INFO").upper(),
+        health_timeout=float(env.get("HEALTH_TIMEOUT", "") or 2.0),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (environment variables are read once, at first use)."""
+    return load()
