@@ -1,0 +1,133 @@
+"""The deploy lock: one change at a time per environment, and a record of who holds it.
+
+The lock is a directory created atomically (``Host.create_dir``) with ``holder.json`` inside,
+as Kamal does. A lock whose process is gone on the same machine, or older than its
+time-to-live, is *reported* as stale; only ``lock.release --force`` removes someone else's lock.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from deploytools.errors import DeployFailure, OperatorError
+from deploytools.hosts.base import Host
+from deploytools.platform import pid_alive
+
+LOCK_DIR = "deploy.lock"
+HOLDER_FILE = "holder.json"
+POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Holder:
+    user: str
+    machine: str
+    pid: int
+    since: float
+    command: str
+    release: str | None = None
+
+    @classmethod
+    def me(cls, command: str, release: str | None = None) -> Holder:
+        return cls(
+            getpass.getuser(), socket.gethostname(), os.getpid(), time.time(), command, release
+        )
+
+    def describe(self) -> str:
+        since = datetime.fromtimestamp(self.since, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        what = f"`{self.command}`" + (f" (release {self.release})" if self.release else "")
+        return f"{self.user}@{self.machine} pid {self.pid} since {since}: {what}"
+
+
+class DeployLock:
+    def __init__(
+        self,
+        host: Host,
+        state_dir: str,
+        ttl: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.host = host
+        self.state_dir = state_dir
+        self.path = f"{state_dir}/{LOCK_DIR}"
+        self.ttl = ttl
+        self._clock = clock
+        self._sleep = sleep
+        self.held = False
+
+    def acquire(self, holder: Holder, wait: float = 0.0) -> None:
+        """Take the lock, or fail at once with the holder's details (after ``wait`` seconds)."""
+        self.host.makedirs(self.state_dir)
+        deadline = self._clock() + wait
+        while not self.host.create_dir(self.path):
+            current = self.holder()
+            if self._clock() >= deadline:
+                who = current.describe() if current else "an unknown holder (no holder.json)"
+                stale = self.stale_reason(current)
+                raise DeployFailure(
+                    f"the deploy lock at {self.host.name}:{self.path} is held by {who}"
+                    + (f" - it looks stale: {stale}" if stale else ""),
+                    "wait for it (--lock-wait SECONDS), or if it is stale: "
+                    "invoke lock.release --force --env NAME",
+                )
+            self._sleep(POLL_SECONDS)
+        data = json.dumps(asdict(holder), indent=2).encode()
+        self.host.write_file(f"{self.path}/{HOLDER_FILE}", data, mode=0o600)
+        self.held = True
+
+    def release(self) -> None:
+        """Release a lock we hold; a no-op otherwise (safe in ``finally`` and signal paths)."""
+        if self.held:
+            self.host.remove(self.path)
+            self.held = False
+
+    def force_release(self) -> Holder | None:
+        current = self.holder()
+        if not self.host.exists(self.path):
+            raise OperatorError(
+                f"no deploy lock at {self.host.name}:{self.path}", "nothing to release"
+            )
+        self.host.remove(self.path)
+        return current
+
+    def holder(self) -> Holder | None:
+        path = f"{self.path}/{HOLDER_FILE}"
+        if not self.host.exists(path):
+            return None
+        try:
+            return Holder(**json.loads(self.host.read_file(path)))
+        except (ValueError, TypeError):
+            return None
+
+    def locked(self) -> bool:
+        return self.host.exists(self.path)
+
+    def stale_reason(self, holder: Holder | None) -> str | None:
+        """Why a lock looks abandoned, or None if it looks alive."""
+        if holder is None:
+            return "it has no readable holder.json" if self.locked() else None
+        age = self._clock() - holder.since
+        if age > self.ttl:
+            return f"older than its time-to-live ({age:.0f} s > {self.ttl:.0f} s)"
+        if holder.machine == socket.gethostname() and not pid_alive(holder.pid):
+            return f"process {holder.pid} on {holder.machine} is gone"
+        return None
+
+    def status(self) -> dict[str, Any]:
+        holder = self.holder()
+        return {
+            "locked": self.locked(),
+            "path": f"{self.host.name}:{self.path}",
+            "holder": asdict(holder) if holder else None,
+            "stale": self.stale_reason(holder),
+        }

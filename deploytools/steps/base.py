@@ -1,0 +1,51 @@
+"""A step: describe what it would do (``plan``), do it (``run``), and take it back (``undo``).
+
+Steps share one ``RunContext``: settings, the host, the Ui, the journal, and a ``facts``
+dict through which an early step hands what it learned (backup id, previous revision, images)
+to later steps and to undo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from deploytools.config import EnvironmentSettings
+    from deploytools.hosts.base import Host
+    from deploytools.journal import Journal
+    from deploytools.ui import Ui
+
+
+@dataclass
+class RunContext:
+    settings: EnvironmentSettings
+    host: Host
+    ui: Ui
+    journal: Journal
+    env_values: dict[str, str]
+    release: str = ""
+    dry_run: bool = False
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+class Step(Protocol):
+    name: str
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        """What ``run`` would do, as commands and words; must not change anything."""
+        ...
+
+    def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        """Do the step; the returned fields go into the journal and the summary."""
+        ...
+
+
+class Undoable(Step, Protocol):
+    def undo(self, ctx: RunContext) -> str:
+        """Take back what ``run`` did; returns a sentence saying what was undone."""
+        ...
+
+
+def can_undo(step: Step) -> bool:
+    return callable(getattr(step, "undo", None))

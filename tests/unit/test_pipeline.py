@@ -1,0 +1,125 @@
+import io
+from typing import Any
+
+import pytest
+
+from deploytools.config import EnvironmentSettings
+from deploytools.journal import Journal
+from deploytools.pipeline import Interrupted, Pipeline
+from deploytools.progress import Progress
+from deploytools.steps.base import RunContext
+from deploytools.ui import Ui
+from tests.support.memhost import MemoryHost
+
+
+class Recorder:
+    def __init__(
+        self, name: str, log: list[str], fail: BaseException | None = None, undo: bool = True
+    ):
+        self.name = name
+        self.log = log
+        self.fail = fail
+        if not undo:
+            self.undo = None  # type: ignore[assignment]
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        return [f"would {self.name}"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        self.log.append(f"run {self.name}")
+        if self.fail is not None:
+            raise self.fail
+        return {"result": self.name}
+
+    def undo(self, ctx: RunContext) -> str:
+        self.log.append(f"undo {self.name}")
+        return f"{self.name} taken back"
+
+
+def context() -> tuple[RunContext, MemoryHost, io.StringIO]:
+    host = MemoryHost()
+    err = io.StringIO()
+    ui = Ui(stderr=err, stdout=io.StringIO())
+    settings = EnvironmentSettings(name="t", env_file="x", env_example="y", runtime="process")
+    return RunContext(settings, host, ui, Journal(host, "/s"), {}, release="r1"), host, err
+
+
+def test_steps_run_in_order_and_are_journaled_with_durations() -> None:
+    ctx, _, err = context()
+    log: list[str] = []
+    result = Pipeline("deploy", [Recorder("a", log), Recorder("b", log)]).run(ctx, Progress(ctx.ui))
+    assert result.ok and log == ["run a", "run b"]
+    kinds = [r["kind"] for r in ctx.journal.records()]
+    assert kinds == [
+        "deploy.start",
+        "step.start",
+        "step.done",
+        "step.start",
+        "step.done",
+        "deploy.done",
+    ]
+    assert ctx.journal.records()[2]["result"] == "a"
+    assert "✓ b done" in err.getvalue()
+
+
+def test_a_failure_undoes_completed_steps_in_reverse_and_skips_the_rest() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+    steps = [
+        Recorder("a", log),
+        Recorder("n", log, undo=False),
+        Recorder("b", log),
+        Recorder("c", log, fail=RuntimeError("boom")),
+        Recorder("d", log),
+    ]
+    result = Pipeline("deploy", steps).run(ctx, Progress(ctx.ui))
+    assert not result.ok and result.failed_step == "c"
+    assert log == ["run a", "run n", "run b", "run c", "undo c", "undo b", "undo a"]
+    assert "RuntimeError: boom" in result.error
+    assert result.undone == ["c: c taken back", "b: b taken back", "a: a taken back"]
+    assert ctx.journal.records()[-1]["kind"] == "deploy.failed"
+
+
+def test_an_interrupt_is_journaled_with_its_step_and_undone() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+    steps = [Recorder("a", log), Recorder("migrate", log, fail=Interrupted("signal 15"))]
+    result = Pipeline("deploy", steps).run(ctx, Progress(ctx.ui))
+    assert result.error == "interrupted at migrate"
+    assert "step.interrupted" in [r["kind"] for r in ctx.journal.records()]
+    assert log[-2:] == ["undo migrate", "undo a"]
+
+
+def test_a_failing_undo_is_reported_and_the_others_still_run() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+
+    class BadUndo(Recorder):
+        def undo(self, ctx: RunContext) -> str:
+            raise RuntimeError("cannot")
+
+    steps = [
+        Recorder("a", log),
+        BadUndo("b", log),
+        Recorder("c", log, fail=ValueError("x"), undo=False),
+    ]
+    result = Pipeline("deploy", steps).run(ctx, Progress(ctx.ui))
+    assert result.undone == ["a: a taken back"]
+    assert [o.status for o in result.outcomes][-1] == "undo-failed"
+    assert "undo.failed" in [r["kind"] for r in ctx.journal.records()]
+
+
+@pytest.mark.parametrize("verified", [True, False])
+def test_after_undo_verifies_the_previous_release(verified: bool) -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+
+    def after(_: RunContext) -> str:
+        if not verified:
+            raise RuntimeError("unhealthy")
+        return "previous release healthy"
+
+    steps = [Recorder("a", log), Recorder("b", log, fail=RuntimeError("x"), undo=False)]
+    result = Pipeline("deploy", steps, after_undo=after).run(ctx, Progress(ctx.ui))
+    assert ("previous release healthy" in result.undone) is verified
+    assert any("did NOT verify" in u for u in result.undone) is not verified
