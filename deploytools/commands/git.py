@@ -1,0 +1,41 @@
+"""git argv builders. Ref names are checked by ``git check-ref-format`` before use."""
+
+from __future__ import annotations
+
+Argv = list[str]
+
+
+def rev_parse(ref: str = "HEAD", *, short: bool = False) -> Argv:
+    return ["git", "rev-parse", *(["--short"] if short else []), "--verify", f"{ref}^{{commit}}"]
+
+
+def status_porcelain() -> Argv:
+    return ["git", "status", "--porcelain", "--untracked-files=no"]
+
+
+def ls_files(path: str) -> Argv:
+    return ["git", "ls-files", "--error-unmatch", "--", path]
+
+
+def check_ref_format(tag: str) -> Argv:
+    return ["git", "check-ref-format", f"refs/tags/{tag}"]
+
+
+def tag(name: str, sha: str, message: str) -> Argv:
+    return ["git", "tag", "-a", name, sha, "-m", message]
+
+
+def tag_exists(name: str) -> Argv:
+    return ["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{name}"]
+
+
+def worktree_add(path: str, ref: str) -> Argv:
+    return ["git", "worktree", "add", "--detach", "--force", path, ref]
+
+
+def worktree_remove(path: str) -> Argv:
+    return ["git", "worktree", "remove", "--force", path]
+
+
+def toplevel() -> Argv:
+    return ["git", "rev-parse", "--show-toplevel"]
