@@ -85,6 +85,13 @@ class DeployLock:
         self.host.write_file(f"{self.path}/{HOLDER_FILE}", data, mode=0o600)
         self.held = True
 
+    def note_release(self, release: str) -> None:
+        """Add the release being deployed to the holder record once it is known."""
+        holder = self.holder()
+        if self.held and holder is not None:
+            data = json.dumps({**asdict(holder), "release": release}, indent=2).encode()
+            self.host.write_file(f"{self.path}/{HOLDER_FILE}", data, mode=0o600)
+
     def release(self) -> None:
         """Release a lock we hold; a no-op otherwise (safe in ``finally`` and signal paths)."""
         if self.held:

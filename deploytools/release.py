@@ -1,0 +1,70 @@
+"""What a release is: a git commit, a tag naming it, and the manifest the journal keeps."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from deploytools.commands import git
+from deploytools.errors import CommandError, OperatorError
+from deploytools.hosts.base import Host
+
+TAG_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    sha: str
+    short: str
+    tag: str
+    dirty: bool
+
+
+def release_tag(env: str, short_sha: str, when: datetime | None = None) -> str:
+    stamp = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"release-{env}-{stamp}-{short_sha}"
+
+
+def take_snapshot(host: Host, repo: str, env: str, *, allow_dirty: bool) -> Snapshot:
+    """Name the release after HEAD; refuse uncommitted changes unless allowed."""
+    try:
+        sha = host.run(git.rev_parse(), cwd=repo).stdout.strip()
+        short = host.run(git.rev_parse(short=True), cwd=repo).stdout.strip()
+    except CommandError as exc:
+        raise OperatorError(
+            f"{repo} is not a git checkout with a commit ({exc.output.strip()[:200]})",
+            "deploy from a clone of the project's repository",
+        ) from None
+    dirty = bool(host.run(git.status_porcelain(), cwd=repo).stdout.strip())
+    if dirty and not allow_dirty:
+        raise OperatorError(
+            f"the working tree at {repo} has uncommitted changes",
+            "commit or stash them, or pass --allow-dirty (the release then records dirty=true)",
+        )
+    return Snapshot(sha, short, release_tag(env, short), dirty)
+
+
+def check_tag_name(host: Host, repo: str, tag: str) -> str:
+    """Reject a tag that git would refuse, before it reaches any command."""
+    if (
+        not TAG_CHARS.match(tag)
+        or host.run(git.check_ref_format(tag), cwd=repo, check=False).returncode
+    ):
+        raise OperatorError(
+            f"{tag!r} is not a valid tag name",
+            "use a tag as listed by `invoke releases --env NAME` (git check-ref-format rules)",
+        )
+    return tag
+
+
+def good_releases(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Releases that ended healthy, oldest first."""
+    return [r for r in releases if r.get("result") == "ok"]
+
+
+def current_release(releases: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The release now running: the last healthy deploy or rollback."""
+    good = good_releases(releases)
+    return good[-1] if good else None

@@ -1,0 +1,44 @@
+"""lock.*: see and clear the deploy lock of an environment."""
+
+from __future__ import annotations
+
+from invoke.context import Context
+
+from deploytools import targets
+from deploytools.errors import OperatorError
+from deploytools.lock import DeployLock
+from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
+from deploytools.ui import Ui
+
+
+def _lock(c: Context, env: str | None) -> DeployLock:
+    conf = settings(c, env)
+    host = targets.primary(conf)
+    return DeployLock(host, targets.state_dir(conf, host), conf.timeouts.lock_ttl)
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP})
+def status(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
+    """Show who holds the deploy lock, since when, and whether it looks stale."""
+    info = _lock(c, env).status()
+    if json:
+        ui.emit_json(info)
+    elif not info["locked"]:
+        ui.result(f"unlocked ({info['path']})")
+    else:
+        holder = info["holder"] or {}
+        rows = [[k, holder.get(k)] for k in ("user", "machine", "pid", "command", "release")]
+        rows.append(["stale", info["stale"] or "no"])
+        ui.table(f"deploy lock {info['path']}", ["", "value"], rows)
+
+
+@task(help={"env": ENV_HELP, "force": "required: remove the lock even though another run holds it"})
+def release(c: Context, ui: Ui, env: str | None = None, force: bool = False) -> None:
+    """Remove a deploy lock left behind by a run that died (needs --force)."""
+    if not force:
+        raise OperatorError(
+            "lock.release removes another run's lock",
+            "check `invoke lock.status` first, then pass --force",
+        )
+    holder = _lock(c, env).force_release()
+    ui.success(f"lock released (it was held by {holder.describe() if holder else 'nobody known'})")

@@ -1,0 +1,65 @@
+"""releases and history: what the journal knows about an environment."""
+
+from __future__ import annotations
+
+from invoke.context import Context
+
+from deploytools import targets
+from deploytools.journal import Journal
+from deploytools.release import current_release
+from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
+from deploytools.ui import Ui
+
+
+def _journal(c: Context, env: str | None, ui: Ui) -> Journal:
+    conf = settings(c, env)
+    host = targets.primary(conf)
+    return Journal(host, targets.state_dir(conf, host), ui.redact)
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP})
+def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
+    """List recorded releases (deploys and rollbacks), newest first; * marks the running one."""
+    recorded = _journal(c, env, ui).releases()
+    if json:
+        ui.emit_json(list(reversed(recorded)))
+        return
+    running = current_release(recorded)
+    rows = [
+        [
+            "*" if r is running else "",
+            r.get("tag"),
+            r.get("action", "deploy"),
+            r.get("result"),
+            (r.get("sha") or "")[:10],
+            r.get("revision"),
+            r.get("backup"),
+            r.get("operator"),
+            r.get("at"),
+        ]
+        for r in reversed(recorded)
+    ]
+    columns = ["", "tag", "action", "result", "sha", "db revision", "backup", "operator", "at"]
+    ui.table(f"releases of {env or 'the default environment'}", columns, rows)
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP, "limit": "show at most this many events"})
+def history(
+    c: Context, ui: Ui, env: str | None = None, json: bool = False, limit: int = 50
+) -> None:
+    """Show the journal: every step of every deploy and rollback, with durations and results."""
+    records = _journal(c, env, ui).records()[-limit:]
+    if json:
+        ui.emit_json(records)
+        return
+    rows = [
+        [
+            r.get("at"),
+            r.get("kind"),
+            r.get("step") or r.get("tag") or r.get("release") or "",
+            r.get("duration", ""),
+            r.get("error") or r.get("result") or "",
+        ]
+        for r in records
+    ]
+    ui.table("history", ["at", "event", "step / release", "seconds", "result"], rows)
