@@ -1,0 +1,81 @@
+"""A Docker engine with the compose v2 plugin and the local Python base image.
+
+An engine that already answers is used as it is and left running; otherwise ``dockerd`` is
+started without bridge or iptables (tests use host networking on loopback only) and stopped
+again on exit. Images stay in /var/lib/docker, so the base image is imported only once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Self
+
+from tests.support import baseimage, parts, procs
+from tests.support.require import require
+
+DOCKERD_FLAGS = (
+    "--bridge=none",
+    "--iptables=false",
+    "--ip6tables=false",
+    "--storage-driver=vfs",
+)
+
+
+class DockerEngine(procs.TempServer):
+    """``with DockerEngine() as docker:`` ``docker.base_image`` and ``docker compose`` work."""
+
+    base_image = baseimage.IMAGE
+    compose_version = ""
+    _stop_timeout = 60.0  # SIGTERM: dockerd stops its containers and containerd first
+
+    def __init__(self) -> None:
+        docker = shutil.which("docker")
+        require(docker is not None, "docker CLI", parts.PROVISION)
+        assert docker is not None
+        self.docker = docker
+        super().__init__("deploytools-dockerd-")
+        self._log = self._dir / "dockerd.log"
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        try:
+            version = parts.compose_v2_version(self.docker)
+            require(version is not None, "docker compose v2 plugin", parts.PROVISION)
+            assert version is not None
+            self.compose_version = version
+            self._ensure_base_image()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def start(self) -> None:
+        """Start ``dockerd`` unless an engine already answers (that one is not ours to stop)."""
+        if self._answers():
+            return
+        dockerd = parts.program("dockerd")
+        require(dockerd is not None, "dockerd (Docker engine)", parts.PROVISION)
+        assert dockerd is not None
+        self._proc = procs.start([dockerd, *DOCKERD_FLAGS], self._log, cwd=self._dir)
+        procs.wait_until(self._answers, "dockerd", self._proc, self._log, timeout=90)
+
+    def _answers(self) -> bool:
+        try:
+            done = subprocess.run(
+                [self.docker, "version", "--format", "{{.Server.Version}}"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
+
+    def _ensure_base_image(self) -> None:
+        key = baseimage.rootfs_key()
+        if baseimage.image_is_current(self.docker, key):
+            return
+        tar = baseimage.rootfs_tar(key)
+        require(tar.exists(), f"base image rootfs {tar}", parts.PROVISION)
+        baseimage.import_image(self.docker, key)

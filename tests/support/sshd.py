@@ -1,0 +1,167 @@
+"""Simulated remote hosts: one OpenSSH ``sshd`` per host name, each on its own loopback port.
+
+Each host gets its own host key, its own deploy root directory and a line in a shared
+``known_hosts`` file, so that clients keep strict host-key checking on. One client key logs in
+to all of them (as the user running the tests).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from tests.support import parts, procs
+from tests.support.require import require
+
+NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How to reach one simulated host; all paths are plain strings."""
+
+    name: str
+    address: str
+    port: int
+    user: str
+    key_file: str
+    known_hosts: str
+    root: str
+
+
+class SshHosts:
+    """``make(name)`` starts (once per name) an sshd and returns its ``SshTarget``."""
+
+    def __init__(self) -> None:
+        sshd, keygen = parts.program("sshd"), shutil.which("ssh-keygen")
+        require(sshd is not None and keygen is not None, "OpenSSH server", parts.PROVISION)
+        assert sshd is not None and keygen is not None
+        self._sshd = sshd
+        self._keygen = keygen
+        self._dir = Path(tempfile.mkdtemp(prefix="deploytools-ssh-"))
+        self._hosts: dict[str, tuple[_Sshd, SshTarget]] = {}
+        self.key_file = str(self._dir / "client_key")
+        self.known_hosts = str(self._dir / "known_hosts")
+
+    def __enter__(self) -> Self:
+        try:
+            if os.geteuid() == 0:
+                Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
+            keygen(self._keygen, Path(self.key_file))
+            Path(self.known_hosts).touch()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            for server, _ in self._hosts.values():
+                server.__exit__(None, None, None)
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def make(self, name: str) -> SshTarget:
+        """The host called ``name``, started on first use and shared by later callers."""
+        if name in self._hosts:
+            return self._hosts[name][1]
+        if not NAME.fullmatch(name):
+            raise ValueError(f"simulated host name {name!r} must match {NAME.pattern}")
+        server = _Sshd(self._sshd, self._keygen, name, Path(self.key_file + ".pub"))
+        server.__enter__()
+        target = SshTarget(
+            name=name,
+            address="127.0.0.1",
+            port=server.port,
+            user=getpass.getuser(),
+            key_file=self.key_file,
+            known_hosts=self.known_hosts,
+            root=str(server.root),
+        )
+        self._hosts[name] = (server, target)
+        with open(self.known_hosts, "a") as known:
+            known.write(server.known_hosts_line())
+        return target
+
+
+class _Sshd(procs.TempServer):
+    """One ``sshd -D`` with a config of its own (the machine's sshd_config is not read)."""
+
+    def __init__(self, sshd: str, keygen_path: str, name: str, client_pub: Path) -> None:
+        super().__init__(f"deploytools-sshd-{name}-")
+        self._sshd = sshd
+        self._keygen = keygen_path
+        self._client_pub = client_pub
+        self.port = procs.free_port()
+        self.root = self._dir / "root"
+        self._config = self._dir / "sshd_config"
+        self._host_key = self._dir / "host_key"
+        self._log = self._dir / "sshd.log"
+
+    def _prepare(self) -> None:
+        self.root.mkdir()
+        keygen(self._keygen, self._host_key)
+        authorized = self._dir / "authorized_keys"
+        shutil.copyfile(self._client_pub, authorized)
+        self._config.write_text(
+            "\n".join(
+                [
+                    "ListenAddress 127.0.0.1",
+                    f"Port {self.port}",
+                    f"HostKey {self._host_key}",
+                    f"PidFile {self._dir / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {authorized}",
+                    "StrictModes no",
+                    "UsePAM no",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "AllowTcpForwarding local",
+                    "MaxSessions 50",
+                    "Subsystem sftp internal-sftp",
+                    "",
+                ]
+            )
+        )
+
+    def start(self) -> None:
+        if self._running():
+            return
+        argv = [self._sshd, "-D", "-e", "-f", str(self._config)]
+        self._proc = procs.start(argv, self._log, cwd=self._dir)
+        procs.wait_until(self._banner, f"sshd on port {self.port}", self._proc, self._log)
+
+    def _banner(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
+                return sock.recv(64).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    def known_hosts_line(self) -> str:
+        keytype, key = self._host_key.with_suffix(".pub").read_text().split()[:2]
+        return f"[127.0.0.1]:{self.port} {keytype} {key}\n"
+
+
+def keygen(ssh_keygen: str, path: Path) -> None:
+    """A new passphrase-less ed25519 key pair at ``path`` and ``path``.pub."""
+    subprocess.run(
+        [ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-C", "deploytools-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
