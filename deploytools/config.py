@@ -108,6 +108,7 @@ class EnvironmentSettings(Model):
     name: str
     env_file: str
     env_example: str
+    env_rules: str = "config/env.rules.toml"  # what `env.validate` checks the env file against
     production: bool = False
     runtime: Literal["compose", "process"]
     app_dir: str = "example"
@@ -186,6 +187,8 @@ def read_deploy_file(path: Path) -> DeployFile:
         raise OperatorError(
             f"cannot read {path}: {exc.strerror}", "check the path and its permissions"
         ) from None
+    except UnicodeDecodeError:
+        raise OperatorError(f"cannot read {path}: not UTF-8 text", "save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise OperatorError(
             f"{path}: not valid TOML: {exc}", "fix the syntax at that line"

@@ -45,10 +45,19 @@ class Redactor:
         if pw and len(pw) >= MIN_SECRET_LEN:
             self._secrets.add(pw)
 
-    def learn_env(self, values: Mapping[str, str | None], secret_keys: Iterable[str] = ()) -> None:
-        """Learn the secret values of an env file: marked keys, secret-looking names, URLs."""
+    def learn_env(
+        self,
+        values: Mapping[str, str | None] | Iterable[tuple[str, str | None]],
+        secret_keys: Iterable[str] = (),
+    ) -> None:
+        """Learn the secret values of an env file: marked keys, secret-looking names, URLs.
+
+        ``values`` may be (key, value) pairs, so that every assignment of a key repeated in a
+        malformed file is learned, not only the one a dict keeps.
+        """
         marked = set(secret_keys)
-        for key, value in values.items():
+        pairs = values.items() if isinstance(values, Mapping) else values
+        for key, value in pairs:
             if not value:
                 continue
             if key in marked or is_secret_name(key):

@@ -39,3 +39,8 @@ def worktree_remove(path: str) -> Argv:
 
 def toplevel() -> Argv:
     return ["git", "rev-parse", "--show-toplevel"]
+
+
+def check_ignore(path: str) -> Argv:
+    """Exit 0 if ``path`` is ignored by git, 1 if it is not."""
+    return ["git", "check-ignore", "--quiet", "--", path]

@@ -1,0 +1,45 @@
+"""env.*: check an environment's env file against the rules, and create one from its example."""
+
+from __future__ import annotations
+
+from invoke.context import Context
+
+from deploytools import envfile, envinit, envvalidate
+from deploytools.envcheck import learn_secrets
+from deploytools.envrules import rules_for
+from deploytools.hosts.local import LocalHost
+from deploytools.inputs import check_path
+from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
+from deploytools.ui import Ui
+
+FILE_HELP = "check this env file instead of the environment's env_file (same rules and example)"
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP, "file": FILE_HELP})
+def validate(
+    c: Context, ui: Ui, env: str | None = None, json: bool = False, file: str | None = None
+) -> None:
+    """Check an env file against config/env.rules.toml and its example; list every problem."""
+    path = check_path(file, "--file") if file else None
+    conf = settings(c, env)
+    rules = rules_for(conf)
+    target = path or conf.path(conf.env_file)
+    doc = envfile.read(target)
+    learn_secrets(ui.redact, doc, rules)
+    example = envvalidate.read_example(conf)
+    report = envvalidate.validate(doc, target, conf, rules, LocalHost(), example)
+    envvalidate.show(ui, report)
+
+
+@task(help={"env": ENV_HELP})
+def init(c: Context, ui: Ui, env: str | None = None) -> None:
+    """Create the env file from its example with fresh secrets (mode 0600); never overwrites."""
+    conf = settings(c, env)
+    result = envinit.init_env_file(
+        LocalHost(), conf.path(conf.env_file), conf.path(conf.env_example), rules_for(conf)
+    )
+    ui.success(f"created {result.path} (mode 0600)")
+    if result.generated:
+        ui.info(f"fresh random values for: {', '.join(result.generated)}")
+    if result.to_fill:
+        ui.warn(f"still to fill in: {', '.join(result.to_fill)}; then run invoke env.validate")
