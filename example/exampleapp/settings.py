@@ -35,12 +35,8 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Passwords inside the configured URLs, to be scrubbed from any text we emit."""
-        found = []
-        for url in (self.database_url, self.redis_url, self.broker_url, self.result_backend):
-            password = _password(url)
-            if password:
-                found.append(password)
-        return tuple(found)
+        urls = (self.database_url, self.redis_url, self.broker_url, self.result_backend)
+        return tuple({p for p in map(_password, urls) if p})
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
@@ -57,6 +53,16 @@ def _password(url: str) -> str | None:
         return None
 
 
+def _with_driver(database_url: str) -> str:
+    """Plain ``postgres://`` and ``postgresql://`` URLs use psycopg 3, the driver installed."""
+    scheme, sep, rest = database_url.partition("://")
+    return (
+        f"postgresql+psycopg://{rest}"
+        if sep and scheme in ("postgres", "postgresql")
+        else database_url
+    )
+
+
 def load(env: dict[str, str] | None = None) -> Settings:
     """Build Settings from ``env`` (default: os.environ); raise if a required value is missing."""
     env = dict(os.environ) if env is None else env
@@ -71,7 +77,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         env.get("CELERY_RESULT_BACKEND", "").strip() or redis_url or (fs_root / "results").as_uri()
     )
     return Settings(
-        database_url=database_url,
+        database_url=_with_driver(database_url),
         redis_url=redis_url,
         broker_url=broker_url,
         result_backend=result_backend,

@@ -1,48 +1,14 @@
-"""The Celery worker: run with ``celery -A exampleapp.worker worker --loglevel INFO``.
-
-With Redis configured the broker and result backend are Redis; without it they are the
-filesystem broker and file result backend under CELERY_FS_ROOT, so local mode needs no server.
-"""
+"""The Celery worker and its tasks: ``celery -A exampleapp.worker worker --loglevel INFO``."""
 
 from __future__ import annotations
 
 import socket
 from typing import Any
 
-from celery import Celery, Task
+from celery import Task
 
-from .settings import Settings, get_settings
-
-
-def make_celery(settings: Settings) -> Celery:
-    celery = Celery("exampleapp", broker=settings.broker_url, backend=settings.result_backend)
-    celery.conf.update(
-        # Production defaults: a task is acknowledged only once done, so a worker killed by a
-        # deploy hands its task to the next worker instead of losing it.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_soft_time_limit=240,
-        task_time_limit=300,
-        result_expires=3600,
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=True,
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-    )
-    if settings.uses_filesystem_broker:
-        root = settings.celery_fs_root
-        folders = {
-            "data_folder_in": root / "queue",
-            "data_folder_out": root / "queue",  # one folder: producers and consumers share it
-            "control_folder": root / "control",  # needed by ping/inspect (broadcast)
-        }
-        for folder in (*folders.values(), root / "results"):
-            folder.mkdir(parents=True, exist_ok=True)
-        celery.conf.broker_transport_options = {k: str(v) for k, v in folders.items()}
-    return celery
-
+from .celeryconf import make_celery
+from .settings import get_settings
 
 app = make_celery(get_settings())
 
