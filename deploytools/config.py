@@ -70,6 +70,10 @@ class DatabaseSettings(Model):
     lock_timeout_ms: int = Field(5000, ge=0)
     statement_timeout_ms: int = Field(600_000, ge=0)
     lock_retries: int = Field(3, ge=0)
+    # Free space required before a dump: pg_database_size x dump_size_ratio + min_free_mb.
+    dump_size_ratio: float = Field(1.0, gt=0, le=10)
+    # Bound for one dump, verification or restore (a large database needs more than a command).
+    dump_timeout: float = Field(3600.0, gt=0)
 
 
 class CelerySettings(Model):
