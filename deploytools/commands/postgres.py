@@ -1,0 +1,135 @@
+"""PostgreSQL client argv builders: pg_dump, pg_restore, psql, also inside a compose service.
+
+The connection travels as a libpq URI *without* its password (``--dbname=postgresql://u@h/db``),
+so every query parameter (sslmode, ...) keeps working; the password goes in ``PGPASSWORD``
+through ``Conn.env()``, never in an argv that ``ps`` or a log could show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from deploytools.errors import OperatorError
+
+Argv = list[str]
+DumpFormat = Literal["custom", "directory"]
+SCHEMES = ("postgresql", "postgres")
+
+
+@dataclass(frozen=True)
+class Conn:
+    """Where to connect: ``uri`` is safe to show and to put in an argv; ``password`` is not."""
+
+    uri: str
+    dbname: str
+    password: str | None = None
+
+    def env(self, *, lock_timeout_ms: int | None = None) -> dict[str, str]:
+        """Environment for a client run: the password, and session settings via PGOPTIONS."""
+        env = {"PGPASSWORD": self.password} if self.password else {}
+        if lock_timeout_ms:
+            env["PGOPTIONS"] = f"-c lock_timeout={lock_timeout_ms}"
+        return env
+
+
+def parse_url(url: str) -> Conn:
+    """A ``postgresql[+driver]://`` URL as libpq wants it, with its password kept apart."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        parts = None
+    scheme = parts.scheme.split("+", 1)[0] if parts else ""
+    if parts is None or scheme not in SCHEMES or not parts.path.strip("/"):
+        raise OperatorError(
+            "the database URL is not a postgresql://USER@HOST:PORT/DBNAME URL",
+            "fix the URL in the env file (its value is not shown: it may hold a password)",
+        )
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query_password = [v for k, v in query if k == "password"]
+    query = [(k, v) for k, v in query if k != "password"]
+    netloc = f"{user}@{hostinfo}" if at and user else hostinfo
+    uri = urlunsplit(("postgresql", netloc, parts.path, urlencode(query), ""))
+    secret = unquote(password) if colon else (query_password[-1] if query_password else None)
+    return Conn(uri=uri, dbname=unquote(parts.path.lstrip("/")), password=secret or None)
+
+
+def dump(
+    conn: Conn,
+    target: str,
+    *,
+    fmt: DumpFormat = "custom",
+    jobs: int = 1,
+    lock_wait_timeout_ms: int = 0,
+    program: str = "pg_dump",
+) -> Argv:
+    """Dump to ``target`` (a file for custom format, a new directory for directory format)."""
+    argv = [program, f"--format={fmt}", f"--file={target}"]
+    if fmt == "directory" and jobs > 1:
+        argv.append(f"--jobs={jobs}")
+    if lock_wait_timeout_ms:
+        argv.append(f"--lock-wait-timeout={lock_wait_timeout_ms}")
+    return [*argv, "--no-password", f"--dbname={conn.uri}"]
+
+
+def read_archive(archive: str, *, program: str = "pg_restore", devnull: str = "/dev/null") -> Argv:
+    """Read the *whole* archive, data included, writing the SQL nowhere: a truncated or
+    corrupt archive fails here, whereas ``pg_restore --list`` only reads the table of contents."""
+    return [program, f"--file={devnull}", archive]
+
+
+def restore(conn: Conn, archive: str, *, program: str = "pg_restore") -> Argv:
+    """Replace the archived objects in one transaction: on any error nothing has changed."""
+    return [
+        program,
+        "--clean",
+        "--if-exists",
+        "--no-owner",
+        "--single-transaction",
+        "--exit-on-error",
+        "--no-password",
+        f"--dbname={conn.uri}",
+        archive,
+    ]
+
+
+def psql(conn: Conn, sql: str, *, program: str = "psql") -> Argv:
+    """Run one query; rows come back one per line, fields separated by ``|``."""
+    return [
+        program,
+        "--no-psqlrc",
+        "--no-password",
+        "--quiet",
+        "--tuples-only",
+        "--no-align",
+        "--field-separator=|",
+        "--set=ON_ERROR_STOP=1",
+        f"--command={sql}",
+        f"--dbname={conn.uri}",
+    ]
+
+
+def in_service(compose: Sequence[str], service: str, conn: Conn, argv: Sequence[str]) -> Argv:
+    """Run a client argv inside the compose service's container (``docker compose exec -T``).
+
+    ``-e PGPASSWORD`` names the variable only: compose copies its value from the environment
+    the command runs with, so the password stays out of the argv here too.
+    """
+    env = ["-e", "PGPASSWORD"] if conn.password else []
+    return [*compose, "exec", "-T", *env, service, *argv]
+
+
+def copy_from_service(compose: Sequence[str], service: str, source: str, target: str) -> Argv:
+    return [*compose, "cp", f"{service}:{source}", target]
+
+
+def copy_to_service(compose: Sequence[str], service: str, source: str, target: str) -> Argv:
+    return [*compose, "cp", source, f"{service}:{target}"]
+
+
+def remove_in_service(compose: Sequence[str], service: str, path: str) -> Argv:
+    return [*compose, "exec", "-T", service, "rm", "-rf", "--", path]

@@ -1,0 +1,43 @@
+"""File facts computed on the host that holds the files: free space, size and SHA-256.
+
+An archive may be gigabytes on a remote machine: it is measured and hashed where it lies.
+A directory archive (pg_dump ``--format=directory``) is hashed as the SHA-256 of its
+``sha256sum`` listing, file names relative and sorted, so the digest survives a rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from deploytools.commands import fs
+from deploytools.hosts.base import Host
+
+
+def free_bytes(host: Host, path: str) -> int:
+    return fs.parse_free_space(host.run(fs.free_space(path)).stdout)
+
+
+def archive_files(host: Host, archive: str, is_directory: bool) -> list[str]:
+    if not is_directory:
+        return [archive]
+    return [f"{archive}/{name}" for name in host.listdir(archive)]
+
+
+def measure(host: Host, archive: str, *, is_directory: bool, timeout: float) -> tuple[int, str]:
+    """``(bytes, sha256 hex)`` of a file, or of every file of a directory archive."""
+    paths = archive_files(host, archive, is_directory)
+    sizes = fs.parse_byte_counts(host.run(fs.byte_counts(paths), timeout=timeout).stdout)
+    digests = fs.parse_sha256(host.run(fs.sha256(paths), timeout=timeout).stdout)
+    size = sum(sizes.get(p, 0) for p in paths)
+    if not is_directory:
+        return size, digests.get(archive, "")
+    listing = "".join(f"{digests.get(p, '')}  {p[len(archive) + 1 :]}\n" for p in sorted(paths))
+    return size, hashlib.sha256(listing.encode()).hexdigest()
+
+
+def move(host: Host, source: str, target: str) -> None:
+    host.run(fs.move(source, target))
+
+
+def make_private(host: Host, path: str) -> None:
+    host.run(fs.make_private(path))

@@ -1,0 +1,178 @@
+"""Migration safety lint: read the offline SQL of revisions and flag what locks or loses data.
+
+Rules (a warning everywhere; an error for a production environment unless the revision's
+``reviewed`` mapping names the rule with the reason it is safe):
+
+    drop-table                  DROP TABLE loses the table's rows
+    drop-column                 DROP COLUMN loses the column's data (and breaks code reading it)
+    alter-type                  ALTER COLUMN ... TYPE rewrites the table under an exclusive lock
+    not-null-without-default    SET NOT NULL (no SET DEFAULT in the revision) scans under an
+                                exclusive lock; ADD COLUMN ... NOT NULL without DEFAULT fails
+                                on a table with rows
+    create-index                CREATE INDEX without CONCURRENTLY blocks writes while it builds
+    rename                      RENAME breaks the code of the release still running
+
+Statements on a table created in the same revision are not flagged: nobody uses it yet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from deploytools.config import EnvironmentSettings
+from deploytools.db.database import open_database
+from deploytools.db.migrate import offline_sql
+from deploytools.db.revisions import Revision, all_revisions
+from deploytools.errors import OperatorError
+
+SECTION = re.compile(r"^-- Running upgrade (\S*) -> (\S+)\s*$", re.M)
+NAME = r'"?([\w.]+)"?'
+TABLE_OF = {
+    "create": re.compile(rf"^CREATE TABLE (?:IF NOT EXISTS )?{NAME}", re.I),
+    "alter": re.compile(rf"^ALTER TABLE (?:IF EXISTS )?(?:ONLY )?{NAME}", re.I),
+    "index": re.compile(
+        rf"^CREATE (?:UNIQUE )?INDEX (?:CONCURRENTLY )?(?:IF NOT EXISTS )?\S+ ON (?:ONLY )?{NAME}",
+        re.I,
+    ),
+}
+RULES: dict[str, tuple[re.Pattern[str], str]] = {
+    "drop-table": (re.compile(r"^DROP TABLE", re.I), "loses the table and its rows"),
+    "drop-column": (re.compile(r"\bDROP COLUMN\b", re.I), "loses the column's data"),
+    "alter-type": (
+        re.compile(r"\bALTER COLUMN \S+ (?:SET DATA )?TYPE\b", re.I),
+        "rewrites the table under an exclusive lock",
+    ),
+    "create-index": (
+        re.compile(r"^CREATE (?:UNIQUE )?INDEX (?!CONCURRENTLY)", re.I),
+        "blocks writes to the table while the index builds (use CONCURRENTLY)",
+    ),
+    "rename": (re.compile(r"^ALTER TABLE .*\bRENAME\b", re.I), "breaks the running release's code"),
+}
+SET_NOT_NULL = re.compile(rf"\bALTER COLUMN {NAME} SET NOT NULL\b", re.I)
+SET_DEFAULT = re.compile(rf"\bALTER COLUMN {NAME} SET DEFAULT\b", re.I)
+ADD_NOT_NULL = re.compile(r"\bADD COLUMN\b(?=.*\bNOT NULL\b)(?!.*\bDEFAULT\b)", re.I)
+
+
+@dataclass(frozen=True)
+class Finding:
+    revision: str
+    rule: str
+    severity: str  # warning | error
+    statement: str
+    why: str
+    reviewed: str | None = None  # the revision's reason when the rule is reviewed
+
+    def __str__(self) -> str:
+        note = f" [reviewed: {self.reviewed}]" if self.reviewed else ""
+        head = f"{self.severity}: revision {self.revision}: {self.rule}"
+        return f"{head}: {self.why}: {self.statement}{note}"
+
+
+@dataclass(frozen=True)
+class LintReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def lint(
+    settings: EnvironmentSettings,
+    *,
+    start: str | None = "base",
+    end: str = "head",
+    url: str | None = None,
+    dialect: str | None = None,
+) -> LintReport:
+    """Lint revisions after ``start`` up to ``end`` (``start=None``: those the database lacks)."""
+    sql = offline_sql(settings, start=start, end=end, url=url, dialect=dialect)
+    revisions = {r.id: r for r in all_revisions(settings)}
+    return lint_sql(sql, revisions, production=settings.production)
+
+
+def migration_safety(settings: EnvironmentSettings) -> LintReport:
+    """The ``verify`` gate's check: every revision, no database and no env file needed."""
+    return lint(settings, start="base", dialect=_dialect(settings))
+
+
+def lint_sql(sql: str, revisions: Mapping[str, Revision], *, production: bool) -> LintReport:
+    """Pure: findings in the offline SQL of an upgrade, by revision."""
+    findings = []
+    for revision_id, statements in _sections(sql):
+        revision = revisions.get(revision_id)
+        reviewed = revision.reviewed if revision else {}
+        for rule, statement, why in _check(statements):
+            severity = "error" if production and rule not in reviewed else "warning"
+            findings.append(
+                Finding(revision_id, rule, severity, _short(statement), why, reviewed.get(rule))
+            )
+    return LintReport(findings)
+
+
+def _sections(sql: str) -> Iterator[tuple[str, list[str]]]:
+    marks = list(SECTION.finditer(sql))
+    for i, mark in enumerate(marks):
+        body = sql[mark.end() : marks[i + 1].start() if i + 1 < len(marks) else len(sql)]
+        statements = [" ".join(s.split()) for s in re.split(r";\s*$", body, flags=re.M)]
+        yield (
+            mark.group(2),
+            [
+                s
+                for s in statements
+                if s and not s.upper().startswith(("UPDATE ALEMBIC_VERSION", "COMMIT"))
+            ],
+        )
+
+
+def _check(statements: list[str]) -> Iterator[tuple[str, str, str]]:
+    created = {m.group(1).lower() for s in statements if (m := TABLE_OF["create"].match(s))}
+    defaulted = {m.group(1).lower() for s in statements for m in SET_DEFAULT.finditer(s)}
+    for statement in statements:
+        if _table(statement) in created:
+            continue
+        for rule, (pattern, why) in RULES.items():
+            if pattern.search(statement):
+                yield rule, statement, why
+        for match in SET_NOT_NULL.finditer(statement):
+            if match.group(1).lower() not in defaulted:
+                yield (
+                    "not-null-without-default",
+                    statement,
+                    "SET NOT NULL scans the table under an exclusive lock",
+                )
+        if ADD_NOT_NULL.search(statement):
+            yield (
+                "not-null-without-default",
+                statement,
+                "a NOT NULL column without DEFAULT fails on a table with rows",
+            )
+
+
+def _table(statement: str) -> str | None:
+    for kind in ("alter", "index"):
+        if match := TABLE_OF[kind].match(statement):
+            return match.group(1).lower()
+    return None
+
+
+def _short(statement: str, limit: int = 160) -> str:
+    return statement if len(statement) <= limit else statement[: limit - 3] + "..."
+
+
+def _dialect(settings: EnvironmentSettings) -> str:
+    """The env file's database kind when it is there (a CI checkout has only the examples)."""
+    try:
+        return open_database(settings).engine
+    except OperatorError:
+        return "postgresql"

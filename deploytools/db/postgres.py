@@ -1,0 +1,120 @@
+"""PostgreSQL through its own client tools (pg_dump, pg_restore, psql) run on a ``Host``.
+
+With ``dump_via_service`` the tools run inside the compose database service instead (for hosts
+without a PostgreSQL client): archives then travel with ``docker compose cp``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from deploytools.commands import postgres as pg
+from deploytools.config import EnvironmentSettings
+from deploytools.db.database import Database
+from deploytools.db.engine import Facts
+from deploytools.errors import CommandError, DeployFailure
+from deploytools.hosts.base import Host, Result
+
+FACTS_SQL = (
+    "SELECT current_database(), current_setting('server_version'), "
+    "pg_database_size(current_database()), to_regclass('alembic_version') IS NOT NULL"
+)
+REVISION_SQL = "SELECT version_num FROM alembic_version ORDER BY version_num"
+SERVICE_TMP = "/tmp"
+
+
+class PostgresEngine:
+    def __init__(
+        self,
+        settings: EnvironmentSettings,
+        host: Host,
+        database: Database,
+        compose: Sequence[str] = (),
+    ) -> None:
+        assert database.conn is not None
+        self.settings = settings
+        self.conf = settings.database
+        self.host = host
+        self.database = database
+        self.conn = database.conn
+        self.format = self.conf.format
+        self.is_directory = self.format == "directory"
+        self.suffix = ".dir" if self.is_directory else ".dump"
+        self.service = self.conf.dump_via_service
+        self.compose = list(compose)
+
+    def facts(self) -> Facts:
+        row = self._query(FACTS_SQL).split("|")
+        if len(row) != 4 or not row[2].isdigit():
+            raise DeployFailure(f"unexpected answer from psql about {self.database.shown}: {row!r}")
+        revisions = self._query(REVISION_SQL).splitlines() if row[3] == "t" else []
+        return Facts(row[0], row[1], int(row[2]), ",".join(revisions) or None)
+
+    def dump(self, target: str) -> None:
+        with self._in_service_path(target, copy_in=False, copy_out=True) as where:
+            argv = pg.dump(
+                self.conn,
+                where,
+                fmt=self.conf.format,
+                jobs=self.conf.jobs,
+                lock_wait_timeout_ms=self.conf.lock_timeout_ms,
+            )
+            self._client(argv, "pg_dump")
+
+    def verify(self, archive: str) -> None:
+        with self._in_service_path(archive, copy_in=True, copy_out=False) as where:
+            self._client(
+                pg.read_archive(where), "verification (pg_restore reading the whole archive)"
+            )
+
+    def restore(self, archive: str) -> None:
+        with self._in_service_path(archive, copy_in=True, copy_out=False) as where:
+            self._client(pg.restore(self.conn, where), "pg_restore", lock_timeout=True)
+
+    def _query(self, sql: str) -> str:
+        try:
+            return self._run(pg.psql(self.conn, sql)).stdout.strip()
+        except CommandError as exc:
+            raise DeployFailure(
+                f"cannot query the database {self.database.shown} on {self.host.name}:\n"
+                + _tail(exc.output),
+                "check that the server is up and the URL's host, port, user and password are right",
+            ) from None
+
+    def _client(self, argv: list[str], what: str, *, lock_timeout: bool = False) -> None:
+        try:
+            self._run(argv, lock_timeout=lock_timeout)
+        except CommandError as exc:
+            status = "timed out" if exc.returncode is None else f"failed (exit {exc.returncode})"
+            raise DeployFailure(
+                f"{what} {status} on {self.host.name}:\n{_tail(exc.output)}"
+            ) from None
+
+    def _run(self, argv: list[str], *, lock_timeout: bool = False) -> Result:
+        if self.service:
+            argv = pg.in_service(self.compose, self.service, self.conn, argv)
+        env = self.conn.env(lock_timeout_ms=self.conf.lock_timeout_ms if lock_timeout else None)
+        return self.host.run(argv, env=env, timeout=self.conf.dump_timeout)
+
+    @contextmanager
+    def _in_service_path(self, path: str, *, copy_in: bool, copy_out: bool) -> Iterator[str]:
+        """``path`` itself, or a scratch copy of it inside the service's container."""
+        if not self.service:
+            yield path
+            return
+        inside = posixpath.join(SERVICE_TMP, "deploytools-" + posixpath.basename(path).lstrip("."))
+        compose, service = self.compose, self.service
+        try:
+            if copy_in:
+                self.host.run(pg.copy_to_service(compose, service, path, inside))
+            yield inside
+            if copy_out:
+                self.host.run(pg.copy_from_service(compose, service, inside, path))
+        finally:
+            self.host.run(pg.remove_in_service(compose, service, inside), check=False)
+
+
+def _tail(output: str, lines: int = 8) -> str:
+    return "\n".join(output.strip().splitlines()[-lines:])

@@ -1,0 +1,89 @@
+"""Retention: which backups to keep, decided by a pure function, then done (or only shown).
+
+Kept: the newest ``database.retention`` *verified* backups, and every backup a recorded release
+refers to (a rollback to that release needs it). Deleted: everything else, including
+unverified backups and leftovers of interrupted runs. The newest verified backup is never
+deleted, whatever the settings say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from deploytools import targets
+from deploytools.config import EnvironmentSettings
+from deploytools.db.manifest import Manifest
+from deploytools.db.store import BackupStore
+from deploytools.hosts.base import Host
+from deploytools.journal import Journal, referenced_backups
+from deploytools.ui import Ui
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    keep: dict[str, str]  # backup id -> why it is kept
+    delete: list[Manifest]  # unneeded backups, oldest first
+    leftovers: list[str] = field(default_factory=list)  # names of no backup (interrupted runs)
+    damaged: list[str] = field(default_factory=list)  # unreadable manifests: left for a human
+
+
+def plan_retention(
+    backups: Iterable[Manifest], *, keep_newest: int, referenced: set[str]
+) -> tuple[dict[str, str], list[Manifest]]:
+    """``(keep: id -> reason, delete)`` for backups given oldest first."""
+    backups = list(backups)
+    verified = [b for b in reversed(backups) if b.verified]
+    keep: dict[str, str] = {}
+    for backup in verified[: max(keep_newest, 1)]:
+        keep[backup.id] = (
+            "newest verified" if backup is verified[0] else f"among newest {keep_newest}"
+        )
+    for backup in backups:
+        if backup.id in referenced:
+            keep.setdefault(backup.id, "a recorded release refers to it")
+    delete = [b for b in backups if b.id not in keep]
+    assert not verified or verified[0] not in delete
+    return keep, delete
+
+
+def plan_prune(settings: EnvironmentSettings, host: Host) -> PrunePlan:
+    store = BackupStore(settings, host)
+    contents = store.scan()
+    releases = Journal(host, targets.state_dir(settings, host)).releases()
+    keep, delete = plan_retention(
+        contents.backups,
+        keep_newest=settings.database.retention,
+        referenced=referenced_backups(releases),
+    )
+    return PrunePlan(keep, [*contents.broken, *delete], contents.leftovers, contents.damaged)
+
+
+def prune(settings: EnvironmentSettings, host: Host, ui: Ui, *, dry_run: bool = False) -> PrunePlan:
+    """Apply retention on ``host`` (or with ``dry_run`` only say what it would remove)."""
+    plan = plan_prune(settings, host)
+    store = BackupStore(settings, host)
+    verb = "would remove" if dry_run else "removing"
+    for manifest in plan.delete:
+        ui.info(f"{verb} backup {manifest.id} ({manifest.created_at})")
+        if not dry_run:
+            store.delete(manifest)
+    for name in plan.leftovers:
+        ui.info(f"{verb} leftover {name} (from an interrupted run)")
+        if not dry_run:
+            store.remove(name)
+    for name in plan.damaged:
+        ui.warn(f"manifest {name} is unreadable: left in place, check it by hand")
+    if (plan.delete or plan.leftovers) and not dry_run:
+        Journal(host, targets.state_dir(settings, host), ui.redact).append(
+            "db.prune",
+            removed=[m.id for m in plan.delete],
+            leftovers=plan.leftovers,
+            kept=sorted(plan.keep),
+        )
+    done = "would remove" if dry_run else "removed"
+    ui.success(
+        f"retention: {len(plan.keep)} backup(s) kept; {done} {len(plan.delete)} backup(s)"
+        f" and {len(plan.leftovers)} leftover(s)"
+    )
+    return plan

@@ -1,0 +1,136 @@
+"""The migration scripts (alembic's ScriptDirectory) and what deploytools reads from them.
+
+A revision module may declare, at module level:
+
+    irreversible = "why"                   # deploytools refuses to downgrade past it
+    reviewed = {"drop-column": "why"}      # lint findings accepted for production, by rule
+
+alembic is imported inside the functions: ``invoke --list`` must not pay for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deploytools.config import EnvironmentSettings
+from deploytools.errors import OperatorError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import Script, ScriptDirectory
+
+NAMED_TARGETS = ("head", "heads", "base")
+
+
+@dataclass(frozen=True)
+class Revision:
+    id: str
+    down: tuple[str, ...]
+    message: str
+    path: str
+    irreversible: str | None  # the reason, when the revision cannot be undone
+    reviewed: dict[str, str]  # lint rule -> why it is safe
+
+
+def migrations_dir(settings: EnvironmentSettings) -> Path:
+    return settings.path(settings.app_dir) / settings.database.alembic_dir
+
+
+def alembic_config(settings: EnvironmentSettings, **attributes: Any) -> Config:
+    """A programmatic alembic Config: no alembic.ini needed, ``attributes`` reach env.py."""
+    import io
+
+    from alembic.config import Config
+
+    location = migrations_dir(settings)
+    if not (location / "env.py").is_file():
+        raise OperatorError(
+            f"no alembic environment at {location} (env.py missing)",
+            "set database.alembic_dir (relative to app_dir) in config/deploy.toml",
+        )
+    config = Config(stdout=io.StringIO())
+    config.set_main_option("script_location", str(location))
+    config.attributes.update(attributes)
+    return config
+
+
+def script_directory(settings: EnvironmentSettings) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(settings))
+
+
+def describe(script: Script) -> Revision:
+    module = script.module
+    irreversible = getattr(module, "irreversible", None)
+    reviewed = getattr(module, "reviewed", None) or {}
+    down = script.down_revision
+    downs = () if down is None else (down,) if isinstance(down, str) else tuple(down)
+    return Revision(
+        id=script.revision,
+        down=downs,
+        message=(script.doc or "").strip().splitlines()[0] if script.doc else "",
+        path=str(script.path),
+        irreversible=(irreversible if isinstance(irreversible, str) else "declared irreversible")
+        if irreversible
+        else None,
+        reviewed={str(k): str(v) for k, v in dict(reviewed).items()},
+    )
+
+
+def all_revisions(settings: EnvironmentSettings) -> list[Revision]:
+    """Every revision, newest first."""
+    return [describe(s) for s in script_directory(settings).walk_revisions()]
+
+
+def resolve(script: ScriptDirectory, target: str) -> str:
+    """A full revision id (prefixes allowed, as alembic does) or head/heads/base; else an error."""
+    from alembic.util import CommandError
+
+    if target in NAMED_TARGETS:
+        return target
+    try:
+        found = script.get_revision(target)
+    except CommandError as exc:
+        found, reason = None, str(exc)
+    else:
+        reason = ""
+    if found is None:
+        raise OperatorError(
+            f"unknown revision {target!r}" + (f" ({reason})" if reason else ""),
+            "list the revisions with `invoke db.history --env NAME`",
+        )
+    return str(found.revision)
+
+
+def between(script: ScriptDirectory, upper: str | None, lower: str | None) -> list[Revision]:
+    """Revisions above ``lower`` up to and including ``upper``, oldest first."""
+    from alembic.script.revision import RangeNotAncestorError
+
+    if upper in (None, "base") or upper == lower:
+        return []
+    try:
+        found = script.iterate_revisions(upper, lower or "base")
+        return [describe(s) for s in reversed(list(found))]
+    except RangeNotAncestorError:
+        raise OperatorError(
+            f"revision {lower} is not below {upper}: there is no path between them",
+            "pick a revision from `invoke db.history --env NAME` that is an ancestor",
+        ) from None
+
+
+def irreversible_between(
+    settings: EnvironmentSettings, from_rev: str | None, to_rev: str | None
+) -> list[Revision]:
+    """Revisions a downgrade from ``from_rev`` to ``to_rev`` would undo that say they cannot be."""
+    script = script_directory(settings)
+    upper = resolve(script, from_rev) if from_rev else None
+    lower = resolve(script, to_rev) if to_rev else None
+    return [r for r in between(script, upper, lower) if r.irreversible]
+
+
+def is_reversible(settings: EnvironmentSettings, from_rev: str | None, to_rev: str | None) -> bool:
+    """True when no revision between ``to_rev`` (excluded) and ``from_rev`` is irreversible."""
+    return not irreversible_between(settings, from_rev, to_rev)

@@ -1,0 +1,295 @@
+"""db.*: verified backups, restore, retention, and alembic migrations of an environment's database.
+
+Everything that changes the database or its backups runs under the deploy lock, so it never
+races a deploy; the work itself lives in ``deploytools.db``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from invoke.context import Context
+
+from deploytools import db, targets
+from deploytools.config import EnvironmentSettings
+from deploytools.db.database import reachable_url
+from deploytools.db.migrate import downgrade_plan
+from deploytools.db.revisions import all_revisions
+from deploytools.errors import DeployFailure, OperatorError
+from deploytools.hosts.base import Host
+from deploytools.journal import Journal
+from deploytools.lock import DeployLock, Holder
+from deploytools.tasks._support import DRY_RUN_HELP, ENV_HELP, JSON_HELP, settings, task
+from deploytools.ui import Ui
+
+BACKUP_HELP = "backup id, as listed by `invoke db.backups`"
+YES_HELP = "do not ask for confirmation (for scripts and CI)"
+MB = 1024 * 1024
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "release": "release id or tag to name in the backup (the deploy pipeline passes it)",
+        "skip_verify": "do not read the archive back (kept as unverified: retention ignores it)",
+        "keep_all": "do not apply retention after the backup",
+        "json": JSON_HELP,
+    }
+)
+def backup(
+    c: Context,
+    ui: Ui,
+    env: str | None = None,
+    release: str | None = None,
+    skip_verify: bool = False,
+    keep_all: bool = False,
+    json: bool = False,
+) -> None:
+    """Back up the database (pg_dump or SQLite online backup), verify it, then apply retention."""
+    conf = settings(c, env)
+    host = targets.primary(conf)
+    with _locked(conf, host, "db.backup"):
+        manifest = db.backup(conf, host, ui, release=release, verify=not skip_verify)
+        if not keep_all:
+            db.prune(conf, host, ui)
+    if json:
+        ui.emit_json(manifest.summary())
+    else:
+        ui.result(manifest.id)
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP})
+def backups(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
+    """List the environment's backups, newest first, and anything left by interrupted runs."""
+    conf = settings(c, env)
+    contents = db.list_backups(conf, targets.primary(conf))
+    newest_first = list(reversed(contents.backups))
+    if json:
+        ui.emit_json(
+            {
+                "backups": [m.summary() for m in newest_first],
+                "broken": [m.id for m in contents.broken],
+                "damaged": contents.damaged,
+                "leftovers": contents.leftovers,
+            }
+        )
+        return
+    rows = [
+        [
+            m.id,
+            m.created_at,
+            f"{m.size / MB:.1f}",
+            "yes" if m.verified else "NO",
+            m.alembic_revision or "-",
+            m.release or "-",
+            m.format,
+        ]
+        for m in newest_first
+    ]
+    columns = ["id", "created (UTC)", "MB", "verified", "revision", "release", "format"]
+    ui.table(f"backups of {conf.name}", columns, rows)
+    for m in contents.broken:
+        ui.warn(f"backup {m.id}: archive missing (db.prune removes it)")
+    for name in contents.damaged:
+        ui.warn(f"manifest {name} is unreadable")
+    if contents.leftovers:
+        names = ", ".join(contents.leftovers)
+        ui.warn(f"leftovers of interrupted runs (db.prune removes them): {names}")
+
+
+@task(help={"env": ENV_HELP, "backup": BACKUP_HELP})
+def verify(c: Context, ui: Ui, env: str | None = None, backup: str = "") -> None:
+    """Check a backup: SHA-256 against its manifest, then read the whole archive."""
+    conf = settings(c, env)
+    db.verify_backup(conf, targets.primary(conf), ui, _required(backup, "--backup ID"))
+
+
+@task(help={"env": ENV_HELP, "backup": BACKUP_HELP, "yes": YES_HELP})
+def restore(
+    c: Context, ui: Ui, env: str | None = None, backup: str = "", yes: bool = False
+) -> None:
+    """Restore a backup into the environment's database (checksum first; asks unless --yes)."""
+    conf = settings(c, env)
+    host = targets.primary(conf)
+    manifest = db.find_backup(conf, host, _required(backup, "--backup ID"))
+    _confirm(
+        ui,
+        f"restore backup {manifest.id} (taken {manifest.created_at}, revision "
+        f"{manifest.alembic_revision or 'none'}) into {conf.name}'s database, replacing its data?",
+        yes,
+    )
+    with _locked(conf, host, f"db.restore {manifest.id}"):
+        db.restore(conf, host, ui, manifest.id)
+
+
+@task(help={"env": ENV_HELP, "dry_run": DRY_RUN_HELP, "json": JSON_HELP})
+def prune(
+    c: Context, ui: Ui, env: str | None = None, dry_run: bool = False, json: bool = False
+) -> None:
+    """Apply retention: keep the newest verified backups and those releases refer to."""
+    conf = settings(c, env)
+    host = targets.primary(conf)
+    with _locked(conf, host, "db.prune"):
+        plan = db.prune(conf, host, ui, dry_run=dry_run)
+    if json:
+        ui.emit_json(
+            {
+                "dry_run": dry_run,
+                "keep": plan.keep,
+                "delete": [m.id for m in plan.delete],
+                "leftovers": plan.leftovers,
+            }
+        )
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "to": "target revision (default: head)",
+        "sql": "print the SQL of the pending revisions instead of running them (changes nothing)",
+        "since": "with --sql: start after this revision instead of the database's current one",
+    }
+)
+def migrate(
+    c: Context,
+    ui: Ui,
+    env: str | None = None,
+    to: str = "head",
+    sql: bool = False,
+    since: str | None = None,
+) -> None:
+    """Upgrade the database to head (alembic, one transaction, lock timeout with retries)."""
+    conf = settings(c, env)
+    host = targets.primary(conf)
+    if sql:
+        if since:
+            ui.result(db.offline_sql(conf, start=since, end=to))
+            return
+        with reachable_url(conf, host, ui.redact) as url:
+            ui.result(db.offline_sql(conf, end=to, url=url) or "-- nothing pending")
+        return
+    with _locked(conf, host, "db.migrate"), reachable_url(conf, host, ui.redact) as url:
+        db.upgrade(conf, ui, to, url=url, journal=_journal(conf, host, ui))
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP})
+def current(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
+    """Show the database's alembic revision and what is pending."""
+    conf = settings(c, env)
+    with reachable_url(conf, targets.primary(conf), ui.redact) as url:
+        revision = db.current_revision(conf, url=url)
+        pending = db.pending_revisions(conf, url=url)
+    if json:
+        ui.emit_json({"revision": revision, "pending": pending})
+        return
+    ui.result(revision or "base")
+    ui.info(f"pending: {', '.join(pending)}" if pending else "up to date")
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP})
+def history(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
+    """List the migration revisions, newest first, with what deploytools knows about each."""
+    revisions = all_revisions(settings(c, env))
+    if json:
+        ui.emit_json([vars(r) for r in revisions])
+        return
+    rows = [
+        [
+            r.id,
+            ",".join(r.down) or "-",
+            r.message,
+            r.irreversible or "",
+            ", ".join(sorted(r.reviewed)) or "",
+        ]
+        for r in revisions
+    ]
+    ui.table("migrations", ["revision", "down", "message", "irreversible", "reviewed"], rows)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "to": "required: the revision to go back to (kept), or base",
+        "yes": YES_HELP,
+    }
+)
+def downgrade(c: Context, ui: Ui, env: str | None = None, to: str = "", yes: bool = False) -> None:
+    """Undo migrations down to --to REV; refuses to pass an irreversible revision."""
+    conf = settings(c, env)
+    host = targets.primary(conf)
+    target = _required(to, "--to REV")
+    with reachable_url(conf, host, ui.redact) as url:
+        now, undo = downgrade_plan(conf, target, url=url)
+        if not undo:
+            ui.info(f"nothing to undo: the database is at {now or 'base'}")
+            return
+        listed = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in undo)
+        _confirm(ui, f"downgrade {conf.name} from {now} to {target}, undoing {listed}?", yes)
+        with _locked(conf, host, f"db.downgrade {target}"):
+            db.downgrade(conf, ui, target, url=url, journal=_journal(conf, host, ui))
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "pending": "only the revisions the database has not applied (reads its revision)",
+        "json": JSON_HELP,
+    }
+)
+def lint(
+    c: Context, ui: Ui, env: str | None = None, pending: bool = False, json: bool = False
+) -> None:
+    """Flag migrations that lock or lose data; errors for a production env unless reviewed."""
+    conf = settings(c, env)
+    if pending:
+        with reachable_url(conf, targets.primary(conf), ui.redact) as url:
+            report = db.lint(conf, start=None, url=url)
+    else:
+        report = db.migration_safety(conf)
+    if json:
+        ui.emit_json([vars(f) for f in report.findings])
+    for finding in report.findings:
+        (ui.error if finding.severity == "error" else ui.warn)(str(finding).split(": ", 1)[1])
+    if report.errors:
+        raise DeployFailure(
+            f"{len(report.errors)} unsafe migration step(s) for production environment {conf.name}",
+            'change the migration, or after review add reviewed = {"RULE": "why it is safe"} '
+            "to the revision",
+        )
+    if not json:
+        ui.success(f"migration lint: {len(report.warnings)} warning(s), no error")
+
+
+def _required(value: str | None, flag: str) -> str:
+    if not value:
+        raise OperatorError(f"{flag} is required", f"pass {flag}")
+    return value
+
+
+def _confirm(ui: Ui, question: str, yes: bool) -> None:
+    """Ask on the terminal; without one, only ``--yes`` goes ahead."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise OperatorError(
+            f"not confirmed: {question}", "pass --yes to confirm without a terminal"
+        )
+    answer = ui.err.input(ui.redact(question) + " [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise OperatorError("cancelled: nothing was changed")
+
+
+def _journal(conf: EnvironmentSettings, host: Host, ui: Ui) -> Journal:
+    return Journal(host, targets.state_dir(conf, host), ui.redact)
+
+
+@contextmanager
+def _locked(conf: EnvironmentSettings, host: Host, command: str) -> Iterator[None]:
+    lock = DeployLock(host, targets.state_dir(conf, host), conf.timeouts.lock_ttl)
+    lock.acquire(Holder.me(command))
+    try:
+        yield
+    finally:
+        lock.release()
