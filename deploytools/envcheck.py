@@ -259,3 +259,33 @@ def _showable(value: str, rule: KeyRule, secret: bool) -> bool:
         and value.isascii()
         and value.isprintable()
     )
+
+
+def check_example(example: EnvDocument, rules: EnvRules) -> list[Finding]:
+    """Structure only (its values are placeholders by design): lines, required and known keys."""
+    findings = [rules.apply_severity(f) for f in example.findings]
+    lines = example.first_line()
+    for key in rules.required_keys():
+        if key not in lines:
+            findings.append(
+                rules.finding("required", f"required key {key} is missing", f"add {key}=...", key)
+            )
+    for key, line in lines.items():
+        found = rules.rule_for(key)
+        if found is None:
+            findings.append(
+                rules.finding(
+                    "unknown-key",
+                    f"{key} has no rule in {rules.source.name}",
+                    f"add [keys.{key}] to {rules.source.name} (or remove it from the example)",
+                    key,
+                    line,
+                )
+            )
+        elif found[1].managed:
+            findings.append(
+                rules.finding(
+                    "managed", f"{key} is set by the deploy", "remove this line", key, line
+                )
+            )
+    return findings

@@ -24,6 +24,7 @@ from deploytools.hosts.base import Host
 
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+MIN_WORD = 8  # shorter words of a malformed line are not worth masking everywhere
 BOM = "\ufeff"
 PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./:@%+,=~-]*")
 INLINE_COMMENT = re.compile(r"\s+#.*")
@@ -221,12 +222,15 @@ def _quoted(number: int, text: str, key: str, prefix: str, raw: str, doc: EnvDoc
 def _fragments(text: str) -> list[str]:
     """Pieces of a malformed line that could be a secret, for the redactor to learn.
 
-    The whole text, the part after '=', and every longer word that is not a variable name.
+    The whole text, the part after '=', and every longer word but a leading variable name.
     """
     pieces = [text.strip()]
     if "=" in text:
         pieces.append(text.split("=", 1)[1].strip().strip("'\""))
-    pieces += [w for w in re.split(r"[\s'\"=]+", text) if len(w) >= 8 and not ENV_NAME.fullmatch(w)]
+    words = [w for w in re.split(r"[\s'\"=]+", text) if w]
+    if words and ENV_NAME.fullmatch(words[0]):
+        words.pop(0)
+    pieces += [w for w in words if len(w) >= MIN_WORD]
     return [p for p in pieces if p]
 
 

@@ -67,12 +67,12 @@ def init_env_file(host: Host, target: Path, example_path: Path, rules: EnvRules)
             f"env file {target} already exists; env.init never overwrites one",
             "edit it (then run invoke env.validate), or move it away first to start over",
         )
-    if not example_path.is_file():
+    if not host.exists(str(example_path)):
         raise OperatorError(
             f"example file {example_path} not found",
             "create it with every key of the environment (see config/*.env.example)",
         )
-    example = envfile.parse(example_path.read_bytes())
+    example = envfile.parse(host.read_file(str(example_path)))
     if example.findings:
         lines = ", ".join(str(f.line) for f in example.findings)
         raise OperatorError(

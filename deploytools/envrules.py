@@ -170,7 +170,7 @@ def rules_path(settings: EnvironmentSettings) -> Path:
 
 def read_rules_file(path: Path) -> RulesFile:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise OperatorError(
             f"env rules file {path} not found",
@@ -182,6 +182,13 @@ def read_rules_file(path: Path) -> RulesFile:
         ) from None
     except UnicodeDecodeError:
         raise OperatorError(f"cannot read {path}: not UTF-8 text", "save it as UTF-8") from None
+    return parse_rules(text, path)
+
+
+def parse_rules(text: str, path: Path) -> RulesFile:
+    """Validate the rules file's text; errors name ``path`` and the key path."""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise OperatorError(
             f"{path}: not valid TOML: {exc}", "fix the syntax at that line"
@@ -195,9 +202,8 @@ def read_rules_file(path: Path) -> RulesFile:
     return rules
 
 
-def load_rules(env: str, production: bool, path: Path) -> EnvRules:
-    """The merged rules of environment ``env`` from the rules file at ``path``."""
-    rules = read_rules_file(path)
+def resolve(rules: RulesFile, env: str, production: bool, path: Path) -> EnvRules:
+    """The rules of environment ``env``: base, then production, then its own layer."""
     layers = [rules.production] if production else []
     if env in rules.environments:
         layers.append(rules.environments[env])
@@ -228,4 +234,5 @@ def load_rules(env: str, production: bool, path: Path) -> EnvRules:
 
 
 def rules_for(settings: EnvironmentSettings) -> EnvRules:
-    return load_rules(settings.name, settings.production, rules_path(settings))
+    path = rules_path(settings)
+    return resolve(read_rules_file(path), settings.name, settings.production, path)

@@ -13,6 +13,7 @@ from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
 from deploytools.ui import Ui
 
 FILE_HELP = "check this env file instead of the environment's env_file (same rules and example)"
+EXIST_OK_HELP = "if the env file already exists, leave it and succeed (for scripts run twice)"
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP, "file": FILE_HELP})
@@ -31,10 +32,13 @@ def validate(
     envvalidate.show(ui, report)
 
 
-@task(help={"env": ENV_HELP})
-def init(c: Context, ui: Ui, env: str | None = None) -> None:
+@task(help={"env": ENV_HELP, "exist_ok": EXIST_OK_HELP})
+def init(c: Context, ui: Ui, env: str | None = None, exist_ok: bool = False) -> None:
     """Create the env file from its example with fresh secrets (mode 0600); never overwrites."""
     conf = settings(c, env)
+    if exist_ok and conf.path(conf.env_file).exists():
+        ui.info(f"{conf.path(conf.env_file)} exists: left as it is")
+        return
     result = envinit.init_env_file(
         LocalHost(), conf.path(conf.env_file), conf.path(conf.env_example), rules_for(conf)
     )
