@@ -47,7 +47,7 @@ def apt_mirror() -> str:
     texts = [p.read_text() for p in sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))]
     for text in texts:
         for stanza in text.split("\n\n"):
-            fields = dict(re.findall(r"^(\w[\w-]*):[ \t]*(.*)$", stanza, re.M))
+            fields: dict[str, str] = dict(re.findall(r"^(\w[\w-]*):[ \t]*(.*)$", stanza, re.M))
             if SUITE in fields.get("Suites", "").split() and fields.get("URIs"):
                 return fields["URIs"].split()[0]
     lists = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.list")]

@@ -1,0 +1,354 @@
+"""``SshHost``: a remote POSIX machine over SSH (a Fabric ``Connection``), host keys checked.
+
+Fabric accepts any host key unless told otherwise (fabric#1804), so every connection loads the
+configured ``known_hosts`` and refuses keys that are not in it. Commands go to the remote login
+shell as one ``shlex``-quoted string; environment variables are set with ``env`` on that
+command line (sshd's ``AcceptEnv`` would drop them), which means other users of the remote host
+can see them in ``ps``: pass secrets in files, not in ``env``. Files move over SFTP.
+fabric and paramiko are imported only when a host is made (they cost ~0.2 s to import).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import re
+import secrets
+import select
+import shlex
+import stat
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from deploytools.errors import CommandError, DeployFailure, OperatorError
+from deploytools.hosts.base import Result
+from deploytools.hosts.tunnel import forward_local
+
+if TYPE_CHECKING:
+    from deploytools.config import HostSettings
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+KILL_GRACE = 5.0  # seconds between the remote timeout's TERM and its KILL
+TIMEOUT_EXITS = (124, 137)  # coreutils `timeout`: timed out (TERM), or killed after the grace
+NEW_FILE_MODE = 0o600  # like LocalHost (mkstemp): a new file may hold secrets
+CHUNK = 65536
+
+
+def remote_command(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    timeout: float | None = None,
+) -> str:
+    """The POSIX shell command line that runs ``argv`` with ``env`` in ``cwd``, time-limited.
+
+    The remote ``timeout`` kills the command itself when time is up; closing the channel would
+    leave it running on the host.
+    """
+    words = [str(a) for a in argv]
+    if env:
+        bad = [key for key in env if not ENV_NAME.fullmatch(key)]
+        if bad:
+            raise OperatorError(f"invalid environment variable name(s): {', '.join(bad)}")
+        words = ["env", *(f"{key}={value}" for key, value in env.items()), *words]
+    if timeout is not None:
+        words = ["timeout", "-k", f"{KILL_GRACE:g}", f"{timeout:g}", *words]
+    command = shlex.join(words)
+    return f"cd {shlex.quote(cwd)} && {command}" if cwd else command
+
+
+class SshHost:
+    """A remote machine reached over SSH; implements the ``Host`` protocol."""
+
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        *,
+        port: int = 22,
+        user: str | None = None,
+        key_file: str | None = None,
+        known_hosts: str = "~/.ssh/known_hosts",
+        connect_timeout: float = 10.0,
+    ) -> None:
+        from fabric import Connection
+
+        self.name = name
+        self.address = address
+        self.port = port
+        self.known_hosts = os.path.expanduser(known_hosts)
+        self.connect_timeout = connect_timeout
+        connect_kwargs: dict[str, Any] = {
+            "banner_timeout": connect_timeout,
+            "auth_timeout": connect_timeout,
+        }
+        if key_file:
+            connect_kwargs["key_filename"] = [os.path.expanduser(key_file)]
+            connect_kwargs["look_for_keys"] = False
+        self._conn = Connection(
+            address,
+            user=user,
+            port=port,
+            connect_timeout=connect_timeout,
+            connect_kwargs=connect_kwargs,
+        )
+        self.user: str = self._conn.user
+        self._conn.client.set_missing_host_key_policy(_refusing_policy(self))
+        self._sftp: Any = None
+
+    @classmethod
+    def from_settings(cls, host: HostSettings, connect_timeout: float) -> SshHost:
+        return cls(
+            host.name,
+            host.address,
+            port=host.port,
+            user=host.user,
+            key_file=host.key_file,
+            known_hosts=host.known_hosts,
+            connect_timeout=connect_timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"SshHost({self.name!r}, {self.user}@{self.address}:{self.port})"
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _transport(self) -> Any:
+        """The open SSH transport; connects (known host keys only) on first use."""
+        if self._conn.is_connected:
+            return self._conn.transport
+        import paramiko
+
+        where = f"{self.name} ({self.user}@{self.address}:{self.port})"
+        if not os.path.isfile(self.known_hosts):
+            raise OperatorError(
+                f"known_hosts file {self.known_hosts} for host {self.name} does not exist",
+                fix=f"create it with the host's key: {self._keyscan_hint()}",
+            )
+        self._conn.client.load_host_keys(self.known_hosts)
+        try:
+            self._conn.open()
+        except OperatorError:
+            self._conn.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            self._conn.close()
+            raise OperatorError(
+                f"host key of {where} does not match {self.known_hosts}: got"
+                f" {exc.key.get_name()} {exc.key.fingerprint}; someone may be intercepting",
+                fix="if the host was really re-keyed, replace its line in that file after"
+                f" checking the new fingerprint: {self._keyscan_hint()}",
+            ) from None
+        except paramiko.AuthenticationException as exc:
+            self._conn.close()
+            raise OperatorError(
+                f"SSH login to {where} refused: {exc}",
+                fix="check the host's user and key_file in the config, and that the public key"
+                " is in the remote user's authorized_keys",
+            ) from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self._conn.close()
+            raise DeployFailure(
+                f"cannot connect to {where}: {exc or type(exc).__name__}",
+                fix="check that the host is up, sshd listens on that port and the network"
+                f" allows it (connect timeout {self.connect_timeout:g}s)",
+            ) from None
+        return self._conn.transport
+
+    def _keyscan_hint(self) -> str:
+        return f"ssh-keyscan -p {self.port} {self.address} >> {self.known_hosts}"
+
+    def _sftp_client(self) -> Any:
+        self._transport()
+        if self._sftp is None:
+            self._sftp = self._conn.client.open_sftp()
+        return self._sftp
+
+    def close(self) -> None:
+        """Close SFTP and the connection; the next call reconnects."""
+        if self._sftp is not None:
+            self._sftp.close()
+            self._sftp = None
+        self._conn.close()
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        stdin: str | None = None,
+    ) -> Result:
+        args = [str(a) for a in argv]
+        command = remote_command(args, env=env, cwd=cwd, timeout=timeout)
+        started = time.monotonic()
+        # Backstop in case the remote `timeout` itself hangs: give it its grace period and more.
+        deadline = None if timeout is None else started + timeout + KILL_GRACE + 10
+        channel = self._transport().open_session(timeout=self.connect_timeout)
+        try:
+            channel.exec_command(command)
+            out, err, returncode = _exchange(channel, stdin, deadline)
+        finally:
+            channel.close()
+        duration = time.monotonic() - started
+        stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+        if returncode is None or (
+            timeout is not None and returncode in TIMEOUT_EXITS and duration >= timeout
+        ):
+            raise CommandError(args, None, stdout + stderr, self.name)
+        if check and returncode != 0:
+            raise CommandError(args, returncode, stdout + stderr, self.name)
+        return Result(args, returncode, stdout, stderr, duration)
+
+    # -- files --------------------------------------------------------------------------------
+
+    def read_file(self, path: str) -> bytes:
+        with self._sftp_client().open(path, "rb") as fh:
+            fh.prefetch()
+            data: bytes = fh.read()
+            return data
+
+    def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
+        """Upload to a temp name beside ``path``, set the mode, then rename over ``path``."""
+        sftp = self._sftp_client()
+        if mode is None:
+            try:
+                mode = stat.S_IMODE(sftp.stat(path).st_mode)
+            except FileNotFoundError:
+                mode = NEW_FILE_MODE
+        directory, base = posixpath.split(path)
+        tmp = posixpath.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
+        try:
+            with sftp.open(tmp, "wb") as fh:
+                fh.chmod(mode)  # before any byte is written: a secret is never world-readable
+                fh.set_pipelined(True)
+                fh.write(data)
+            sftp.posix_rename(tmp, path)
+        except BaseException:
+            try:
+                sftp.remove(tmp)
+            except OSError:
+                pass
+            raise
+
+    def exists(self, path: str) -> bool:
+        try:
+            self._sftp_client().stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def makedirs(self, path: str, mode: int = 0o755) -> None:
+        """``mkdir -p`` over SFTP (a remote command would cost a login shell start)."""
+        sftp = self._sftp_client()
+        missing: list[str] = []
+        current = posixpath.normpath(path)
+        while current not in ("/", ".", ""):
+            try:
+                if stat.S_ISDIR(sftp.stat(current).st_mode):
+                    break
+                if missing:  # same errors as pathlib: a file on the way, or at the end
+                    raise NotADirectoryError(errno.ENOTDIR, "Not a directory", current)
+                raise FileExistsError(errno.EEXIST, "File exists", current)
+            except FileNotFoundError:
+                missing.append(current)
+                current = posixpath.dirname(current)
+        for directory in reversed(missing):
+            try:
+                sftp.mkdir(directory, mode if directory == missing[0] else 0o755)
+            except OSError:
+                if not self._is_dir(directory):  # else someone made it meanwhile: fine
+                    raise
+
+    def _is_dir(self, path: str) -> bool:
+        try:
+            return stat.S_ISDIR(self._sftp_client().stat(path).st_mode)
+        except FileNotFoundError:
+            return False
+
+    def create_dir(self, path: str) -> bool:
+        sftp = self._sftp_client()
+        try:
+            sftp.mkdir(path, 0o700)
+        except OSError:
+            if self.exists(path):  # SFTP reports EEXIST as a generic failure
+                return False
+            raise
+        return True
+
+    def remove(self, path: str) -> None:
+        self.run(["rm", "-rf", "--", path], timeout=600)
+
+    def listdir(self, path: str) -> list[str]:
+        if not self._is_dir(path):
+            return []
+        return sorted(self._sftp_client().listdir(path))
+
+    def forward(self, remote_port: int) -> AbstractContextManager[int]:
+        return forward_local(self._transport(), remote_port)
+
+
+def _exchange(
+    channel: Any, stdin: str | None, deadline: float | None
+) -> tuple[bytes, bytes, int | None]:
+    """Feed stdin (in a thread, so a chatty command cannot deadlock us) and collect output.
+
+    Returns ``None`` as the exit code if ``deadline`` passed first.
+    """
+    if stdin:
+        feeder = threading.Thread(target=_feed, args=(channel, stdin.encode()), daemon=True)
+        feeder.start()
+    else:
+        channel.shutdown_write()  # EOF at once, like stdin=DEVNULL locally
+    out, err = bytearray(), bytearray()
+    while True:
+        drained = False
+        while channel.recv_ready():
+            out += channel.recv(CHUNK)
+            drained = True
+        while channel.recv_stderr_ready():
+            err += channel.recv_stderr(CHUNK)
+            drained = True
+        finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
+        if finished and not drained:
+            return bytes(out), bytes(err), channel.recv_exit_status()
+        wait = 0.5 if deadline is None else deadline - time.monotonic()
+        if wait <= 0:
+            return bytes(out), bytes(err), None
+        if channel.eof_received:  # output is complete; only the exit status is still to come
+            channel.status_event.wait(min(wait, 0.5))
+        elif not drained:
+            select.select([channel], [], [], min(wait, 0.5))
+
+
+def _feed(channel: Any, data: bytes) -> None:
+    try:
+        channel.sendall(data)
+        channel.shutdown_write()
+    except OSError:
+        pass  # the command exited without reading all of its input
+
+
+def _refusing_policy(host: SshHost) -> Any:
+    """A paramiko policy that refuses unknown host keys with an operator-facing message."""
+    import paramiko
+
+    class RefuseUnknown(paramiko.RejectPolicy):  # type: ignore[misc]
+        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+            raise OperatorError(
+                f"host key of {host.name} ({hostname}) is not in {host.known_hosts}; refusing"
+                f" to connect (it offered {key.get_name()} {key.fingerprint})",
+                fix="compare that fingerprint with the host's own (`ssh-keygen -lf"
+                " /etc/ssh/ssh_host_ed25519_key.pub` on it), then add the key:"
+                f" {host._keyscan_hint()}",
+            )
+
+    return RefuseUnknown()

@@ -1,0 +1,279 @@
+"""The ``Host`` contract, run against ``LocalHost`` and against ``SshHost`` on a real sshd.
+
+One test body per behaviour, parametrized over both hosts: steps must not be able to tell
+which one they run on. The simulated SSH host is this machine, so a test may look at its
+files and processes directly to check what the host did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import secrets
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from deploytools.errors import CommandError, OperatorError
+from deploytools.hosts.base import Host
+from deploytools.hosts.local import LocalHost
+from deploytools.hosts.ssh import SshHost
+from tests.support.procs import free_port
+from tests.support.sshd import SshTarget
+
+SSH = pytest.param("ssh", marks=pytest.mark.integration)
+
+
+def ssh_host(target: SshTarget, known_hosts: str | None = None) -> SshHost:
+    return SshHost(
+        target.name,
+        target.address,
+        port=target.port,
+        user=target.user,
+        key_file=target.key_file,
+        known_hosts=known_hosts or target.known_hosts,
+        connect_timeout=10,
+    )
+
+
+@pytest.fixture(scope="module")
+def contract_target(ssh_hosts: Callable[[str], SshTarget]) -> SshTarget:
+    return ssh_hosts("contract")
+
+
+@pytest.fixture(scope="module")
+def remote(contract_target: SshTarget) -> Iterator[SshHost]:
+    host = ssh_host(contract_target)
+    yield host
+    host.close()
+
+
+@pytest.fixture(params=["local", SSH])
+def host(request: pytest.FixtureRequest) -> Host:
+    if request.param == "local":
+        return LocalHost()
+    remote: Host = request.getfixturevalue("remote")
+    return remote
+
+
+@pytest.fixture
+def workdir(request: pytest.FixtureRequest, host: Host, tmp_path: Path) -> str:
+    """A fresh directory on ``host`` (inside the simulated host's deploy root for SSH)."""
+    if isinstance(host, LocalHost):
+        return str(tmp_path)
+    target: SshTarget = request.getfixturevalue("contract_target")
+    return tempfile.mkdtemp(dir=target.root)
+
+
+def test_run_passes_argv_env_cwd_and_stdin_verbatim(host: Host, workdir: str) -> None:
+    script = 'printf "%s|%s|%s|%s" "$GREETING" "$(pwd)" "$(cat)" "$1"'
+    result = host.run(
+        ["sh", "-c", script, "sh", "it's $HOME; `x`"],
+        env={"GREETING": "hello 'world' $USER"},
+        cwd=workdir,
+        stdin="line one\nline two",
+    )
+    assert result.ok
+    assert result.stdout == (
+        f"hello 'world' $USER|{os.path.realpath(workdir)}|line one\nline two|it's $HOME; `x`"
+    )
+    assert result.argv[:2] == ["sh", "-c"]
+
+
+def test_run_large_stdin_and_output_do_not_deadlock(host: Host) -> None:
+    data = secrets.token_hex(400_000) + "\n"  # 800 kB each way, more than any SSH window
+    result = host.run(["cat"], stdin=data, timeout=60)
+    assert result.stdout == data
+
+
+def test_run_without_stdin_sees_end_of_input(host: Host) -> None:
+    assert host.run(["cat"], timeout=30).stdout == ""
+
+
+def test_nonzero_exit_raises_command_error_unless_check_is_off(host: Host) -> None:
+    argv = ["sh", "-c", "echo out; echo oops >&2; exit 3"]
+    with pytest.raises(CommandError) as caught:
+        host.run(argv, env={"API_TOKEN": "s3cr3t-value"})
+    assert caught.value.returncode == 3
+    assert caught.value.host == host.name
+    assert "oops" in str(caught.value)
+    assert "s3cr3t-value" not in str(caught.value)
+
+    result = host.run(argv, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "oops\n")
+
+
+def test_timeout_raises_and_stops_the_command(host: Host) -> None:
+    marker = f"{30 + secrets.randbelow(10_000) / 100_000:.5f}"  # a sleep no one else runs
+    with pytest.raises(CommandError) as caught:
+        host.run(["sleep", marker], timeout=0.5)
+    assert caught.value.returncode is None
+    assert "timed out" in str(caught.value)
+    deadline = time.monotonic() + 10
+    while _running(f"sleep {marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(f"sleep {marker}"), "the timed-out command is still running"
+
+
+def _running(pattern: str) -> bool:
+    done = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def test_write_file_is_atomic_and_keeps_the_mode(host: Host, workdir: str) -> None:
+    path = f"{workdir}/app.env"
+    host.write_file(path, b"A=1\n")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # new files may hold secrets
+
+    host.write_file(path, b"A=2\n", mode=0o640)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    inode = os.stat(path).st_ino
+
+    host.write_file(path, b"A=3\n")
+    assert host.read_file(path) == b"A=3\n"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert os.stat(path).st_ino != inode  # replaced by rename, never rewritten in place
+    assert host.listdir(workdir) == ["app.env"]  # no temp file left behind
+
+
+def test_directories_listing_and_removal(host: Host, workdir: str) -> None:
+    nested = f"{workdir}/releases/v1/static"
+    host.makedirs(nested, mode=0o750)
+    host.makedirs(nested)  # already there: fine
+    assert stat.S_IMODE(os.stat(nested).st_mode) == 0o750
+    host.write_file(f"{workdir}/releases/b.txt", b"b")
+    host.write_file(f"{workdir}/releases/a.txt", b"a")
+    assert host.exists(nested)
+    assert host.listdir(f"{workdir}/releases") == ["a.txt", "b.txt", "v1"]
+    assert host.listdir(f"{workdir}/releases/a.txt") == []
+    assert host.listdir(f"{workdir}/missing") == []
+
+    host.remove(f"{workdir}/releases/v1")
+    host.remove(f"{workdir}/releases/a.txt")
+    host.remove(f"{workdir}/never-was")
+    assert host.listdir(f"{workdir}/releases") == ["b.txt"]
+    assert not host.exists(f"{workdir}/releases/v1")
+    with pytest.raises(FileExistsError):
+        host.makedirs(f"{workdir}/releases/b.txt")
+    with pytest.raises(NotADirectoryError):
+        host.makedirs(f"{workdir}/releases/b.txt/sub")
+
+
+def test_create_dir_is_exclusive(host: Host, workdir: str) -> None:
+    assert host.create_dir(f"{workdir}/lock") is True
+    assert host.create_dir(f"{workdir}/lock") is False
+    assert host.exists(f"{workdir}/lock")
+
+
+def test_read_missing_file_raises_file_not_found(host: Host, workdir: str) -> None:
+    with pytest.raises(FileNotFoundError):
+        host.read_file(f"{workdir}/nope")
+
+
+def test_forward_reaches_a_loopback_server_even_after_a_refusal(host: Host) -> None:
+    port = free_port()
+    with host.forward(port) as local_port:
+        assert _fetch(local_port) is None  # nothing listens yet: this connection fails only
+        with _http_server(port, b"hello through the tunnel"):
+            assert _fetch(local_port) == b"hello through the tunnel"
+            assert _fetch(local_port) == b"hello through the tunnel"
+
+
+def _fetch(port: int) -> bytes | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            body: bytes = response.read()
+            return body
+    except OSError:
+        return None
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _http_server(port: int, body: bytes) -> Iterator[None]:
+    """A tiny HTTP server on 127.0.0.1:``port`` in a thread, for the length of a ``with``."""
+    handler = type("Handler", (_Handler,), {"body": body})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+# -- SSH only: host keys ------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_unknown_host_key_is_refused_with_a_fix(contract_target: SshTarget, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    host = ssh_host(contract_target, known_hosts=str(empty))
+    try:
+        with pytest.raises(OperatorError) as caught:
+            host.run(["true"])
+    finally:
+        host.close()
+    message = str(caught.value)
+    assert contract_target.name in message
+    assert str(empty) in message
+    assert f"ssh-keyscan -p {contract_target.port} 127.0.0.1 >> {empty}" in message
+
+
+@pytest.mark.integration
+def test_changed_host_key_is_refused(
+    ssh_hosts: Callable[[str], SshTarget], contract_target: SshTarget, tmp_path: Path
+) -> None:
+    other = ssh_hosts("contract-other")
+    other_line = next(
+        line
+        for line in Path(other.known_hosts).read_text().splitlines()
+        if line.startswith(f"[127.0.0.1]:{other.port} ")
+    )
+    forged = tmp_path / "known_hosts"  # the other host's key filed under this host's address
+    forged.write_text(other_line.replace(f":{other.port} ", f":{contract_target.port} ") + "\n")
+    host = ssh_host(contract_target, known_hosts=str(forged))
+    try:
+        with pytest.raises(OperatorError, match="does not match"):
+            host.exists("/")
+    finally:
+        host.close()
+
+
+@pytest.mark.integration
+def test_missing_known_hosts_file_is_an_operator_error(
+    contract_target: SshTarget, tmp_path: Path
+) -> None:
+    host = ssh_host(contract_target, known_hosts=str(tmp_path / "absent"))
+    with pytest.raises(OperatorError, match="does not exist"):
+        host.run(["true"])
+
+
+@pytest.mark.integration
+def test_reconnects_after_close(remote: SshHost) -> None:
+    remote.close()
+    assert remote.run(["echo", "again"]).stdout == "again\n"
+    assert remote.exists("/")

@@ -1,0 +1,48 @@
+"""The command line ``SshHost`` hands to the remote POSIX shell, and its import cost."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from deploytools.errors import OperatorError
+from deploytools.hosts.ssh import remote_command
+
+
+def test_argv_is_quoted_word_for_word() -> None:
+    argv = ["printf", "%s\n", "a b", "it's", "$HOME", "`id`", "; rm -rf /"]
+    command = remote_command(argv)
+    assert shlex.split(command) == argv
+
+
+def test_env_cwd_and_timeout_wrap_the_argv() -> None:
+    command = remote_command(
+        ["alembic", "upgrade", "head"],
+        env={"DATABASE_URL": "postgresql://u:p w@h/db", "A": ""},
+        cwd="/srv/app dir",
+        timeout=90,
+    )
+    assert command == (
+        "cd '/srv/app dir' && timeout -k 5 90 env 'DATABASE_URL=postgresql://u:p w@h/db' A="
+        " alembic upgrade head"
+    )
+
+
+def test_fractional_timeout_is_kept() -> None:
+    assert remote_command(["true"], timeout=0.5) == "timeout -k 5 0.5 true"
+
+
+@pytest.mark.parametrize("name", ["1ABC", "A-B", "A B", "A=B", ""])
+def test_invalid_env_names_are_refused(name: str) -> None:
+    with pytest.raises(OperatorError, match="invalid environment variable name"):
+        remote_command(["true"], env={name: "x"})
+
+
+def test_importing_the_module_leaves_fabric_and_paramiko_unloaded() -> None:
+    """Heavy imports wait until a host is made, so ``invoke --list`` stays fast."""
+    code = "import sys, deploytools.hosts.ssh; print({'fabric', 'paramiko'} & set(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "set()"
