@@ -56,7 +56,8 @@ def plan_prune(settings: EnvironmentSettings, host: Host) -> PrunePlan:
         keep_newest=settings.database.retention,
         referenced=referenced_backups(releases),
     )
-    return PrunePlan(keep, [*contents.broken, *delete], contents.leftovers, contents.damaged)
+    doomed = sorted([*contents.broken, *delete], key=lambda m: (m.created_at, m.id))
+    return PrunePlan(keep, doomed, contents.leftovers, contents.damaged)
 
 
 def prune(settings: EnvironmentSettings, host: Host, ui: Ui, *, dry_run: bool = False) -> PrunePlan:

@@ -1,0 +1,107 @@
+"""The backup flow on a fake host: what runs, in which order, and what is left when it fails.
+
+The real tools are exercised by tests/integration/test_db_postgres.py; here the host answers
+like pg_dump, psql and coreutils would, so every failure point can be hit on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from deploytools import db
+from deploytools.errors import DeployFailure
+from tests.support.dbhost import (
+    BACKUPS,
+    DIRECTORY_ARCHIVE,
+    PASSWORD,
+    URL,
+    FakeDbHost,
+    journal,
+    names,
+    quiet_ui,
+    settings,
+)
+
+
+def test_a_backup_is_dumped_verified_hashed_renamed_then_described() -> None:
+    host = FakeDbHost()
+    manifest = db.backup(settings(), host, quiet_ui(), release="v1.2", url=URL)
+    programs = [c[0] for c in host.commands]
+    assert programs == [
+        "psql",
+        "psql",
+        "chmod",
+        "df",
+        "pg_dump",
+        "chmod",
+        "pg_restore",
+        "wc",
+        "sha256sum",
+        "mv",
+    ]
+    assert manifest.id.startswith("test-") and manifest.id.endswith("-v1.2")
+    assert names(host) == [f"{manifest.id}.dump", f"{manifest.id}.json"]
+    assert manifest.sha256 == hashlib.sha256(b"PGDMP archive bytes").hexdigest()
+    assert (manifest.verified, manifest.alembic_revision, manifest.release) == (
+        True,
+        "0003",
+        "v1.2",
+    )
+    assert host.modes[f"{BACKUPS}/{manifest.id}.json"] == 0o600
+    assert json.loads(host.files[f"{BACKUPS}/{manifest.id}.json"])["sha256"] == manifest.sha256
+    assert [r["result"] for r in journal(host)] == ["started", "ok"]
+
+
+def test_the_password_travels_in_the_environment_only() -> None:
+    host = FakeDbHost()
+    db.backup(settings(), host, quiet_ui(), url=URL)
+    assert not any(PASSWORD in arg for argv in host.commands for arg in argv)
+    pg_envs = [
+        e for c, e in zip(host.commands, host.envs, strict=True) if c[0] in ("psql", "pg_dump")
+    ]
+    assert pg_envs and all(e == {"PGPASSWORD": PASSWORD} for e in pg_envs)
+    assert PASSWORD not in host.files["/srv/app/.deploytools/test/journal.jsonl"].decode()
+
+
+@pytest.mark.parametrize("program", ["pg_dump", "pg_restore", "sha256sum", "mv"])
+def test_a_failure_at_any_point_leaves_no_file_and_is_journaled(program: str) -> None:
+    host = FakeDbHost(fail=program)
+    with pytest.raises(DeployFailure) as caught:
+        db.backup(settings(), host, quiet_ui(), url=URL)
+    assert "boom" in str(caught.value)
+    assert names(host) == []
+    assert [r["result"] for r in journal(host)] == ["started", "failed"]
+
+
+def test_too_little_space_stops_before_the_dump() -> None:
+    host = FakeDbHost(free_kb=1024)
+    with pytest.raises(
+        DeployFailure, match=r"not enough free space.*1\.0 MB free, 60\.0 MB needed"
+    ):
+        db.backup(settings(), host, quiet_ui(), url=URL)
+    assert "pg_dump" not in [c[0] for c in host.commands]
+    assert names(host) == []
+
+
+def test_skipping_verification_keeps_an_unverified_backup() -> None:
+    host = FakeDbHost()
+    manifest = db.backup(settings(), host, quiet_ui(), verify=False, url=URL)
+    assert "pg_restore" not in [c[0] for c in host.commands]
+    assert not manifest.verified and manifest.verify_s is None
+
+
+def test_directory_format_is_hashed_file_by_file() -> None:
+    host = FakeDbHost()
+    manifest = db.backup(settings(format="directory", jobs=2), host, quiet_ui(), url=URL)
+    listing = "".join(
+        f"{hashlib.sha256(DIRECTORY_ARCHIVE[name]).hexdigest()}  {name}\n"
+        for name in sorted(DIRECTORY_ARCHIVE)
+    )
+    assert manifest.sha256 == hashlib.sha256(listing.encode()).hexdigest()
+    assert manifest.size == 7 and manifest.archive == f"{manifest.id}.dir"
+    assert host.listdir(f"{BACKUPS}/{manifest.archive}") == ["3001.dat.gz", "toc.dat"]
+    dump = next(c for c in host.commands if c[0] == "pg_dump")
+    assert "--format=directory" in dump and "--jobs=2" in dump
