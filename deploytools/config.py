@@ -37,7 +37,7 @@ class ProbeSettings(Model):
     expect_status: int = 200
     json_fields: dict[str, str | int | bool] = Field(default_factory=dict)
     timeout: float = Field(60.0, gt=0)
-    interval: float = Field(0.15, gt=0, le=5)
+    interval: float = Field(0.1, gt=0, le=5)
     consecutive: int = Field(2, ge=1)
     request_timeout: float = Field(2.0, gt=0)
 
@@ -84,6 +84,14 @@ class CelerySettings(Model):
     canary_task: str = "deploytools.canary"
     canary_timeout: float = Field(10.0, gt=0)
     required_tasks: list[str] = Field(default_factory=list)
+    backend_key: str = "CELERY_RESULT_BACKEND"
+    # Server-less local mode (broker "filesystem://"): queue/, control/ and results/ live under
+    # the directory in this env key (relative paths: from app_dir, where the worker runs).
+    fs_root_key: str = "CELERY_FS_ROOT"
+    fs_root_default: str = "var/celery"
+    # After the expected workers answered, listen this long for more: a stale worker left
+    # behind by an earlier release answers within it and is then checked like the others.
+    reply_window: float = Field(0.3, ge=0, le=10)
 
 
 class HostSettings(Model):
@@ -103,6 +111,7 @@ class TimeoutSettings(Model):
     connect: float = Field(10.0, gt=0)
     health: float = Field(120.0, gt=0)
     stop: float = Field(20.0, gt=0)
+    query: float = Field(30.0, gt=0)  # a status, log or version query to a runtime
     lock_ttl: float = Field(3600.0, gt=0)
 
 

@@ -45,7 +45,17 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """An exited child nobody reaped yet (e.g. under a PID 1 that does not reap) is not alive."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rpartition(b")")[2].split()[:1]
+    except OSError:  # no /proc (macOS, BSD): trust kill(0)
+        return False
+    return state in ([b"Z"], [b"X"])
 
 
 def private_file_mode_ok(mode: int) -> bool:

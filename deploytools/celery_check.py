@@ -1,0 +1,347 @@
+"""Prove that the Celery workers work, on this release: not just that a container is up.
+
+In order, each step bounded in time, each failure with its own message:
+1. the broker answers (a TCP connect to it, then the first broker command);
+2. workers answer a control ping (``limit`` = expected workers, so it returns at once);
+3. enough of them answer, and none beyond them goes unnoticed: replies are collected for
+   ``reply_window`` more seconds, so a stale worker of an old release is caught too;
+4. every worker has the required tasks registered;
+5. a canary task sent to each worker (through a queue only that worker is told to consume)
+   returns the release id that worker runs.
+
+The broker URL comes from the env file (``celery.broker_key``); an empty one means Celery's
+server-less filesystem broker of the local environment. A loopback broker on a remote host is
+reached through ``Host.forward``. celery is imported only here, when a check runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from deploytools.config import CelerySettings, EnvironmentSettings
+from deploytools.errors import DeployFailure, OperatorError
+from deploytools.hosts.base import Host
+from deploytools.hosts.local import LocalHost
+from deploytools.redact import Redactor
+from deploytools.ui import Ui
+
+FILESYSTEM = "filesystem://"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "pyamqp": 5672}
+CANARY_QUEUE = "deploytools.canary."
+CLIENT_POLL = 0.05  # seconds between the client's looks at a filesystem queue or result
+
+
+class CeleryCheckFailed(DeployFailure):
+    """A failed check; ``kind`` says which (for ``--json`` and for tests)."""
+
+    def __init__(self, kind: str, problem: str, fix: str = "") -> None:
+        super().__init__(problem, fix)
+        self.kind = kind
+
+
+@dataclass
+class CeleryReport:
+    workers: list[str]
+    releases: dict[str, str] = field(default_factory=dict)
+    extra: list[str] = field(default_factory=list)  # answered beyond expected_workers
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "workers": self.workers,
+            "releases": self.releases,
+            "extra_workers": self.extra,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class BrokerUrls:
+    broker: str
+    backend: str
+    transport_options: dict[str, Any]
+
+    @property
+    def filesystem(self) -> bool:
+        return self.broker.startswith(FILESYSTEM)
+
+
+def celery_settings(settings: EnvironmentSettings) -> CelerySettings:
+    if settings.celery is None:
+        raise OperatorError(
+            f"environment {settings.name!r} has no celery table",
+            f"add environments.{settings.name}.celery (or defaults.celery) to deploy.toml",
+        )
+    return settings.celery
+
+
+def broker_urls(settings: EnvironmentSettings, env_values: Mapping[str, str]) -> BrokerUrls:
+    """Broker and result backend as the workers see them (from the env file)."""
+    conf = celery_settings(settings)
+    broker = env_values.get(conf.broker_key, "").strip() or FILESYSTEM
+    backend = env_values.get(conf.backend_key, "").strip()
+    if not broker.startswith(FILESYSTEM):
+        if not backend and urlsplit(broker).scheme not in ("redis", "rediss"):
+            raise OperatorError(
+                f"{conf.backend_key} is not set and the broker is not Redis",
+                f"set {conf.backend_key} in {settings.env_file}: the canary needs a result backend",
+            )
+        return BrokerUrls(broker, backend or broker, {})
+    root = Path(env_values.get(conf.fs_root_key, "").strip() or conf.fs_root_default).expanduser()
+    if not root.is_absolute():
+        root = settings.path(settings.app_dir) / root
+    folders = {
+        "data_folder_in": str(root / "queue"),
+        "data_folder_out": str(root / "queue"),
+        "control_folder": str(root / "control"),
+        "polling_interval": CLIENT_POLL,  # our side; the worker polls at its own pace
+    }
+    return BrokerUrls(broker, backend or (root / "results").as_uri(), folders)
+
+
+def verify_celery(
+    settings: EnvironmentSettings,
+    env_values: Mapping[str, str],
+    release: str | None,
+    ui: Ui,
+    *,
+    host: Host | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> CeleryReport:
+    """Run the checks; ``release`` None skips the release comparison (and says so)."""
+    conf = celery_settings(settings)
+    urls = broker_urls(settings, env_values)
+    host = host or LocalHost()
+    started = clock()
+    if urls.filesystem and not isinstance(host, LocalHost):
+        raise OperatorError(
+            "the filesystem Celery broker only works on this machine",
+            f"set {conf.broker_key} to a Redis URL for environment {settings.name}",
+        )
+    with _reachable(urls, host, conf.ping_timeout) as reached, _client(reached) as app:
+        report = _Checks(app, conf, ui, clock).run(release)
+    report.seconds = clock() - started
+    ui.success(
+        f"celery: {len(report.workers)} worker(s) answered, tasks registered, "
+        + (f"all on release {release}" if release else "canary answered")
+        + f" ({report.seconds:.2f}s)"
+    )
+    return report
+
+
+class _Checks:
+    def __init__(self, app: Any, conf: CelerySettings, ui: Ui, clock: Callable[[], float]) -> None:
+        self.app = app
+        self.conf = conf
+        self.ui = ui
+        self.clock = clock
+
+    def run(self, release: str | None) -> CeleryReport:
+        pinged = self._ping()
+        # Each worker is told to consume a queue of its own now; the queue keeps the canary
+        # until the worker listens, so the registered-tasks round trip runs meanwhile.
+        consuming = self._consume(pinged)
+        try:
+            registered = self._registered(pinged)
+            workers = sorted(registered)
+            extra = [w for w in workers if w not in pinged]
+            if extra:
+                self.ui.warn(
+                    f"{len(workers)} workers answered, {self.conf.expected_workers} expected: "
+                    + ", ".join(workers)
+                )
+                consuming += self._consume(extra)
+            self._tasks(registered)
+            releases = self._canaries(workers, release)
+        finally:
+            for worker in consuming:
+                self.app.control.cancel_consumer(_queue(worker), destination=[worker], reply=False)
+        return CeleryReport(workers, releases, extra)
+
+    def _consume(self, workers: list[str]) -> list[str]:
+        for worker in workers:
+            self.app.control.add_consumer(_queue(worker), destination=[worker], reply=False)
+        return list(workers)
+
+    def _ping(self) -> list[str]:
+        conf = self.conf
+        try:
+            replies = self.app.control.ping(timeout=conf.ping_timeout, limit=conf.expected_workers)
+        except Exception as exc:  # kombu/redis raise their own classes; all mean "broker said no"
+            raise CeleryCheckFailed(
+                "broker-unreachable",
+                f"the Celery broker refused the ping: {type(exc).__name__}: {exc}",
+                "check the broker URL, its password and that the broker is up",
+            ) from None
+        names = sorted({name for reply in replies or [] for name in reply})
+        if not names:
+            raise CeleryCheckFailed(
+                "no-worker",
+                f"no worker answering: no Celery worker answered within {conf.ping_timeout:g}s",
+                "start the worker (invoke stack.up) and look at its log (invoke stack.logs)",
+            )
+        return names
+
+    def _registered(self, pinged: list[str]) -> dict[str, list[str]]:
+        """Registered tasks of every worker that answers, including any beyond the expected."""
+        conf = self.conf
+        window = max(conf.reply_window, 0.05)
+        found: dict[str, list[str]] = dict(
+            self.app.control.inspect(timeout=window).registered() or {}
+        )
+        late = [w for w in pinged if w not in found]
+        if late:
+            more = self.app.control.inspect(
+                destination=late, limit=len(late), timeout=conf.ping_timeout
+            ).registered()
+            found.update(more or {})
+        answered = sorted(set(found) | set(pinged))
+        if len(answered) < conf.expected_workers:
+            raise CeleryCheckFailed(
+                "too-few-workers",
+                f"too few workers: {len(answered)} of {conf.expected_workers} expected answered "
+                f"({', '.join(answered)})",
+                "start the missing workers or lower celery.expected_workers",
+            )
+        return {w: [t.split(" ")[0] for t in found.get(w, [])] for w in answered}
+
+    def _tasks(self, registered: dict[str, list[str]]) -> None:
+        required = list(dict.fromkeys([*self.conf.required_tasks, self.conf.canary_task]))
+        missing = {w: [t for t in required if t not in tasks] for w, tasks in registered.items()}
+        missing = {w: ts for w, ts in missing.items() if ts}
+        if missing:
+            listed = "; ".join(f"{w} lacks {', '.join(ts)}" for w, ts in missing.items())
+            raise CeleryCheckFailed(
+                "task-missing",
+                f"task missing: {listed}",
+                "deploy the code that defines these tasks to every worker, or fix "
+                "celery.required_tasks",
+            )
+
+    def _canaries(self, workers: list[str], release: str | None) -> dict[str, str]:
+        from celery.exceptions import TimeoutError as CeleryTimeout
+
+        conf = self.conf
+        sent = {
+            w: self.app.send_task(conf.canary_task, queue=_queue(w), expires=conf.canary_timeout)
+            for w in workers
+        }
+        deadline = self.clock() + conf.canary_timeout
+        releases: dict[str, str] = {}
+        silent: list[str] = []
+        for worker, result in sent.items():
+            try:
+                answer = result.get(
+                    timeout=max(0.05, deadline - self.clock()), interval=CLIENT_POLL, propagate=True
+                )
+            except CeleryTimeout:
+                silent.append(worker)
+                continue
+            except Exception as exc:  # the task raised on the worker: its exception, re-raised
+                raise CeleryCheckFailed(
+                    "canary-failed",
+                    f"the canary task {conf.canary_task} failed on {worker}: "
+                    f"{type(exc).__name__}: {exc}",
+                    "look at the worker's log",
+                ) from None
+            finally:
+                result.forget()
+            releases[worker] = str(answer.get("release") if isinstance(answer, dict) else answer)
+        if silent:
+            raise CeleryCheckFailed(
+                "canary-timeout",
+                f"the canary task got no answer within {conf.canary_timeout:g}s from "
+                f"{', '.join(silent)} (busy with long tasks, or not consuming?)",
+                "look at the worker's log; raise celery.canary_timeout if tasks run long",
+            )
+        wrong = {w: r for w, r in releases.items() if release is not None and r != release}
+        if wrong:
+            listed = ", ".join(f"{w} runs {r!r}" for w, r in wrong.items())
+            raise CeleryCheckFailed(
+                "wrong-release",
+                f"wrong release: expected {release!r}, but {listed}",
+                "an old worker is still running: restart or remove it (invoke stack.up)",
+            )
+        if release is None:
+            self.ui.warn("no release given: the canary answered but its release was not compared")
+        return releases
+
+
+def _queue(worker: str) -> str:
+    return CANARY_QUEUE + re.sub(r"[^A-Za-z0-9._-]", "_", worker)
+
+
+@contextlib.contextmanager
+def _reachable(urls: BrokerUrls, host: Host, timeout: float) -> Iterator[BrokerUrls]:
+    """Forward a remote loopback broker, then check that something listens there."""
+    if urls.filesystem:
+        control = urls.transport_options["control_folder"]
+        if not Path(control).is_dir():
+            raise CeleryCheckFailed(
+                "broker-unreachable",
+                f"broker unreachable: the filesystem broker folder {control} does not exist "
+                "(no worker ever started here)",
+                "start the worker (invoke stack.up); check CELERY_FS_ROOT",
+            )
+        yield urls
+        return
+    with contextlib.ExitStack() as stack:
+        broker = _forward(stack, host, urls.broker)
+        backend = _forward(stack, host, urls.backend)
+        parts = urlsplit(broker)
+        address = (parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORTS.get(parts.scheme, 0))
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+        except OSError as exc:
+            shown = Redactor()(urls.broker)
+            raise CeleryCheckFailed(
+                "broker-unreachable",
+                f"broker unreachable: {shown} (from {host.name}): {exc}",
+                "start the broker, or fix the broker URL in the env file",
+            ) from None
+        yield BrokerUrls(broker, backend, urls.transport_options)
+
+
+def _forward(stack: contextlib.ExitStack, host: Host, url: str) -> str:
+    parts = urlsplit(url)
+    if parts.hostname not in LOOPBACK or (not parts.port and parts.scheme not in DEFAULT_PORTS):
+        return url
+    port = parts.port or DEFAULT_PORTS[parts.scheme]
+    local = stack.enter_context(host.forward(port))
+    if local == port:
+        return url
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (f"{userinfo}@" if userinfo else "") + f"127.0.0.1:{local}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@contextlib.contextmanager
+def _client(urls: BrokerUrls) -> Iterator[Any]:
+    """A bare Celery client app: no task code of the application needed, JSON only."""
+    from celery import Celery
+
+    app = Celery(
+        "deploytools-verify", broker=urls.broker, backend=urls.backend, set_as_current=False
+    )
+    app.conf.update(
+        broker_connection_retry=False,
+        broker_connection_max_retries=0,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+    )
+    if urls.transport_options:
+        app.conf.broker_transport_options = urls.transport_options
+    try:
+        yield app
+    finally:
+        app.close()

@@ -1,0 +1,123 @@
+"""``docker compose`` (v2 plugin) and ``docker`` argv builders: what to run, never how.
+
+Every compose command names its project, files and env file explicitly, so that the same
+argv means the same stack whatever the working directory and whichever host runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+Argv = list[str]
+
+
+@dataclass(frozen=True)
+class Project:
+    """The compose project a command acts on: ``-p``, ``-f`` (in order) and ``--env-file``."""
+
+    name: str
+    files: tuple[str, ...]
+    env_file: str | None = None
+    directory: str | None = None
+
+    def base(self, docker: str = "docker") -> Argv:
+        argv = [docker, "compose", "-p", self.name]
+        for file in self.files:
+            argv += ["-f", file]
+        if self.env_file:
+            argv += ["--env-file", self.env_file]
+        if self.directory:
+            argv += ["--project-directory", self.directory]
+        return argv
+
+
+def version(docker: str = "docker") -> Argv:
+    """Prints e.g. ``2.40.3``; fails when the v2 plugin is missing."""
+    return [docker, "compose", "version", "--short"]
+
+
+def server_version(docker: str = "docker") -> Argv:
+    """Fails (and says so) when the Docker daemon cannot be reached."""
+    return [docker, "version", "--format", "{{.Server.Version}}"]
+
+
+def config_check(project: Project) -> Argv:
+    """Validates the merged compose files; compose's own message says what is wrong."""
+    return [*project.base(), "config", "--quiet"]
+
+
+def config_services(project: Project) -> Argv:
+    return [*project.base(), "config", "--services"]
+
+
+def config_images(project: Project) -> Argv:
+    """The image names the services use, after interpolation (one per line)."""
+    return [*project.base(), "config", "--images"]
+
+
+def build(
+    project: Project,
+    services: Sequence[str] = (),
+    *,
+    build_args: Mapping[str, str] | None = None,
+    pull: bool = False,
+) -> Argv:
+    argv = [*project.base(), "build"]
+    for key, value in (build_args or {}).items():
+        argv += ["--build-arg", f"{key}={value}"]
+    if pull:
+        argv.append("--pull")
+    return [*argv, *services]
+
+
+def up(
+    project: Project,
+    services: Sequence[str] = (),
+    *,
+    build: bool = False,
+    pull: str = "never",
+    remove_orphans: bool = True,
+) -> Argv:
+    """Start detached. Naming ``services`` starts only those (``--no-deps``): a targeted replace."""
+    argv = [*project.base(), "up", "--detach", "--pull", pull]
+    argv.append("--build" if build else "--no-build")
+    if services:
+        argv.append("--no-deps")
+    elif remove_orphans:
+        argv.append("--remove-orphans")
+    return [*argv, *services]
+
+
+def stop(project: Project, services: Sequence[str] = (), *, timeout: int = 20) -> Argv:
+    return [*project.base(), "stop", "--timeout", str(timeout), *services]
+
+
+def down(project: Project, *, timeout: int = 20, volumes: bool = False) -> Argv:
+    """Remove the containers and networks; named volumes stay unless ``volumes``."""
+    argv = [*project.base(), "down", "--remove-orphans", "--timeout", str(timeout)]
+    return [*argv, "--volumes"] if volumes else argv
+
+
+def ps(project: Project) -> Argv:
+    """Every container of the project, stopped ones included (a crash must be visible)."""
+    return [*project.base(), "ps", "--all", "--format", "json"]
+
+
+def logs(project: Project, service: str, *, tail: int = 50) -> Argv:
+    return [*project.base(), "logs", "--no-color", "--tail", str(tail), service]
+
+
+def exec_(project: Project, service: str, command: Sequence[str]) -> Argv:
+    """Run ``command`` in the service's running container, without a TTY (scripts, CI)."""
+    return [*project.base(), "exec", "-T", service, *command]
+
+
+def image_ids(images: Sequence[str], docker: str = "docker") -> Argv:
+    """One image id per line; fails if any image is absent."""
+    return [docker, "image", "inspect", "--format", "{{.Id}}", *images]
+
+
+def remove_images(images: Sequence[str], docker: str = "docker") -> Argv:
+    """Untag the images (layers still used by other tags stay)."""
+    return [docker, "image", "rm", *images]

@@ -1,0 +1,122 @@
+"""What every runtime offers the steps and tasks: start, stop, look at and talk to a stack.
+
+A runtime acts on one host. ``status`` is the only thing health waiting needs from it, so a
+wait works the same for containers and for plain processes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from deploytools.errors import OperatorError
+from deploytools.hosts.base import Result
+
+RUNNING = "running"
+EXITED = "exited"
+RESTARTING = "restarting"
+MISSING = "missing"  # configured, but no container or process at all
+# A release id becomes an image tag: Docker's tag grammar.
+RELEASE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_release(release: str) -> str:
+    if not RELEASE_ID.match(release):
+        raise OperatorError(
+            f"release id {release!r} cannot name an image tag",
+            "use letters, digits, '_', '.', '-' (at most 128, not starting with '.' or '-')",
+        )
+    return release
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One service as the runtime sees it right now."""
+
+    service: str
+    state: str  # running | exited | restarting | created | paused | dead | missing
+    health: str = ""  # healthy | unhealthy | starting | "" (no healthcheck)
+    exit_code: int | None = None
+    release: str = ""
+    detail: str = ""  # e.g. a container name or a pid
+
+    @property
+    def crashed(self) -> bool:
+        """It was started and is not running any more (or is being restarted after an exit)."""
+        return self.state in (EXITED, RESTARTING, "dead")
+
+    def describe(self) -> str:
+        words = [self.state]
+        if self.health:
+            words.append(self.health)
+        if self.exit_code is not None and self.state in (EXITED, "dead"):
+            words.append(f"exit code {self.exit_code}")
+        return ", ".join(words)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "service": self.service,
+            "state": self.state,
+            "health": self.health,
+            "exit_code": self.exit_code,
+            "release": self.release,
+            "detail": self.detail,
+        }
+
+
+class Runtime(Protocol):
+    """A stack on one host. ``release`` ids name images (compose) or process generations."""
+
+    kind: str
+
+    def check(self) -> None:
+        """Fail with an operator-facing message when the runtime cannot work on this host."""
+        ...
+
+    def services(self) -> list[str]:
+        """Every service this runtime would start, in definition order."""
+        ...
+
+    def require_services(self, names: Sequence[str]) -> list[str]:
+        """``names`` if all exist (all services when empty); else an ``OperatorError``."""
+        ...
+
+    def build(self, release: str) -> dict[str, str]:
+        """Prepare what ``up(release)`` runs; returns image (or artifact) name -> id."""
+        ...
+
+    def has_release(self, release: str) -> bool:
+        """``up(release)`` can run without building (a rollback's images are still there)."""
+        ...
+
+    def remove_release(self, release: str) -> list[str]:
+        """Delete what ``build(release)`` made (retention); returns what was removed."""
+        ...
+
+    def up(self, release: str, services: Sequence[str] = ()) -> None:
+        """Start (or replace) the services on ``release``; all of them when none are named."""
+        ...
+
+    def stop(self, services: Sequence[str] = ()) -> None:
+        """Stop services but keep them defined (a later ``up`` starts them again)."""
+        ...
+
+    def down(self) -> None:
+        """Stop and remove everything this runtime started."""
+        ...
+
+    def status(self) -> dict[str, ServiceStatus]:
+        """Every known service by name, including those that are not running."""
+        ...
+
+    def logs(self, service: str, lines: int = 50) -> str: ...
+
+    def exec(self, service: str, command: Sequence[str]) -> Result:
+        """Run ``command`` beside (process) or inside (compose) a running service."""
+        ...
+
+    def current_release(self) -> str | None:
+        """The release the running services were started on, if one can tell."""
+        ...

@@ -1,0 +1,286 @@
+"""The stack as ``docker compose`` (v2) services, driven through a ``Host`` with argv lists.
+
+Images are tagged with the release id: the compose files name their image
+``${IMAGE_NAME}:${RELEASE_ID}``, and every command gets ``RELEASE_ID``, ``IMAGE_NAME`` and
+``ENV_FILE`` in its environment. A rollback therefore runs ``up`` with the old id and reuses
+the old image without building; ``has_release`` says whether those images are still there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from deploytools.commands import compose as cmd
+from deploytools.config import ComposeSettings, EnvironmentSettings
+from deploytools.errors import CommandError, DeployFailure, OperatorError
+from deploytools.hosts.base import Host, Result
+from deploytools.runtime.base import MISSING, RUNNING, ServiceStatus, check_release
+from deploytools.targets import _on_host as on_host
+
+INSTALL_DOCKER = (
+    "install Docker Engine (Debian: apt-get install docker.io) and make `docker` found on PATH"
+)
+INSTALL_COMPOSE = (
+    "install the compose v2 plugin (package docker-compose-plugin, or the docker-compose v2 "
+    "binary copied to ~/.docker/cli-plugins/docker-compose)"
+)
+START_DOCKER = "start the Docker daemon (systemctl start docker, or dockerd) and check DOCKER_HOST"
+# Worst first: the state that decides a service made of several containers.
+_SEVERITY = ("dead", "exited", "restarting", "paused", "created", "removing", RUNNING)
+
+
+class ComposeRuntime:
+    kind = "compose"
+
+    def __init__(self, settings: EnvironmentSettings, host: Host, docker: str = "docker") -> None:
+        if settings.compose is None:
+            raise OperatorError(
+                f"environment {settings.name!r} uses the compose runtime but has no compose table",
+                f"add environments.{settings.name}.compose (project_name, files) to deploy.toml",
+            )
+        self.settings = settings
+        self.conf: ComposeSettings = settings.compose
+        self.host = host
+        self.docker = docker
+        directory = on_host(settings, self.conf.directory, host)
+        self.env_file = on_host(settings, settings.env_file, host)
+        self.project = cmd.Project(
+            name=self.conf.project_name,
+            files=tuple(_join(directory, f) for f in self.conf.files),
+            env_file=self.env_file,
+            directory=directory,
+        )
+        self._checked = False
+        self._services: list[str] | None = None
+
+    # -- preflight -------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Docker CLI, compose v2 plugin, a reachable daemon, valid compose files - or why not."""
+        if self._checked:
+            return
+        where = f"on {self.host.name}"
+        version = self._query(cmd.version(self.docker), check=False)
+        out = (version.stdout + version.stderr).strip()
+        if version.returncode == 127:
+            raise DeployFailure(f"the docker CLI is not installed {where}", INSTALL_DOCKER)
+        major = out.removeprefix("v").split(".")[0]
+        if not version.ok or not major.isdigit() or int(major) < 2:
+            raise DeployFailure(
+                f"`docker compose` (v2) is not available {where}: {_last_line(out)}",
+                INSTALL_COMPOSE,
+            )
+        server = self._query(cmd.server_version(self.docker), check=False)
+        if not server.ok or not server.stdout.strip():
+            text = _last_line(server.stderr or server.stdout)
+            if "permission denied" in text.lower():
+                raise DeployFailure(
+                    f"no permission to use the Docker daemon {where}: {text}",
+                    "run as a user in the docker group (or as root)",
+                )
+            raise DeployFailure(f"the Docker daemon is not reachable {where}: {text}", START_DOCKER)
+        config = self._query(cmd.config_check(self.project), check=False)
+        if not config.ok:
+            raise OperatorError(
+                f"compose files {', '.join(self.project.files)} are not valid "
+                f"(docker compose says):\n{(config.stderr or config.stdout).strip()}",
+                "fix the compose file where named above (`docker compose config` shows the merge)",
+            )
+        self._checked = True
+
+    def services(self) -> list[str]:
+        if self._services is None:
+            self.check()
+            out = self._query(cmd.config_services(self.project)).stdout
+            self._services = [line.strip() for line in out.splitlines() if line.strip()]
+        return list(self._services)
+
+    def require_services(self, names: Sequence[str]) -> list[str]:
+        known = self.services()
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise OperatorError(
+                f"unknown service(s) {', '.join(unknown)} in compose project {self.project.name}",
+                f"use one of: {', '.join(known)}",
+            )
+        return list(names) or known
+
+    # -- images ----------------------------------------------------------------------------
+
+    def images(self, release: str) -> list[str]:
+        """The release's own images: those the compose files tag with ``release``."""
+        check_release(release)
+        self.check()
+        out = self._query(cmd.config_images(self.project), release=release).stdout
+        names = [line.strip() for line in out.splitlines() if line.strip()]
+        return list(dict.fromkeys(n for n in names if n.rpartition(":")[2] == release))
+
+    def image_ids(self, release: str) -> dict[str, str]:
+        """Image name -> id for the release's images that are present on the host."""
+        found = {}
+        for image in self.images(release):
+            done = self._query(cmd.image_ids([image], self.docker), check=False)
+            if done.ok and done.stdout.strip():
+                found[image] = done.stdout.strip().splitlines()[0]
+        return found
+
+    def has_release(self, release: str) -> bool:
+        images = self.images(release)
+        return bool(images) and len(self.image_ids(release)) == len(images)
+
+    def remove_release(self, release: str) -> list[str]:
+        """Untag the release's images; returns what was removed."""
+        present = list(self.image_ids(release))
+        if present:
+            self._run(cmd.remove_images(present, self.docker))
+        return present
+
+    def build(self, release: str) -> dict[str, str]:
+        self.check()
+        self._run(cmd.build(self.project, build_args=self.conf.build_args), release=release)
+        ids = self.image_ids(release)
+        if not ids:
+            raise DeployFailure(
+                f"the build produced no image tagged {release!r}",
+                "name the image ${IMAGE_NAME}:${RELEASE_ID} in the compose file",
+            )
+        return ids
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def up(self, release: str, services: Sequence[str] = ()) -> None:
+        self.require_services(services)
+        missing = [i for i in self.images(release) if i not in self.image_ids(release)]
+        if missing:
+            raise DeployFailure(
+                f"images of release {release!r} are not on {self.host.name}: {', '.join(missing)}",
+                f"build them: invoke stack.build --env {self.settings.name} --release {release}",
+            )
+        self._run(cmd.up(self.project, services), release=release)
+
+    def stop(self, services: Sequence[str] = ()) -> None:
+        self.require_services(services)
+        self._run(cmd.stop(self.project, services, timeout=round(self.settings.timeouts.stop)))
+
+    def down(self) -> None:
+        self.check()
+        self._run(cmd.down(self.project, timeout=round(self.settings.timeouts.stop)))
+
+    # -- looking at it -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, ServiceStatus]:
+        out = self._query(cmd.ps(self.project)).stdout
+        found: dict[str, list[dict[str, Any]]] = {}
+        for entry in parse_ps(out):
+            found.setdefault(str(entry.get("Service", "")), []).append(entry)
+        result = {name: ServiceStatus(name, MISSING) for name in self.services()}
+        for name, entries in found.items():
+            result[name] = _service_status(name, entries)
+        return result
+
+    def logs(self, service: str, lines: int = 50) -> str:
+        self.require_services([service])
+        done = self._query(cmd.logs(self.project, service, tail=lines))
+        return done.stdout + done.stderr
+
+    def exec(self, service: str, command: Sequence[str]) -> Result:
+        self.require_services([service])
+        return self._run(cmd.exec_(self.project, service, command), check=False)
+
+    def current_release(self) -> str | None:
+        running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
+        return max(set(running), key=running.count) if running else None
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _env(self, release: str | None) -> dict[str, str]:
+        env = {"IMAGE_NAME": self.conf.image_name, "ENV_FILE": self.env_file}
+        if release:
+            env["RELEASE_ID"] = release
+        return env
+
+    def _run(self, argv: list[str], *, release: str | None = None, check: bool = True) -> Result:
+        try:
+            return self.host.run(
+                argv,
+                env=self._env(release),
+                cwd=self.project.directory,
+                timeout=self.settings.timeouts.command,
+                check=check,
+            )
+        except CommandError as exc:
+            raise _explained(exc) from None
+
+    def _query(self, argv: list[str], *, release: str | None = None, check: bool = True) -> Result:
+        try:
+            return self.host.run(
+                argv,
+                env=self._env(release),
+                cwd=self.project.directory,
+                timeout=self.settings.timeouts.query,
+                check=check,
+            )
+        except CommandError as exc:
+            if exc.returncode == 127:
+                raise DeployFailure(
+                    f"the docker CLI is not installed on {exc.host}", INSTALL_DOCKER
+                ) from None
+            raise _explained(exc) from None
+
+
+def parse_ps(text: str) -> list[dict[str, Any]]:
+    """``docker compose ps --format json``: a JSON array (older v2) or one object per line."""
+    text = text.strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        data = json.loads(text)
+        return [e for e in data if isinstance(e, dict)]
+    return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
+
+
+def _service_status(name: str, entries: list[dict[str, Any]]) -> ServiceStatus:
+    """Several containers (replicas) of one service: the worst of them speaks for it."""
+
+    def rank(entry: dict[str, Any]) -> tuple[int, int]:
+        state = str(entry.get("State", "")).lower()
+        health = str(entry.get("Health", "")).lower()
+        severity = _SEVERITY.index(state) if state in _SEVERITY else 0
+        return severity, {"unhealthy": 0, "starting": 1}.get(health, 2)
+
+    worst = min(entries, key=rank)
+    image = str(worst.get("Image", ""))
+    exit_code = worst.get("ExitCode")
+    return ServiceStatus(
+        service=name,
+        state=str(worst.get("State", "")).lower() or MISSING,
+        health=str(worst.get("Health", "")).lower(),
+        exit_code=int(exit_code) if isinstance(exit_code, int) else None,
+        release=image.rpartition(":")[2] if ":" in image else "",
+        detail=str(worst.get("Name", "")),
+    )
+
+
+def _explained(exc: CommandError) -> DeployFailure:
+    """Docker's failures that have a known fix get it; the rest keep compose's own words."""
+    text = exc.output.lower()
+    if "cannot connect to the docker daemon" in text or "is the docker daemon running" in text:
+        return DeployFailure(f"the Docker daemon is not reachable on {exc.host}", START_DOCKER)
+    if "is not a docker command" in text or ("unknown command" in text and "compose" in text):
+        return DeployFailure(
+            f"`docker compose` (v2) is not available on {exc.host}", INSTALL_COMPOSE
+        )
+    return exc
+
+
+def _join(directory: str, path: str) -> str:
+    if path.startswith("/") or (len(path) > 2 and path[1] == ":"):  # POSIX or Windows absolute
+        return path
+    return f"{directory.rstrip('/')}/{path}"
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

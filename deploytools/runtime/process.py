@@ -1,0 +1,301 @@
+"""The stack as plain supervised processes: the ``local`` environment and hosts without Docker.
+
+Each service with a ``command`` runs detached in its own process group, with a PID file and a
+log file under ``<state_dir>/<env>/run``; its environment is the env file plus ``RELEASE_ID``.
+A later ``invoke`` run finds the processes again through the PID files. Stopping asks the group
+to terminate and kills it after ``timeouts.stop``.
+
+Placeholders in a command: ``{python}`` is the interpreter running deploytools (``python3`` on a
+remote host) and ``{NAME}`` any key of the env file, e.g. ``--port {PORT}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from deploytools import platform
+from deploytools.config import EnvironmentSettings
+from deploytools.errors import CommandError, DeployFailure, OperatorError
+from deploytools.hosts.base import Host, Result
+from deploytools.hosts.local import LocalHost
+from deploytools.runtime.base import EXITED, MISSING, RUNNING, ServiceStatus, check_release
+from deploytools.targets import _on_host as on_host
+from deploytools.targets import state_dir
+from deploytools.templating import fill
+
+POLL = 0.05
+KILL_GRACE = 5.0
+
+
+class Launcher(Protocol):
+    """Starts and signals detached process groups on one host."""
+
+    def spawn(self, argv: list[str], cwd: str, env: dict[str, str], log: str, header: str) -> int:
+        """Start ``argv`` in a new process group, output appended to ``log``; returns its pid."""
+        ...
+
+    def state(self, pid: int) -> tuple[bool, int | None]:
+        """(running, exit code if known)."""
+        ...
+
+    def signal(self, pid: int, *, kill: bool) -> None: ...
+
+
+# Children started by this interpreter, so that their exit is reaped and its code known.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class LocalLauncher:
+    """This machine, POSIX or Windows, through ``deploytools.platform``."""
+
+    def spawn(self, argv: list[str], cwd: str, env: dict[str, str], log: str, header: str) -> int:
+        with open(log, "ab") as out:
+            out.write(header.encode())
+            out.flush()
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env={**os.environ, **env},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                **platform.detached_popen_kwargs(),
+            )
+        _children[proc.pid] = proc
+        return proc.pid
+
+    def state(self, pid: int) -> tuple[bool, int | None]:
+        proc = _children.get(pid)
+        if proc is not None:
+            code = proc.poll()
+            return code is None, code
+        return platform.pid_alive(pid), None
+
+    def signal(self, pid: int, *, kill: bool) -> None:
+        platform.terminate_group(pid, kill=kill)
+
+
+# Run by the remote python3: start the child detached, print its pid. The spec (with the env
+# file's secrets) arrives on stdin, never in an argv that `ps` would show.
+_SPAWN = """\
+import json, os, subprocess, sys
+spec = json.load(sys.stdin)
+with open(spec["log"], "ab") as out:
+    out.write(spec["header"].encode())
+    out.flush()
+    proc = subprocess.Popen(spec["argv"], cwd=spec["cwd"], env={**os.environ, **spec["env"]},
+        stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+print(proc.pid)
+"""
+
+
+class PosixLauncher:
+    """A POSIX host reached only through ``Host.run`` (e.g. over SSH): python3 and kill."""
+
+    def __init__(self, host: Host, python: str = "python3") -> None:
+        self.host = host
+        self.python = python
+
+    def spawn(self, argv: list[str], cwd: str, env: dict[str, str], log: str, header: str) -> int:
+        spec = {"argv": argv, "cwd": cwd, "env": env, "log": log, "header": header}
+        done = self.host.run([self.python, "-c", _SPAWN], stdin=json.dumps(spec), timeout=60)
+        return int(done.stdout.strip().splitlines()[-1])
+
+    def state(self, pid: int) -> tuple[bool, int | None]:
+        if not self.host.run(["kill", "-0", str(pid)], check=False, timeout=30).ok:
+            return False, None
+        try:  # an orphan that exited but was not reaped yet still answers kill -0
+            stat = self.host.read_file(f"/proc/{pid}/stat")
+        except OSError:
+            return True, None
+        return stat.rpartition(b")")[2].split()[:1] not in ([b"Z"], [b"X"]), None
+
+    def signal(self, pid: int, *, kill: bool) -> None:
+        sig = "-KILL" if kill else "-TERM"
+        self.host.run(["kill", sig, "--", f"-{pid}"], check=False, timeout=30)
+
+
+class ProcessRuntime:
+    kind = "process"
+
+    def __init__(
+        self,
+        settings: EnvironmentSettings,
+        host: Host,
+        env_values: Mapping[str, str],
+        *,
+        launcher: Launcher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.host = host
+        self.env_values = dict(env_values)
+        local = isinstance(host, LocalHost)
+        self.launcher: Launcher = launcher or (LocalLauncher() if local else PosixLauncher(host))
+        self.python = sys.executable if local else "python3"
+        self.commands = {n: s.command for n, s in settings.services.items() if s.command}
+        self.run_dir = f"{state_dir(settings, host)}/run"
+        self.app_dir = on_host(settings, settings.app_dir, host)
+        self._clock = clock
+        self._sleep = sleep
+
+    def check(self) -> None:
+        if not self.commands:
+            raise OperatorError(
+                f"environment {self.settings.name!r} runs processes but no service has a command",
+                f"add environments.{self.settings.name}.services.NAME.command to deploy.toml",
+            )
+        if not self.host.exists(self.app_dir):
+            raise OperatorError(
+                f"app_dir {self.app_dir} does not exist on {self.host.name}",
+                f"set environments.{self.settings.name}.app_dir to the application's directory",
+            )
+
+    def services(self) -> list[str]:
+        return list(self.commands)
+
+    def require_services(self, names: Sequence[str]) -> list[str]:
+        unknown = [n for n in names if n not in self.commands]
+        if unknown:
+            raise OperatorError(
+                f"unknown service(s) {', '.join(unknown)} in environment {self.settings.name}",
+                f"use one of: {', '.join(self.commands)}",
+            )
+        return list(names) or list(self.commands)
+
+    # Nothing to build: the code is on disk; a release is the checkout the processes run.
+    def build(self, release: str) -> dict[str, str]:
+        return {}
+
+    def has_release(self, release: str) -> bool:
+        return True
+
+    def remove_release(self, release: str) -> list[str]:
+        return []
+
+    def argv(self, service: str) -> list[str]:
+        values = {**self.env_values, "python": self.python}
+        where = f"environments.{self.settings.name}.services.{service}.command"
+        return [fill(part, values, where=where) for part in self.commands[service]]
+
+    def up(self, release: str, services: Sequence[str] = ()) -> None:
+        check_release(release)
+        self.check()
+        names = self.require_services(services)
+        argvs = {name: self.argv(name) for name in names}  # bad placeholders: nothing stopped yet
+        self.host.makedirs(self.run_dir)
+        for name in names:
+            self._stop_one(name)
+            env = {**self.env_values, "RELEASE_ID": release, "PYTHONUNBUFFERED": "1"}
+            stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            header = f"--- deploytools: {name} release {release} starting at {stamp} ---\n"
+            try:
+                pid = self.launcher.spawn(argvs[name], self.app_dir, env, self._log(name), header)
+            except (OSError, CommandError) as exc:
+                raise DeployFailure(
+                    f"cannot start {name} on {self.host.name} ({argvs[name][0]}): {exc}",
+                    f"check environments.{self.settings.name}.services.{name}.command",
+                ) from None
+            record = {"pid": pid, "release": release, "argv": argvs[name], "started": time.time()}
+            self.host.write_file(self._pidfile(name), json.dumps(record).encode(), mode=0o644)
+
+    def stop(self, services: Sequence[str] = ()) -> None:
+        for name in reversed(self.require_services(services)):
+            self._stop_one(name)
+
+    def down(self) -> None:
+        self.stop()
+
+    def status(self) -> dict[str, ServiceStatus]:
+        result = {}
+        for name in self.commands:
+            record = self._record(name)
+            if record is None:
+                result[name] = ServiceStatus(name, MISSING)
+                continue
+            pid = int(record["pid"])
+            running, code = self.launcher.state(pid)
+            result[name] = ServiceStatus(
+                name,
+                RUNNING if running else EXITED,
+                exit_code=code,
+                release=str(record.get("release", "")),
+                detail=f"pid {pid}",
+            )
+        return result
+
+    def logs(self, service: str, lines: int = 50) -> str:
+        self.require_services([service])
+        path = self._log(service)
+        if not self.host.exists(path):
+            return ""
+        text = self.host.read_file(path).decode(errors="replace")
+        return "\n".join(text.splitlines()[-lines:]) + "\n"
+
+    def exec(self, service: str, command: Sequence[str]) -> Result:
+        """Run ``command`` with the service's environment and working directory."""
+        self.require_services([service])
+        record = self._record(service) or {}
+        env = {**self.env_values, "RELEASE_ID": str(record.get("release", ""))}
+        return self.host.run(
+            list(command),
+            env=env,
+            cwd=self.app_dir,
+            timeout=self.settings.timeouts.command,
+            check=False,
+        )
+
+    def current_release(self) -> str | None:
+        running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
+        return max(set(running), key=running.count) if running else None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _pidfile(self, service: str) -> str:
+        return f"{self.run_dir}/{service}.pid"
+
+    def _log(self, service: str) -> str:
+        return f"{self.run_dir}/{service}.log"
+
+    def _record(self, service: str) -> dict[str, Any] | None:
+        path = self._pidfile(service)
+        if not self.host.exists(path):
+            return None
+        try:
+            record = json.loads(self.host.read_file(path))
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) and isinstance(record.get("pid"), int) else None
+
+    def _stop_one(self, service: str) -> None:
+        """Terminate the group, wait up to ``timeouts.stop``, then kill; forget the PID file."""
+        record = self._record(service)
+        if record is not None:
+            pid = int(record["pid"])
+            if self.launcher.state(pid)[0]:
+                self.launcher.signal(pid, kill=False)
+                if not self._gone(pid, self.settings.timeouts.stop):
+                    self.launcher.signal(pid, kill=True)
+                    if not self._gone(pid, KILL_GRACE):
+                        raise DeployFailure(
+                            f"{service} (pid {pid}) on {self.host.name} survived SIGKILL",
+                            "look at the process (uninterruptible I/O?) and stop it by hand",
+                        )
+            _children.pop(pid, None)
+        self.host.remove(self._pidfile(service))
+
+    def _gone(self, pid: int, timeout: float) -> bool:
+        deadline = self._clock() + timeout
+        while self.launcher.state(pid)[0]:
+            if self._clock() >= deadline:
+                return False
+            self._sleep(POLL)
+        return True

@@ -1,0 +1,28 @@
+"""celery.*: prove the workers answer, have the tasks and run the expected release."""
+
+from __future__ import annotations
+
+from invoke.context import Context
+
+from deploytools import envfile, targets
+from deploytools.celery_check import verify_celery
+from deploytools.runtime import runtime_for
+from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
+from deploytools.ui import Ui
+
+RELEASE_HELP = "release id every worker must run; default: the one the stack runs now"
+
+
+@task(help={"env": ENV_HELP, "release": RELEASE_HELP, "json": JSON_HELP})
+def verify(
+    c: Context, ui: Ui, env: str | None = None, release: str | None = None, json: bool = False
+) -> None:
+    """Ping the workers, count them, check their tasks, round-trip a canary with the release id."""
+    conf = settings(c, env)
+    values = envfile.load_values(conf.path(conf.env_file))
+    ui.redact.learn_env(values)
+    host = targets.primary(conf)
+    expected = release or runtime_for(conf, host, values).current_release()
+    report = verify_celery(conf, values, expected, ui, host=host)
+    if json:
+        ui.emit_json({"release": expected, **report.as_dict()})

@@ -1,0 +1,161 @@
+"""stack.*: build, start, stop, look at and wait for the services of an environment.
+
+Thin: each task loads the settings and the env file, then calls the runtime of every host of
+the environment (``deploytools.runtime``) and ``deploytools.health``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from invoke.context import Context
+
+from deploytools import envfile, targets
+from deploytools.config import EnvironmentSettings
+from deploytools.health import wait_healthy
+from deploytools.hosts.base import Host
+from deploytools.runtime import Runtime, runtime_for
+from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
+from deploytools.ui import Ui
+
+RELEASE_HELP = "release id (image tag); default: the release running now, else 'dev'"
+SERVICE_HELP = "only this service (repeat for several); default: all"
+TIMEOUT_HELP = (
+    "seconds to wait for each service; default: its probe.timeout, capped by timeouts.health"
+)
+
+
+@dataclass
+class Target:
+    settings: EnvironmentSettings
+    values: dict[str, str]
+    host: Host
+    runtime: Runtime
+
+
+def stacks(c: Context, ui: Ui, env: str | None) -> Iterator[Target]:
+    """The environment's runtime on each of its hosts, with the env file's secrets learnt."""
+    conf = settings(c, env)
+    values = envfile.load_values(conf.path(conf.env_file))
+    ui.redact.learn_env(values)
+    for host in targets.hosts_for(conf):
+        yield Target(conf, values, host, runtime_for(conf, host, values))
+
+
+def _release(runtime: Runtime, release: str | None) -> str:
+    return release or runtime.current_release() or "dev"
+
+
+@task(help={"env": ENV_HELP, "release": RELEASE_HELP})
+def build(c: Context, ui: Ui, env: str | None = None, release: str | None = None) -> None:
+    """Build the images of a release, tagged with its id (compose; processes need no build)."""
+    for t in stacks(c, ui, env):
+        rel = _release(t.runtime, release)
+        t.runtime.check()
+        ids = t.runtime.build(rel)
+        for image, image_id in ids.items():
+            ui.info(f"{t.host.name}: {image} {image_id}")
+        ui.success(f"{t.host.name}: release {rel} built ({t.runtime.kind})")
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "release": RELEASE_HELP,
+        "service": SERVICE_HELP,
+        "build": "build the release's images first when they are missing",
+        "wait": "then wait until every service is healthy (as stack.wait)",
+    },
+    iterable=["service"],
+)
+def up(
+    c: Context,
+    ui: Ui,
+    env: str | None = None,
+    release: str | None = None,
+    service: list[str] | None = None,
+    build: bool = False,
+    wait: bool = False,
+) -> None:
+    """Start (or replace) the services on a release; `--wait` then waits until healthy."""
+    for t in stacks(c, ui, env):
+        rel = _release(t.runtime, release)
+        t.runtime.check()
+        t.runtime.require_services(service or [])
+        if build and not t.runtime.has_release(rel):
+            t.runtime.build(rel)
+        t.runtime.up(rel, service or [])
+        ui.success(f"{t.host.name}: started {', '.join(service or t.runtime.services())} on {rel}")
+        if wait:
+            wait_healthy(
+                t.settings, t.runtime, ui, host=t.host, env_values=t.values, services=service or []
+            )
+
+
+@task(help={"env": ENV_HELP})
+def down(c: Context, ui: Ui, env: str | None = None) -> None:
+    """Stop and remove the services (compose keeps named volumes; process logs stay)."""
+    for t in stacks(c, ui, env):
+        t.runtime.down()
+        ui.success(f"{t.host.name}: stack stopped")
+
+
+@task(help={"env": ENV_HELP, "json": JSON_HELP})
+def status(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
+    """Show every service's state, health and release on every host."""
+    rows: list[dict[str, object]] = []
+    for t in stacks(c, ui, env):
+        for state in t.runtime.status().values():
+            rows.append({"host": t.host.name, **state.as_dict()})
+    if json:
+        ui.emit_json(rows)
+        return
+    columns = ["host", "service", "state", "health", "release", "detail"]
+    ui.table("stack status", columns, [[r[k] for k in columns] for r in rows])
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "service": "the service whose log to show",
+        "lines": "how many of the last lines",
+    }
+)
+def logs(c: Context, ui: Ui, env: str | None = None, service: str = "", lines: int = 50) -> None:
+    """Print the last lines of a service's log (secrets of the env file masked)."""
+    for t in stacks(c, ui, env):
+        names = t.runtime.require_services([service] if service else [])
+        for name in names:
+            ui.info(f"--- {t.host.name}: {name} (last {lines} lines)")
+            for line in t.runtime.logs(name, lines).splitlines():
+                ui.result(line)
+
+
+@task(
+    help={"env": ENV_HELP, "service": SERVICE_HELP, "timeout": TIMEOUT_HELP, "json": JSON_HELP},
+    iterable=["service"],
+)
+def wait(
+    c: Context,
+    ui: Ui,
+    env: str | None = None,
+    service: list[str] | None = None,
+    timeout: float | None = None,
+    json: bool = False,
+) -> None:
+    """Wait until every service is healthy; on timeout name it, its probe and its last log lines."""
+    results: list[dict[str, object]] = []
+    for t in stacks(c, ui, env):
+        found = wait_healthy(
+            t.settings,
+            t.runtime,
+            ui,
+            host=t.host,
+            env_values=t.values,
+            services=service or [],
+            timeout=float(timeout) if timeout is not None else None,
+        )
+        results.extend({"host": t.host.name, **h.as_dict()} for h in found)
+    if json:
+        ui.emit_json(results)
