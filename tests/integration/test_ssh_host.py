@@ -214,7 +214,7 @@ def _http_server(port: int, body: bytes) -> Iterator[None]:
     """A tiny HTTP server on 127.0.0.1:``port`` in a thread, for the length of a ``with``."""
     handler = type("Handler", (_Handler,), {"body": body})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield
