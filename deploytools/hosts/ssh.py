@@ -130,6 +130,7 @@ class SshHost:
                 fix=f"create it with the host's key: {self._keyscan_hint()}",
             )
         self._conn.client.load_host_keys(self.known_hosts)
+        self._sftp = None  # belonged to a connection that is gone
         try:
             self._conn.open()
         except OperatorError:
@@ -192,7 +193,7 @@ class SshHost:
         started = time.monotonic()
         # Backstop in case the remote `timeout` itself hangs: give it its grace period and more.
         deadline = None if timeout is None else started + timeout + KILL_GRACE + 10
-        channel = self._transport().open_session(timeout=self.connect_timeout)
+        channel = self._open_session()
         try:
             channel.exec_command(command)
             out, err, returncode = _exchange(channel, stdin, deadline)
@@ -207,6 +208,17 @@ class SshHost:
         if check and returncode != 0:
             raise CommandError(args, returncode, stdout + stderr, self.name)
         return Result(args, returncode, stdout, stderr, duration)
+
+    def _open_session(self) -> Any:
+        import paramiko
+
+        try:
+            return self._transport().open_session(timeout=self.connect_timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()  # the next command reconnects
+            raise DeployFailure(
+                f"lost the SSH connection to {self.name}: {exc or type(exc).__name__}"
+            ) from None
 
     # -- files --------------------------------------------------------------------------------
 

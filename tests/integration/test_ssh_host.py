@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from deploytools.errors import CommandError, OperatorError
+from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
 from deploytools.hosts.ssh import SshHost
@@ -269,6 +269,13 @@ def test_missing_known_hosts_file_is_an_operator_error(
 ) -> None:
     host = ssh_host(contract_target, known_hosts=str(tmp_path / "absent"))
     with pytest.raises(OperatorError, match="does not exist"):
+        host.run(["true"])
+
+
+@pytest.mark.integration
+def test_unreachable_host_is_a_deploy_failure(contract_target: SshTarget) -> None:
+    host = SshHost("gone", "127.0.0.1", port=free_port(), known_hosts=contract_target.known_hosts)
+    with pytest.raises(DeployFailure, match=r"cannot connect to gone \(.*127\.0\.0\.1:"):
         host.run(["true"])
 
 

@@ -7,6 +7,7 @@ to all of them (as the user running the tests).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import re
@@ -42,13 +43,15 @@ class SshHosts:
     """``make(name)`` starts (once per name) an sshd and returns its ``SshTarget``."""
 
     def __init__(self) -> None:
-        sshd, keygen = parts.program("sshd"), shutil.which("ssh-keygen")
-        require(sshd is not None and keygen is not None, "OpenSSH server", parts.PROVISION)
-        assert sshd is not None and keygen is not None
+        sshd, ssh_keygen = parts.program("sshd"), shutil.which("ssh-keygen")
+        require(sshd is not None and ssh_keygen is not None, "OpenSSH server", parts.PROVISION)
+        assert sshd is not None and ssh_keygen is not None
         self._sshd = sshd
-        self._keygen = keygen
+        self._keygen = ssh_keygen
         self._dir = Path(tempfile.mkdtemp(prefix="deploytools-ssh-"))
-        self._hosts: dict[str, tuple[_Sshd, SshTarget]] = {}
+        self._servers = contextlib.ExitStack()  # stops every sshd, even if one stop fails
+        self._servers.callback(shutil.rmtree, self._dir, ignore_errors=True)
+        self._targets: dict[str, SshTarget] = {}
         self.key_file = str(self._dir / "client_key")
         self.known_hosts = str(self._dir / "known_hosts")
 
@@ -59,7 +62,7 @@ class SshHosts:
             keygen(self._keygen, Path(self.key_file))
             Path(self.known_hosts).touch()
         except BaseException:
-            self.__exit__(None, None, None)
+            self._servers.close()
             raise
         return self
 
@@ -69,21 +72,19 @@ class SshHosts:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            for server, _ in self._hosts.values():
-                server.__exit__(None, None, None)
-        finally:
-            shutil.rmtree(self._dir, ignore_errors=True)
+        self._servers.close()
 
     def make(self, name: str) -> SshTarget:
         """The host called ``name``, started on first use and shared by later callers."""
-        if name in self._hosts:
-            return self._hosts[name][1]
+        if name in self._targets:
+            return self._targets[name]
         if not NAME.fullmatch(name):
             raise ValueError(f"simulated host name {name!r} must match {NAME.pattern}")
         server = _Sshd(self._sshd, self._keygen, name, Path(self.key_file + ".pub"))
-        server.__enter__()
-        target = SshTarget(
+        self._servers.enter_context(server)
+        with open(self.known_hosts, "a") as known:
+            known.write(server.known_hosts_line())
+        self._targets[name] = SshTarget(
             name=name,
             address="127.0.0.1",
             port=server.port,
@@ -92,19 +93,16 @@ class SshHosts:
             known_hosts=self.known_hosts,
             root=str(server.root),
         )
-        self._hosts[name] = (server, target)
-        with open(self.known_hosts, "a") as known:
-            known.write(server.known_hosts_line())
-        return target
+        return self._targets[name]
 
 
 class _Sshd(procs.TempServer):
     """One ``sshd -D`` with a config of its own (the machine's sshd_config is not read)."""
 
-    def __init__(self, sshd: str, keygen_path: str, name: str, client_pub: Path) -> None:
+    def __init__(self, sshd: str, ssh_keygen: str, name: str, client_pub: Path) -> None:
         super().__init__(f"deploytools-sshd-{name}-")
         self._sshd = sshd
-        self._keygen = keygen_path
+        self._keygen = ssh_keygen
         self._client_pub = client_pub
         self.port = procs.free_port()
         self.root = self._dir / "root"
