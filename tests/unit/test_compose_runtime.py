@@ -1,0 +1,193 @@
+"""ComposeRuntime against a scripted docker CLI: preflight messages, images, status parsing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploytools.errors import DeployFailure, OperatorError
+from deploytools.hosts.base import Result
+from deploytools.runtime.compose import ComposeRuntime, parse_ps
+from tests.support.memhost import MemoryHost
+from tests.support.stackenv import make_settings
+
+PS_ROWS = [
+    {"Service": "backend", "State": "running", "Health": "healthy", "ExitCode": 0,
+     "Image": "exampleapp:r1", "Name": "p-backend-1"},
+    {"Service": "celery-worker", "State": "restarting", "Health": "", "ExitCode": 0,
+     "Image": "exampleapp:r1", "Name": "p-celery-worker-1"},
+]  # fmt: skip
+
+
+class FakeDocker(MemoryHost):
+    """Answers docker CLI calls like an engine holding ``images``; records env per command."""
+
+    def __init__(self, **answers: tuple[int, str]) -> None:
+        super().__init__("web-1", self._answer)
+        self.images = {"exampleapp:r1": "sha256:aaa"}
+        self.answers = answers
+        self.envs: list[dict[str, str]] = []
+        self.ps = json.dumps(PS_ROWS)
+
+    def run(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, **kw: Any
+    ) -> Result:
+        self.envs.append(dict(env or {}))
+        return super().run(argv, **kw)
+
+    def _answer(self, argv: list[str]) -> tuple[int, str]:
+        words = [a for a in argv if not a.startswith("/")]
+        if argv[1:3] == ["compose", "version"]:
+            return self.answers.get("version", (0, "2.40.3\n"))
+        if argv[1] == "version":
+            return self.answers.get("server", (0, "26.1.5\n"))
+        if argv[1:3] == ["image", "inspect"]:
+            image = argv[-1]
+            return (0, self.images[image] + "\n") if image in self.images else (1, "No such image")
+        if "config" in words and "--quiet" in words:
+            return self.answers.get("config", (0, ""))
+        if "config" in words and "--services" in words:
+            return 0, "backend\ncelery-worker\n"
+        if "config" in words and "--images" in words:
+            release = self.envs[-1].get("RELEASE_ID", "dev")
+            return 0, f"exampleapp:{release}\nexampleapp:{release}\nredis:7-alpine\n"
+        if "ps" in words:
+            return 0, self.ps
+        return 0, ""
+
+
+def runtime(tmp_path: Path, host: FakeDocker) -> ComposeRuntime:
+    settings = make_settings(
+        tmp_path,
+        runtime="compose",
+        env_file="config/prod.env",
+        compose={"project_name": "p", "directory": "example", "files": ["a.yml", "/abs/b.yml"]},
+        hosts=[{"name": "web-1", "address": "10.0.0.1", "root": "/srv/app"}],
+    )
+    return ComposeRuntime(settings, host)
+
+
+def test_remote_paths_project_and_compose_variables(tmp_path: Path) -> None:
+    host = FakeDocker()
+    rt = runtime(tmp_path, host)
+    rt.up("r1")
+    up = host.commands[-1]
+    assert up[:12] == [
+        "docker", "compose", "-p", "p", "-f", "/srv/app/example/a.yml", "-f", "/abs/b.yml",
+        "--env-file", "/srv/app/config/prod.env", "--project-directory", "/srv/app/example",
+    ]  # fmt: skip
+    assert up[12:] == ["up", "--detach", "--pull", "never", "--no-build", "--remove-orphans"]
+    assert host.envs[-1] == {
+        "IMAGE_NAME": "exampleapp",
+        "ENV_FILE": "/srv/app/config/prod.env",
+        "RELEASE_ID": "r1",
+    }
+
+
+def test_images_of_a_release_are_only_those_tagged_with_it(tmp_path: Path) -> None:
+    host = FakeDocker()
+    rt = runtime(tmp_path, host)
+    assert rt.images("r1") == ["exampleapp:r1"]
+    assert rt.has_release("r1")
+    assert not rt.has_release("r2")
+    assert rt.remove_release("r1") == ["exampleapp:r1"]
+    assert host.commands[-1] == ["docker", "image", "rm", "exampleapp:r1"]
+
+
+def test_up_refuses_a_release_whose_images_are_gone(tmp_path: Path) -> None:
+    host = FakeDocker()
+    with pytest.raises(DeployFailure) as failure:
+        runtime(tmp_path, host).up("r2")
+    assert "exampleapp:r2" in failure.value.problem
+    assert "stack.build" in failure.value.fix
+    assert not any("up" in c for c in host.commands)
+
+
+def test_release_id_that_cannot_be_an_image_tag_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(OperatorError, match="cannot name an image tag"):
+        runtime(tmp_path, FakeDocker()).up("feature/x")
+
+
+@pytest.mark.parametrize(
+    ("answers", "problem", "fix"),
+    [
+        (
+            {"version": (127, "docker: not found")},
+            "docker CLI is not installed on web-1",
+            "docker.io",
+        ),
+        (
+            {"version": (1, "docker: 'compose' is not a docker command.")},
+            "`docker compose` (v2) is not available on web-1",
+            "cli-plugins",
+        ),
+        (
+            {"server": (1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.")},
+            "Docker daemon is not reachable on web-1",
+            "start the Docker daemon",
+        ),
+    ],
+)
+def test_preflight_names_what_is_missing_and_the_fix(
+    tmp_path: Path, answers: dict[str, tuple[int, str]], problem: str, fix: str
+) -> None:
+    host = FakeDocker(**answers)
+    with pytest.raises(DeployFailure) as failure:
+        runtime(tmp_path, host).up("r1")
+    assert problem in failure.value.problem
+    assert fix in failure.value.fix
+    assert len(host.commands) <= 2  # nothing started or stopped
+
+
+def test_a_broken_compose_file_surfaces_composes_own_message(tmp_path: Path) -> None:
+    message = "yaml: line 7: mapping values are not allowed in this context"
+    host = FakeDocker(config=(15, message))
+    with pytest.raises(OperatorError) as failure:
+        runtime(tmp_path, host).down()
+    assert message in failure.value.problem
+    assert "/srv/app/example/a.yml" in failure.value.problem
+    assert not any("down" in c for c in host.commands)
+
+
+def test_unknown_service_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(OperatorError) as failure:
+        runtime(tmp_path, FakeDocker()).logs("worker")
+    assert "worker" in failure.value.problem
+    assert failure.value.fix == "use one of: backend, celery-worker"
+
+
+def test_status_from_json_array(tmp_path: Path) -> None:
+    status = runtime(tmp_path, FakeDocker()).status()
+    assert status["backend"].state == "running"
+    assert status["backend"].health == "healthy"
+    assert status["backend"].release == "r1"
+    assert status["celery-worker"].crashed
+    assert status["celery-worker"].describe() == "restarting"
+
+
+def test_status_from_json_lines_and_missing_services(tmp_path: Path) -> None:
+    host = FakeDocker()
+    host.ps = json.dumps(PS_ROWS[0]) + "\n"
+    status = runtime(tmp_path, host).status()
+    assert status["backend"].health == "healthy"
+    assert status["celery-worker"].state == "missing"
+
+
+def test_the_worst_replica_speaks_for_its_service(tmp_path: Path) -> None:
+    host = FakeDocker()
+    exited = {**PS_ROWS[0], "State": "exited", "ExitCode": 3, "Name": "p-backend-2"}
+    host.ps = "\n".join(json.dumps(r) for r in (PS_ROWS[0], exited))
+    backend = runtime(tmp_path, host).status()["backend"]
+    assert (backend.state, backend.exit_code, backend.detail) == ("exited", 3, "p-backend-2")
+    assert backend.describe() == "exited, healthy, exit code 3"
+
+
+def test_parse_ps_forms() -> None:
+    assert parse_ps("") == []
+    assert parse_ps("[]\n") == []
+    assert parse_ps('[{"Service": "a"}]') == [{"Service": "a"}]
+    assert parse_ps('{"Service": "a"}\n{"Service": "b"}\n') == [{"Service": "a"}, {"Service": "b"}]

@@ -1,0 +1,152 @@
+"""ProcessRuntime with a fake launcher: commands, PID files, graceful stop, then kill."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploytools.errors import OperatorError
+from deploytools.hosts.local import LocalHost
+from deploytools.runtime.process import ProcessRuntime
+from deploytools.templating import fill
+from tests.support.stackenv import make_settings
+
+VALUES = {"PORT": "8123", "SECRET_KEY": "s3cr3t-value"}
+
+
+class FakeLauncher:
+    def __init__(self) -> None:
+        self.next_pid = 1000
+        self.alive: dict[int, bool] = {}
+        self.spawned: list[dict[str, Any]] = []
+        self.signals: list[tuple[int, bool]] = []
+        self.ignores_term = False
+
+    def spawn(self, argv: list[str], cwd: str, env: dict[str, str], log: str, header: str) -> int:
+        self.next_pid += 1
+        self.alive[self.next_pid] = True
+        self.spawned.append({"argv": argv, "cwd": cwd, "env": env, "log": log, "header": header})
+        return self.next_pid
+
+    def state(self, pid: int) -> tuple[bool, int | None]:
+        return self.alive.get(pid, False), None if self.alive.get(pid) else 1
+
+    def signal(self, pid: int, *, kill: bool) -> None:
+        self.signals.append((pid, kill))
+        if kill or not self.ignores_term:
+            self.alive[pid] = False
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def runtime(tmp_path: Path, launcher: FakeLauncher, clock: Clock | None = None) -> ProcessRuntime:
+    settings = make_settings(
+        tmp_path,
+        services={
+            "backend": {"command": ["{python}", "-m", "uvicorn", "--port", "{PORT}"]},
+            "celery-worker": {"command": ["{python}", "-m", "celery", "-n", "w1@%h"]},
+            "nginx": {"probe": {"url": "http://127.0.0.1/"}},  # no command: not ours to run
+        },
+        timeouts={"stop": 2.0},
+    )
+    clock = clock or Clock()
+    return ProcessRuntime(
+        settings, LocalHost(), VALUES, launcher=launcher, clock=clock, sleep=clock.sleep
+    )
+
+
+def test_up_fills_placeholders_and_passes_env_and_release(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    rt = runtime(tmp_path, launcher)
+    assert rt.services() == ["backend", "celery-worker"]
+    rt.up("r1")
+    backend, worker = launcher.spawned
+    assert backend["argv"] == [sys.executable, "-m", "uvicorn", "--port", "8123"]
+    assert worker["argv"][-2:] == ["-n", "w1@%h"]
+    assert backend["cwd"].endswith("example")
+    assert backend["env"] == {**VALUES, "RELEASE_ID": "r1", "PYTHONUNBUFFERED": "1"}
+    assert backend["log"] == f"{tmp_path}/state/t/run/backend.log"
+    assert "backend release r1 starting" in backend["header"]
+    record = json.loads(Path(f"{tmp_path}/state/t/run/backend.pid").read_text())
+    assert record["pid"] == 1001 and record["release"] == "r1"
+    status = rt.status()
+    assert (status["backend"].state, status["backend"].release) == ("running", "r1")
+    assert rt.current_release() == "r1"
+
+
+def test_up_again_replaces_the_running_processes(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    rt = runtime(tmp_path, launcher)
+    rt.up("r1")
+    rt.up("r2", ["celery-worker"])
+    assert launcher.signals == [(1002, False)]
+    status = rt.status()
+    assert status["celery-worker"].release == "r2"
+    assert status["backend"].release == "r1"
+
+
+def test_a_process_that_died_is_reported_exited(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    rt = runtime(tmp_path, launcher)
+    rt.up("r1")
+    launcher.alive[1001] = False
+    backend = rt.status()["backend"]
+    assert backend.crashed
+    assert backend.describe() == "exited, exit code 1"
+
+
+def test_stop_kills_a_process_that_ignores_terminate_after_the_timeout(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    launcher.ignores_term = True
+    clock = Clock()
+    rt = runtime(tmp_path, launcher, clock)
+    rt.up("r1")
+    rt.down()
+    assert launcher.signals == [(1002, False), (1002, True), (1001, False), (1001, True)]
+    assert 4.0 <= clock.now < 4.5  # two services, timeouts.stop = 2 s each
+    assert {s.state for s in rt.status().values()} == {"missing"}
+
+
+def test_a_bad_placeholder_stops_nothing(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    rt = runtime(tmp_path, launcher)
+    rt.up("r1")
+    rt.commands["backend"] = ["{python}", "--port", "{NOPE}"]
+    with pytest.raises(OperatorError, match="NOPE is not set"):
+        rt.up("r2")
+    assert launcher.signals == []
+
+
+def test_unknown_service(tmp_path: Path) -> None:
+    with pytest.raises(OperatorError) as failure:
+        runtime(tmp_path, FakeLauncher()).logs("nginx")
+    assert failure.value.fix == "use one of: backend, celery-worker"
+
+
+def test_logs_are_the_tail_of_the_log_file(tmp_path: Path) -> None:
+    rt = runtime(tmp_path, FakeLauncher())
+    rt.up("r1")
+    log = Path(f"{tmp_path}/state/t/run/backend.log")
+    log.write_text("".join(f"line {i}\n" for i in range(100)))
+    assert rt.logs("backend", 3) == "line 97\nline 98\nline 99\n"
+
+
+def test_fill() -> None:
+    assert fill("a {X} {{b}}", {"X": "1"}, where="k") == "a 1 {b}"
+    with pytest.raises(OperatorError, match="not a plain name"):
+        fill("{X!r}", {"X": "1"}, where="k")
+    with pytest.raises(OperatorError, match=r"k uses \{Y\}, but Y is not set in the env file"):
+        fill("{Y}", {}, where="k")
