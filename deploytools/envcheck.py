@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from deploytools.envfile import EnvDocument
-from deploytools.envrules import EnvRules, KeyRule
+from deploytools.envrules import PRODUCTION, EnvRules, KeyRule
 from deploytools.findings import Finding
 from deploytools.redact import Redactor, url_password
 
@@ -47,10 +47,18 @@ def published_secrets(example: EnvDocument | None, rules: EnvRules) -> set[str]:
 
 
 def check_values(
-    values: Mapping[str, str], lines: Mapping[str, int], rules: EnvRules, published: set[str]
+    values: Mapping[str, str],
+    lines: Mapping[str, int],
+    rules: EnvRules,
+    published: set[str],
+    broken: Collection[str] = (),
 ) -> list[Finding]:
-    """Every value rule for every key in the file, and every required key."""
-    keys = list(dict.fromkeys([*values, *rules.required_keys()]))
+    """Every value rule for every key in the file, and every required key.
+
+    A key in ``broken`` (its line is malformed, already reported) is not reported missing too.
+    """
+    required = [k for k in rules.required_keys() if k not in broken]
+    keys = list(dict.fromkeys([*values, *required]))
     findings: list[Finding] = []
     for key in keys:
         findings += check_key(key, values.get(key), rules, lines.get(key), published)
@@ -60,54 +68,64 @@ def check_values(
 def check_key(
     key: str, value: str | None, rules: EnvRules, line: int | None, published: set[str]
 ) -> list[Finding]:
+    """The problems of one key; in production, those only production rules find are so named."""
+    if rules.base is None:
+        return _check_key(key, value, rules, line, published)
+    found = _check_key(key, value, rules.base, line, published)
+    if found:
+        return found
+    return [
+        rules.finding(PRODUCTION, f.problem, f.fix, f.key, f.line)
+        for f in _check_key(key, value, rules, line, published)
+    ]
+
+
+def _check_key(
+    key: str, value: str | None, rules: EnvRules, line: int | None, published: set[str]
+) -> list[Finding]:
     found = rules.rule_for(key)
     rule = found[1] if found else KeyRule()
 
-    def finding(kind: str, field: str, problem: str, fix: str) -> Finding:
-        return rules.finding(rules.label(kind, key, field), problem, fix, key, line)
+    def finding(kind: str, problem: str, fix: str) -> Finding:
+        return rules.finding(kind, problem, fix, key, line)
 
-    about = f" ({rule.description})" if rule.description else ""
+    about = f": {rule.description}" if rule.description else ""
     if rule.managed:
         if value is None:
             return []
-        return [
-            finding("managed", "managed", f"{key} is set by the deploy{about}", "remove this line")
-        ]
+        return [finding("managed", f"{key} is set by the deploy{about}", "remove this line")]
     if not value:
         if not rule.required:
             return []
         state = "missing" if value is None else "empty"
-        return [
-            finding("required", "required", f"required key {key} is {state}", f"set {key}{about}")
-        ]
+        return [finding("required", f"required key {key} is {state}", f"set {key}{about}")]
     secret = rules.is_secret(key)
     if _placeholder(value, rules, non_ascii=secret or rule.format != "text"):
         return [
             finding(
                 "placeholder",
-                "",
                 f"{key} still holds a placeholder (your_..., <...>, changeme, xxx, TODO, ...)",
                 f"set the real value of {key}{about}",
             )
         ]
     weak = _weak(key, value, rules, published) if secret else None
     if weak:
-        return [finding("weak-value", "", f"the value of {key} {weak}", _new_secret_fix(key))]
+        return [finding("weak-value", f"the value of {key} {weak}", _new_secret_fix(key))]
     pw = url_password(value)
     weak = _weak(key, pw, rules, published) if pw else None
     if weak:
         return [
             finding(
-                "weak-value", "", f"the password in {key} {weak}", f"use a strong password in {key}"
+                "weak-value", f"the password in {key} {weak}", f"use a strong password in {key}"
             )
         ]
     out = [
-        finding("format", field, problem, f"set {key} to {want}")
-        for field, problem, want in _format(key, value, rule, rules, secret)
+        finding("format", problem, f"set {key} to {want}")
+        for problem, want in _format(key, value, rule, rules, secret)
     ]
     if rule.format == "password":
         out += [
-            finding("strength", "", f"{key} {p}", _new_secret_fix(key))
+            finding("strength", f"{key} {p}", _new_secret_fix(key))
             for p in _strength(value, rule, rules)
         ]
     return out
@@ -163,8 +181,8 @@ def character_classes(value: str) -> int:
 
 def _format(
     key: str, value: str, rule: KeyRule, rules: EnvRules, secret: bool
-) -> Iterable[tuple[str, str, str]]:
-    """(field, problem, what a good value is) for each format problem."""
+) -> Iterable[tuple[str, str]]:
+    """(problem, what a good value is) for each format problem."""
     got = f" (got {value!r})" if _showable(value, rule, secret) else ""
     kind = rule.format
     if kind == "url":
@@ -182,30 +200,29 @@ def _format(
             or (high is not None and number > high)
         ):
             state = "not " + what if number is None else "out of range"
-            yield "format", f"{key} is {state}{got}", f"{what}{_bounds(low, high)}"
+            yield f"{key} is {state}{got}", f"{what}{_bounds(low, high)}"
             return
     elif kind == "bool" and value.lower() not in BOOLS:
-        yield "format", f"{key} is not a boolean{got}", "true or false"
+        yield f"{key} is not a boolean{got}", "true or false"
         return
     elif kind == "pattern" and rule.pattern and not re.fullmatch(rule.pattern, value):
         hint = rule.pattern_hint or "the pattern in the rules file"
-        yield "pattern", f"{key} does not look like {hint}", hint
+        yield f"{key} does not look like {hint}", hint
         return
     if rule.choices and value.lower() not in {c.lower() for c in rule.choices}:
         choices = ", ".join(rule.choices)
-        yield "choices", f"{key} must be one of {choices}{got}", f"one of {choices}"
+        yield f"{key} must be one of {choices}{got}", f"one of {choices}"
 
 
-def _url(key: str, value: str, rule: KeyRule, rules: EnvRules) -> Iterable[tuple[str, str, str]]:
+def _url(key: str, value: str, rule: KeyRule, rules: EnvRules) -> Iterable[tuple[str, str]]:
     allowed = ", ".join(f"{s}://" for s in rule.schemes) or "scheme://..."
     scheme, sep, rest = value.partition("://")
     if not sep or not SCHEME.fullmatch(scheme):
-        yield "format", f"{key} is not a URL", f"a URL: {allowed}"
+        yield f"{key} is not a URL", f"a URL: {allowed}"
         return
     scheme = scheme.lower()
     if rule.schemes and scheme not in {s.lower() for s in rule.schemes}:
         yield (
-            "schemes",
             f"{key} uses {scheme}://, which is not allowed here",
             f"a URL with one of {allowed}",
         )
@@ -213,7 +230,6 @@ def _url(key: str, value: str, rule: KeyRule, rules: EnvRules) -> Iterable[tuple
     if scheme in rules.hostless_schemes:
         if scheme == "sqlite" and not rest.startswith("/"):
             yield (
-                "format",
                 f"{key} is a sqlite URL without a path",
                 "sqlite:///relative/path or sqlite:////absolute/path",
             )
@@ -223,13 +239,12 @@ def _url(key: str, value: str, rule: KeyRule, rules: EnvRules) -> Iterable[tuple
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         yield (
-            "format",
             f"{key} has an invalid port or address",
             f"a URL such as {scheme}://host:port/...",
         )
         return
     if not parts.hostname:
-        yield "format", f"{key} has no host name", f"a URL such as {scheme}://host:port/..."
+        yield f"{key} has no host name", f"a URL such as {scheme}://host:port/..."
 
 
 def _number(value: str, *, integer: bool) -> float | None:
@@ -264,7 +279,7 @@ def _showable(value: str, rule: KeyRule, secret: bool) -> bool:
 def check_example(example: EnvDocument, rules: EnvRules) -> list[Finding]:
     """Structure only (its values are placeholders by design): lines, required and known keys."""
     findings = [rules.apply_severity(f) for f in example.findings]
-    lines = example.first_line()
+    lines = example.line_of()
     for key in rules.required_keys():
         if key not in lines:
             findings.append(

@@ -56,12 +56,12 @@ class EnvDocument:
             ln.key: ln.value for ln in self.lines if ln.key is not None and ln.value is not None
         }
 
-    def first_line(self) -> dict[str, int]:
-        """Key -> line number of its first well-formed assignment."""
+    def line_of(self) -> dict[str, int]:
+        """Key -> line of the assignment in effect (the last), in order of first appearance."""
         out: dict[str, int] = {}
         for ln in self.lines:
             if ln.key is not None:
-                out.setdefault(ln.key, ln.number)
+                out[ln.key] = ln.number
         return out
 
     def assignments(self) -> Iterator[tuple[str, str]]:

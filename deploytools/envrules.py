@@ -1,7 +1,9 @@
 """Env rules as data: ``config/env.rules.toml`` loaded into frozen models, resolved per environment.
 
 The file has a base layer (``[keys]``), a production layer applied to environments marked
-``production = true`` and one layer per environment name. Each entry is validated where it
+``production = true`` and one layer per environment name. A production environment keeps its
+rules without the production layer as ``base``: a problem found only with that layer is a
+production-only problem. Each entry is validated where it
 stands, so an error names the file and the exact key path; the layers are then merged per key.
 """
 
@@ -120,7 +122,7 @@ class EnvRules:
     env: str
     source: Path
     keys: dict[str, KeyRule]
-    production_fields: dict[str, frozenset[str]]
+    base: EnvRules | None  # production: the same rules without the production layer
     severity: dict[str, Severity]
     password: PasswordPolicy
     placeholders: tuple[re.Pattern[str], ...]
@@ -143,13 +145,6 @@ class EnvRules:
 
     def required_keys(self) -> list[str]:
         return [n for n, r in self.keys.items() if r.required and not _is_glob(n)]
-
-    def label(self, rule_name: str, key: str, field: str) -> str:
-        """``production`` when the failing field came from the production layer."""
-        found = self.rule_for(key)
-        if found and field in self.production_fields.get(found[0], frozenset()):
-            return PRODUCTION
-        return rule_name
 
     def finding(
         self, rule: str, problem: str, fix: str = "", key: str = "", line: int | None = None
@@ -209,12 +204,9 @@ def resolve(rules: RulesFile, env: str, production: bool, path: Path) -> EnvRule
         layers.append(rules.environments[env])
     merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in rules.keys.items()}
     severity = dict(rules.severity)
-    production_fields: dict[str, frozenset[str]] = {}
     for layer in layers:
         for name, entry in layer.keys.items():
             merged[name] = deep_merge(merged.get(name, {}), entry)
-            if layer is rules.production:
-                production_fields[name] = frozenset(entry)
         severity.update(layer.severity)
     keys = {
         name: validate_model(KeyRule, entry, path, prefix=f"keys.{name} (as merged for {env})")
@@ -224,7 +216,7 @@ def resolve(rules: RulesFile, env: str, production: bool, path: Path) -> EnvRule
         env=env,
         source=path,
         keys=keys,
-        production_fields=production_fields,
+        base=resolve(rules, env, False, path) if production else None,
         severity=severity,
         password=rules.password,
         placeholders=tuple(re.compile(p) for p in rules.placeholders.patterns),

@@ -70,7 +70,8 @@ def validate(
     values = doc.values()
     findings = [rules.apply_severity(f) for f in doc.findings]
     published = envcheck.published_secrets(example, rules)
-    findings += envcheck.check_values(values, doc.first_line(), rules, published)
+    broken = {f.key for f in doc.findings if f.key}
+    findings += envcheck.check_values(values, doc.line_of(), rules, published, broken)
     findings += compare_with_example(doc, example, settings.env_example, rules)
     if holds_secrets(doc, rules):
         findings += check_mode(path, rules)
@@ -90,7 +91,7 @@ def compare_with_example(
                 f"create {example_name} with every key and placeholder values",
             )
         ]
-    ours, theirs = doc.first_line(), example.first_line()
+    ours, theirs = doc.line_of(), example.line_of()
     findings = []
     for key, line in ours.items():
         found = rules.rule_for(key)
@@ -197,3 +198,15 @@ def show(ui: Ui, report: Report) -> None:
         )
     note = f", {report.warnings} warning(s)" if report.warnings else ""
     ui.success(f"{report.file}: {report.keys} keys valid for {report.env}{note}")
+
+
+def validate_environment(settings: EnvironmentSettings, ui: Ui, path: Path | None = None) -> Report:
+    """Read, learn the secrets of, and check the environment's env file (or ``path``)."""
+    from deploytools.envrules import rules_for
+    from deploytools.hosts.local import LocalHost
+
+    rules = rules_for(settings)
+    target = path or settings.path(settings.env_file)
+    doc = envfile.read(target)
+    envcheck.learn_secrets(ui.redact, doc, rules)
+    return validate(doc, target, settings, rules, LocalHost(), read_example(settings))

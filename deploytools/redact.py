@@ -16,6 +16,9 @@ MASK = "***"
 SECRET_NAME_PATTERNS = ("*_KEY", "*_SECRET", "*PASSWORD*", "*TOKEN*", "*SECRET_KEY*", "*_DSN")
 URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?=@)")
 MIN_SECRET_LEN = 3
+# A short secret ("short", "admin") is masked only as a whole word: masking it inside longer
+# words ("***er than") would garble messages and, worse, let the reader guess it from context.
+WHOLE_WORD_BELOW = 8
 
 
 def is_secret_name(key: str, extra_patterns: Iterable[str] = ()) -> bool:
@@ -68,8 +71,12 @@ class Redactor:
     def __call__(self, text: str) -> str:
         text = URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
         for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
+            if secret not in text:
+                continue
+            if len(secret) >= WHOLE_WORD_BELOW:
                 text = text.replace(secret, MASK)
+            else:
+                text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", MASK, text)
         return text
 
     def data(self, value: Any) -> Any:

@@ -181,6 +181,12 @@ def test_production_only_rules(key: str, value: str | None, problem: str) -> Non
     assert check(key, value, env="local") == [] or key == "DEBUG"
 
 
+def test_a_value_bad_everywhere_is_a_format_problem_in_production_too() -> None:
+    found = only(check("DATABASE_URL", "mysql://app:Zq8vN3rLk5wT1yXb@db/app", env="prod"))
+    assert found.rule == "format"
+    assert only(check("LOG_LEVEL", "LOUD", env="prod")).rule == "format"
+
+
 def test_required_keys_missing_or_empty() -> None:
     assert only(check("DATABASE_URL", None)).problem == "required key DATABASE_URL is missing"
     assert only(check("DATABASE_URL", "")).problem == "required key DATABASE_URL is empty"

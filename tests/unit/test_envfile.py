@@ -101,7 +101,7 @@ def test_duplicates_keep_every_assignment_and_the_last_wins() -> None:
     doc = parse(b"A=first\nA=second\n")
     assert list(doc.assignments()) == [("A", "first"), ("A", "second")]
     assert doc.values() == {"A": "second"}
-    assert doc.first_line() == {"A": 1}
+    assert doc.line_of() == {"A": 2}  # the value in effect
 
 
 @pytest.mark.parametrize(

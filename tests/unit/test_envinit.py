@@ -58,7 +58,7 @@ def test_local_result_passes_validation() -> None:
     doc = envfile.parse(host.files[str(TARGET)])
     assert result.to_fill == []
     assert doc.findings == []
-    assert check_values(doc.values(), doc.first_line(), rules("local"), set()) == []
+    assert check_values(doc.values(), doc.line_of(), rules("local"), set()) == []
 
 
 def test_an_existing_env_file_is_never_overwritten() -> None:

@@ -42,14 +42,15 @@ def test_base_rules_apply_to_every_environment() -> None:
     rules = resolve(parse_rules(RULES, PATH), "staging", False, PATH)
     assert rules.keys["LOG_LEVEL"].choices == ["DEBUG", "INFO", "WARNING"]
     assert rules.severity["example-unknown"] == "warning"
-    assert rules.label("format", "LOG_LEVEL", "choices") == "format"
+    assert rules.base is None
 
 
-def test_production_layer_overrides_and_is_labelled_production() -> None:
+def test_production_layer_overrides_and_keeps_the_rules_without_it_as_base() -> None:
     rules = resolve(parse_rules(RULES, PATH), "prod", True, PATH)
     assert rules.keys["LOG_LEVEL"].choices == ["INFO", "WARNING"]
     assert rules.keys["LOG_LEVEL"].required  # untouched fields keep the base value
-    assert rules.label("format", "LOG_LEVEL", "choices") == "production"
+    assert rules.base is not None
+    assert rules.base.keys["LOG_LEVEL"].choices == ["DEBUG", "INFO", "WARNING"]
     assert rules.severity["example-unknown"] == "error"
 
 

@@ -1,0 +1,128 @@
+"""Bad input: one clear message naming the problem and the fix, exit code 2, no traceback,
+nothing changed. Each case runs the real CLI in a throw-away copy of the project."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import Run, TempProject
+
+GOOD_LOCAL = "ENVIRONMENT=development\n"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> TempProject:
+    p = TempProject(tmp_path)
+    p.write_env("local", GOOD_LOCAL)
+    return p
+
+
+def refused(project: TempProject, *args: str, env: dict[str, str] | None = None) -> Run:
+    """Run a command that must be refused; check the common promises and return the run."""
+    before = project.snapshot()
+    run = project.invoke(*args, env=env)
+    assert run.returncode == 2, run.output
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith("error: "), run.stderr
+    assert "\n  fix: " in run.stderr, run.stderr
+    assert project.snapshot() == before
+    return run
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    project = TempProject(tmp_path)
+    project.file("config/deploy.toml").unlink()
+    run = refused(project, "env.validate", "--env", "local")
+    assert "config file config/deploy.toml not found" in run.stderr
+    assert "INVOKE_DEPLOYTOOLS_CONFIG" in run.stderr
+
+
+def test_config_file_named_by_env_var_is_missing(project: TempProject) -> None:
+    run = refused(
+        project,
+        "env.validate",
+        "--env",
+        "local",
+        env={"INVOKE_DEPLOYTOOLS_CONFIG": "/nonexistent/deploy.toml"},
+    )
+    assert "/nonexistent/deploy.toml not found" in run.stderr
+
+
+def test_config_file_that_is_not_text(project: TempProject) -> None:
+    project.file("config/deploy.toml").write_bytes(b"\xff\xfe\x00garbage")
+    run = refused(project, "env.validate", "--env", "local")
+    assert "deploy.toml: not UTF-8 text" in run.stderr
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
+def test_config_file_without_read_permission(project: TempProject) -> None:
+    project.file("config/deploy.toml").chmod(0)
+    run = refused(project, "env.validate", "--env", "local")
+    assert "cannot read" in run.stderr and "permission" in run.stderr.lower()
+
+
+def test_config_file_with_a_syntax_error(project: TempProject) -> None:
+    project.file("config/deploy.toml").write_text("[project\nname = 1\n")
+    run = refused(project, "env.validate", "--env", "local")
+    assert "deploy.toml: not valid TOML" in run.stderr
+
+
+def test_unknown_environment(project: TempProject) -> None:
+    run = refused(project, "env.validate", "--env", "qa")
+    assert "unknown environment 'qa'" in run.stderr
+    assert "use one of: local, prod, staging" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["prod;rm -rf /", "$(x)", "`id`", "prod\nrm -rf /", "../prod", "Prod"]
+)
+def test_environment_name_with_shell_metacharacters(project: TempProject, name: str) -> None:
+    run = refused(project, "env.validate", "--env", name)
+    assert f"environment name {name!r} is not allowed" in run.stderr
+
+
+@pytest.mark.parametrize("path", ["config/local.env;rm -rf /", "$(x).env", "`id`.env", "a.env\nb"])
+def test_file_path_with_shell_metacharacters(project: TempProject, path: str) -> None:
+    run = refused(project, "env.validate", "--env", "local", "--file", path)
+    assert f"--file {path!r} is not allowed" in run.stderr
+
+
+def test_env_file_missing(tmp_path: Path) -> None:
+    project = TempProject(tmp_path)
+    run = refused(project, "env.validate", "--env", "staging")
+    assert "env file" in run.stderr and "staging.env not found" in run.stderr
+    assert "invoke env.init --env NAME" in run.stderr
+
+
+def test_malformed_env_file_lists_the_lines(project: TempProject) -> None:
+    project.write_env("local", '\ufeffA="open\nB=1\nB=2\nnonsense\nD= # c\n')
+    refused(project, "env.validate", "--env", "local")
+    run = refused(project, "env.validate", "--env", "local", "--json")
+    found = {(f["rule"], f["line"]) for f in json.loads(run.stdout)["findings"]}
+    expected = {("bom", 1), ("unterminated-quote", 1), ("duplicate", 3), ("syntax", 4)}
+    assert expected | {("empty-comment", 5)} <= found
+
+
+def test_config_with_unknown_key_names_file_and_key_path(project: TempProject) -> None:
+    deploy = project.file("config/deploy.toml")
+    deploy.write_text(
+        deploy.read_text().replace('runtime = "process"', 'runtime = "process"\nrutnime = 1')
+    )
+    run = refused(project, "env.validate", "--env", "local")
+    assert "deploy.toml" in run.stderr and "environments.local.rutnime: unknown key" in run.stderr
+
+
+def test_rules_file_with_a_wrong_type_names_file_and_key_path(project: TempProject) -> None:
+    rules = project.file("config/env.rules.toml")
+    rules.write_text(rules.read_text().replace("min = 1\nmax = 65535", 'min = "one"\nmax = 65535'))
+    run = refused(project, "env.validate", "--env", "local")
+    assert "env.rules.toml" in run.stderr and "keys.PORT.min" in run.stderr
+
+
+def test_init_for_an_unknown_environment_changes_nothing(project: TempProject) -> None:
+    run = refused(project, "env.init", "--env", "qa;touch x")
+    assert "is not allowed" in run.stderr

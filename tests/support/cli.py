@@ -1,0 +1,69 @@
+"""A throw-away copy of the project (tasks.py + config/) and the real invoke CLI run in it.
+
+The copy lets a test break config and env files freely; deploytools itself is imported from
+this checkout through PYTHONPATH, so the code under test is the code in the working tree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Run:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class TempProject:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        shutil.copy2(ROOT / "tasks.py", path / "tasks.py")
+        shutil.copytree(ROOT / "config", path / "config", ignore=shutil.ignore_patterns("*.env"))
+
+    def file(self, relative: str) -> Path:
+        return self.path / relative
+
+    def write_env(self, env: str, text: str | bytes, mode: int = 0o600) -> Path:
+        path = self.file(f"config/{env}.env")
+        path.write_bytes(text.encode() if isinstance(text, str) else text)
+        path.chmod(mode)
+        return path
+
+    def invoke(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
+        """``python -m invoke ARGS`` in the project (or ``cwd``), with a clean INVOKE_* env."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
+        environ.update(PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1", **(env or {}))
+        argv = [sys.executable, "-m", "invoke", *args]
+        proc = subprocess.run(
+            argv,
+            cwd=cwd or self.path,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        return Run(argv, proc.returncode, proc.stdout, proc.stderr)
+
+    def snapshot(self) -> dict[str, tuple[bytes, int]]:
+        """Every file's bytes and mode, to prove that a refused command changed nothing."""
+        return {
+            str(p.relative_to(self.path)): (p.read_bytes(), p.stat().st_mode)
+            for p in sorted(self.path.rglob("*"))
+            if p.is_file() and ".git" not in p.parts and "__pycache__" not in p.parts
+        }
