@@ -241,8 +241,10 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     for key, value in top.items():
         if value is None:
             continue
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
+        if isinstance(value, Mapping):
+            # Also when ``base`` lacks the key: a nested "not set" must vanish, not become null.
+            below = out.get(key)
+            out[key] = deep_merge(below if isinstance(below, Mapping) else {}, value)
         else:
             out[key] = value
     return out

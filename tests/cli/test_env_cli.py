@@ -106,3 +106,17 @@ def test_invoke_list_shows_the_env_tasks_with_help(project: TempProject) -> None
     helped = project.invoke("--help", "env.validate")
     for flag in ("--env", "--json", "--file"):
         assert flag in helped.stdout
+
+
+def test_environment_choice_precedence_invoke_yaml_then_env_var_then_flag(
+    project: TempProject,
+) -> None:
+    """No env file exists, so the error names the environment each layer picked."""
+    project.file("invoke.yaml").write_text("deploytools:\n  env: staging\n")
+    assert "staging.env not found" in project.invoke("env.validate").stderr
+    by_var = project.invoke("env.validate", env={"INVOKE_DEPLOYTOOLS_ENV": "prod"})
+    assert "prod.env not found" in by_var.stderr
+    by_flag = project.invoke(
+        "env.validate", "--env", "local", env={"INVOKE_DEPLOYTOOLS_ENV": "prod"}
+    )
+    assert "local.env not found" in by_flag.stderr
