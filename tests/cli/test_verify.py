@@ -1,0 +1,88 @@
+"""``python -m deploytools.verify`` (what ``nox -s verify`` runs) in a copy of the project."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploytools import verify
+from deploytools.verify import Check, Outcome, Project
+from tests.support.cli import ROOT, TempProject
+
+
+def run_verify(project: TempProject, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "deploytools.verify", *args],
+        cwd=project.path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> TempProject:
+    return TempProject(tmp_path)
+
+
+def test_the_project_passes(project: TempProject) -> None:
+    run = run_verify(project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count(" ok ") == 6  # config and example, for local, staging and prod
+    assert "all 6 checks passed" in run.stderr
+
+
+def test_a_broken_example_fails_with_every_problem(project: TempProject) -> None:
+    example = project.file("config/staging.env.example")
+    text = example.read_text().replace("SECRET_KEY=<secret-key>\n", "")
+    example.write_text(text + "SURPRISE=1\nnot a line\nRELEASE_ID=v1\n")
+    run = run_verify(project)
+    assert run.returncode == 1
+    for problem in (
+        "required key SECRET_KEY is missing",
+        "SURPRISE has no rule in env.rules.toml",
+        "is not a KEY=VALUE line",
+        "RELEASE_ID is set by the deploy",
+    ):
+        assert problem in run.stdout, run.stdout
+    assert "FAILED" in run.stdout and "Traceback" not in run.stderr
+
+
+def test_a_config_error_fails_and_names_the_key(project: TempProject) -> None:
+    deploy = project.file("config/deploy.toml")
+    deploy.write_text(
+        deploy.read_text().replace("[environments.prod.database]", "[environments.prod.databse]")
+    )
+    run = run_verify(project, "--only", "config")
+    assert run.returncode == 1
+    assert "environments.prod.databse" in run.stdout
+    assert " ok " in run.stdout  # local and staging still pass
+
+
+def test_a_missing_config_fails_without_traceback(tmp_path: Path) -> None:
+    project = TempProject(tmp_path)
+    project.file("config/deploy.toml").unlink()
+    run = run_verify(project)
+    assert run.returncode == 1
+    assert "config file config/deploy.toml not found" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_new_check_is_one_more_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    def migrations(project: Project) -> list[Outcome]:
+        return [Outcome("example/migrations", False, "drops a column in use")]
+
+    monkeypatch.setattr(verify, "CHECKS", [*verify.CHECKS, Check("migrations", migrations)])
+    project = Project(ROOT / "config/deploy.toml", ["local"])
+    results = verify.run(project, verify.CHECKS)
+    assert [(name, o.ok) for name, o in results] == [
+        ("config", True),
+        ("env examples", True),
+        ("migrations", False),
+    ]
