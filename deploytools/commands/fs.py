@@ -31,11 +31,17 @@ def parse_free_space(output: str) -> int:
 
 
 def sha256(paths: Sequence[str]) -> Argv:
+    """OpenSSL's SHA-256: about twice as fast as coreutils' on CPUs without SHA instructions."""
+    return ["openssl", "dgst", "-sha256", "-r", *paths]
+
+
+def sha256_coreutils(paths: Sequence[str]) -> Argv:
+    """The fallback where OpenSSL's command-line tool is not installed; same output format."""
     return ["sha256sum", "--", *paths]
 
 
 def parse_sha256(output: str) -> dict[str, str]:
-    """``{path: hex digest}`` from ``sha256sum`` output (``HEX  PATH`` or ``HEX *PATH``)."""
+    """``{path: hex digest}`` from ``sha256`` output: ``HEX *PATH`` (or ``HEX  PATH``)."""
     digests = {}
     for line in output.splitlines():
         digest, _, path = line.partition(" ")

@@ -26,11 +26,13 @@ DIRECTORY_ARCHIVE = {"toc.dat": b"toc", "3001.dat.gz": b"rows"}
 
 
 class FakeDbHost(MemoryHost):
-    """Answers the commands of a backup; ``fail`` names a program that exits 1."""
+    """Answers the commands of a backup; ``fail`` names a program that exits 1, ``missing``
+    one that is not installed."""
 
-    def __init__(self, fail: str = "", free_kb: int = FREE_KB) -> None:
+    def __init__(self, fail: str = "", free_kb: int = FREE_KB, missing: str = "") -> None:
         super().__init__("mem")
         self.fail = fail
+        self.missing = missing
         self.free_kb = free_kb
         self.envs: list[dict[str, str]] = []
 
@@ -61,8 +63,11 @@ class FakeDbHost(MemoryHost):
                 self.files.update({f"{target}/{n}": data for n, data in DIRECTORY_ARCHIVE.items()})
             else:
                 self.files[target] = b"PGDMP archive bytes"
-        elif program == "sha256sum":
-            out = "".join(f"{hashlib.sha256(self.files[p]).hexdigest()}  {p}\n" for p in args[2:])
+        elif program == "openssl" and self.missing == "openssl":
+            raise CommandError(args, 127, "openssl: command not found", self.name)
+        elif program in ("openssl", "sha256sum"):
+            files, sep = (args[4:], " *") if program == "openssl" else (args[2:], "  ")
+            out = "".join(f"{hashlib.sha256(self.files[p]).hexdigest()}{sep}{p}\n" for p in files)
         elif program == "wc":
             out = "".join(f"{len(self.files[p])} {p}\n" for p in args[3:])
         elif program == "mv":

@@ -39,7 +39,7 @@ def test_a_backup_is_dumped_verified_hashed_renamed_then_described() -> None:
         "chmod",
         "pg_restore",
         "wc",
-        "sha256sum",
+        "openssl",
         "mv",
     ]
     assert manifest.id.startswith("test-") and manifest.id.endswith("-v1.2")
@@ -66,7 +66,7 @@ def test_the_password_travels_in_the_environment_only() -> None:
     assert PASSWORD not in host.files["/srv/app/.deploytools/test/journal.jsonl"].decode()
 
 
-@pytest.mark.parametrize("program", ["pg_dump", "pg_restore", "sha256sum", "mv"])
+@pytest.mark.parametrize("program", ["pg_dump", "pg_restore", "openssl", "mv"])
 def test_a_failure_at_any_point_leaves_no_file_and_is_journaled(program: str) -> None:
     host = FakeDbHost(fail=program)
     with pytest.raises(DeployFailure) as caught:
@@ -105,3 +105,14 @@ def test_directory_format_is_hashed_file_by_file() -> None:
     assert host.listdir(f"{BACKUPS}/{manifest.archive}") == ["3001.dat.gz", "toc.dat"]
     dump = next(c for c in host.commands if c[0] == "pg_dump")
     assert "--format=directory" in dump and "--jobs=2" in dump
+
+
+def test_without_openssl_the_coreutils_checksum_gives_the_same_digest() -> None:
+    with_openssl = db.backup(settings(), FakeDbHost(), quiet_ui(), url=URL)
+    host = FakeDbHost(missing="openssl")
+    without = db.backup(settings(), host, quiet_ui(), url=URL)
+    assert without.sha256 == with_openssl.sha256
+    assert [c[0] for c in host.commands if c[0] in ("openssl", "sha256sum")] == [
+        "openssl",
+        "sha256sum",
+    ]

@@ -20,7 +20,8 @@ def test_free_space_garbage_is_a_clear_failure() -> None:
 
 
 def test_sha256_both_output_styles_and_spaces_in_paths() -> None:
-    assert fs.sha256(["/b/a", "/b/c d"]) == ["sha256sum", "--", "/b/a", "/b/c d"]
+    assert fs.sha256(["/b/a", "/b/c d"]) == ["openssl", "dgst", "-sha256", "-r", "/b/a", "/b/c d"]
+    assert fs.sha256_coreutils(["/b/a"]) == ["sha256sum", "--", "/b/a"]
     out = f"{'a' * 64}  /b/a\n{'b' * 64} */b/c d\n"
     assert fs.parse_sha256(out) == {"/b/a": "a" * 64, "/b/c d": "b" * 64}
 
