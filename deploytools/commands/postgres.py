@@ -1,8 +1,10 @@
 """PostgreSQL client argv builders: pg_dump, pg_restore, psql, also inside a compose service.
 
 The connection travels as a libpq URI *without* its password (``--dbname=postgresql://u@h/db``),
-so every query parameter (sslmode, ...) keeps working; the password goes in ``PGPASSWORD``
-through ``Conn.env()``, never in an argv that ``ps`` or a log could show.
+so every query parameter (sslmode, ...) keeps working. The password never goes in an argv that
+``ps`` or a log could show: it goes in a 0600 password file named by ``PGPASSFILE`` (environment
+values of a remote command are visible in the remote ``ps``), or in ``PGPASSWORD`` where a file
+cannot reach the client (inside a compose service).
 """
 
 from __future__ import annotations
@@ -27,12 +29,24 @@ class Conn:
     dbname: str
     password: str | None = None
 
-    def env(self, *, lock_timeout_ms: int | None = None) -> dict[str, str]:
-        """Environment for a client run: the password, and session settings via PGOPTIONS."""
-        env = {"PGPASSWORD": self.password} if self.password else {}
+    def env(
+        self, *, passfile: str | None = None, lock_timeout_ms: int | None = None
+    ) -> dict[str, str]:
+        """Environment for a client run: where the password is (``passfile``, written from
+        ``passfile_entry``) or the password itself, and session settings via PGOPTIONS."""
+        env = {}
+        if passfile:
+            env["PGPASSFILE"] = passfile
+        elif self.password:
+            env["PGPASSWORD"] = self.password
         if lock_timeout_ms:
             env["PGOPTIONS"] = f"-c lock_timeout={lock_timeout_ms}"
         return env
+
+    def passfile_entry(self) -> str:
+        """A ``.pgpass`` line matching any server: the file holds this one connection only."""
+        escaped = (self.password or "").replace("\\", "\\\\").replace(":", "\\:")
+        return f"*:*:*:*:{escaped}\n"
 
 
 def parse_url(url: str) -> Conn:

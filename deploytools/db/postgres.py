@@ -7,9 +7,11 @@ without a PostgreSQL client): archives then travel with ``docker compose cp``.
 from __future__ import annotations
 
 import posixpath
+import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from deploytools import targets
 from deploytools.commands import postgres as pg
 from deploytools.config import EnvironmentSettings
 from deploytools.db.database import Database
@@ -65,9 +67,8 @@ class PostgresEngine:
 
     def verify(self, archive: str) -> None:
         with self._in_service_path(archive, copy_in=True, copy_out=False) as where:
-            self._client(
-                pg.read_archive(where), "verification (pg_restore reading the whole archive)"
-            )
+            what = "verification (pg_restore reading the whole archive)"
+            self._client(pg.read_archive(where), what, connects=False)
 
     def restore(self, archive: str) -> None:
         with self._in_service_path(archive, copy_in=True, copy_out=False) as where:
@@ -83,20 +84,42 @@ class PostgresEngine:
                 "check that the server is up and the URL's host, port, user and password are right",
             ) from None
 
-    def _client(self, argv: list[str], what: str, *, lock_timeout: bool = False) -> None:
+    def _client(
+        self, argv: list[str], what: str, *, lock_timeout: bool = False, connects: bool = True
+    ) -> None:
         try:
-            self._run(argv, lock_timeout=lock_timeout)
+            self._run(argv, lock_timeout=lock_timeout, connects=connects)
         except CommandError as exc:
             status = "timed out" if exc.returncode is None else f"failed (exit {exc.returncode})"
             raise DeployFailure(
                 f"{what} {status} on {self.host.name}:\n{_tail(exc.output)}"
             ) from None
 
-    def _run(self, argv: list[str], *, lock_timeout: bool = False) -> Result:
+    def _run(self, argv: list[str], *, lock_timeout: bool = False, connects: bool = True) -> Result:
+        lock_ms = self.conf.lock_timeout_ms if lock_timeout else None
         if self.service:
             argv = pg.in_service(self.compose, self.service, self.conn, argv)
-        env = self.conn.env(lock_timeout_ms=self.conf.lock_timeout_ms if lock_timeout else None)
-        return self.host.run(argv, env=env, timeout=self.conf.dump_timeout)
+            return self.host.run(
+                argv, env=self.conn.env(lock_timeout_ms=lock_ms), timeout=self.conf.dump_timeout
+            )
+        with self._passfile(connects) as passfile:
+            env = self.conn.env(passfile=passfile, lock_timeout_ms=lock_ms)
+            return self.host.run(argv, env=env, timeout=self.conf.dump_timeout)
+
+    @contextmanager
+    def _passfile(self, needed: bool) -> Iterator[str | None]:
+        """A 0600 password file in the state directory for one command, removed after it."""
+        if not (needed and self.conn.password):
+            yield None
+            return
+        directory = targets.state_dir(self.settings, self.host)
+        self.host.makedirs(directory, mode=0o700)
+        path = f"{directory}/.pgpass-{secrets.token_hex(8)}"
+        self.host.write_file(path, self.conn.passfile_entry().encode(), mode=0o600)
+        try:
+            yield path
+        finally:
+            self.host.remove(path)
 
     @contextmanager
     def _in_service_path(self, path: str, *, copy_in: bool, copy_out: bool) -> Iterator[str]:

@@ -35,6 +35,7 @@ class FakeDbHost(MemoryHost):
         self.missing = missing
         self.free_kb = free_kb
         self.envs: list[dict[str, str]] = []
+        self.passfiles: list[tuple[str, int]] = []
 
     def run(
         self,
@@ -49,6 +50,9 @@ class FakeDbHost(MemoryHost):
         args = list(argv)
         self.commands.append(args)
         self.envs.append(dict(env or {}))
+        if env and "PGPASSFILE" in env:  # what the client would read, while it runs
+            path = env["PGPASSFILE"]
+            self.passfiles.append((self.files[path].decode(), self.modes[path]))
         program = args[0]
         if program == self.fail:
             raise CommandError(args, 1, f"{program}: error: boom", self.name)

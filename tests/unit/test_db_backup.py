@@ -55,14 +55,16 @@ def test_a_backup_is_dumped_verified_hashed_renamed_then_described() -> None:
     assert [r["result"] for r in journal(host)] == ["started", "ok"]
 
 
-def test_the_password_travels_in_the_environment_only() -> None:
+def test_the_password_travels_in_a_private_file_removed_after_each_command() -> None:
     host = FakeDbHost()
     db.backup(settings(), host, quiet_ui(), url=URL)
     assert not any(PASSWORD in arg for argv in host.commands for arg in argv)
-    pg_envs = [
+    clients = [
         e for c, e in zip(host.commands, host.envs, strict=True) if c[0] in ("psql", "pg_dump")
     ]
-    assert pg_envs and all(e == {"PGPASSWORD": PASSWORD} for e in pg_envs)
+    assert len(clients) == 3 and all(set(e) == {"PGPASSFILE"} for e in clients)
+    assert host.passfiles == [(f"*:*:*:*:{PASSWORD}\n", 0o600)] * 3
+    assert not any(".pgpass" in path for path in host.files)
     assert PASSWORD not in host.files["/srv/app/.deploytools/test/journal.jsonl"].decode()
 
 

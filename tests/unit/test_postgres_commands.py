@@ -15,6 +15,12 @@ URI = "postgresql://app@db.internal:5433/appdb?sslmode=require"
 def test_parse_url_keeps_everything_but_the_password() -> None:
     assert CONN == pg.Conn(uri=URI, dbname="appdb", password="s:cret@pw")
     assert CONN.env() == {"PGPASSWORD": "s:cret@pw"}
+    assert CONN.env(passfile="/s/.pgpass-1") == {"PGPASSFILE": "/s/.pgpass-1"}
+
+
+def test_passfile_entry_escapes_colons_and_backslashes() -> None:
+    conn = pg.Conn("postgresql://u@h/d", "d", "a:b\\c")
+    assert conn.passfile_entry() == "*:*:*:*:a\\:b\\\\c\n"
 
 
 def test_parse_url_moves_a_query_password_out_and_handles_no_user() -> None:
