@@ -14,11 +14,13 @@ from typing import Any
 from deploytools import envcheck, envfile
 from deploytools.commands import git
 from deploytools.config import EnvironmentSettings
+from deploytools.envcheck import learn_secrets
 from deploytools.envfile import EnvDocument
-from deploytools.envrules import EnvRules
+from deploytools.envrules import EnvRules, rules_for
 from deploytools.errors import CommandError, OperatorError
 from deploytools.findings import Finding, count
 from deploytools.hosts.base import Host
+from deploytools.hosts.local import LocalHost
 from deploytools.platform import private_file_mode_ok
 from deploytools.redact import url_password
 from deploytools.ui import Ui
@@ -51,6 +53,17 @@ class Report:
             "keys": self.keys,
             "findings": [f.as_dict() for f in self.findings],
         }
+
+
+def validate_environment(
+    settings: EnvironmentSettings, ui: Ui, path: Path | None = None, host: Host | None = None
+) -> Report:
+    """Read the env file (or ``path``), teach ``ui`` its secrets first, then check it all."""
+    rules = rules_for(settings)
+    target = path or settings.path(settings.env_file)
+    doc = envfile.read(target)
+    learn_secrets(ui.redact, doc, rules)
+    return validate(doc, target, settings, rules, host or LocalHost(), read_example(settings))
 
 
 def read_example(settings: EnvironmentSettings) -> EnvDocument | None:
@@ -199,14 +212,3 @@ def show(ui: Ui, report: Report) -> None:
     note = f", {report.warnings} warning(s)" if report.warnings else ""
     ui.success(f"{report.file}: {report.keys} keys valid for {report.env}{note}")
 
-
-def validate_environment(settings: EnvironmentSettings, ui: Ui, path: Path | None = None) -> Report:
-    """Read, learn the secrets of, and check the environment's env file (or ``path``)."""
-    from deploytools.envrules import rules_for
-    from deploytools.hosts.local import LocalHost
-
-    rules = rules_for(settings)
-    target = path or settings.path(settings.env_file)
-    doc = envfile.read(target)
-    envcheck.learn_secrets(ui.redact, doc, rules)
-    return validate(doc, target, settings, rules, LocalHost(), read_example(settings))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from invoke.context import Context
 
-from deploytools import envfile, envinit, envvalidate
-from deploytools.envcheck import learn_secrets
+from deploytools import envinit, envvalidate
 from deploytools.envrules import rules_for
 from deploytools.hosts.local import LocalHost
 from deploytools.inputs import check_path
@@ -22,13 +21,7 @@ def validate(
 ) -> None:
     """Check an env file against config/env.rules.toml and its example; list every problem."""
     path = check_path(file, "--file") if file else None
-    conf = settings(c, env)
-    rules = rules_for(conf)
-    target = path or conf.path(conf.env_file)
-    doc = envfile.read(target)
-    learn_secrets(ui.redact, doc, rules)
-    example = envvalidate.read_example(conf)
-    report = envvalidate.validate(doc, target, conf, rules, LocalHost(), example)
+    report = envvalidate.validate_environment(settings(c, env), ui, path)
     envvalidate.show(ui, report)
 
 
