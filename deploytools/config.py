@@ -206,7 +206,7 @@ def read_deploy_file(path: Path) -> DeployFile:
         raise OperatorError(
             f"{path}: not valid TOML: {exc}", "fix the syntax at that line"
         ) from None
-    return _validate(DeployFile, raw, path)
+    return validate_model(DeployFile, raw, path)
 
 
 def load_settings(
@@ -228,7 +228,7 @@ def load_settings(
         merged = deep_merge(merged, layer)
     merged["name"] = env
     merged["root"] = path.parent.parent
-    return _validate(EnvironmentSettings, merged, path, prefix=f"environments.{env}")
+    return validate_model(EnvironmentSettings, merged, path, prefix=f"environments.{env}")
 
 
 def environment_names(config_path: str | Path = DEFAULT_CONFIG) -> list[str]:
@@ -250,7 +250,7 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def _validate(model: type[M], raw: Any, path: Path, prefix: str = "") -> M:
+def validate_model(model: type[M], raw: Any, path: Path, prefix: str = "") -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
