@@ -11,8 +11,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-
-from sqlalchemy.engine import make_url
+from urllib.parse import unquote, urlsplit
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,8 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Passwords inside the configured URLs, to be scrubbed from any text we emit."""
         urls = (self.database_url, self.redis_url, self.broker_url, self.result_backend)
-        return tuple({p for p in map(_password, urls) if p})
+        found: set[str] = set().union(*map(_passwords, urls))
+        return tuple(sorted(found, key=len, reverse=True))  # longest first: no partial scrubs
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
@@ -44,13 +44,13 @@ class Settings:
         return text
 
 
-def _password(url: str) -> str | None:
-    if "://" not in url or url.startswith(("filesystem://", "file://")):
-        return None
+def _passwords(url: str) -> set[str]:
+    """The password in ``url`` as written and decoded (an error text may show either)."""
     try:
-        return make_url(url).password
-    except Exception:  # not a URL SQLAlchemy can parse: nothing to scrub
-        return None
+        password = urlsplit(url).password
+    except ValueError:  # not a URL: nothing to scrub
+        return set()
+    return {password, unquote(password)} if password else set()
 
 
 def _with_driver(database_url: str) -> str:

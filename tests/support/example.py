@@ -7,9 +7,11 @@ environment. Every start waits a bounded time and every process is stopped on ex
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,3 +102,54 @@ def running_worker(env: Mapping[str, str], workdir: Path, name: str) -> Iterator
     finally:
         client.close()
         stop(proc, timeout=20)
+
+
+COMPOSE_FILES = ("docker-compose.prod.yml", "docker-compose.test.yml")
+SERVICES = ("backend", "celery-worker")
+
+
+class ComposeStack:
+    """``docker compose -p NAME -f prod -f test ...`` for one uniquely named project."""
+
+    def __init__(self, docker: str, env_file: Path, release: str) -> None:
+        self.project = f"exampletest-{uuid.uuid4().hex[:8]}"
+        self.release = release
+        self._argv = [docker, "compose", "-p", self.project]
+        for name in COMPOSE_FILES:
+            self._argv += ["-f", str(EXAMPLE_DIR / name)]
+        self._env = {
+            **os.environ,
+            "ENV_FILE": str(env_file),
+            "RELEASE_ID": release,
+            "IMAGE_NAME": "deploytools-test-exampleapp",
+        }
+
+    @property
+    def image(self) -> str:
+        return f"deploytools-test-exampleapp:{self.release}"
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self._argv, *args],
+            env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def check(self, *args: str, timeout: float = 300) -> str:
+        done = self.run(*args, timeout=timeout)
+        if done.returncode != 0:
+            logs = self.run("logs", "--no-color", "--tail", "40", timeout=60).stdout
+            raise AssertionError(
+                f"docker compose {' '.join(args)} exited {done.returncode}:\n"
+                f"{done.stderr[-3000:]}\n--- service logs ---\n{logs[-4000:]}"
+            )
+        return done.stdout
+
+    def health(self) -> dict[str, str]:
+        """Service name -> health, from ``ps --format json`` (JSON Lines or one array)."""
+        out = self.check("ps", "--all", "--format", "json", timeout=60).strip()
+        rows = json.loads(out) if out.startswith("[") else [json.loads(x) for x in out.splitlines()]
+        return {row["Service"]: row.get("Health", "") for row in rows}
