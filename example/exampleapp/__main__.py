@@ -13,6 +13,7 @@ def main() -> None:
         "exampleapp.web:app",
         host=settings.host,
         port=settings.port,
+        workers=settings.web_concurrency,
         log_level=settings.log_level.lower(),
         proxy_headers=True,  # trusts X-Forwarded-* from FORWARDED_ALLOW_IPS (default 127.0.0.1)
     )

@@ -22,6 +22,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=240,
         task_time_limit=300,
+        worker_concurrency=settings.worker_concurrency,  # `--concurrency` on the command line wins
         result_expires=3600,
         broker_connection_retry_on_startup=True,
         task_serializer="json",

@@ -24,8 +24,11 @@ class Settings:
     release_id: str
     host: str  # where `python -m exampleapp` listens; the image sets 0.0.0.0
     port: int
+    web_concurrency: int  # uvicorn worker processes of `python -m exampleapp`
+    worker_concurrency: int  # Celery pool size (not one per host CPU: containers get a share)
     log_level: str
     health_timeout: float  # seconds; bounds each health check so /health answers quickly
+    flags: dict[str, int]  # FEATURE_X=percent -> {"x": percent}; `invoke flags.stage` sets them
 
     @property
     def uses_filesystem_broker(self) -> bool:
@@ -63,6 +66,22 @@ def _with_driver(database_url: str) -> str:
     )
 
 
+def _number(env: dict[str, str], name: str, default: str) -> float:
+    raw = env.get(name, "").strip() or default
+    try:
+        return float(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a number, not {raw!r}") from None
+
+
+def _flags(env: dict[str, str]) -> dict[str, int]:
+    return {
+        name.removeprefix("FEATURE_").lower(): int(_number(env, name, "0"))
+        for name in sorted(env)
+        if name.startswith("FEATURE_")
+    }
+
+
 def load(env: dict[str, str] | None = None) -> Settings:
     """Build Settings from ``env`` (default: os.environ); raise if a required value is missing."""
     env = dict(os.environ) if env is None else env
@@ -84,9 +103,12 @@ def load(env: dict[str, str] | None = None) -> Settings:
         celery_fs_root=fs_root,
         release_id=env.get("RELEASE_ID", "").strip() or "dev",
         host=env.get("HOST", "").strip() or "127.0.0.1",
-        port=int(env.get("PORT", "") or 8000),
+        port=int(_number(env, "PORT", "8000")),
+        web_concurrency=int(_number(env, "WEB_CONCURRENCY", "1")),
+        worker_concurrency=int(_number(env, "CELERY_CONCURRENCY", "2")),
         log_level=(env.get("LOG_LEVEL", "") or "INFO").upper(),
-        health_timeout=float(env.get("HEALTH_TIMEOUT", "") or 2.0),
+        health_timeout=_number(env, "HEALTH_TIMEOUT", "2"),
+        flags=_flags(env),
     )
 
 

@@ -63,5 +63,7 @@ async def health() -> JSONResponse:
 
 
 @app.get("/")
-async def index() -> dict[str, str]:
-    return {"app": "exampleapp", "release": get_settings().release_id}
+async def index() -> dict[str, object]:
+    """Which release serves, and the feature flags it sees (a staged rollout shows up here)."""
+    settings = get_settings()
+    return {"app": "exampleapp", "release": settings.release_id, "flags": settings.flags}

@@ -113,13 +113,17 @@ def test_health_keeps_the_database_password_out_of_response_and_log(tmp_path: Pa
 
 
 def test_local_mode_is_healthy_without_any_server(tmp_path: Path) -> None:
-    env = app_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'app.sqlite3'}")
+    env = app_env(
+        tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'app.sqlite3'}", FEATURE_NEW_CHECKOUT="25"
+    )
     with running_web(env, tmp_path) as (base_url, _log):
         code, body = get_health(base_url)
+        index = httpx.get(base_url, timeout=10.0).json()
     assert (code, body) == (
         200,
         {"status": "healthy", "release": "dev", "database": "ok", "redis": "disabled"},
     )
+    assert index["flags"] == {"new_checkout": 25}
 
 
 def check_worker(client: Any, release: str) -> None:

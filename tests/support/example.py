@@ -31,6 +31,8 @@ APP_VARS = (
     "RELEASE_ID",
     "HOST",
     "PORT",
+    "WEB_CONCURRENCY",
+    "CELERY_CONCURRENCY",
     "LOG_LEVEL",
     "HEALTH_TIMEOUT",
 )
@@ -38,7 +40,9 @@ APP_VARS = (
 
 def app_env(workdir: Path, **values: str) -> dict[str, str]:
     """Environment for an app process: this interpreter's PATH, example/ importable, ``values``."""
-    env = {k: v for k, v in os.environ.items() if k not in APP_VARS}
+    env = {
+        k: v for k, v in os.environ.items() if k not in APP_VARS and not k.startswith("FEATURE_")
+    }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(EXAMPLE_DIR)
     env["CELERY_FS_ROOT"] = str(workdir / "celery")
