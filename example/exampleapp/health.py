@@ -1,19 +1,20 @@
-"""Dependency checks behind GET /health, each bounded by a short timeout.
+"""Dependency checks behind GET /health, each bounded by short connect and socket timeouts.
 
-The checks are plain blocking functions so the Celery worker or a script can reuse them.
-Error texts are scrubbed of passwords before they leave this module.
+Plain blocking functions (web.py runs them in threads under an overall deadline). Error texts
+are scrubbed of passwords before they leave this module.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import redis
-    from sqlalchemy.engine import Engine
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import Engine
 
-    from .settings import Settings
+from .settings import Settings
 
 OK = "ok"
 DISABLED = "disabled"
@@ -21,8 +22,6 @@ DISABLED = "disabled"
 
 @lru_cache(maxsize=4)
 def _engine(database_url: str, timeout: float) -> Engine:
-    from sqlalchemy import create_engine, make_url
-
     backend = make_url(database_url).get_backend_name()
     connect_args: dict[str, object] = {}
     if backend == "postgresql":
@@ -35,11 +34,7 @@ def _engine(database_url: str, timeout: float) -> Engine:
 
 
 @lru_cache(maxsize=4)
-def _redis(redis_url: str, timeout: float) -> redis.Redis:
-    from redis import Redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
+def _redis(redis_url: str, timeout: float) -> Redis:
     return Redis.from_url(
         redis_url,
         socket_connect_timeout=timeout,
@@ -56,8 +51,6 @@ def _describe(exc: BaseException) -> str:
 
 
 def check_database(settings: Settings) -> str:
-    from sqlalchemy import text
-
     try:
         with _engine(settings.database_url, settings.health_timeout).connect() as conn:
             conn.execute(text("SELECT 1"))
