@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
 import statistics
 import subprocess
@@ -65,10 +66,17 @@ def generate(url: str, size_mb: int) -> int:
         return size
 
 
-def timed(action: Callable[[], object]) -> float:
-    started = time.perf_counter()
+def timed(action: Callable[[], object]) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of the client processes it ran (pg_dump, psql, openssl):
+    the CPU figure is the steadier one on a busy machine."""
+    started, before = time.perf_counter(), _children_cpu()
     action()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _children_cpu() - before
+
+
+def _children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def settings_for(root: Path, url: str, **database: object) -> EnvironmentSettings:
@@ -83,8 +91,8 @@ def settings_for(root: Path, url: str, **database: object) -> EnvironmentSetting
     )
 
 
-def one_round(url: str, root: Path) -> tuple[dict[str, float], int]:
-    """Seconds for each contender, and the custom archive's size."""
+def one_round(url: str, root: Path) -> tuple[dict[str, tuple[float, float]], int]:
+    """(wall, client CPU) seconds for each contender, and the custom archive's size."""
     conn = pg.parse_url(url)
     host = LocalHost()
     ui = Ui(err=Console(file=io.StringIO()), out=Console(file=io.StringIO()))
@@ -109,25 +117,36 @@ def run(url: str, runs: int, size_mb: int) -> None:
     started = time.perf_counter()
     size = generate(url, size_mb)
     print(f"database: {size / MB:.0f} MB (ready in {time.perf_counter() - started:.0f} s)")
-    samples: dict[str, list[float]] = {}
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     archive = 0
     with tempfile.TemporaryDirectory(prefix="db-bench-") as tmp:
         for n in range(1, runs + 1):
             seconds, archive = one_round(url, Path(tmp))
-            for key, value in seconds.items():
-                samples.setdefault(key, []).append(value)
-            print(f"round {n}/{runs}: " + ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items()))
-    med = {k: statistics.median(v) for k, v in samples.items()}
+            for key, (w, c) in seconds.items():
+                wall.setdefault(key, []).append(w)
+                cpu.setdefault(key, []).append(c)
+            shown = ", ".join(f"{k} {w:.2f}s (cpu {c:.2f}s)" for k, (w, c) in seconds.items())
+            print(f"round {n}/{runs}: {shown}", flush=True)
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
+    paired = statistics.median(t / r for t, r in zip(wall["toolkit"], wall["raw"], strict=True))
     print(f"\nmedians of {runs} run(s); database {size / MB:.0f} MB, archive {archive / MB:.0f} MB")
+    print(f"  {'':<42} {'wall':>8}  {'ratio':>6}  {'client cpu':>10}")
     rows = [
-        ("raw pg_dump -Fc", med["raw"], ""),
-        ("db.backup custom, no verification", med["toolkit"], " (target <= 1.05)"),
-        ("db.backup directory -j 2, no verification", med["directory"], ""),
+        ("raw pg_dump -Fc", "raw"),
+        ("db.backup custom, no verification", "toolkit"),
+        ("db.backup directory -j 2, no verification", "directory"),
+        ("verify: pg_restore -f /dev/null", "raw_verify"),
+        ("verify: db.verify_backup (sha256 + read)", "toolkit_verify"),
     ]
-    for label, value, note in rows:
-        print(f"  {label:<42} {value:7.2f} s  ratio {value / med['raw']:.3f}{note}")
-    print(f"  {'verify: pg_restore -f /dev/null':<42} {med['raw_verify']:7.2f} s")
-    print(f"  {'verify: db.verify_backup (sha256 + read)':<42} {med['toolkit_verify']:7.2f} s")
+    for label, key in rows:
+        ratio = f"{med[key] / med['raw']:6.3f}" if key in ("raw", "toolkit", "directory") else ""
+        print(f"  {label:<42} {med[key]:7.2f}s  {ratio:>6}  {cpu_med[key]:9.2f}s")
+    print(
+        f"overhead without verification: ratio of medians {med['toolkit'] / med['raw']:.3f},"
+        f" median of per-round ratios {paired:.3f} (target <= 1.05)"
+    )
     print("rerun: python bench/db_backup.py [--runs N] [--size-mb M] [--url URL]")
 
 

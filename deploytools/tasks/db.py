@@ -89,7 +89,10 @@ def backups(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> N
         for m in newest_first
     ]
     columns = ["id", "created (UTC)", "MB", "verified", "revision", "release", "format"]
-    ui.table(f"backups of {conf.name}", columns, rows)
+    if rows:
+        ui.table(f"backups of {conf.name}", columns, rows)
+    else:
+        ui.info(f"no backups of {conf.name} yet (invoke db.backup --env {conf.name})")
     for m in contents.broken:
         ui.warn(f"backup {m.id}: archive missing (db.prune removes it)")
     for name in contents.damaged:
