@@ -21,8 +21,9 @@ def check_ref_format(tag: str) -> Argv:
     return ["git", "check-ref-format", f"refs/tags/{tag}"]
 
 
-def tag(name: str, sha: str, message: str) -> Argv:
-    return ["git", "tag", "-a", name, sha, "-m", message]
+def tag(name: str, sha: str) -> Argv:
+    """A lightweight tag: needs no committer identity on the deploying machine."""
+    return ["git", "tag", name, sha]
 
 
 def tag_exists(name: str) -> Argv:

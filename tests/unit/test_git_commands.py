@@ -23,8 +23,8 @@ def test_rev_parse_verifies_a_commit() -> None:
 def test_status_check_ref_format_tag_and_worktrees() -> None:
     assert git.status_porcelain() == ["git", "status", "--porcelain", "--untracked-files=no"]
     assert git.check_ref_format("v1") == ["git", "check-ref-format", "refs/tags/v1"]
-    assert git.tag("v1", "abc123", "release v1") == [
-        "git", "tag", "-a", "v1", "abc123", "-m", "release v1",
+    assert git.tag("v1", "abc123") == [
+        "git", "tag", "v1", "abc123",
     ]  # fmt: skip
     assert git.worktree_add("/tmp/wt", "v1") == [
         "git", "worktree", "add", "--detach", "--force", "/tmp/wt", "v1",
