@@ -42,6 +42,7 @@ class PipelineResult:
     error: str = ""
     undone: list[str] = field(default_factory=list)
     duration: float = 0.0
+    exit_code: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +130,7 @@ class Pipeline:
             result = PipelineResult(self.name, failure is None, outcomes, failed_step)
             if failure is not None:
                 result.error = outcomes[-1].error
+                result.exit_code = failure.exit_code if isinstance(failure, DeployToolsError) else 1
                 self._undo(ctx, done, result, progress)
         result.duration = self._clock() - started
         ctx.journal.append(
@@ -195,8 +197,10 @@ def _signals_interrupt() -> Iterator[None]:
 def raise_if_failed(result: PipelineResult, logs_hint: str) -> None:
     if not result.ok:
         undone = "; ".join(result.undone) or "nothing needed undoing"
-        raise DeployFailure(
+        failure = DeployFailure(
             f"{result.name} failed at step '{result.failed_step}': {result.error}\n"
             f"  undone: {undone}",
             f"see {logs_hint}",
         )
+        failure.exit_code = result.exit_code
+        raise failure
