@@ -40,4 +40,4 @@ def _on_host(settings: EnvironmentSettings, relative: str, host: Host) -> str:
 def connect(host: HostSettings, timeout: float) -> Host:
     from deploytools.hosts.ssh import SshHost
 
-    return SshHost.from_settings(host, connect_timeout=timeout)  # type: ignore[no-any-return]
+    return SshHost.from_settings(host, connect_timeout=timeout)
