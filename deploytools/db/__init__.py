@@ -12,19 +12,25 @@ The public API (the deploy pipeline and the ``db.*`` tasks call these; signature
     pending_revisions(settings, *, url=None) -> list[str]
     upgrade(settings, ui, target="head", *, url=None, journal=None) -> MigrationResult
     downgrade(settings, ui, target, *, url=None, journal=None) -> MigrationResult
+    downgrade_plan(settings, target, *, url=None) -> (current, revisions to undo)
     is_reversible(settings, from_rev, to_rev) -> bool
     offline_sql(settings, *, start=None, end="head", url=None, dialect=None) -> str
     lint(settings, *, start="base", end="head", url=None, dialect=None) -> LintReport
     migration_safety(settings) -> LintReport          (the verify gate's check)
+
+On a remote environment, ``with reachable_url(settings, host) as url:`` gives a URL that
+reaches a database listening on the host's loopback (through ``host.forward``), for ``url=``.
 """
 
 from deploytools.db.backup import backup
+from deploytools.db.database import reachable_url
 from deploytools.db.lint import LintReport, lint, migration_safety
 from deploytools.db.manifest import Manifest
 from deploytools.db.migrate import (
     MigrationResult,
     current_revision,
     downgrade,
+    downgrade_plan,
     offline_sql,
     pending_revisions,
     upgrade,
@@ -44,6 +50,7 @@ __all__ = [
     "backup",
     "current_revision",
     "downgrade",
+    "downgrade_plan",
     "find_backup",
     "irreversible_between",
     "is_reversible",
@@ -53,6 +60,7 @@ __all__ = [
     "offline_sql",
     "pending_revisions",
     "prune",
+    "reachable_url",
     "restore",
     "upgrade",
     "verify_backup",

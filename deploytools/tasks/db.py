@@ -14,8 +14,6 @@ from invoke.context import Context
 
 from deploytools import db, targets
 from deploytools.config import EnvironmentSettings
-from deploytools.db.database import reachable_url
-from deploytools.db.migrate import downgrade_plan
 from deploytools.db.revisions import all_revisions
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.base import Host
@@ -170,10 +168,10 @@ def migrate(
         if since:
             ui.result(db.offline_sql(conf, start=since, end=to))
             return
-        with reachable_url(conf, host, ui.redact) as url:
+        with db.reachable_url(conf, host, ui.redact) as url:
             ui.result(db.offline_sql(conf, end=to, url=url) or "-- nothing pending")
         return
-    with _locked(conf, host, "db.migrate"), reachable_url(conf, host, ui.redact) as url:
+    with _locked(conf, host, "db.migrate"), db.reachable_url(conf, host, ui.redact) as url:
         db.upgrade(conf, ui, to, url=url, journal=_journal(conf, host, ui))
 
 
@@ -181,7 +179,7 @@ def migrate(
 def current(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """Show the database's alembic revision and what is pending."""
     conf = settings(c, env)
-    with reachable_url(conf, targets.primary(conf), ui.redact) as url:
+    with db.reachable_url(conf, targets.primary(conf), ui.redact) as url:
         revision = db.current_revision(conf, url=url)
         pending = db.pending_revisions(conf, url=url)
     if json:
@@ -223,8 +221,8 @@ def downgrade(c: Context, ui: Ui, env: str | None = None, to: str = "", yes: boo
     conf = settings(c, env)
     host = targets.primary(conf)
     target = _required(to, "--to REV")
-    with reachable_url(conf, host, ui.redact) as url:
-        now, undo = downgrade_plan(conf, target, url=url)
+    with db.reachable_url(conf, host, ui.redact) as url:
+        now, undo = db.downgrade_plan(conf, target, url=url)
         if not undo:
             ui.info(f"nothing to undo: the database is at {now or 'base'}")
             return
@@ -247,7 +245,7 @@ def lint(
     """Flag migrations that lock or lose data; errors for a production env unless reviewed."""
     conf = settings(c, env)
     if pending:
-        with reachable_url(conf, targets.primary(conf), ui.redact) as url:
+        with db.reachable_url(conf, targets.primary(conf), ui.redact) as url:
             report = db.lint(conf, start=None, url=url)
     else:
         report = db.migration_safety(conf)
