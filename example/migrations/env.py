@@ -5,7 +5,8 @@ Where the database URL comes from, first match wins:
    already set ``lock_timeout``/``statement_timeout`` and owns the transaction;
 2. ``config.attributes["url"]`` (deploytools, offline SQL);
 3. ``-x env_file=PATH``: DATABASE_URL read from that env file (by hand, like the toolkit does);
-4. the ``DATABASE_URL`` environment variable (by hand: ``alembic -c example/alembic.ini upgrade head``).
+4. the ``DATABASE_URL`` environment variable (by hand:
+   ``alembic -c example/alembic.ini upgrade head``).
 
 Independent of the application code: a migration must keep working when the app changes.
 """
