@@ -99,9 +99,27 @@ def check_env_examples(project: Project) -> list[Outcome]:
     return outcomes
 
 
+def check_migrations(project: Project) -> list[Outcome]:
+    """Migration safety (``db.lint``) per environment: risky SQL is an error in production."""
+    from deploytools.db.lint import migration_safety
+
+    outcomes = []
+    for env in project.environments:
+        try:
+            report = migration_safety(project.settings(env))
+        except OperatorError as exc:
+            outcomes.append(Outcome(env, False, exc.problem.splitlines()[0]))
+            continue
+        outcomes += [Outcome(env, f.severity != "error", str(f)) for f in report.findings]
+        if report.ok:
+            outcomes.append(Outcome(env, True, f"{len(report.warnings)} warning(s), no error"))
+    return outcomes
+
+
 CHECKS: list[Check] = [
     Check("config", check_config),
     Check("env examples", check_env_examples),
+    Check("migrations", check_migrations),
 ]
 
 
