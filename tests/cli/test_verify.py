@@ -34,8 +34,10 @@ def project(tmp_path: Path) -> TempProject:
 def test_the_project_passes(project: TempProject) -> None:
     run = run_verify(project)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.count(" ok ") == 6  # config and example, for local, staging and prod
-    assert "all 6 checks passed" in run.stderr
+    # config, example, and migrations (one reviewed warning + a summary) for 3 environments
+    assert run.stdout.count(" ok ") == 12
+    assert run.stdout.count("drop-column") == 3
+    assert "all 12 checks passed" in run.stderr
 
 
 def test_a_broken_example_fails_with_every_problem(project: TempProject) -> None:
@@ -75,14 +77,12 @@ def test_a_missing_config_fails_without_traceback(tmp_path: Path) -> None:
 
 
 def test_a_new_check_is_one_more_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    def migrations(project: Project) -> list[Outcome]:
-        return [Outcome("example/migrations", False, "drops a column in use")]
+    def backups(project: Project) -> list[Outcome]:
+        return [Outcome("backups/", False, "no verified backup in 7 days")]
 
-    monkeypatch.setattr(verify, "CHECKS", [*verify.CHECKS, Check("migrations", migrations)])
+    monkeypatch.setattr(verify, "CHECKS", [*verify.CHECKS, Check("backups", backups)])
     project = Project(ROOT / "config/deploy.toml", ["local"])
     results = verify.run(project, verify.CHECKS)
-    assert [(name, o.ok) for name, o in results] == [
-        ("config", True),
-        ("env examples", True),
-        ("migrations", False),
-    ]
+    assert [(name, o.ok) for name, o in results][:2] == [("config", True), ("env examples", True)]
+    assert {name for name, _ in results} == {"config", "env examples", "migrations", "backups"}
+    assert results[-1] == ("backups", Outcome("backups/", False, "no verified backup in 7 days"))
