@@ -13,7 +13,7 @@ from invoke.context import Context
 
 from deploytools import envfile, targets
 from deploytools.config import EnvironmentSettings
-from deploytools.health import wait_healthy
+from deploytools.health import targets_for, wait_healthy
 from deploytools.hosts.base import Host
 from deploytools.runtime import Runtime, runtime_for
 from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
@@ -82,7 +82,7 @@ def up(
     for t in stacks(c, ui, env):
         rel = _release(t.runtime, release)
         t.runtime.check()
-        t.runtime.require_services(service or [])
+        targets_for(t.settings, t.runtime, t.values, service or [])  # bad probe: nothing started
         if build and not t.runtime.has_release(rel):
             t.runtime.build(rel)
         t.runtime.up(rel, service or [])

@@ -1,0 +1,182 @@
+"""The example stack under docker compose on a real engine: wait and verify, and their failures.
+
+One compose project (unique name) runs for the whole module, on the session's image, Postgres
+and Redis, and is taken down at the end, also on failure. A test that needs a healthy stack on
+release r1 brings it back to that state first; a test leaves the worker as its scenario left it
+(recreating a container copies the whole image with the vfs storage driver: seconds each).
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploytools.celery_check import CeleryCheckFailed, verify_celery
+from deploytools.config import EnvironmentSettings
+from deploytools.errors import DeployFailure
+from deploytools.health import wait_healthy
+from deploytools.hosts.local import LocalHost
+from deploytools.runtime.compose import ComposeRuntime
+from tests.integration.stack.conftest import CapturedUi, Image, compose_settings, write_env
+from tests.support.procs import free_port
+
+pytestmark = pytest.mark.integration
+
+WORKER = f"celery@{socket.gethostname()}"
+
+
+@dataclass
+class Stack:
+    settings: EnvironmentSettings
+    runtime: ComposeRuntime
+    values: dict[str, str]
+    root: Path
+    built: list[str] = field(default_factory=list)  # releases to untag after ``down``
+
+    def wait(self, ui: CapturedUi, **kwargs: Any) -> Any:
+        return wait_healthy(
+            self.settings, self.runtime, ui.ui, host=LocalHost(), env_values=self.values, **kwargs
+        )
+
+    def verify(self, ui: CapturedUi, release: str) -> Any:
+        return verify_celery(self.settings, self.values, release, ui.ui)
+
+    def healthy_on(self, release: str, ui: CapturedUi) -> None:
+        """Back to every service running ``release`` and healthy (a test's starting point)."""
+        self.runtime.up(release)
+        self.wait(ui)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    example_image: Image,
+    postgres_server: Any,
+    redis_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("compose-stack")
+    broker = redis_server.url(5)
+    values = {
+        "HOST": "127.0.0.1",  # host networking: loopback only
+        "PORT": str(free_port()),
+        "DATABASE_URL": postgres_server.create_database("stack_compose"),
+        "REDIS_URL": broker,
+        "CELERY_BROKER_URL": broker,
+        "LOG_LEVEL": "INFO",
+    }
+    env_file = write_env(root / "stack.env", values)
+    project = f"dtstack-{uuid.uuid4().hex[:8]}"
+    settings = compose_settings(root, env_file, project, example_image.name)
+    runtime = ComposeRuntime(settings, LocalHost())
+    stack = Stack(settings, runtime, values, root)
+    try:
+        runtime.up(example_image.release)
+        yield stack
+    finally:
+        runtime.down()
+        for release in stack.built:
+            runtime.remove_release(release)
+
+
+def test_stack_comes_up_healthy_and_celery_verifies(
+    stack: Stack, example_image: Image, captured: CapturedUi
+) -> None:
+    healthy = stack.wait(captured)
+    assert {h.service for h in healthy} == {"backend", "celery-worker"}
+    status = stack.runtime.status()
+    assert {s.state for s in status.values()} == {"running"}
+    assert {s.health for s in status.values()} == {"healthy"}
+    assert stack.runtime.current_release() == "r1"
+
+    report = stack.verify(captured, "r1")
+    assert report.workers == [WORKER]
+    assert report.releases == {WORKER: "r1"}
+    assert "all on release r1" in captured.text
+
+
+def test_backend_unhealthy_when_its_database_goes_away(
+    stack: Stack, postgres_server: Any, captured: CapturedUi
+) -> None:
+    stack.healthy_on("r1", captured)
+    postgres_server.stop()
+    try:
+        with pytest.raises(DeployFailure) as failure:
+            stack.wait(captured, services=["backend"], timeout=4)
+    finally:
+        postgres_server.start()
+    text = failure.value.problem
+    assert text.startswith("backend not healthy after 4s")
+    assert f"GET http://127.0.0.1:{stack.values['PORT']}/health" in text
+    assert "last result: HTTP 503 (expected 200)" in text
+    assert '"status":"unhealthy"' in text and '"database":"OperationalError' in text
+    assert "log lines of backend:" in text
+    assert "unhealthy: database=" in text  # the backend's own log line
+    assert postgres_server.password not in text
+    stack.wait(captured, services=["backend"])  # and it recovers by itself
+
+
+def test_stopped_worker_is_no_worker_answering_and_fails_the_wait_at_once(
+    stack: Stack, captured: CapturedUi
+) -> None:
+    stack.healthy_on("r1", captured)
+    stack.runtime.stop(["celery-worker"])
+    with pytest.raises(CeleryCheckFailed) as failure:
+        stack.verify(captured, "r1")
+    assert failure.value.kind == "no-worker"
+    assert "no worker answering" in failure.value.problem
+    with pytest.raises(DeployFailure) as waited:
+        stack.wait(captured)
+    assert "celery-worker stopped (exited" in waited.value.problem
+
+
+def test_worker_on_another_release_is_reported(
+    stack: Stack, example_image: Image, captured: CapturedUi
+) -> None:
+    stack.healthy_on("r1", captured)
+    stack.built.append("r2")
+    stack.runtime.build("r2")  # only the release label layers change: cached
+    assert stack.runtime.has_release("r2")
+    stack.runtime.up("r2", ["celery-worker"])
+    stack.wait(captured, services=["celery-worker"])
+    with pytest.raises(CeleryCheckFailed) as failure:
+        stack.verify(captured, "r1")
+    assert failure.value.kind == "wrong-release"
+    assert f"{WORKER} runs 'r2'" in failure.value.problem
+    assert stack.runtime.status()["backend"].release == "r1"
+    assert stack.runtime.has_release("r1")  # a rollback to r1 needs no build
+
+
+def test_worker_that_crashes_on_start_fails_the_wait_quickly(
+    stack: Stack, example_image: Image, captured: CapturedUi
+) -> None:
+    # Whatever the worker runs now is replaced (--no-deps): no need to restore r1 first.
+    crash = stack.root / "crash.yml"
+    crash.write_text(
+        "services:\n"
+        "  celery-worker:\n"
+        '    command: ["python", "-c", "import sys; print(\'worker boom\'); sys.exit(3)"]\n'
+    )
+    crashing = ComposeRuntime(
+        compose_settings(
+            stack.root,
+            Path(stack.settings.env_file),
+            stack.runtime.project.name,
+            example_image.name,
+            extra_files=(str(crash),),
+        ),
+        LocalHost(),
+    )
+    crashing.up("r1", ["celery-worker"])
+    with pytest.raises(DeployFailure) as failure:
+        wait_healthy(
+            crashing.settings, crashing, captured.ui, host=LocalHost(), env_values=stack.values
+        )
+    text = failure.value.problem
+    assert text.startswith("celery-worker stopped (")  # not "not healthy after 120s"
+    assert "worker boom" in text
