@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 WORKER = ["{python}", "-m", "celery", "-A", "exampleapp.worker", "worker", "--loglevel", "INFO",
-          "--concurrency", "1", "-n", "bench@%h", "--without-gossip", "--without-mingle"]  # fmt: skip
+          "--concurrency", "1", "-n", "bench@%h", "--without-gossip",
+          "--without-mingle"]  # fmt: skip
 
 
 def timed_runs(values: dict[str, str], runs: int, tmp: str) -> list[float]:

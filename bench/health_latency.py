@@ -28,7 +28,7 @@ def serve(port: int, flip_file: str) -> None:
     """The probe target: healthy from the epoch time written in ``flip_file`` on."""
 
     class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             healthy = time.time() >= float(Path(flip_file).read_text() or "inf")
             body = json.dumps({"status": "healthy" if healthy else "starting"}).encode()
             self.send_response(200 if healthy else 503)
