@@ -95,6 +95,14 @@ class Runtime(Protocol):
         """Delete what ``build(release)`` made (retention); returns what was removed."""
         ...
 
+    def plan_build(self, release: str) -> list[str]:
+        """What ``build(release)`` would run, in words and commands; runs nothing."""
+        ...
+
+    def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:
+        """What ``up(release)`` would run, in words and commands; runs nothing."""
+        ...
+
     def up(self, release: str, services: Sequence[str] = ()) -> None:
         """Start (or replace) the services on ``release``; all of them when none are named."""
         ...

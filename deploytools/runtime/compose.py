@@ -9,6 +9,7 @@ the old image without building; ``has_release`` says whether those images are st
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -137,6 +138,13 @@ class ComposeRuntime:
             self._run(cmd.remove_images(present, self.docker))
         return present
 
+    def plan_build(self, release: str) -> list[str]:
+        argv = cmd.build(self.project, build_args=self.conf.build_args)
+        return [f"{self._shown_env(release)} {shlex.join(argv)}"]
+
+    def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:
+        return [f"{self._shown_env(release)} {shlex.join(cmd.up(self.project, services))}"]
+
     def build(self, release: str) -> dict[str, str]:
         self.check()
         self._run(cmd.build(self.project, build_args=self.conf.build_args), release=release)
@@ -200,6 +208,9 @@ class ComposeRuntime:
         if release:
             env["RELEASE_ID"] = release
         return env
+
+    def _shown_env(self, release: str) -> str:
+        return " ".join(f"{k}={shlex.quote(v)}" for k, v in self._env(release).items())
 
     def _run(self, argv: list[str], *, release: str | None = None, check: bool = True) -> Result:
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -46,6 +47,10 @@ class Launcher(Protocol):
         ...
 
     def signal(self, pid: int, *, kill: bool) -> None: ...
+
+    def run(self, argv: list[str], cwd: str, env: dict[str, str], timeout: float) -> Result:
+        """Run ``argv`` to completion with ``env`` added to the host's environment."""
+        ...
 
 
 # Children started by this interpreter, so that their exit is reaped and its code known.
@@ -81,9 +86,13 @@ class LocalLauncher:
     def signal(self, pid: int, *, kill: bool) -> None:
         platform.terminate_group(pid, kill=kill)
 
+    def run(self, argv: list[str], cwd: str, env: dict[str, str], timeout: float) -> Result:
+        return LocalHost().run(argv, env=env, cwd=cwd, timeout=timeout, check=False)
 
-# Run by the remote python3: start the child detached, print its pid. The spec (with the env
-# file's secrets) arrives on stdin, never in an argv that `ps` would show.
+
+# Run by the remote python3: start the child detached, print its pid (_RUN: run it, relay its
+# exit code). The spec (with the env file's secrets) arrives on stdin, never in an argv that
+# `ps` would show.
 _SPAWN = """\
 import json, os, subprocess, sys
 spec = json.load(sys.stdin)
@@ -93,6 +102,12 @@ with open(spec["log"], "ab") as out:
     proc = subprocess.Popen(spec["argv"], cwd=spec["cwd"], env={**os.environ, **spec["env"]},
         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 print(proc.pid)
+"""
+_RUN = """\
+import json, os, subprocess, sys
+spec = json.load(sys.stdin)
+env = {**os.environ, **spec["env"]}
+sys.exit(subprocess.call(spec["argv"], cwd=spec["cwd"], env=env, stdin=subprocess.DEVNULL))
 """
 
 
@@ -120,6 +135,11 @@ class PosixLauncher:
     def signal(self, pid: int, *, kill: bool) -> None:
         sig = "-KILL" if kill else "-TERM"
         self.host.run(["kill", sig, "--", f"-{pid}"], check=False, timeout=30)
+
+    def run(self, argv: list[str], cwd: str, env: dict[str, str], timeout: float) -> Result:
+        spec = json.dumps({"argv": argv, "cwd": cwd, "env": env})
+        done = self.host.run([self.python, "-c", _RUN], stdin=spec, timeout=timeout, check=False)
+        return Result(argv, done.returncode, done.stdout, done.stderr, done.duration)
 
 
 class ProcessRuntime:
@@ -180,6 +200,16 @@ class ProcessRuntime:
 
     def remove_release(self, release: str) -> list[str]:
         return []
+
+    def plan_build(self, release: str) -> list[str]:
+        return ["nothing to build: the processes run the code in app_dir"]
+
+    def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:
+        where = f"{self.host.name}:{self.app_dir}"
+        return [
+            f"(re)start {name} on release {release} in {where}: {shlex.join(self.argv(name))}"
+            for name in self.require_services(services)
+        ]
 
     def argv(self, service: str) -> list[str]:
         values = {**self.env_values, "python": self.python}
@@ -245,13 +275,7 @@ class ProcessRuntime:
         self.require_services([service])
         record = self._record(service) or {}
         env = {**self.env_values, "RELEASE_ID": str(record.get("release", ""))}
-        return self.host.run(
-            list(command),
-            env=env,
-            cwd=self.app_dir,
-            timeout=self.settings.timeouts.command,
-            check=False,
-        )
+        return self.launcher.run(list(command), self.app_dir, env, self.settings.timeouts.command)
 
     def current_release(self) -> str | None:
         running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]

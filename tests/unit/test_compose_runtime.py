@@ -191,3 +191,17 @@ def test_parse_ps_forms() -> None:
     assert parse_ps("[]\n") == []
     assert parse_ps('[{"Service": "a"}]') == [{"Service": "a"}]
     assert parse_ps('{"Service": "a"}\n{"Service": "b"}\n') == [{"Service": "a"}, {"Service": "b"}]
+
+
+def test_plans_show_the_commands_and_run_nothing(tmp_path: Path) -> None:
+    host = FakeDocker()
+    rt = runtime(tmp_path, host)
+    assert rt.plan_build("r2") == [
+        "IMAGE_NAME=exampleapp ENV_FILE=/srv/app/config/prod.env RELEASE_ID=r2 docker compose "
+        "-p p -f /srv/app/example/a.yml -f /abs/b.yml --env-file /srv/app/config/prod.env "
+        "--project-directory /srv/app/example build"
+    ]
+    assert rt.plan_up("<release>", ["backend"])[0].endswith(
+        "up --detach --pull never --no-build --no-deps backend"
+    )
+    assert host.commands == []

@@ -150,3 +150,14 @@ def test_fill() -> None:
         fill("{X!r}", {"X": "1"}, where="k")
     with pytest.raises(OperatorError, match=r"k uses \{Y\}, but Y is not set in the env file"):
         fill("{Y}", {}, where="k")
+
+
+def test_plans_show_the_commands_and_run_nothing(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    rt = runtime(tmp_path, launcher)
+    assert rt.plan_build("r1") == ["nothing to build: the processes run the code in app_dir"]
+    plan = rt.plan_up("r1", ["backend"])
+    command = f"{sys.executable} -m uvicorn --port 8123"
+    assert plan == [f"(re)start backend on release r1 in local:{rt.app_dir}: {command}"]
+    assert launcher.spawned == []
+    assert "s3cr3t-value" not in " ".join(rt.plan_up("r1"))
