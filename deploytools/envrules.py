@@ -18,8 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from deploytools.config import EnvironmentSettings, Model, deep_merge
-from deploytools.config import validate_model
+from deploytools.config import EnvironmentSettings, Model, deep_merge, validate_model
 from deploytools.errors import OperatorError
 from deploytools.findings import Finding, Severity
 from deploytools.redact import is_secret_name

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from deploytools.config import EnvironmentSettings
     from deploytools.hosts.base import Host
     from deploytools.journal import Journal
+    from deploytools.runtime.base import Runtime
     from deploytools.ui import Ui
 
 
@@ -27,6 +28,16 @@ class RunContext:
     release: str = ""
     dry_run: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
+    _runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """The environment's runtime on this host, made on first use (imports are heavy)."""
+        if self._runtime is None:
+            from deploytools.runtime import runtime_for
+
+            self._runtime = runtime_for(self.settings, self.host, self.env_values)
+        return self._runtime
 
 
 class Step(Protocol):

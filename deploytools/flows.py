@@ -1,0 +1,181 @@
+"""Deploy and rollback as pipelines: build the steps, run them under the lock, report.
+
+The lock is taken by a step (so it shows in the plan and the progress view) and released here,
+in ``finally``: on success, failure, Ctrl-C and SIGTERM alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from deploytools import targets
+from deploytools.config import EnvironmentSettings
+from deploytools.envfile import load_values
+from deploytools.errors import DeployFailure, OperatorError
+from deploytools.hosts.local import LocalHost
+from deploytools.journal import Journal
+from deploytools.lock import DeployLock
+from deploytools.pipeline import Pipeline, PipelineResult
+from deploytools.progress import Progress
+from deploytools.release import check_tag_name, current_release, good_releases
+from deploytools.steps.base import RunContext, Step
+from deploytools.steps.common import (
+    Start,
+    TakeLock,
+    ValidateEnv,
+    VerifyCelery,
+    WaitHealthy,
+    verify_running,
+)
+from deploytools.steps.deploy import Backup, Build, Migrate, Record, Snapshot, release_record
+from deploytools.steps.rollback import PrepareRelease, ReturnDatabase
+from deploytools.ui import Ui
+
+
+def context(
+    settings: EnvironmentSettings, ui: Ui, *, dry_run: bool
+) -> tuple[RunContext, DeployLock]:
+    host = targets.primary(settings)
+    state = targets.state_dir(settings, host)
+    values = load_values(settings.path(settings.env_file))
+    ui.redact.learn_env(values)
+    ctx = RunContext(settings, host, ui, Journal(host, state, ui.redact), values, dry_run=dry_run)
+    previous = current_release(ctx.journal.releases())
+    ctx.facts["previous_release"] = previous["tag"] if previous else None
+    return ctx, DeployLock(host, state, settings.timeouts.lock_ttl)
+
+
+def deploy(
+    settings: EnvironmentSettings,
+    ui: Ui,
+    *,
+    command: str,
+    dry_run: bool = False,
+    allow_dirty: bool = False,
+    lock_wait: float = 0.0,
+) -> PipelineResult | None:
+    ctx, lock = context(settings, ui, dry_run=dry_run)
+    steps: list[Step] = [
+        ValidateEnv(),
+        TakeLock(lock, command, lock_wait),
+        Snapshot(lock, allow_dirty or settings.name == "local"),
+        Backup(),
+        Migrate(),
+        Build(),
+        Start(),
+        WaitHealthy(),
+        VerifyCelery(),
+        Record("deploy"),
+    ]
+    return _run("deploy", steps, ctx, lock)
+
+
+def rollback(
+    settings: EnvironmentSettings,
+    ui: Ui,
+    tag: str,
+    *,
+    command: str,
+    dry_run: bool = False,
+    restore_db: bool = False,
+    lock_wait: float = 0.0,
+) -> PipelineResult | None:
+    ctx, lock = context(settings, ui, dry_run=dry_run)
+    target = _rollback_target(ctx, tag)
+    ctx.release = tag
+    ctx.facts.update(
+        sha=target.get("sha"), images=target.get("images", {}), backup=target.get("backup")
+    )
+    revision = target.get("revision")
+    database = ReturnDatabase(
+        revision, target.get("backup"), _must_restore(ctx, revision, target, restore_db)
+    )
+    steps: list[Step] = [
+        ValidateEnv(),
+        TakeLock(lock, command, lock_wait),
+        PrepareRelease(),
+        Backup(fact="safety_backup"),
+        database,
+        Start(),
+        WaitHealthy(),
+        VerifyCelery(),
+        Record("rollback"),
+    ]
+    return _run("rollback", steps, ctx, lock)
+
+
+def _run(
+    name: str, steps: Sequence[Step], ctx: RunContext, lock: DeployLock
+) -> PipelineResult | None:
+    previous = ctx.facts.get("previous_release")
+    pipeline = Pipeline(
+        name, steps, after_undo=(lambda c: verify_running(c, previous)) if previous else None
+    )
+    if ctx.dry_run:
+        show_plan(ctx.ui, pipeline.plan(ctx))
+        return None
+    try:
+        with Progress(ctx.ui) as progress:
+            result = pipeline.run(ctx, progress)
+        if not result.ok and ctx.release:
+            release_record(ctx, name, "failed", failed_step=result.failed_step, error=result.error)
+    finally:
+        lock.release()
+    return result
+
+
+def show_plan(ui: Ui, plan: list[tuple[str, list[str]]]) -> None:
+    if ui.json_mode:
+        ui.emit_json({"plan": [{"step": name, "actions": lines} for name, lines in plan]})
+        return
+    ui.table(
+        "plan (dry run: nothing is changed)",
+        ["step", "would do"],
+        [[name, "\n".join(lines)] for name, lines in plan],
+    )
+
+
+def _rollback_target(ctx: RunContext, tag: str) -> dict[str, Any]:
+    """The recorded release of ``tag``; refuse with the usable tags if there is none."""
+    repo = str(ctx.settings.root)
+    check_tag_name(LocalHost(), repo, tag)
+    releases = ctx.journal.releases()
+    usable = [r for r in good_releases(releases) if r.get("action", "deploy") == "deploy"]
+    known = {r["tag"]: r for r in usable}
+    tags = ", ".join(sorted(known)[-10:]) or "none yet (deploy first)"
+    from deploytools.commands import git
+
+    in_git = LocalHost().run(git.tag_exists(tag), cwd=repo, check=False).returncode == 0
+    if tag not in known or not in_git:
+        why = "is not a git tag" if not in_git else "has no recorded successful release"
+        raise OperatorError(
+            f"tag {tag!r} {why} in environment {ctx.settings.name}",
+            f"roll back to one of: {tags}",
+        )
+    if ctx.facts.get("previous_release") == tag:
+        raise OperatorError(
+            f"release {tag} is already running in {ctx.settings.name}", "nothing to do"
+        )
+    return known[tag]
+
+
+def _must_restore(
+    ctx: RunContext, revision: str | None, target: dict[str, Any], restore_db: bool
+) -> bool:
+    """Downgrade when possible; past an irreversible revision only ``--restore-db`` goes on."""
+    from deploytools import db
+
+    now = db.current_revision(ctx.settings)
+    if now == revision or db.is_reversible(ctx.settings, now, revision):
+        return False
+    if not restore_db:
+        raise OperatorError(
+            f"going back from revision {now} to {revision or 'base'} crosses an irreversible "
+            "migration",
+            f"pass --restore-db to restore backup {target.get('backup')} recorded with that "
+            "release (data written since then is lost)",
+        )
+    if not target.get("backup"):
+        raise DeployFailure(f"release {target['tag']} recorded no backup to restore", "")
+    return True

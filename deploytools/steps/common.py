@@ -1,0 +1,125 @@
+"""Steps shared by deploy and rollback: env check, lock, start, health, Celery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deploytools.lock import DeployLock, Holder
+from deploytools.steps.base import RunContext
+
+
+class ValidateEnv:
+    name = "validate env"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        s = ctx.settings
+        return [f"check {s.env_file} against config/env.rules.toml and {s.env_example}"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from deploytools import envvalidate
+
+        report = envvalidate.validate_environment(ctx.settings, ctx.ui)
+        if report.errors:
+            envvalidate.show(ctx.ui, report)  # the table, then OperatorError
+        return {"env_keys": report.keys, "env_warnings": report.warnings}
+
+
+class TakeLock:
+    """Acquire the environment's deploy lock; the runner releases it whatever happens."""
+
+    name = "lock"
+
+    def __init__(self, lock: DeployLock, command: str, wait: float) -> None:
+        self.lock = lock
+        self.command = command
+        self.wait = wait
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        return [f"create {ctx.host.name}:{self.lock.path} (fails if held; waits {self.wait:.0f} s)"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        self.lock.acquire(Holder.me(self.command, ctx.release or None), wait=self.wait)
+        return {"lock": self.lock.path}
+
+
+class Start:
+    """Start the stack on ``release``; undo starts the release that ran before."""
+
+    name = "start"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        return ctx.runtime.plan_up(ctx.release)
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        ctx.runtime.up(ctx.release)
+        return {"services": ctx.runtime.services()}
+
+    def undo(self, ctx: RunContext) -> str:
+        previous = ctx.facts.get("previous_release")
+        if previous:
+            ctx.runtime.up(previous)
+            return f"release {previous} started again"
+        ctx.runtime.down()
+        return "stack stopped (no earlier release to return to)"
+
+
+class WaitHealthy:
+    name = "wait healthy"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        return [
+            f"{name}: "
+            + ", ".join(
+                part
+                for part in (
+                    "compose health"
+                    if ctx.settings.runtime == "compose" and svc.compose_health
+                    else "",
+                    f"GET {svc.probe.url} -> {svc.probe.expect_status}" if svc.probe.url else "",
+                    f"{svc.probe.consecutive} passes in a row, within {svc.probe.timeout:.0f} s",
+                )
+                if part
+            )
+            for name, svc in ctx.settings.services.items()
+        ]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from deploytools.health import wait_healthy
+
+        healthy = wait_healthy(
+            ctx.settings, ctx.runtime, ctx.ui, host=ctx.host, env_values=ctx.env_values
+        )
+        return {"healthy": [h.as_dict() for h in healthy]}
+
+
+class VerifyCelery:
+    name = "verify celery"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        conf = ctx.settings.celery
+        if conf is None:
+            return ["no celery section: skipped"]
+        return [
+            f"ping {conf.expected_workers} worker(s) within {conf.ping_timeout} s, "
+            f"check tasks {', '.join(conf.required_tasks) or '(none listed)'}, "
+            f"send {conf.canary_task} and expect release {ctx.release or '<new release>'}"
+        ]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        if ctx.settings.celery is None:
+            return {"celery": "skipped"}
+        from deploytools.celery_check import verify_celery
+
+        report = verify_celery(ctx.settings, ctx.env_values, ctx.release, ctx.ui, host=ctx.host)
+        return {"celery": report.as_dict()}
+
+
+def verify_running(ctx: RunContext, release: str) -> str:
+    """After an undo: the release we went back to must answer its health checks again."""
+    from deploytools.celery_check import verify_celery
+    from deploytools.health import wait_healthy
+
+    wait_healthy(ctx.settings, ctx.runtime, ctx.ui, host=ctx.host, env_values=ctx.env_values)
+    if ctx.settings.celery is not None:
+        verify_celery(ctx.settings, ctx.env_values, release, ctx.ui, host=ctx.host)
+    return f"release {release} verified healthy again"

@@ -1,0 +1,155 @@
+"""The steps only a deploy has: snapshot, backup, migrate, build, record."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+from typing import Any
+
+from deploytools.commands import git
+from deploytools.hosts.local import LocalHost
+from deploytools.lock import DeployLock
+from deploytools.release import release_tag, take_snapshot
+from deploytools.steps.base import RunContext
+
+
+class Snapshot:
+    """Name the release after the commit being deployed."""
+
+    name = "snapshot"
+
+    def __init__(self, lock: DeployLock, allow_dirty: bool) -> None:
+        self.lock = lock
+        self.allow_dirty = allow_dirty
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        return [
+            " ".join(git.rev_parse()),
+            " ".join(git.status_porcelain()) + (" (must be clean)" if not self.allow_dirty else ""),
+            f"release tag {release_tag(ctx.settings.name, '<shortsha>')}",
+        ]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        snap = take_snapshot(
+            LocalHost(), str(ctx.settings.root), ctx.settings.name, allow_dirty=self.allow_dirty
+        )
+        ctx.release = snap.tag
+        ctx.facts.update(sha=snap.sha, dirty=snap.dirty)
+        self.lock.note_release(snap.tag)
+        return {"tag": snap.tag, "sha": snap.sha, "dirty": snap.dirty}
+
+
+class Backup:
+    """A verified backup; ``fact`` names where later steps find its id."""
+
+    name = "backup"
+
+    def __init__(self, fact: str = "backup") -> None:
+        self.fact = fact
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        db = ctx.settings.database
+        how = f"{db.format} format" + (f", -j {db.jobs}" if db.format == "directory" else "")
+        return [f"back up ${db.url_key} ({how}) into {db.backup_dir}/, verify by a full read"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from deploytools import db
+
+        manifest = db.backup(ctx.settings, ctx.host, ctx.ui, release=ctx.release)
+        ctx.facts[self.fact] = manifest.id
+        return {"backup": manifest.id, "bytes": manifest.size, "sha256": manifest.sha256}
+
+
+class Migrate:
+    """alembic upgrade head; undo returns to the revision before (downgrade or restore)."""
+
+    name = "migrate"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        from deploytools import db
+
+        pending = db.pending_revisions(ctx.settings)
+        if not pending:
+            return ["alembic: database already at head, nothing to run"]
+        return [f"alembic upgrade head: {' -> '.join(pending)}"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from deploytools import db
+
+        ctx.facts["previous_revision"] = db.current_revision(ctx.settings)
+        result = db.upgrade(ctx.settings, ctx.ui, journal=ctx.journal)
+        ctx.facts["revision"] = result.after
+        return {"from": result.before, "to": result.after, "applied": result.applied}
+
+    def undo(self, ctx: RunContext) -> str:
+        from deploytools import db
+
+        if "previous_revision" not in ctx.facts:
+            return "nothing to undo (the migration did not start)"
+        before = ctx.facts["previous_revision"]
+        now = db.current_revision(ctx.settings)
+        if now == before:
+            return f"database still at {before or 'base'}"
+        if db.is_reversible(ctx.settings, now, before):
+            db.downgrade(ctx.settings, ctx.ui, before or "base", journal=ctx.journal)
+            return f"database downgraded {now} -> {before or 'base'}"
+        backup = ctx.facts["backup"]
+        db.restore(ctx.settings, ctx.host, ctx.ui, backup)
+        return f"database restored from backup {backup} (a revision in between is irreversible)"
+
+
+class Build:
+    name = "build"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        return ctx.runtime.plan_build(ctx.release or "<release>")
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        images = ctx.runtime.build(ctx.release)
+        ctx.facts["images"] = images
+        return {"images": images}
+
+
+class Record:
+    """Write the release manifest to the journal and tag the commit."""
+
+    name = "record"
+
+    def __init__(self, action: str = "deploy") -> None:
+        self.action = action
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        tag = ctx.release or "<release tag>"
+        lines = [f"append a release record to {ctx.journal.path}"]
+        if self.action == "deploy":
+            lines.append(" ".join(git.tag(tag, "<sha>")))
+        return lines
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        if self.action == "deploy":
+            LocalHost().run(git.tag(ctx.release, ctx.facts["sha"]), cwd=str(ctx.settings.root))
+        record = release_record(ctx, self.action, "ok")
+        return {"recorded": record["tag"]}
+
+
+def release_record(ctx: RunContext, action: str, result: str, **extra: Any) -> dict[str, Any]:
+    """The release manifest: everything a later rollback or audit needs to know."""
+    env_path = ctx.settings.path(ctx.settings.env_file)
+    env_hash = hashlib.sha256(env_path.read_bytes()).hexdigest() if env_path.is_file() else None
+    flags = {k: v for k, v in ctx.env_values.items() if k.startswith("FEATURE_")}
+    return ctx.journal.append(
+        "release",
+        action=action,
+        result=result,
+        tag=ctx.release,
+        sha=ctx.facts.get("sha"),
+        dirty=ctx.facts.get("dirty", False),
+        images=ctx.facts.get("images", {}),
+        revision=ctx.facts.get("revision"),
+        backup=ctx.facts.get("backup"),
+        env_hash=env_hash,
+        flags=flags,
+        operator=getpass.getuser(),
+        host=ctx.host.name,
+        **extra,
+    )

@@ -1,0 +1,104 @@
+"""The steps only a rollback has: bring back a tagged release's images and database revision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deploytools.commands import git
+from deploytools.hosts.local import LocalHost
+from deploytools.steps.base import RunContext
+
+
+class PrepareRelease:
+    """Reuse the tag's images when present; else build them from a separate git worktree."""
+
+    name = "prepare release"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        if ctx.runtime.has_release(ctx.release):
+            return [f"images of {ctx.release} are present: no build"]
+        tree = self._worktree(ctx)
+        return [
+            " ".join(git.worktree_add(tree, ctx.release)),
+            *ctx.runtime.plan_build(ctx.release),
+            " ".join(git.worktree_remove(tree)),
+        ]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        if ctx.runtime.has_release(ctx.release):
+            return {"built": False}
+        from deploytools.runtime import runtime_for
+
+        tree = self._worktree(ctx)
+        local, repo = LocalHost(), str(ctx.settings.root)
+        local.run(git.worktree_add(tree, ctx.release), cwd=repo)
+        try:
+            # Same env file, other code: build from the tag, never from the user's working tree.
+            at_tag = ctx.settings.model_copy(
+                update={
+                    "root": ctx.settings.root / tree,
+                    "env_file": str(ctx.settings.path(ctx.settings.env_file)),
+                }
+            )
+            images = runtime_for(at_tag, ctx.host, ctx.env_values).build(ctx.release)
+        finally:
+            local.run(git.worktree_remove(tree), cwd=repo, check=False)
+        ctx.facts["images"] = images
+        return {"built": True, "images": images}
+
+    @staticmethod
+    def _worktree(ctx: RunContext) -> str:
+        return f"{ctx.settings.state_dir}/{ctx.settings.name}/worktrees/{ctx.release}"
+
+
+class ReturnDatabase:
+    """Bring the database to the tag's recorded revision: downgrade, or restore its backup."""
+
+    name = "database"
+
+    def __init__(
+        self, target_revision: str | None, target_backup: str | None, restore: bool
+    ) -> None:
+        self.target = target_revision
+        self.target_backup = target_backup
+        self.restore = restore
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        from deploytools import db
+
+        now = db.current_revision(ctx.settings)
+        if now == self.target:
+            return [f"database already at {self.target or 'base'}"]
+        if self.restore:
+            return [f"restore backup {self.target_backup} (revision {self.target or 'base'})"]
+        return [f"alembic downgrade {now} -> {self.target or 'base'}"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from deploytools import db
+
+        now = db.current_revision(ctx.settings)
+        ctx.facts["previous_revision"] = now
+        ctx.facts["revision"] = self.target
+        if now == self.target:
+            return {"revision": self.target, "changed": False}
+        if self.restore and self.target_backup:
+            db.restore(ctx.settings, ctx.host, ctx.ui, self.target_backup)
+            ctx.facts["db_action"] = "restore"
+        else:
+            db.downgrade(ctx.settings, ctx.ui, self.target or "base", journal=ctx.journal)
+            ctx.facts["db_action"] = "downgrade"
+        return {"from": now, "to": self.target, "how": ctx.facts["db_action"]}
+
+    def undo(self, ctx: RunContext) -> str:
+        from deploytools import db
+
+        before = ctx.facts.get("previous_revision")
+        action = ctx.facts.get("db_action")
+        if action is None:
+            return "database unchanged"
+        if action == "downgrade" and before:
+            db.upgrade(ctx.settings, ctx.ui, before, journal=ctx.journal)
+            return f"database upgraded back to {before}"
+        backup = ctx.facts["safety_backup"]
+        db.restore(ctx.settings, ctx.host, ctx.ui, backup)
+        return f"database restored from {backup}, taken before the rollback"

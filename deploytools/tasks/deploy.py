@@ -1,0 +1,109 @@
+"""deploy and rollback: the two commands operators type most."""
+
+from __future__ import annotations
+
+import sys
+
+from invoke.context import Context
+
+from deploytools import flows
+from deploytools.pipeline import PipelineResult, raise_if_failed
+from deploytools.tasks._support import DRY_RUN_HELP, ENV_HELP, JSON_HELP, settings, task
+from deploytools.ui import Ui
+
+LOCK_WAIT_HELP = (
+    "if another deploy holds the lock, wait up to this many seconds (default: fail at once)"
+)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "allow_dirty": "deploy a working tree with uncommitted changes (always allowed for local)",
+        "lock_wait": LOCK_WAIT_HELP,
+        "json": JSON_HELP,
+    }
+)
+def deploy(
+    c: Context,
+    ui: Ui,
+    env: str | None = None,
+    dry_run: bool = False,
+    allow_dirty: bool = False,
+    lock_wait: float = 0.0,
+    json: bool = False,
+) -> None:
+    """Validate, lock, back up, migrate, build, start, wait healthy, verify Celery, record."""
+    conf = settings(c, env)
+    result = flows.deploy(
+        conf, ui, command=_command(), dry_run=dry_run, allow_dirty=allow_dirty, lock_wait=lock_wait
+    )
+    _finish(ui, result, conf.name)
+
+
+@task(
+    help={
+        "tag": "release tag to return to (see `invoke releases --env NAME`)",
+        "env": ENV_HELP,
+        "dry_run": DRY_RUN_HELP,
+        "restore_db": "past an irreversible migration, restore the backup recorded with the tag",
+        "lock_wait": LOCK_WAIT_HELP,
+        "json": JSON_HELP,
+    }
+)
+def rollback(
+    c: Context,
+    ui: Ui,
+    tag: str = "",
+    env: str | None = None,
+    dry_run: bool = False,
+    restore_db: bool = False,
+    lock_wait: float = 0.0,
+    json: bool = False,
+) -> None:
+    """Return to a recorded release: its images (rebuilt from the tag if gone) and db revision."""
+    if not tag:
+        from deploytools.errors import OperatorError
+
+        raise OperatorError("no --tag given", "pass --tag TAG (see `invoke releases --env NAME`)")
+    conf = settings(c, env)
+    result = flows.rollback(
+        conf,
+        ui,
+        tag,
+        command=_command(),
+        dry_run=dry_run,
+        restore_db=restore_db,
+        lock_wait=lock_wait,
+    )
+    _finish(ui, result, conf.name)
+
+
+def _finish(ui: Ui, result: PipelineResult | None, env: str) -> None:
+    if result is None:  # dry run: the plan was shown
+        return
+    if ui.json_mode:
+        ui.emit_json(result.as_dict())
+    else:
+        rows = [[o.name, o.status, f"{o.duration:.1f}s", o.error] for o in result.outcomes]
+        ui.table(
+            f"{result.name} summary ({result.duration:.1f}s)",
+            ["step", "result", "time", "error"],
+            rows,
+        )
+        facts = {k: v for o in result.outcomes for k, v in o.detail.items()}
+        ui.info(
+            f"release {facts.get('tag') or facts.get('recorded') or '-'}, "
+            f"db revision {facts.get('to') or facts.get('revision') or '-'}, "
+            f"backup {facts.get('backup') or '-'}"
+        )
+    raise_if_failed(
+        result,
+        f"`invoke history --env {env}` and the service logs (`invoke stack.logs --env {env}`)",
+    )
+    ui.success(f"{result.name} of {env} done in {result.duration:.1f}s")
+
+
+def _command() -> str:
+    return " ".join(["invoke", *sys.argv[1:]])[:200]
