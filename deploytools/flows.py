@@ -87,16 +87,19 @@ def rollback(
     ctx.facts.update(
         sha=target.get("sha"), images=target.get("images", {}), backup=target.get("backup")
     )
-    revision = target.get("revision")
+    from deploytools import db
+
+    revision, now = target.get("revision"), db.current_revision(settings)
     database = ReturnDatabase(
-        revision, target.get("backup"), _must_restore(ctx, revision, target, restore_db)
+        revision, target.get("backup"), _must_restore(ctx, now, revision, target, restore_db)
     )
+    # A backup first whenever the database will change: the undo (or a person) may need it.
+    safety: list[Step] = [Backup(fact="safety_backup"), database] if now != revision else []
     steps: list[Step] = [
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
         PrepareRelease(),
-        Backup(fact="safety_backup"),
-        database,
+        *safety,
         Start(),
         WaitHealthy(),
         VerifyCelery(),
@@ -161,15 +164,14 @@ def _rollback_target(ctx: RunContext, tag: str) -> dict[str, Any]:
 
 
 def _must_restore(
-    ctx: RunContext, revision: str | None, target: dict[str, Any], restore_db: bool
+    ctx: RunContext, now: str | None, revision: str | None, target: dict[str, Any], restore: bool
 ) -> bool:
     """Downgrade when possible; past an irreversible revision only ``--restore-db`` goes on."""
     from deploytools import db
 
-    now = db.current_revision(ctx.settings)
     if now == revision or db.is_reversible(ctx.settings, now, revision):
         return False
-    if not restore_db:
+    if not restore:
         raise OperatorError(
             f"going back from revision {now} to {revision or 'base'} crosses an irreversible "
             "migration",

@@ -67,20 +67,12 @@ class WaitHealthy:
     name = "wait healthy"
 
     def plan(self, ctx: RunContext) -> list[str]:
+        from deploytools.health import targets_for
+
         return [
-            f"{name}: "
-            + ", ".join(
-                part
-                for part in (
-                    "compose health"
-                    if ctx.settings.runtime == "compose" and svc.compose_health
-                    else "",
-                    f"GET {svc.probe.url} -> {svc.probe.expect_status}" if svc.probe.url else "",
-                    f"{svc.probe.consecutive} passes in a row, within {svc.probe.timeout:.0f} s",
-                )
-                if part
-            )
-            for name, svc in ctx.settings.services.items()
+            f"{t.service}: {t.describe_probe()}, {t.probe.consecutive} passes in a row "
+            f"within {t.timeout:.0f} s"
+            for t in targets_for(ctx.settings, ctx.runtime, ctx.env_values)
         ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:

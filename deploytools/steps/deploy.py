@@ -9,7 +9,7 @@ from typing import Any
 from deploytools.commands import git
 from deploytools.hosts.local import LocalHost
 from deploytools.lock import DeployLock
-from deploytools.release import release_tag, take_snapshot
+from deploytools.release import take_snapshot
 from deploytools.steps.base import RunContext
 
 
@@ -23,10 +23,16 @@ class Snapshot:
         self.allow_dirty = allow_dirty
 
     def plan(self, ctx: RunContext) -> list[str]:
+        """Reads git (nothing changes) so the later steps' plans show the real release tag."""
+        snap = take_snapshot(
+            LocalHost(), str(ctx.settings.root), ctx.settings.name, allow_dirty=self.allow_dirty
+        )
+        ctx.release = snap.tag
         return [
-            " ".join(git.rev_parse()),
-            " ".join(git.status_porcelain()) + (" (must be clean)" if not self.allow_dirty else ""),
-            f"release tag {release_tag(ctx.settings.name, '<shortsha>')}",
+            " ".join(git.rev_parse()) + f" -> {snap.sha}",
+            " ".join(git.status_porcelain())
+            + (" (dirty: allowed)" if snap.dirty else " (clean)"),
+            f"release tag {snap.tag}",
         ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
