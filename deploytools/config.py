@@ -125,6 +125,8 @@ class EnvironmentSettings(Model):
     production: bool = False
     runtime: Literal["compose", "process"]
     app_dir: str = "example"
+    # process runtime: directories of app_dir that every release shares (data, not code)
+    shared_dirs: list[str] = Field(default_factory=lambda: ["var"])
     state_dir: str = ".deploytools"
     compose: ComposeSettings | None = None
     services: dict[str, ServiceSettings] = Field(default_factory=dict)

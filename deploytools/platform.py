@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 IS_WINDOWS = sys.platform == "win32"
@@ -56,6 +58,24 @@ def _zombie(pid: int) -> bool:
     except OSError:  # no /proc (macOS, BSD): trust kill(0)
         return False
     return state in ([b"Z"], [b"X"])
+
+
+def link_dir(target: str, link: str) -> None:
+    """A directory link: a symlink on POSIX, a junction on Windows (needs no privilege)."""
+    if sys.platform == "win32":
+        import _winapi
+
+        _winapi.CreateJunction(target, link)
+    else:
+        os.symlink(target, link, target_is_directory=True)
+
+
+def is_link(path: Path) -> bool:
+    """A symlink or a junction: removing the tree must not follow it into shared data."""
+    if sys.platform == "win32":  # Path.is_junction is 3.12+: read the reparse-point flag
+        attributes = getattr(path.lstat(), "st_file_attributes", 0) if path.exists() else 0
+        return path.is_symlink() or bool(attributes & stat.FILE_ATTRIBUTE_REPARSE_POINT)
+    return path.is_symlink()
 
 
 def private_file_mode_ok(mode: int) -> bool:

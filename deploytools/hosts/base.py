@@ -64,6 +64,10 @@ class Host(Protocol):
         """Remove a file or a whole directory tree; a missing path is not an error."""
         ...
 
+    def link_dir(self, target: str, link: str) -> None:
+        """Make ``link`` point at the directory ``target`` (a symlink; a junction on Windows)."""
+        ...
+
     def listdir(self, path: str) -> list[str]: ...
 
     def forward(self, remote_port: int) -> contextlib.AbstractContextManager[int]:

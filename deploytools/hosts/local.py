@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from deploytools import platform
 from deploytools.errors import CommandError
 from deploytools.hosts.base import Result, same_port
 
@@ -89,9 +90,12 @@ class LocalHost:
             return False
         return True
 
+    def link_dir(self, target: str, link: str) -> None:
+        platform.link_dir(target, link)
+
     def remove(self, path: str) -> None:
         target = Path(path)
-        if target.is_dir() and not target.is_symlink():
+        if target.is_dir() and not platform.is_link(target):
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)

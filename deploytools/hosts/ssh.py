@@ -296,6 +296,9 @@ class SshHost:
             raise
         return True
 
+    def link_dir(self, target: str, link: str) -> None:
+        self._sftp_client().symlink(target, link)
+
     def remove(self, path: str) -> None:
         self.run(["rm", "-rf", "--", path], timeout=600)
 

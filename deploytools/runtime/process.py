@@ -11,14 +11,17 @@ remote host) and ``{NAME}`` any key of the env file, e.g. ``--port {PORT}``.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import posixpath
 import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from deploytools import platform
@@ -32,6 +35,23 @@ from deploytools.targets import state_dir
 from deploytools.templating import fill
 
 POLL = 0.05
+RELEASE_MARKER = ".deploytools-release"
+NOT_CODE = ("__pycache__", "*.pyc", ".git", ".venv", "wheelhouse", "node_modules", ".pytest_cache")
+
+
+def code_files(app_dir: Path, shared: Sequence[str]) -> list[str]:
+    """The files a release copies: app_dir minus its shared data dirs and build leftovers."""
+    skip = {*shared}
+    found = []
+    for path in sorted(app_dir.rglob("*")):
+        relative = path.relative_to(app_dir)
+        if relative.parts[0] in skip or any(
+            fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in NOT_CODE
+        ):
+            continue
+        if path.is_file():
+            found.append(relative.as_posix())
+    return found
 KILL_GRACE = 5.0
 
 
@@ -163,6 +183,7 @@ class ProcessRuntime:
         self.python = sys.executable if local else "python3"
         self.commands = {n: s.command for n, s in settings.services.items() if s.command}
         self.run_dir = f"{state_dir(settings, host)}/run"
+        self.releases_dir = f"{state_dir(settings, host)}/releases"
         self.app_dir = on_host(settings, settings.app_dir, host)
         self._clock = clock
         self._sleep = sleep
@@ -191,21 +212,39 @@ class ProcessRuntime:
             )
         return list(names) or list(self.commands)
 
-    # Nothing to build: the code is on disk; a release is the checkout the processes run.
+    # A release is a copy of app_dir's code under releases/<id>, with the shared (data)
+    # directories linked back to app_dir: a rollback runs the old code on the same data.
     def build(self, release: str) -> dict[str, str]:
-        return {}
+        check_release(release)
+        source = self.settings.path(self.settings.app_dir)
+        target = self._code_dir(release)
+        self.host.remove(target)  # a build cut short left no marker: start again
+        for relative in code_files(source, self.settings.shared_dirs):
+            self.host.makedirs(posixpath.dirname(f"{target}/{relative}"))
+            data = (source / relative).read_bytes()
+            self.host.write_file(f"{target}/{relative}", data, mode=0o644)
+        for shared in self.settings.shared_dirs:
+            self.host.makedirs(f"{self.app_dir}/{shared}")
+            self.host.link_dir(f"{self.app_dir}/{shared}", f"{target}/{shared}")
+        self.host.write_file(f"{target}/{RELEASE_MARKER}", release.encode(), mode=0o644)
+        return {"code": target}
 
     def has_release(self, release: str) -> bool:
-        return True
+        return self.host.exists(f"{self._code_dir(release)}/{RELEASE_MARKER}")
 
     def remove_release(self, release: str) -> list[str]:
-        return []
+        self.host.remove(self._code_dir(release))
+        return [self._code_dir(release)]
 
     def plan_build(self, release: str) -> list[str]:
-        return ["nothing to build: the processes run the code in app_dir"]
+        shared = ", ".join(self.settings.shared_dirs) or "none"
+        return [
+            f"copy the code of {self.settings.app_dir} to {self.host.name}:"
+            f"{self._code_dir(release)} (shared with every release: {shared})"
+        ]
 
     def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:
-        where = f"{self.host.name}:{self.app_dir}"
+        where = f"{self.host.name}:{self._cwd(release)}"
         return [
             f"(re)start {name} on release {release} in {where}: {shlex.join(self.argv(name))}"
             for name in self.require_services(services)
@@ -228,7 +267,8 @@ class ProcessRuntime:
             stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             header = f"--- deploytools: {name} release {release} starting at {stamp} ---\n"
             try:
-                pid = self.launcher.spawn(argvs[name], self.app_dir, env, self._log(name), header)
+                cwd = self._cwd(release)
+                pid = self.launcher.spawn(argvs[name], cwd, env, self._log(name), header)
             except (OSError, CommandError) as exc:
                 raise DeployFailure(
                     f"cannot start {name} on {self.host.name} ({argvs[name][0]}): {exc}",
@@ -273,15 +313,23 @@ class ProcessRuntime:
     def exec(self, service: str, command: Sequence[str]) -> Result:
         """Run ``command`` with the service's environment and working directory."""
         self.require_services([service])
-        record = self._record(service) or {}
-        env = {**self.env_values, "RELEASE_ID": str(record.get("release", ""))}
-        return self.launcher.run(list(command), self.app_dir, env, self.settings.timeouts.command)
+        release = str((self._record(service) or {}).get("release", ""))
+        env = {**self.env_values, "RELEASE_ID": release}
+        cwd = self._cwd(release) if release else self.app_dir
+        return self.launcher.run(list(command), cwd, env, self.settings.timeouts.command)
 
     def current_release(self) -> str | None:
         running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
         return max(set(running), key=running.count) if running else None
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def _code_dir(self, release: str) -> str:
+        return f"{self.releases_dir}/{release}"
+
+    def _cwd(self, release: str) -> str:
+        """The release's own code when it was built; app_dir itself otherwise (stack.up)."""
+        return self._code_dir(release) if self.has_release(release) else self.app_dir
 
     def _pidfile(self, service: str) -> str:
         return f"{self.run_dir}/{service}.pid"

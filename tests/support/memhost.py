@@ -18,6 +18,7 @@ class MemoryHost:
         self.modes: dict[str, int] = {}
         self.dirs: set[str] = set()
         self.commands: list[list[str]] = []
+        self.links: dict[str, str] = {}
         self._responder = responder or (lambda argv: (0, ""))
 
     def run(
@@ -61,6 +62,10 @@ class MemoryHost:
         self.files = {
             f: v for f, v in self.files.items() if not f.startswith(path + "/") and f != path
         }
+
+    def link_dir(self, target: str, link: str) -> None:
+        self.links[link] = target
+        self.dirs.add(link)
 
     def listdir(self, path: str) -> list[str]:
         names = {

@@ -155,9 +155,40 @@ def test_fill() -> None:
 def test_plans_show_the_commands_and_run_nothing(tmp_path: Path) -> None:
     launcher = FakeLauncher()
     rt = runtime(tmp_path, launcher)
-    assert rt.plan_build("r1") == ["nothing to build: the processes run the code in app_dir"]
+    assert rt.plan_build("r1") == [
+        f"copy the code of {rt.settings.app_dir} to local:{rt.releases_dir}/r1 "
+        "(shared with every release: var)"
+    ]
+    assert not Path(rt.releases_dir).exists()
     plan = rt.plan_up("r1", ["backend"])
     command = f"{sys.executable} -m uvicorn --port 8123"
     assert plan == [f"(re)start backend on release r1 in local:{rt.app_dir}: {command}"]
     assert launcher.spawned == []
     assert "s3cr3t-value" not in " ".join(rt.plan_up("r1"))
+
+
+def test_a_build_copies_the_code_and_links_the_shared_data(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    app = tmp_path / "app"
+    settings = make_settings(
+        tmp_path, app_dir=str(app), services={"backend": {"command": ["{python}", "-V"]}}
+    )
+    rt = ProcessRuntime(settings, LocalHost(), VALUES, launcher=launcher)
+    (app / "pkg").mkdir(parents=True)
+    (app / "pkg" / "mod.py").write_text("VERSION = 1\n")
+    (app / "pkg" / "__pycache__").mkdir()
+    (app / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"x")
+    (app / "var").mkdir(exist_ok=True)
+    (app / "var" / "app.sqlite3").write_text("data")
+    assert not rt.has_release("r1")
+    rt.build("r1")
+    (app / "pkg" / "mod.py").write_text("VERSION = 2\n")  # the working tree moves on
+    code = Path(rt.releases_dir) / "r1"
+    assert rt.has_release("r1")
+    assert (code / "pkg" / "mod.py").read_text() == "VERSION = 1\n"
+    assert not (code / "pkg" / "__pycache__").exists()
+    assert (code / "var").is_symlink() and (code / "var" / "app.sqlite3").read_text() == "data"
+    rt.up("r1", ["backend"])
+    assert launcher.spawned[-1]["cwd"] == str(code)
+    rt.remove_release("r1")
+    assert not code.exists() and (app / "var" / "app.sqlite3").read_text() == "data"
