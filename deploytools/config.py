@@ -195,19 +195,33 @@ def find_config(path: str | Path = DEFAULT_CONFIG, start: Path | None = None) ->
     )
 
 
-def read_deploy_file(path: Path) -> DeployFile:
+def read_text(path: Path, *, missing: OperatorError | None = None) -> str:
+    """A config file's text; every way of failing is an operator error naming the file."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing is not None:
+            raise missing from None
+        raise OperatorError(f"{path} not found", "check the path") from None
     except OSError as exc:
         raise OperatorError(
             f"cannot read {path}: {exc.strerror}", "check the path and its permissions"
         ) from None
     except UnicodeDecodeError:
         raise OperatorError(f"cannot read {path}: not UTF-8 text", "save it as UTF-8") from None
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise OperatorError(
             f"{path}: not valid TOML: {exc}", "fix the syntax at that line"
         ) from None
+
+
+def read_deploy_file(path: Path) -> DeployFile:
+    raw = parse_toml(read_text(path), path)
     return validate_model(DeployFile, raw, path)
 
 

@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from deploytools.config import EnvironmentSettings, Model, deep_merge, validate_model
+from deploytools.config import (
+    EnvironmentSettings,
+    Model,
+    deep_merge,
+    parse_toml,
+    read_text,
+    validate_model,
+)
 from deploytools.errors import OperatorError
 from deploytools.findings import Finding, Severity
 from deploytools.redact import is_secret_name
@@ -163,31 +169,16 @@ def rules_path(settings: EnvironmentSettings) -> Path:
 
 
 def read_rules_file(path: Path) -> RulesFile:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise OperatorError(
-            f"env rules file {path} not found",
-            "create it (see config/env.rules.toml in the deploytools example project)",
-        ) from None
-    except OSError as exc:
-        raise OperatorError(
-            f"cannot read {path}: {exc.strerror}", "check the path and its permissions"
-        ) from None
-    except UnicodeDecodeError:
-        raise OperatorError(f"cannot read {path}: not UTF-8 text", "save it as UTF-8") from None
-    return parse_rules(text, path)
+    missing = OperatorError(
+        f"env rules file {path} not found",
+        "create it (see config/env.rules.toml in the deploytools example project)",
+    )
+    return parse_rules(read_text(path, missing=missing), path)
 
 
 def parse_rules(text: str, path: Path) -> RulesFile:
     """Validate the rules file's text; errors name ``path`` and the key path."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise OperatorError(
-            f"{path}: not valid TOML: {exc}", "fix the syntax at that line"
-        ) from None
-    rules = validate_model(RulesFile, raw, path)
+    rules = validate_model(RulesFile, parse_toml(text, path), path)
     layers = [("keys", rules.keys), ("production.keys", rules.production.keys)]
     layers += [(f"environments.{n}.keys", layer.keys) for n, layer in rules.environments.items()]
     for where, entries in layers:
