@@ -60,7 +60,13 @@ class Backup:
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import db
+        from deploytools.db.database import open_database
 
+        database = open_database(ctx.settings, ctx.ui.redact)
+        if database.path is not None and not database.path.exists():
+            # A fresh checkout's first deploy: the migration creates the SQLite file.
+            ctx.facts[self.fact] = None
+            return {"backup": None, "skipped": f"no database yet at {database.path}"}
         manifest = db.backup(ctx.settings, ctx.host, ctx.ui, release=ctx.release)
         ctx.facts[self.fact] = manifest.id
         return {"backup": manifest.id, "bytes": manifest.size, "sha256": manifest.sha256}
