@@ -289,14 +289,24 @@ def _current(conn: Connection) -> str | None:
 
 
 def _engine(database: Database) -> Engine:
-    from sqlalchemy import create_engine, pool
+    from sqlalchemy import create_engine, event, pool
 
     options: dict[str, Any] = {"poolclass": pool.NullPool}
     if database.engine == "postgresql":
         options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
-    elif database.path is not None:
+        return create_engine(database.sqlalchemy_url, **options)
+    if database.path is not None:
         database.path.parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(database.sqlalchemy_url, **options)
+    engine = create_engine(database.sqlalchemy_url, **options)
+    # pysqlite opens a transaction only before INSERT/UPDATE/DELETE: the DDL of a migration
+    # that fails later would stay. SQLAlchemy's recipe: the driver never begins, we always do.
+    event.listen(engine, "connect", _sqlite_no_implicit_transactions)
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    return engine
+
+
+def _sqlite_no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
 
 
 @contextmanager
