@@ -46,21 +46,32 @@ class TempProject:
         path.chmod(mode)
         return path
 
-    def invoke(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Run:
+    def invoke(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = CLI_TIMEOUT,
+    ) -> Run:
         """``python -m invoke ARGS`` in the project (or ``cwd``), with a clean INVOKE_* env."""
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
-        environ.update(PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1", **(env or {}))
         argv = [sys.executable, "-m", "invoke", *args]
         proc = subprocess.run(
             argv,
             cwd=cwd or self.path,
-            env=environ,
+            env=self.environ(env),
             capture_output=True,
             text=True,
-            timeout=CLI_TIMEOUT,
+            timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
         return Run(argv, proc.returncode, proc.stdout, proc.stderr)
+
+    @staticmethod
+    def environ(env: dict[str, str] | None = None) -> dict[str, str]:
+        """The CLI's environment: this checkout importable, no INVOKE_* leaking in, no colour."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
+        environ.update(PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1", **(env or {}))
+        return environ
 
     def snapshot(self) -> dict[str, tuple[bytes, int]]:
         """Every file's bytes and mode, to prove that a refused command changed nothing."""

@@ -1,0 +1,402 @@
+"""``invoke deploy`` and ``invoke rollback`` on the process runtime, as an operator runs them.
+
+One project (a temp git repository, SQLite, Celery's filesystem broker) serves the module: each
+test starts from "a healthy release is running" (``running``), commits what its scenario needs,
+and takes its commit back at the end, so that the tests do not depend on their order. The
+failure scenarios live here because a process deploy takes seconds. Each release runs its own
+copy of the code (``.deploytools/<env>/releases/<tag>``), so a rollback or an undo brings back
+the old code too, which the tests see through the backend's answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.deployproject import (
+    PROCESS_ENV,
+    DeployProject,
+    health,
+    migration,
+    process_env,
+    stop_process,
+)
+from tests.support.procs import free_port
+
+pytestmark = pytest.mark.integration
+
+ENV = PROCESS_ENV
+WEB = "example/exampleapp/web.py"
+NEW_REVISION = "example/migrations/versions/0004_test.py"
+HEALTH_ANCHOR = "    budget = settings.health_timeout + 1.0\n"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployProject]:
+    proj = DeployProject(tmp_path_factory.mktemp("deploy-process") / "app")
+    proj.configure({ENV: process_env(probe_timeout=8)})
+    proj.init_env(ENV, {"PORT": str(free_port())})
+    try:
+        yield proj
+    finally:
+        proj.invoke("stack.down", "--env", ENV)
+
+
+def port(project: DeployProject) -> str:
+    return project.env_values(ENV)["PORT"]
+
+
+def running(project: DeployProject) -> str:
+    """The tag of the healthy release now running; deploys one first if there is none."""
+    good = [r for r in project.releases(ENV) if r["result"] == "ok"]
+    if not good:
+        run = project.deploy(ENV)
+        assert run.returncode == 0, run.output
+        good = [r for r in project.releases(ENV) if r["result"] == "ok"]
+    tag = str(good[-1]["tag"])
+    assert health(port(project)) == (200, _healthy_body(project, tag))
+    return tag
+
+
+def _healthy_body(project: DeployProject, tag: str) -> dict[str, Any]:
+    return {"status": "healthy", "release": tag, "database": "ok", "redis": "disabled"}
+
+
+def broken_health(project: DeployProject) -> str:
+    """web.py whose /health always answers 503: a release that never becomes healthy."""
+    text = project.file(WEB).read_text()
+    assert text.count(HEALTH_ANCHOR) == 1
+    broken = '    return JSONResponse({"status": "broken"}, status_code=503)  # test\n'
+    return text.replace(HEALTH_ANCHOR, broken + HEALTH_ANCHOR)
+
+
+def app_name(project: DeployProject) -> str:
+    """What GET / says the app is: changes with the code, not with the release id."""
+    import httpx
+
+    return str(httpx.get(f"http://127.0.0.1:{port(project)}/", timeout=5.0).json()["app"])
+
+
+def take_back(project: DeployProject, sha: str) -> None:
+    """Revert a test's commit (a new commit, as an operator would)."""
+    project.git("revert", "--no-edit", sha)
+
+
+def backend_pid(project: DeployProject) -> int:
+    import json
+
+    record = json.loads((project.state_dir(ENV) / "run/backend.pid").read_text())
+    return int(record["pid"])
+
+
+def no_leftovers(project: DeployProject) -> None:
+    """No lock, no temporary or partial file, every journal line whole."""
+    assert not (project.state_dir(ENV) / "deploy.lock").exists()
+    for where in (project.state_dir(ENV), project.file("backups")):
+        if where.exists():
+            partial = [p for p in where.rglob("*") if p.name.endswith((".tmp", ".partial"))]
+            assert partial == []
+    text = (project.state_dir(ENV) / "journal.jsonl").read_text()
+    assert text.endswith("\n")
+    project.journal(ENV)  # every line parses
+
+
+def records_since(project: DeployProject, count: int) -> list[dict[str, Any]]:
+    return project.journal(ENV)[count:]
+
+
+def test_deploy_records_tags_and_serves_the_new_release(project: DeployProject) -> None:
+    first = project.deploy(ENV)
+    assert first.returncode == 0, first.output
+    sha = project.commit("v2", {"example/exampleapp/__init__.py": '"""exampleapp v2."""\n'})
+
+    run = project.deploy(ENV)
+
+    assert run.returncode == 0, run.output
+    record = project.releases(ENV)[-1]
+    tag = record["tag"]
+    assert record["action"] == "deploy" and record["result"] == "ok"
+    assert tag.startswith(f"release-{ENV}-") and tag.endswith(f"-{sha[:7]}")
+    assert record["sha"] == sha and record["dirty"] is False
+    code = project.state_dir(ENV) / "releases" / tag
+    assert record["images"] == {"code": str(code)}  # the release's own copy of the code
+    assert (code / "exampleapp/__init__.py").read_text() == '"""exampleapp v2."""\n'
+    assert record["revision"] == "0003"
+    env_file = project.file(f"config/{ENV}.env").read_bytes()
+    assert record["env_hash"] == hashlib.sha256(env_file).hexdigest()
+    backups = list(project.file(f"backups/{ENV}").glob(f"{record['backup']}*"))
+    assert record["backup"] and backups, "the deploy's backup is on disk"
+    assert project.git("rev-list", "-n", "1", tag).strip() == sha
+    assert health(port(project)) == (200, _healthy_body(project, tag))
+    assert f"release {tag}, db revision 0003" in run.stderr
+    journal = project.file(f".deploytools/{ENV}/journal.jsonl").read_text()
+    assert project.env_values(ENV)["SECRET_KEY"] not in run.output + journal
+    no_leftovers(project)
+
+
+def test_dry_run_changes_nothing(project: DeployProject) -> None:
+    tag = running(project)
+    column = 'op.add_column("users", sa.Column("nick", sa.Text))'
+    sha = project.commit("0004", {NEW_REVISION: migration("0004", column)})
+    others = [r["tag"] for r in project.releases(ENV) if r["result"] == "ok" and r["tag"] != tag]
+    try:
+        before = _world(project)
+        deploy = project.deploy(ENV, "--dry-run")
+        rollbacks = [project.rollback(ENV, other, "--dry-run") for other in others[-1:]]
+        after = _world(project)
+    finally:
+        take_back(project, sha)
+    assert deploy.returncode == 0, deploy.output
+    assert "dry run: nothing is changed" in deploy.output
+    assert "alembic upgrade head: 0004" in deploy.output
+    assert f"release-{ENV}-" in deploy.output and sha[:7] in deploy.output
+    assert "uvicorn" in deploy.output  # the exact command the runtime would start
+    for other, plan in zip(others[-1:], rollbacks, strict=True):
+        assert plan.returncode == 0, plan.output
+        assert f"images of {other} are present: no build" in plan.output
+    assert after == before
+    assert health(port(project))[1]["release"] == tag
+
+
+def _world(project: DeployProject) -> dict[str, Any]:
+    """Everything a deploy could change, minus what the running processes write by themselves."""
+    files = {
+        name: content
+        for name, content in project.snapshot().items()
+        if not name.startswith((f".deploytools/{ENV}/run/", "example/var/celery/"))
+    }
+    return {
+        "files": files,
+        "database": project.database(ENV),
+        "tags": project.git("tag", "--list"),
+        "head": project.git("rev-parse", "HEAD"),
+        "pid": backend_pid(project),
+    }
+
+
+def test_failed_migration_leaves_database_and_running_release_alone(
+    project: DeployProject,
+) -> None:
+    tag = running(project)
+    pid, state = backend_pid(project), project.database(ENV)
+    bad = migration(
+        "0004",
+        'op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))\n'
+        'op.execute("UPDATE no_such_table SET x = 1")',
+    )
+    sha = project.commit("a broken migration", {NEW_REVISION: bad})
+    try:
+        run = project.deploy(ENV)
+    finally:
+        take_back(project, sha)
+
+    assert run.returncode == 1, run.output
+    assert "failed at step 'migrate'" in run.stderr
+    assert "0004" in run.stderr and "no_such_table" in run.stderr
+    assert "Traceback" not in run.output
+    assert project.database(ENV) == state  # 0003, no half_done table, same rows
+    assert state[0] == "0003"
+    assert backend_pid(project) == pid  # not restarted
+    assert health(port(project)) == (200, _healthy_body(project, tag))
+    failed = project.releases(ENV)[-1]
+    assert failed["result"] == "failed" and failed["failed_step"] == "migrate"
+    assert failed["tag"] not in project.release_tags()  # only good releases are tagged
+    no_leftovers(project)
+
+
+def test_unhealthy_release_is_undone_and_the_previous_one_serves_again(
+    project: DeployProject,
+) -> None:
+    previous = running(project)
+    sha = project.commit(
+        "a release that never becomes healthy, with a new column",
+        {
+            WEB: broken_health(project),
+            NEW_REVISION: migration(
+                "0004",
+                'op.add_column("users", sa.Column("nick", sa.Text))',
+                'op.drop_column("users", "nick")',
+            ),
+        },
+    )
+    try:
+        run = project.deploy(ENV)
+    finally:
+        take_back(project, sha)
+
+    assert run.returncode == 1, run.output
+    failed = project.releases(ENV)[-1]
+    assert failed["result"] == "failed" and failed["failed_step"] == "wait healthy"
+    assert failed["sha"] == sha
+    # What failed, what was undone, where the logs are.
+    err = run.stderr
+    assert "deploy failed at step 'wait healthy'" in err
+    assert "backend not healthy after" in err and "503" in err
+    assert "database downgraded 0004 -> 0003" in err
+    assert f"release {previous} started again" in err
+    assert f"release {previous} verified healthy again" in err
+    assert f"invoke history --env {ENV}" in err and f"invoke stack.logs --env {ENV}" in err
+    assert health(port(project)) == (200, _healthy_body(project, previous))
+    assert project.database(ENV)[0] == "0003"
+    assert "nick" not in _user_columns(project)
+    releases = project.invoke("releases", "--env", ENV, "--json")
+    assert releases.returncode == 0
+    no_leftovers(project)
+
+
+def _user_columns(project: DeployProject) -> list[str]:
+    import sqlite3
+
+    path = project.database_url(ENV).removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        return [row[1] for row in conn.execute("PRAGMA table_info(users)")]
+
+
+def _wait_for(what: str, ready: Any, proc: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the deploy ended before {what}:\n{out}{err}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def test_sigint_during_the_migration_keeps_the_old_release(project: DeployProject) -> None:
+    tag = running(project)
+    pid, state = backend_pid(project), project.database(ENV)
+    marker = project.file("example/var/in-0004")
+    slow = migration(
+        "0004",
+        'op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))\n'
+        "from pathlib import Path\n"
+        f"Path({str(marker)!r}).touch()\n"
+        "import time\n"
+        "time.sleep(120)",
+    )
+    sha = project.commit("a migration that takes long", {NEW_REVISION: slow})
+    count = len(project.journal(ENV))
+    try:
+        proc = project.start("deploy", "--env", ENV)
+        try:
+            _wait_for("migration 0004 running", marker.exists, proc)
+            proc.send_signal(signal.SIGINT)
+        finally:
+            out, err = stop_process(proc)
+    finally:
+        marker.unlink(missing_ok=True)
+        take_back(project, sha)
+
+    assert proc.returncode != 0, out + err
+    assert "interrupted at migrate" in err
+    assert "Traceback" not in out + err
+    events = records_since(project, count)
+    interrupted = [e for e in events if e["kind"] == "step.interrupted"]
+    assert [(e["step"], e["error"]) for e in interrupted] == [("migrate", "interrupted at migrate")]
+    assert events[-1]["kind"] == "release" and events[-1]["result"] == "failed"
+    assert project.database(ENV) == state  # still 0003, no half_done table
+    assert backend_pid(project) == pid
+    assert health(port(project)) == (200, _healthy_body(project, tag))
+    lock = project.invoke("lock.status", "--env", ENV, "--json")
+    assert '"locked": false' in lock.stdout
+    no_leftovers(project)
+
+
+def test_sigterm_while_waiting_for_health_undoes_the_start(project: DeployProject) -> None:
+    previous = running(project)
+    sha = project.commit("never healthy", {WEB: broken_health(project)})
+    count = len(project.journal(ENV))
+
+    def waiting() -> bool:
+        return any(
+            e["kind"] == "step.start" and e["step"] == "wait healthy"
+            for e in records_since(project, count)
+        )
+
+    try:
+        proc = project.start("deploy", "--env", ENV)
+        try:
+            _wait_for("the wait healthy step", waiting, proc)
+            time.sleep(0.5)  # inside the wait: the new release is up and failing its probe
+            proc.send_signal(signal.SIGTERM)
+        finally:
+            out, err = stop_process(proc)
+    finally:
+        take_back(project, sha)
+
+    assert proc.returncode != 0, out + err
+    assert "interrupted at wait healthy" in err
+    assert f"release {previous} started again" in err
+    events = records_since(project, count)
+    assert any(e["kind"] == "undo.done" and e["step"] == "start" for e in events)
+    assert events[-1]["kind"] == "release" and events[-1]["failed_step"] == "wait healthy"
+    assert health(port(project)) == (200, _healthy_body(project, previous))
+    no_leftovers(project)
+
+
+def test_two_concurrent_deploys_exactly_one_proceeds(project: DeployProject) -> None:
+    running(project)
+    count = len(project.releases(ENV))
+    first, second = project.start("deploy", "--env", ENV), project.start("deploy", "--env", ENV)
+    outputs = {}
+    for proc in (first, second):
+        outputs[proc.pid] = stop_process(proc, timeout=180)
+    codes = sorted((first.returncode, second.returncode))
+    assert codes == [0, 1], outputs
+    winner, loser = (first, second) if first.returncode == 0 else (second, first)
+    message = outputs[loser.pid][1]
+    assert "the deploy lock at" in message and "is held by" in message
+    assert f"pid {winner.pid} since" in message
+    assert "--lock-wait" in message
+    new = project.releases(ENV)[count:]
+    assert [r["result"] for r in new] == ["ok"]  # the loser records no release at all
+    assert health(port(project))[1]["release"] == new[0]["tag"]
+    no_leftovers(project)
+
+
+def test_rollback_returns_release_and_database_revision(project: DeployProject) -> None:
+    target = running(project)
+    web = project.file(WEB).read_text()
+    sha = project.commit(
+        "v3: a new column, and the index names the version",
+        {
+            WEB: web.replace('"app": "exampleapp"', '"app": "exampleapp-v3"'),
+            NEW_REVISION: migration(
+                "0004",
+                'op.add_column("users", sa.Column("nick", sa.Text))',
+                'op.drop_column("users", "nick")',
+            ),
+        },
+    )
+    try:
+        deployed = project.deploy(ENV)
+        assert deployed.returncode == 0, deployed.output
+        assert project.database(ENV)[0] == "0004"
+        assert app_name(project) == "exampleapp-v3"
+        run = project.rollback(ENV, target)
+        again = project.rollback(ENV, target)
+    finally:
+        take_back(project, sha)
+
+    assert run.returncode == 0, run.output
+    record = project.releases(ENV)[-1]
+    assert (record["action"], record["result"], record["tag"]) == ("rollback", "ok", target)
+    assert record["revision"] == "0003"
+    assert project.database(ENV)[0] == "0003"
+    assert "nick" not in _user_columns(project)
+    assert health(port(project)) == (200, _healthy_body(project, target))
+    done = [e for e in project.journal(ENV) if e["kind"] == "step.done"]
+    assert [e["built"] for e in done if e["step"] == "prepare release"][-1] is False
+    assert [e for e in done if e["step"] == "backup"][-1]["backup"]  # safety backup first
+    assert app_name(project) == "exampleapp"  # the old code runs, not the working tree's
+
+    assert again.returncode == 2
+    assert f"release {target} is already running in {ENV}" in again.stderr
+    assert "Traceback" not in again.output
+    assert project.releases(ENV)[-1] == record  # nothing recorded
