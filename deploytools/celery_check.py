@@ -204,6 +204,14 @@ class _Checks:
                 destination=late, limit=len(late), timeout=conf.ping_timeout
             ).registered()
             found.update(more or {})
+        silent = [w for w in pinged if w not in found]
+        if silent:
+            raise CeleryCheckFailed(
+                "worker-silent",
+                f"{', '.join(silent)} answered the ping but not the registered-tasks query "
+                f"within {conf.ping_timeout:g}s",
+                "look at the worker's log (overloaded? shutting down?); retry celery.verify",
+            )
         answered = sorted(set(found) | set(pinged))
         if len(answered) < conf.expected_workers:
             raise CeleryCheckFailed(
@@ -212,7 +220,7 @@ class _Checks:
                 f"({', '.join(answered)})",
                 "start the missing workers or lower celery.expected_workers",
             )
-        return {w: [t.split(" ")[0] for t in found.get(w, [])] for w in answered}
+        return {w: [t.split(" ")[0] for t in found[w]] for w in answered}
 
     def _tasks(self, registered: dict[str, list[str]]) -> None:
         required = list(dict.fromkeys([*self.conf.required_tasks, self.conf.canary_task]))
@@ -284,14 +292,18 @@ def _queue(worker: str) -> str:
 def _reachable(urls: BrokerUrls, host: Host, timeout: float) -> Iterator[BrokerUrls]:
     """Forward a remote loopback broker, then check that something listens there."""
     if urls.filesystem:
-        control = urls.transport_options["control_folder"]
-        if not Path(control).is_dir():
+        # The folders are the broker: made here too, since a worker just started may not have
+        # made them yet (the ping then waits for it like for any broker).
+        folders = [urls.transport_options[k] for k in ("data_folder_in", "control_folder")]
+        try:
+            for folder in (*folders, urlsplit(urls.backend).path):
+                Path(folder).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
             raise CeleryCheckFailed(
                 "broker-unreachable",
-                f"broker unreachable: the filesystem broker folder {control} does not exist "
-                "(no worker ever started here)",
-                "start the worker (invoke stack.up); check CELERY_FS_ROOT",
-            )
+                f"broker unreachable: cannot use the filesystem broker folders: {exc}",
+                "check CELERY_FS_ROOT and its permissions",
+            ) from None
         yield urls
         return
     with contextlib.ExitStack() as stack:

@@ -143,6 +143,17 @@ def test_a_worker_late_for_the_reply_window_is_asked_again(tmp_path: Path) -> No
     assert ("inspect", ["w1@h"]) in app.calls
 
 
+def test_worker_that_never_answers_the_tasks_query(tmp_path: Path) -> None:
+    app = FakeApp({"w1@h": (TASKS, "r1")}, late=("w1@h",))
+    app.inspect = lambda timeout, destination=None, limit=0: type(  # type: ignore[method-assign]
+        "Inspect", (), {"registered": lambda _self: None}
+    )()
+    with pytest.raises(CeleryCheckFailed) as failure:
+        check(tmp_path, app)
+    assert failure.value.kind == "worker-silent"
+    assert "w1@h answered the ping but not the registered-tasks query" in failure.value.problem
+
+
 def test_silent_canary_and_failing_canary(tmp_path: Path) -> None:
     with pytest.raises(CeleryCheckFailed) as failure:
         check(tmp_path, FakeApp({"w1@h": (TASKS, CeleryTimeout("late"))}), canary_timeout=2)
@@ -190,10 +201,10 @@ def test_broker_unreachable_is_reported_without_the_password(tmp_path: Path) -> 
     assert "hunter2pw" not in str(failure.value)
 
 
-def test_filesystem_broker_never_used_is_unreachable(tmp_path: Path) -> None:
-    conf = make_settings(tmp_path, app_dir=str(tmp_path))
+def test_filesystem_broker_without_a_worker_is_no_worker_answering(tmp_path: Path) -> None:
+    conf = make_settings(tmp_path, app_dir=str(tmp_path), celery={"ping_timeout": 0.2})
     ui = Ui(stderr=io.StringIO(), stdout=io.StringIO())
     with pytest.raises(CeleryCheckFailed) as failure:
         verify_celery(conf, {"CELERY_BROKER_URL": "filesystem://"}, "r1", ui)
-    assert failure.value.kind == "broker-unreachable"
-    assert "no worker ever started here" in failure.value.problem
+    assert failure.value.kind == "no-worker"
+    assert (tmp_path / "var/celery/control").is_dir()

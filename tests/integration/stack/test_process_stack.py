@@ -51,7 +51,7 @@ def process_settings(root: Path) -> EnvironmentSettings:
             },
             "celery-worker": {"command": COMMANDS["celery-worker"]},
         },
-        celery={"ping_timeout": 2, "canary_timeout": 15},
+        celery={"ping_timeout": 10, "canary_timeout": 15},  # a worker may still be booting
         timeouts={"stop": 10},
     )
 
@@ -135,9 +135,13 @@ def test_down_stops_every_process(tmp_path: Path, captured: CapturedUi) -> None:
 
 def test_stopped_worker_is_no_worker_answering(local: Stack, captured: CapturedUi) -> None:
     local.runtime.stop(["celery-worker"])
+    assert local.settings.celery is not None
+    quick = local.settings.celery.model_copy(update={"ping_timeout": 2.0})
     try:
         with pytest.raises(CeleryCheckFailed) as failure:
-            local.verify(captured, "r1")
+            verify_celery(
+                local.settings.model_copy(update={"celery": quick}), local.values, "r1", captured.ui
+            )
         assert failure.value.kind == "no-worker"
         with pytest.raises(DeployFailure, match="celery-worker is not running"):
             local.wait(captured)

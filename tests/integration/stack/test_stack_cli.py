@@ -27,7 +27,7 @@ env_file = "config/{name}.env"
 env_example = "config/local.env.example"
 runtime = "process"
 app_dir = "{app_dir}"
-celery = {{ ping_timeout = 2 }}
+celery = {{ ping_timeout = 10 }}
 
 [environments.{name}.services.backend]
 command = ["{{python}}", "-m", "uvicorn", "exampleapp.web:app", "--port", "{{PORT}}"]
