@@ -38,6 +38,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "pyamqp": 5672}
 CANARY_QUEUE = "deploytools.canary."
 CLIENT_POLL = 0.05  # seconds between the client's looks at a filesystem queue or result
+SERVER_ROUND = 1.0  # a ping round with a server broker (answers take milliseconds)
+FILESYSTEM_ROUND = 3.0  # workers poll the filesystem broker about once a second
 
 
 class CeleryCheckFailed(DeployFailure):
@@ -128,7 +130,8 @@ def verify_celery(
             f"set {conf.broker_key} to a Redis URL for environment {settings.name}",
         )
     with _reachable(urls, host, conf.ping_timeout) as reached, _client(reached) as app:
-        report = _Checks(app, conf, ui, clock).run(release)
+        ping_round = FILESYSTEM_ROUND if urls.filesystem else SERVER_ROUND
+        report = _Checks(app, conf, ui, clock, ping_round).run(release)
     report.seconds = clock() - started
     ui.success(
         f"celery: {len(report.workers)} worker(s) answered, tasks registered, "
@@ -139,11 +142,19 @@ def verify_celery(
 
 
 class _Checks:
-    def __init__(self, app: Any, conf: CelerySettings, ui: Ui, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        conf: CelerySettings,
+        ui: Ui,
+        clock: Callable[[], float],
+        ping_round: float = 1.0,
+    ) -> None:
         self.app = app
         self.conf = conf
         self.ui = ui
         self.clock = clock
+        self.ping_round = ping_round  # longer than the broker's round trip to a worker
 
     def run(self, release: str | None) -> CeleryReport:
         pinged = self._ping()
@@ -173,16 +184,28 @@ class _Checks:
         return list(workers)
 
     def _ping(self) -> list[str]:
+        """Ping in rounds until the expected workers answered or ``ping_timeout`` is spent.
+
+        A broadcast reaches only the workers listening when it is sent (Redis pub/sub keeps
+        nothing), so a worker that finishes booting meanwhile answers the next round.
+        """
         conf = self.conf
-        try:
-            replies = self.app.control.ping(timeout=conf.ping_timeout, limit=conf.expected_workers)
-        except Exception as exc:  # kombu/redis raise their own classes; all mean "broker said no"
-            raise CeleryCheckFailed(
-                "broker-unreachable",
-                f"the Celery broker refused the ping: {type(exc).__name__}: {exc}",
-                "check the broker URL, its password and that the broker is up",
-            ) from None
-        names = sorted({name for reply in replies or [] for name in reply})
+        deadline = self.clock() + conf.ping_timeout
+        found: set[str] = set()
+        while True:
+            budget = min(self.ping_round, deadline - self.clock())
+            try:
+                replies = self.app.control.ping(timeout=budget, limit=conf.expected_workers)
+            except Exception as exc:  # kombu/redis raise their own classes: "broker said no"
+                raise CeleryCheckFailed(
+                    "broker-unreachable",
+                    f"the Celery broker refused the ping: {type(exc).__name__}: {exc}",
+                    "check the broker URL, its password and that the broker is up",
+                ) from None
+            found.update(name for reply in replies or [] for name in reply)
+            if len(found) >= conf.expected_workers or self.clock() >= deadline - 0.05:
+                break
+        names = sorted(found)
         if not names:
             raise CeleryCheckFailed(
                 "no-worker",
@@ -356,4 +379,15 @@ def _client(urls: BrokerUrls) -> Iterator[Any]:
     try:
         yield app
     finally:
+        _close_result_backend(app.backend)
         app.close()
+
+
+def _close_result_backend(backend: Any) -> None:
+    """``app.close`` leaves the result backend's connections (Redis pub/sub) open: close them."""
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is not None:
+        consumer.stop()
+    close = getattr(getattr(backend, "client", None), "close", None)
+    if callable(close):
+        close()

@@ -45,10 +45,14 @@ class FakeApp:
         self.late = late  # answer ping but not within the reply window
         self.calls: list[tuple[str, Any]] = []
         self.control = self
+        self.now = 0.0  # the fake clock
 
     def ping(self, timeout: float, limit: int) -> list[dict[str, Any]]:
         self.calls.append(("ping", limit))
-        return [{w: {"ok": "pong"}} for w in list(self.workers)[:limit]]
+        replies = [{w: {"ok": "pong"}} for w in list(self.workers)[:limit]]
+        if len(replies) < limit:
+            self.now += timeout  # a ping that gets fewer answers than its limit waits it out
+        return replies
 
     def inspect(self, timeout: float, destination: list[str] | None = None, limit: int = 0) -> Any:
         self.calls.append(("inspect", destination))
@@ -74,7 +78,7 @@ def check(tmp_path: Path, app: FakeApp, release: str | None = "r1", **celery: An
     assert conf is not None
     err = io.StringIO()
     ui = Ui(stderr=err, stdout=io.StringIO())
-    return _Checks(app, conf, ui, lambda: 0.0).run(release), err.getvalue()
+    return _Checks(app, conf, ui, lambda: app.now).run(release), err.getvalue()
 
 
 def test_all_good_sends_one_canary_per_worker_through_its_own_queue(tmp_path: Path) -> None:
@@ -100,11 +104,14 @@ def test_no_worker_answering(tmp_path: Path) -> None:
     assert failure.value.problem.startswith("no worker answering")
 
 
-def test_too_few_workers(tmp_path: Path) -> None:
+def test_too_few_workers_after_pinging_in_rounds_until_the_timeout(tmp_path: Path) -> None:
+    app = FakeApp({"w1@h": (TASKS, "r1")})
     with pytest.raises(CeleryCheckFailed) as failure:
-        check(tmp_path, FakeApp({"w1@h": (TASKS, "r1")}), expected_workers=3)
+        check(tmp_path, app, expected_workers=3, ping_timeout=3.5)
     assert failure.value.kind == "too-few-workers"
     assert "too few workers: 1 of 3 expected answered (w1@h)" in failure.value.problem
+    assert [c for c in app.calls if c[0] == "ping"] == [("ping", 3)] * 4  # 1 + 1 + 1 + 0.5 s
+    assert app.now == pytest.approx(3.5)
 
 
 def test_task_missing_names_worker_and_task(tmp_path: Path) -> None:

@@ -183,8 +183,8 @@ def test_backend_that_crashes_on_start_fails_the_wait_at_once(
 def test_backend_unhealthy_when_its_database_goes_away(
     served: Stack, postgres_server: Any, captured: CapturedUi
 ) -> None:
+    served.verify(captured, "r1")  # right after the start: waits for the booting worker
     served.wait(captured)
-    served.verify(captured, "r1")
     postgres_server.stop()
     try:
         with pytest.raises(DeployFailure) as failure:
