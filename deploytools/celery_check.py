@@ -17,6 +17,7 @@ reached through ``Host.forward``. celery is imported only here, when a check run
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import socket
 import time
@@ -39,6 +40,7 @@ DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "py
 CANARY_QUEUE = "deploytools.canary."
 CLIENT_POLL = 0.05  # seconds between the client's looks at a filesystem queue or result
 SERVER_ROUND = 1.0  # a ping round with a server broker (answers take milliseconds)
+FS_RACE_PAUSE = 0.2  # an exchange file read half-made is whole again after this
 FILESYSTEM_ROUND = 3.0  # workers poll the filesystem broker about once a second
 
 
@@ -131,7 +133,16 @@ def verify_celery(
         )
     with _reachable(urls, host, conf.ping_timeout) as reached, _client(reached) as app:
         ping_round = FILESYSTEM_ROUND if urls.filesystem else SERVER_ROUND
-        report = _Checks(app, conf, ui, clock, ping_round).run(release)
+        checks = _Checks(app, conf, ui, clock, ping_round)
+        try:
+            report = checks.run(release)
+        except json.JSONDecodeError:
+            if not urls.filesystem:
+                raise
+            # kombu's filesystem transport creates an exchange file empty, then locks and writes
+            # it: a reader in between (a worker that just started binds its queues) sees no JSON.
+            time.sleep(FS_RACE_PAUSE)
+            report = checks.run(release)
     report.seconds = clock() - started
     ui.success(
         f"celery: {len(report.workers)} worker(s) answered, tasks registered, "
