@@ -29,7 +29,7 @@ from deploytools.steps.common import (
     verify_running,
 )
 from deploytools.steps.deploy import Backup, Build, Migrate, Record, Snapshot, release_record
-from deploytools.steps.rollback import PrepareRelease, ReturnDatabase
+from deploytools.steps.rollback import PrepareRelease, ReturnDatabase, rolls_forward
 from deploytools.ui import Ui
 
 
@@ -90,6 +90,7 @@ def rollback(
     from deploytools import db
 
     revision, now = target.get("revision"), db.current_revision(settings)
+    ctx.facts["revision"] = revision  # recorded even when the database needs no change
     database = ReturnDatabase(
         revision, target.get("backup"), _must_restore(ctx, now, revision, target, restore_db)
     )
@@ -166,10 +167,15 @@ def _rollback_target(ctx: RunContext, tag: str) -> dict[str, Any]:
 def _must_restore(
     ctx: RunContext, now: str | None, revision: str | None, target: dict[str, Any], restore: bool
 ) -> bool:
-    """Downgrade when possible; past an irreversible revision only ``--restore-db`` goes on."""
+    """Downgrade (or upgrade, back to a newer release) when possible; past an irreversible
+    revision only ``--restore-db`` goes on."""
     from deploytools import db
 
-    if now == revision or db.is_reversible(ctx.settings, now, revision):
+    if (
+        now == revision
+        or rolls_forward(ctx.settings, now, revision)
+        or db.is_reversible(ctx.settings, now, revision)
+    ):
         return False
     if not restore:
         raise OperatorError(

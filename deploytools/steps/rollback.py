@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from deploytools.commands import git
+from deploytools.config import EnvironmentSettings
+from deploytools.errors import OperatorError
 from deploytools.hosts.local import LocalHost
 from deploytools.steps.base import RunContext
 
@@ -52,7 +54,8 @@ class PrepareRelease:
 
 
 class ReturnDatabase:
-    """Bring the database to the tag's recorded revision: downgrade, or restore its backup."""
+    """Bring the database to the tag's recorded revision: downgrade (upgrade for a newer
+    release), or restore its backup."""
 
     name = "database"
 
@@ -71,7 +74,8 @@ class ReturnDatabase:
             return [f"database already at {self.target or 'base'}"]
         if self.restore:
             return [f"restore backup {self.target_backup} (revision {self.target or 'base'})"]
-        return [f"alembic downgrade {now} -> {self.target or 'base'}"]
+        way = "upgrade" if rolls_forward(ctx.settings, now, self.target) else "downgrade"
+        return [f"alembic {way} {now or 'base'} -> {self.target or 'base'}"]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import db
@@ -84,6 +88,9 @@ class ReturnDatabase:
         if self.restore and self.target_backup:
             db.restore(ctx.settings, ctx.host, ctx.ui, self.target_backup)
             ctx.facts["db_action"] = "restore"
+        elif self.target and rolls_forward(ctx.settings, now, self.target):
+            db.upgrade(ctx.settings, ctx.ui, self.target, journal=ctx.journal)
+            ctx.facts["db_action"] = "upgrade"
         else:
             db.downgrade(ctx.settings, ctx.ui, self.target or "base", journal=ctx.journal)
             ctx.facts["db_action"] = "downgrade"
@@ -99,6 +106,22 @@ class ReturnDatabase:
         if action == "downgrade" and before:
             db.upgrade(ctx.settings, ctx.ui, before, journal=ctx.journal)
             return f"database upgraded back to {before}"
+        if action == "upgrade":
+            db.downgrade(ctx.settings, ctx.ui, before or "base", journal=ctx.journal)
+            return f"database downgraded back to {before or 'base'}"
         backup = ctx.facts["safety_backup"]
         db.restore(ctx.settings, ctx.host, ctx.ui, backup)
         return f"database restored from {backup}, taken before the rollback"
+
+
+def rolls_forward(settings: EnvironmentSettings, now: str | None, target: str | None) -> bool:
+    """The target release's revision is above the database's (back to a newer release)."""
+    from deploytools.db.revisions import between, resolve, script_directory
+
+    if target is None or now == target:
+        return False
+    script = script_directory(settings)
+    try:
+        return bool(between(script, resolve(script, target), resolve(script, now) if now else None))
+    except OperatorError:  # not an ancestor: the target is below or on another branch
+        return False
