@@ -52,6 +52,8 @@ def code_files(app_dir: Path, shared: Sequence[str]) -> list[str]:
         if path.is_file():
             found.append(relative.as_posix())
     return found
+
+
 KILL_GRACE = 5.0
 
 
