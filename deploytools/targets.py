@@ -23,14 +23,15 @@ def primary(settings: EnvironmentSettings) -> Host:
 
 def state_dir(settings: EnvironmentSettings, host: Host) -> str:
     """Per-environment state (journal, lock, process runtime files) on ``host``."""
-    return _on_host(settings, settings.state_dir, host) + f"/{settings.name}"
+    return on_host(settings, settings.state_dir, host) + f"/{settings.name}"
 
 
 def backup_dir(settings: EnvironmentSettings, host: Host) -> str:
-    return _on_host(settings, settings.database.backup_dir, host) + f"/{settings.name}"
+    return on_host(settings, settings.database.backup_dir, host) + f"/{settings.name}"
 
 
-def _on_host(settings: EnvironmentSettings, relative: str, host: Host) -> str:
+def on_host(settings: EnvironmentSettings, relative: str, host: Host) -> str:
+    """A config path on ``host``: against the project root locally, the host's root remotely."""
     if isinstance(host, LocalHost):
         return str(settings.path(relative))
     root = next((h.root for h in settings.hosts if h.name == host.name), settings.hosts[0].root)

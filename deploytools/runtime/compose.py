@@ -18,7 +18,7 @@ from deploytools.config import ComposeSettings, EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.runtime.base import MISSING, RUNNING, ServiceStatus, check_release
-from deploytools.targets import _on_host as on_host
+from deploytools.targets import on_host
 
 INSTALL_DOCKER = (
     "install Docker Engine (Debian: apt-get install docker.io) and make `docker` found on PATH"

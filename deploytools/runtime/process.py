@@ -30,8 +30,7 @@ from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.hosts.local import LocalHost
 from deploytools.runtime.base import EXITED, MISSING, RUNNING, ServiceStatus, check_release
-from deploytools.targets import _on_host as on_host
-from deploytools.targets import state_dir
+from deploytools.targets import on_host, state_dir
 from deploytools.templating import fill
 
 POLL = 0.05
