@@ -8,7 +8,6 @@ restore), as an operator would run them.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.cli import ROOT, Run, TempProject
+from tests.support.cli import Run, TempProject
 from tests.support.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -43,12 +42,7 @@ def downgrade() -> None:
 
 class Project(TempProject):
     def __init__(self, path: Path, url: str) -> None:
-        super().__init__(path)
-        shutil.copytree(
-            ROOT / "example" / "migrations",
-            path / "example" / "migrations",
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
+        super().__init__(path)  # copies config/ and example/migrations
         self.url = url
         self.password = url.split(":")[2].split("@")[0]
         self.write_env("local", f"DATABASE_URL={url}\n")

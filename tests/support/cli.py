@@ -34,7 +34,11 @@ class TempProject:
         self.path = path
         shutil.copy2(ROOT / "tasks.py", path / "tasks.py")
         shutil.copytree(ROOT / "config", path / "config", ignore=shutil.ignore_patterns("*.env"))
-        shutil.copytree(ROOT / "example/migrations", path / "example/migrations")
+        shutil.copytree(
+            ROOT / "example/migrations",
+            path / "example/migrations",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         shutil.copy2(ROOT / "example/alembic.ini", path / "example/alembic.ini")
 
     def file(self, relative: str) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Self
 
 from tests.support import baseimage, parts, procs
@@ -20,6 +21,9 @@ DOCKERD_FLAGS = (
     "--ip6tables=false",
     "--storage-driver=vfs",
 )
+
+
+PIDFILE = Path("/var/run/docker.pid")
 
 
 class DockerEngine(procs.TempServer):
@@ -57,6 +61,7 @@ class DockerEngine(procs.TempServer):
         dockerd = parts.program("dockerd")
         require(dockerd is not None, "dockerd (Docker engine)", parts.PROVISION)
         assert dockerd is not None
+        _clear_stale_pidfile()
         self._proc = procs.start([dockerd, *DOCKERD_FLAGS], self._log, cwd=self._dir)
         procs.wait_until(self._answers, "dockerd", self._proc, self._log, timeout=90)
 
@@ -79,3 +84,14 @@ class DockerEngine(procs.TempServer):
         tar = baseimage.rootfs_tar(key)
         require(tar.exists(), f"base image rootfs {tar}", parts.PROVISION)
         baseimage.import_image(self.docker, key)
+
+
+def _clear_stale_pidfile() -> None:
+    """A dockerd killed with its session (as before every CI run) leaves its pid file, and a
+    new dockerd refuses to start while it exists; remove it when that process is gone."""
+    try:
+        pid = int(PIDFILE.read_text().strip())
+    except (OSError, ValueError):
+        return
+    if not Path(f"/proc/{pid}").exists():
+        PIDFILE.unlink(missing_ok=True)
