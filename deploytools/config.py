@@ -56,6 +56,9 @@ class ComposeSettings(Model):
     directory: str = "."
     image_name: str = "exampleapp"
     build_args: dict[str, str] = Field(default_factory=dict)
+    # Build inputs git does not track (e.g. a wheelhouse), relative to ``directory``: a
+    # rollback that rebuilds in a git worktree of its tag takes them from the working tree.
+    untracked_inputs: list[str] = Field(default_factory=list)
 
 
 class DatabaseSettings(Model):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import posixpath
+import shutil
+from pathlib import Path
 from typing import Any
 
 from deploytools.commands import git
@@ -20,8 +24,10 @@ class PrepareRelease:
         if ctx.runtime.has_release(ctx.release):
             return [f"images of {ctx.release} are present: no build"]
         tree = self._worktree(ctx)
+        inputs = _untracked_inputs(ctx.settings)
         return [
             " ".join(git.worktree_add(tree, ctx.release)),
+            *([f"link untracked build inputs: {', '.join(inputs)}"] if inputs else []),
             *ctx.runtime.plan_build(ctx.release),
             " ".join(git.worktree_remove(tree)),
         ]
@@ -35,11 +41,15 @@ class PrepareRelease:
         local, repo = LocalHost(), str(ctx.settings.root)
         local.run(git.worktree_add(tree, ctx.release), cwd=repo)
         try:
-            # Same env file, other code: build from the tag, never from the user's working tree.
+            # Same env file and state, other code: build from the tag, never from the user's
+            # working tree (what git does not track comes from it: compose.untracked_inputs).
+            for name in _untracked_inputs(ctx.settings):
+                _link_tree(ctx.settings.path(name), ctx.settings.root / tree / name)
             at_tag = ctx.settings.model_copy(
                 update={
                     "root": ctx.settings.root / tree,
                     "env_file": str(ctx.settings.path(ctx.settings.env_file)),
+                    "state_dir": str(ctx.settings.path(ctx.settings.state_dir)),
                 }
             )
             images = runtime_for(at_tag, ctx.host, ctx.env_values).build(ctx.release)
@@ -51,6 +61,32 @@ class PrepareRelease:
     @staticmethod
     def _worktree(ctx: RunContext) -> str:
         return f"{ctx.settings.state_dir}/{ctx.settings.name}/worktrees/{ctx.release}"
+
+
+def _untracked_inputs(settings: EnvironmentSettings) -> list[str]:
+    """compose.untracked_inputs, relative to the project root."""
+    conf = settings.compose
+    if conf is None:
+        return []
+    return [posixpath.join(conf.directory, name) for name in conf.untracked_inputs]
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Hard links of ``source`` at ``target`` (copies across file systems); a no-op if absent."""
+    if not source.exists() or target.exists():
+        return
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=_link_or_copy)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(str(source), str(target))
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 class ReturnDatabase:
