@@ -70,6 +70,7 @@ def compose_env(project_name: str, image_name: str) -> dict[str, Any]:
             "directory": "example",
             "files": COMPOSE_FILES,
             "image_name": image_name,
+            "untracked_inputs": ["wheelhouse"],
         },
         "services": {
             "backend": {"probe": {"timeout": 120}},

@@ -1,0 +1,295 @@
+"""``invoke deploy`` and ``invoke rollback`` under docker compose, on a real engine, as one story.
+
+Creating and removing containers is slow with the vfs storage driver (seconds each), so the
+compose scenarios share one project and run in order: deploy v1, a dry run of v2 that changes
+nothing, deploy v2 (with a migration), roll back to v1 with its images present (no build), then
+remove v2's images and roll back to v2, which is rebuilt from a git worktree of its tag while
+the operator's working tree (a newer commit and uncommitted edits) is left alone. The failure
+scenarios run on the process runtime (test_deploy_process.py), where a deploy takes seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.support import parts
+from tests.support.deployproject import (
+    COMPOSE_ENV,
+    EXAMPLE,
+    DeployProject,
+    compose_env,
+    health,
+    migration,
+    unique,
+)
+from tests.support.procs import free_port
+from tests.support.require import require
+
+pytestmark = pytest.mark.integration
+
+ENV = COMPOSE_ENV
+MARKER = "example/exampleapp/marker.txt"  # copied into the image: which commit was built
+NEW_REVISION = "example/migrations/versions/0004_nick.py"
+
+
+@dataclass
+class Stack:
+    project: DeployProject
+    compose_project: str
+    image: str
+    port: str
+    tags: dict[str, str] = field(default_factory=dict)  # v1, v2 -> release tag
+
+    def images(self) -> dict[str, str]:
+        """Tag -> image id of this stack's images on the engine."""
+        out = docker("images", self.image, "--no-trunc", "--format", "{{.Tag}} {{.ID}}")
+        return dict(line.split() for line in out.splitlines() if line.strip())
+
+    def containers(self) -> dict[str, tuple[str, str]]:
+        """Service -> (image, state) of the compose project's containers."""
+        label = f"label=com.docker.compose.project={self.compose_project}"
+        out = docker(
+            "ps", "-a", "--filter", label, "--format",
+            '{{.Label "com.docker.compose.service"}} {{.Image}} {{.State}}',
+        )  # fmt: skip
+        rows = [line.split() for line in out.splitlines() if line.strip()]
+        return {service: (image, state) for service, image, state in rows}
+
+    def in_backend(self, *argv: str) -> str:
+        label = f"label=com.docker.compose.project={self.compose_project}"
+        service = "label=com.docker.compose.service=backend"
+        name = docker("ps", "-q", "--filter", label, "--filter", service).split()[0]
+        return docker("exec", name, *argv)
+
+    def release(self, tag: str) -> dict[str, Any]:
+        found = [r for r in self.project.releases(ENV) if r["tag"] == tag]
+        assert found, f"no release record for {tag}"
+        return found[-1]
+
+    def database(self) -> tuple[str | None, dict[str, int]]:
+        return self.project.database(ENV)
+
+
+def docker(*args: str, timeout: float = 120) -> str:
+    done = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def stack(
+    docker_engine: Any,
+    postgres_server: Any,
+    redis_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    require((EXAMPLE / "wheelhouse").is_dir(), "the example's wheelhouse", parts.PROVISION)
+    project = DeployProject(tmp_path_factory.mktemp("deploy-compose") / "app", wheelhouse=True)
+    built = Stack(project, unique("dtdeploy"), unique("deploytools-deploy"), str(free_port()))
+    project.configure({ENV: compose_env(built.compose_project, built.image)})
+    project.init_env(
+        ENV,
+        {
+            "HOST": "127.0.0.1",  # host networking: loopback only
+            "PORT": built.port,
+            "DATABASE_URL": postgres_server.create_database("deploy_compose"),
+            "REDIS_URL": redis_server.url(8),
+            "CELERY_BROKER_URL": redis_server.url(9),
+            "CELERY_RESULT_BACKEND": redis_server.url(10),
+            "OPENAI_API_KEY": "sk-test-" + secrets.token_urlsafe(24),
+            "WEB_CONCURRENCY": "1",
+            "CELERY_CONCURRENCY": "1",
+        },
+    )
+    try:
+        yield built
+    finally:
+        project.invoke("stack.down", "--env", ENV, timeout=600)
+        for tag in built.images():
+            subprocess.run(
+                ["docker", "image", "rm", "-f", f"{built.image}:{tag}"],
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
+
+
+def _no_lock(stack: Stack) -> None:
+    assert not (stack.project.state_dir(ENV) / "deploy.lock").exists()
+
+
+def _steps(stack: Stack, kind: str = "step.done") -> list[dict[str, Any]]:
+    return [e for e in stack.project.journal(ENV) if e["kind"] == kind]
+
+
+def _world(stack: Stack) -> dict[str, Any]:
+    """Everything a deploy could change: files, database, images, containers, git."""
+    return {
+        "files": stack.project.snapshot(),
+        "database": stack.database(),
+        "images": stack.images(),
+        "containers": stack.containers(),
+        "tags": stack.project.git("tag", "--list"),
+        "head": stack.project.git("rev-parse", "HEAD"),
+    }
+
+
+def _user_columns(stack: Stack) -> list[str]:
+    from sqlalchemy import create_engine, inspect
+
+    url = stack.project.database_url(ENV).replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
+    try:
+        return [c["name"] for c in inspect(engine).get_columns("users")]
+    finally:
+        engine.dispose()
+
+
+class TestComposeReleases:
+    incremental = True
+
+    def test_first_deploy_records_the_release_and_serves_it(self, stack: Stack) -> None:
+        project = stack.project
+        head = project.git("rev-parse", "HEAD").strip()
+
+        run = project.deploy(ENV)
+
+        assert run.returncode == 0, run.output
+        record = project.releases(ENV)[-1]
+        tag = stack.tags["v1"] = record["tag"]
+        assert (record["action"], record["result"], record["sha"]) == ("deploy", "ok", head)
+        assert record["images"] == {f"{stack.image}:{tag}": stack.images()[tag]}
+        assert record["revision"] == "0003"
+        assert list(project.file(f"backups/{ENV}").glob(f"{record['backup']}*"))
+        env_file = project.file(f"config/{ENV}.env").read_bytes()
+        assert record["env_hash"] == hashlib.sha256(env_file).hexdigest()
+        assert tag in project.release_tags()
+        assert project.git("rev-list", "-n", "1", tag).strip() == head
+        status, body = health(stack.port)
+        assert (status, body["release"], body["database"], body["redis"]) == (200, tag, "ok", "ok")
+        image = f"{stack.image}:{tag}"
+        assert stack.containers() == {
+            "backend": (image, "running"),
+            "celery-worker": (image, "running"),
+        }
+        journal = project.file(f".deploytools/{ENV}/journal.jsonl").read_text()
+        for secret in ("SECRET_KEY", "OPENAI_API_KEY", "POSTGRES_PASSWORD"):
+            assert project.env_values(ENV)[secret] not in run.output + journal
+        _no_lock(stack)
+
+    def test_dry_run_of_the_next_release_changes_nothing(self, stack: Stack) -> None:
+        project = stack.project
+        sha = project.commit(
+            "v2: a nick column, and a marker in the image",
+            {
+                MARKER: "v2\n",
+                NEW_REVISION: migration(
+                    "0004",
+                    'op.add_column("users", sa.Column("nick", sa.Text))',
+                    'op.drop_column("users", "nick")',
+                ),
+            },
+        )
+        before = _world(stack)
+
+        run = project.deploy(ENV, "--dry-run")
+
+        assert run.returncode == 0, run.output
+        assert _world(stack) == before
+        assert "dry run: nothing is changed" in run.output
+        assert "alembic upgrade head: 0004" in run.output
+        assert f"release-{ENV}-" in run.output and sha[:7] in run.output
+        assert "docker compose" in run.output and " build" in run.output and " up " in run.output
+
+    def test_second_deploy_migrates_and_keeps_the_first_images(self, stack: Stack) -> None:
+        project, v1 = stack.project, stack.tags["v1"]
+        v1_image = stack.images()[v1]
+
+        run = project.deploy(ENV)
+
+        assert run.returncode == 0, run.output
+        tag = stack.tags["v2"] = project.releases(ENV)[-1]["tag"]
+        assert stack.release(tag)["revision"] == "0004"
+        assert stack.database()[0] == "0004" and "nick" in _user_columns(stack)
+        assert health(stack.port)[1]["release"] == tag
+        assert stack.in_backend("cat", "/app/exampleapp/marker.txt") == "v2\n"
+        assert stack.images()[v1] == v1_image  # what a rollback needs is still there
+        _no_lock(stack)
+
+    def test_rollback_with_images_present_builds_nothing(self, stack: Stack) -> None:
+        project, v1 = stack.project, stack.tags["v1"]
+        images = stack.images()
+        plan = project.rollback(ENV, v1, "--dry-run")
+        assert plan.returncode == 0, plan.output
+        assert f"images of {v1} are present: no build" in plan.output
+        assert "alembic downgrade 0004 -> 0003" in plan.output
+        assert stack.images() == images and stack.database()[0] == "0004"
+
+        run = project.rollback(ENV, v1)
+
+        assert run.returncode == 0, run.output
+        assert stack.images() == images  # no image built, none removed
+        prepared = [e for e in _steps(stack) if e["step"] == "prepare release"][-1]
+        assert prepared["built"] is False
+        record = project.releases(ENV)[-1]
+        assert (record["action"], record["result"], record["tag"]) == ("rollback", "ok", v1)
+        assert record["revision"] == "0003"
+        assert stack.database()[0] == "0003" and "nick" not in _user_columns(stack)
+        assert health(stack.port)[1]["release"] == v1
+        image = f"{stack.image}:{v1}"
+        assert stack.containers() == {
+            "backend": (image, "running"),
+            "celery-worker": (image, "running"),
+        }
+        assert stack.in_backend("ls", "/app/exampleapp").split().count("marker.txt") == 0
+        _no_lock(stack)
+
+    def test_rollback_after_its_images_were_removed_builds_from_a_worktree(
+        self, stack: Stack
+    ) -> None:
+        project, v2 = stack.project, stack.tags["v2"]
+        # The operator has moved on: a newer commit, an edited file, an untracked one.
+        head = project.commit("v3: not deployed", {MARKER: "v3\n"})
+        readme = project.file("example/README.md")
+        readme.write_text(readme.read_text() + "\nlocal notes, not committed\n")
+        project.file("notes.txt").write_text("untracked\n")
+        status = project.git("status", "--porcelain")
+        tree = {
+            k: v
+            for k, v in project.snapshot().items()
+            if not k.startswith((".deploytools/", "backups/"))
+        }
+        docker("image", "rm", f"{stack.image}:{v2}")
+        assert v2 not in stack.images()
+
+        run = project.rollback(ENV, v2)
+
+        assert run.returncode == 0, run.output
+        prepared = [e for e in _steps(stack) if e["step"] == "prepare release"][-1]
+        assert prepared["built"] is True
+        assert prepared["images"] == {f"{stack.image}:{v2}": stack.images()[v2]}
+        assert stack.in_backend("cat", "/app/exampleapp/marker.txt") == "v2\n"  # not v3
+        assert health(stack.port)[1]["release"] == v2
+        assert stack.database()[0] == "0004" and "nick" in _user_columns(stack)
+        # The working tree is exactly as the operator left it; the worktree is gone.
+        assert project.git("status", "--porcelain") == status
+        assert project.git("rev-parse", "HEAD").strip() == head
+        after = {
+            k: v
+            for k, v in project.snapshot().items()
+            if not k.startswith((".deploytools/", "backups/"))
+        }
+        assert after == tree
+        assert len(project.git("worktree", "list").splitlines()) == 1
+        assert not (project.state_dir(ENV) / "worktrees" / v2).exists()
+        _no_lock(stack)
