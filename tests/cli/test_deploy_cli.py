@@ -1,0 +1,134 @@
+"""Bad input to ``deploy``, ``rollback`` and their companions: a clear message, exit code 2, no
+traceback, and nothing changed (files, git tags, the journal). The real CLI runs in a project
+copy that is a git repository; no server is needed because every case is refused before the
+lock is taken. (A rollback to the release already running needs a real release: it is in
+tests/integration/deploy/test_deploy_process.py.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.cli import Run
+from tests.support.deployproject import PROCESS_ENV, DeployProject, process_env
+from tests.support.procs import free_port
+
+ENV = PROCESS_ENV
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> DeployProject:
+    proj = DeployProject(tmp_path_factory.mktemp("deploy-cli") / "app")
+    proj.configure({ENV: process_env()})
+    proj.init_env(ENV, {"PORT": str(free_port())})  # never a port something else serves
+    proj.git("tag", "v0.9")  # a git tag that no deploy recorded
+    return proj
+
+
+def _state(project: DeployProject) -> dict[str, Any]:
+    return {
+        "files": project.snapshot(),
+        "tags": project.git("tag", "--list"),
+        "status": project.git("status", "--porcelain"),
+        "head": project.git("rev-parse", "HEAD"),
+    }
+
+
+def refused(project: DeployProject, *args: str) -> Run:
+    before = _state(project)
+    run = project.invoke(*args)
+    assert run.returncode == 2, run.output
+    assert "Traceback" not in run.output, run.output
+    assert run.stderr.startswith("error: "), run.stderr
+    assert "\n  fix: " in run.stderr, run.stderr
+    assert _state(project) == before
+    assert not project.state_dir(ENV).exists()  # no lock, no journal: nothing started
+    return run
+
+
+def test_rollback_to_a_tag_that_does_not_exist_lists_what_there_is(
+    project: DeployProject,
+) -> None:
+    run = refused(project, "rollback", "--env", ENV, "--tag", "release-local-20990101T000000Z-abc")
+    assert "'release-local-20990101T000000Z-abc' is not a git tag" in run.stderr
+    assert "roll back to one of: none yet (deploy first)" in run.stderr
+
+
+def test_rollback_to_a_git_tag_without_a_recorded_release(project: DeployProject) -> None:
+    run = refused(project, "rollback", "--env", ENV, "--tag", "v0.9")
+    assert "'v0.9' has no recorded successful release in environment local" in run.stderr
+    assert "none yet (deploy first)" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "$(id)",
+        "`id`",
+        "a;rm -rf /",
+        "x && id",
+        "a b",
+        "release..1",
+        "x.lock",
+        "-x",
+        ".hidden",
+        "../../etc/passwd",
+        "tag~1",
+        "tag^2",
+        "tag:x",
+        "@{1}",
+        "a\\b",
+        "t" * 200,
+    ],
+)
+def test_rollback_refuses_tags_git_would_refuse(project: DeployProject, tag: str) -> None:
+    run = refused(project, "rollback", "--env", ENV, "--tag", tag)
+    assert "is not a valid tag name" in run.stderr
+    assert "git check-ref-format" in run.stderr
+
+
+def test_rollback_without_a_tag(project: DeployProject) -> None:
+    run = refused(project, "rollback", "--env", ENV)
+    assert "no --tag given" in run.stderr
+
+
+@pytest.mark.parametrize("env", ["prod;rm", "$(id)", "local && id", "../local", "Local"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("deploy",),
+        ("deploy", "--dry-run"),
+        ("rollback", "--tag", "v0.9"),
+        ("releases",),
+        ("history",),
+        ("lock.status",),
+    ],
+)
+def test_environment_names_with_shell_metacharacters(
+    project: DeployProject, env: str, command: tuple[str, ...]
+) -> None:
+    run = refused(project, *command, "--env", env)
+    assert f"environment name {env!r} is not allowed" in run.stderr
+
+
+def test_an_environment_with_no_release_lists_none(project: DeployProject) -> None:
+    before = _state(project)
+    run = project.invoke("releases", "--env", ENV, "--json")
+    assert run.returncode == 0, run.output
+    assert run.stdout.strip() == "[]"
+    assert _state(project) == before
+
+
+def test_unknown_environment_names_the_known_ones(project: DeployProject) -> None:
+    run = refused(project, "deploy", "--env", "staging")
+    assert "unknown environment 'staging'" in run.stderr
+    assert "use one of: local" in run.stderr
+
+
+def test_lock_release_needs_force_and_a_lock(project: DeployProject) -> None:
+    run = refused(project, "lock.release", "--env", ENV)
+    assert "pass --force" in run.stderr
+    missing = refused(project, "lock.release", "--env", ENV, "--force")
+    assert "no deploy lock at" in missing.stderr
