@@ -1,20 +1,28 @@
 """The invoke namespace: a project's ``tasks.py`` imports ``ns`` from here."""
 
+from types import ModuleType
+
 from invoke.collection import Collection
+from invoke.tasks import Task
 
 from deploytools.tasks import celery, db, env, lock, stack
 from deploytools.tasks._support import INVOKE_DEFAULTS
 from deploytools.tasks.deploy import deploy, rollback
 from deploytools.tasks.releases import history, releases
 
+
+def _collection(module: ModuleType, name: str) -> Collection:
+    """Like ``Collection.from_module``, but by ``type()``: an ``isinstance`` check would read
+    ``__class__`` of the module's lazy imports (``deploytools.lazy``) and load them."""
+    tasks = [obj for obj in vars(module).values() if issubclass(type(obj), Task)]
+    return Collection(name, *tasks)
+
+
 ns = Collection()
 for task in (deploy, rollback, releases, history):
     ns.add_task(task)
-ns.add_collection(Collection.from_module(env, name="env"))
-ns.add_collection(Collection.from_module(db, name="db"))
-ns.add_collection(Collection.from_module(stack, name="stack"))
-ns.add_collection(Collection.from_module(celery, name="celery"))
-ns.add_collection(Collection.from_module(lock, name="lock"))
+for module in (env, db, stack, celery, lock):
+    ns.add_collection(_collection(module, module.__name__.rsplit(".", 1)[-1]))
 ns.configure(INVOKE_DEFAULTS)
 
 __all__ = ["ns"]

@@ -9,15 +9,16 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task as invoke_task
 
-from deploytools.config import EnvironmentSettings, deep_merge, load_settings
 from deploytools.errors import DeployToolsError, OperatorError
-from deploytools.ui import Ui
+
+if TYPE_CHECKING:  # pydantic models and rich cost ~0.3 s to import: not for `invoke --list`
+    from deploytools.config import EnvironmentSettings
 
 ENV_HELP = "environment name from config/deploy.toml (local, staging, prod, ...)"
 JSON_HELP = "print machine-readable JSON on stdout instead of a table"
@@ -56,6 +57,8 @@ def task(help: Mapping[str, str], **options: Any) -> Callable[[TaskBody], Any]:
 
         @functools.wraps(body)
         def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
+            from deploytools.ui import Ui
+
             ui = Ui(json_mode=bool(kwargs.get("json")))
             try:
                 return body(c, ui, *args, **kwargs)
@@ -85,6 +88,8 @@ def settings(
     c: Context, env: str | None, cli: Mapping[str, Any] | None = None
 ) -> EnvironmentSettings:
     """Load the environment with invoke config layered over the file and ``cli`` over both."""
+    from deploytools.config import deep_merge, load_settings
+
     conf = _plain(c.config.get("deploytools", {}))
     tunables = {"parallelism": conf.get("parallelism"), "timeouts": conf.get("timeouts") or {}}
     overrides = deep_merge(conf.get("overrides") or {}, tunables)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke.context import Context
 
-from deploytools import envfile, targets
-from deploytools.celery_check import verify_celery
-from deploytools.runtime import runtime_for
 from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
-from deploytools.ui import Ui
+
+if TYPE_CHECKING:
+    from deploytools.ui import Ui
 
 RELEASE_HELP = "release id every worker must run; default: the one the stack runs now"
 
@@ -18,6 +19,10 @@ def verify(
     c: Context, ui: Ui, env: str | None = None, release: str | None = None, json: bool = False
 ) -> None:
     """Ping the workers, count them, check their tasks, round-trip a canary with the release id."""
+    from deploytools import envfile, targets
+    from deploytools.celery_check import verify_celery
+    from deploytools.runtime import runtime_for
+
     conf = settings(c, env)
     values = envfile.load_values(conf.path(conf.env_file))
     ui.redact.learn_env(values)

@@ -9,18 +9,24 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 
-from deploytools import db, targets
-from deploytools.config import EnvironmentSettings
-from deploytools.db.revisions import all_revisions
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.hosts.base import Host
 from deploytools.journal import Journal
 from deploytools.lock import DeployLock, Holder
 from deploytools.tasks._support import DRY_RUN_HELP, ENV_HELP, JSON_HELP, settings, task
-from deploytools.ui import Ui
+
+if TYPE_CHECKING:
+    from deploytools import db, targets
+    from deploytools.config import EnvironmentSettings
+    from deploytools.hosts.base import Host
+    from deploytools.ui import Ui
+else:
+    from deploytools.lazy import lazy
+
+    db, targets = lazy("deploytools.db"), lazy("deploytools.targets")
 
 BACKUP_HELP = "backup id, as listed by `invoke db.backups`"
 YES_HELP = "do not ask for confirmation (for scripts and CI)"
@@ -192,7 +198,7 @@ def current(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> N
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def history(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """List the migration revisions, newest first, with what deploytools knows about each."""
-    revisions = all_revisions(settings(c, env))
+    revisions = db.revisions.all_revisions(settings(c, env))
     if json:
         ui.emit_json([vars(r) for r in revisions])
         return

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 
-from deploytools import flows
-from deploytools.pipeline import PipelineResult, raise_if_failed
+from deploytools.errors import OperatorError
 from deploytools.tasks._support import DRY_RUN_HELP, ENV_HELP, JSON_HELP, settings, task
-from deploytools.ui import Ui
+
+if TYPE_CHECKING:
+    from deploytools.pipeline import PipelineResult
+    from deploytools.ui import Ui
 
 LOCK_WAIT_HELP = (
     "if another deploy holds the lock, wait up to this many seconds (default: fail at once)"
@@ -35,6 +38,8 @@ def deploy(
     json: bool = False,
 ) -> None:
     """Validate, lock, back up, migrate, build, start, wait healthy, verify Celery, record."""
+    from deploytools import flows
+
     conf = settings(c, env)
     result = flows.deploy(
         conf, ui, command=_command(), dry_run=dry_run, allow_dirty=allow_dirty, lock_wait=lock_wait
@@ -63,9 +68,9 @@ def rollback(
     json: bool = False,
 ) -> None:
     """Return to a recorded release: its images (rebuilt from the tag if gone) and db revision."""
-    if not tag:
-        from deploytools.errors import OperatorError
+    from deploytools import flows
 
+    if not tag:
         raise OperatorError("no --tag given", "pass --tag TAG (see `invoke releases --env NAME`)")
     conf = settings(c, env)
     result = flows.rollback(
@@ -81,6 +86,8 @@ def rollback(
 
 
 def _finish(ui: Ui, result: PipelineResult | None, env: str) -> None:
+    from deploytools.pipeline import raise_if_failed
+
     if result is None:  # dry run: the plan was shown
         return
     if ui.json_mode:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke.context import Context
 
-from deploytools import envinit, envvalidate
-from deploytools.envrules import rules_for
-from deploytools.hosts.local import LocalHost
-from deploytools.inputs import check_path
 from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
-from deploytools.ui import Ui
+
+if TYPE_CHECKING:
+    from deploytools.ui import Ui
 
 FILE_HELP = "check this env file instead of the environment's env_file (same rules and example)"
 EXIST_OK_HELP = "if the env file already exists, leave it and succeed (for scripts run twice)"
@@ -20,6 +20,9 @@ def validate(
     c: Context, ui: Ui, env: str | None = None, json: bool = False, file: str | None = None
 ) -> None:
     """Check an env file against config/env.rules.toml and its example; list every problem."""
+    from deploytools import envvalidate
+    from deploytools.inputs import check_path
+
     path = check_path(file, "--file") if file else None
     report = envvalidate.validate_environment(settings(c, env), ui, path)
     envvalidate.show(ui, report)
@@ -28,6 +31,10 @@ def validate(
 @task(help={"env": ENV_HELP, "exist_ok": EXIST_OK_HELP})
 def init(c: Context, ui: Ui, env: str | None = None, exist_ok: bool = False) -> None:
     """Create the env file from its example with fresh secrets (mode 0600); never overwrites."""
+    from deploytools import envinit
+    from deploytools.envrules import rules_for
+    from deploytools.hosts.local import LocalHost
+
     conf = settings(c, env)
     if exist_ok and conf.path(conf.env_file).exists():
         ui.info(f"{conf.path(conf.env_file)} exists: left as it is")

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke.context import Context
 
-from deploytools import targets
 from deploytools.errors import OperatorError
-from deploytools.lock import DeployLock
 from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
-from deploytools.ui import Ui
+
+if TYPE_CHECKING:
+    from deploytools.lock import DeployLock
+    from deploytools.ui import Ui
 
 
 def _lock(c: Context, env: str | None) -> DeployLock:
+    from deploytools import targets
+    from deploytools.lock import DeployLock
+
     conf = settings(c, env)
     host = targets.primary(conf)
     return DeployLock(host, targets.state_dir(conf, host), conf.timeouts.lock_ttl)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke.context import Context
 
-from deploytools import targets
-from deploytools.journal import Journal
-from deploytools.release import current_release
 from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
-from deploytools.ui import Ui
+
+if TYPE_CHECKING:
+    from deploytools.journal import Journal
+    from deploytools.ui import Ui
 
 
 def _journal(c: Context, env: str | None, ui: Ui) -> Journal:
+    from deploytools import targets
+    from deploytools.journal import Journal
+
     conf = settings(c, env)
     host = targets.primary(conf)
     return Journal(host, targets.state_dir(conf, host), ui.redact)
@@ -20,6 +25,8 @@ def _journal(c: Context, env: str | None, ui: Ui) -> Journal:
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """List recorded releases (deploys and rollbacks), newest first; * marks the running one."""
+    from deploytools.release import current_release
+
     recorded = _journal(c, env, ui).releases()
     if json:
         ui.emit_json(list(reversed(recorded)))

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 
-from deploytools import envfile, targets
-from deploytools.config import EnvironmentSettings
-from deploytools.health import targets_for, wait_healthy
-from deploytools.hosts.base import Host
-from deploytools.runtime import Runtime, runtime_for
 from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
-from deploytools.ui import Ui
+
+if TYPE_CHECKING:  # heavy: imported when a task runs, not for `invoke --list`
+    from deploytools.config import EnvironmentSettings
+    from deploytools.hosts.base import Host
+    from deploytools.runtime import Runtime
+    from deploytools.ui import Ui
 
 RELEASE_HELP = "release id (image tag); default: the release running now, else 'dev'"
 SERVICE_HELP = "only this service (repeat for several); default: all"
@@ -36,6 +37,9 @@ class Target:
 
 def stacks(c: Context, ui: Ui, env: str | None) -> Iterator[Target]:
     """The environment's runtime on each of its hosts, with the env file's secrets learnt."""
+    from deploytools import envfile, targets
+    from deploytools.runtime import runtime_for
+
     conf = settings(c, env)
     values = envfile.load_values(conf.path(conf.env_file))
     ui.redact.learn_env(values)
@@ -79,6 +83,8 @@ def up(
     wait: bool = False,
 ) -> None:
     """Start (or replace) the services on a release; `--wait` then waits until healthy."""
+    from deploytools.health import targets_for, wait_healthy
+
     for t in stacks(c, ui, env):
         rel = _release(t.runtime, release)
         t.runtime.check()
@@ -145,6 +151,8 @@ def wait(
     json: bool = False,
 ) -> None:
     """Wait until every service is healthy; on timeout name it, its probe and its last log lines."""
+    from deploytools.health import wait_healthy
+
     results: list[dict[str, object]] = []
     for t in stacks(c, ui, env):
         found = wait_healthy(
