@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from deploytools.errors import OperatorError
@@ -83,8 +84,12 @@ class Runtime(Protocol):
         """``names`` if all exist (all services when empty); else an ``OperatorError``."""
         ...
 
-    def build(self, release: str) -> dict[str, str]:
-        """Prepare what ``up(release)`` runs; returns image (or artifact) name -> id."""
+    def build(self, release: str, source: Path | None = None) -> dict[str, str]:
+        """Prepare what ``up(release)`` runs; returns image (or artifact) name -> id.
+
+        ``source`` is another checkout of the project to build from (a rollback's worktree);
+        everything else (env file, state, shared data) stays the environment's own.
+        """
         ...
 
     def has_release(self, release: str) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from deploytools.commands import compose as cmd
@@ -145,9 +147,15 @@ class ComposeRuntime:
     def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:
         return [f"{self._shown_env(release)} {shlex.join(cmd.up(self.project, services))}"]
 
-    def build(self, release: str) -> dict[str, str]:
+    def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         self.check()
-        self._run(cmd.build(self.project, build_args=self.conf.build_args), release=release)
+        project = self.project
+        if source is not None:
+            directory = str(source / self.conf.directory)
+            files = tuple(_join(directory, f) for f in self.conf.files)
+            project = replace(project, directory=directory, files=files)
+        argv = cmd.build(project, build_args=self.conf.build_args)
+        self._run(argv, release=release, cwd=project.directory)
         ids = self.image_ids(release)
         if not ids:
             raise DeployFailure(
@@ -212,12 +220,19 @@ class ComposeRuntime:
     def _shown_env(self, release: str) -> str:
         return " ".join(f"{k}={shlex.quote(v)}" for k, v in self._env(release).items())
 
-    def _run(self, argv: list[str], *, release: str | None = None, check: bool = True) -> Result:
+    def _run(
+        self,
+        argv: list[str],
+        *,
+        release: str | None = None,
+        check: bool = True,
+        cwd: str | None = None,
+    ) -> Result:
         try:
             return self.host.run(
                 argv,
                 env=self._env(release),
-                cwd=self.project.directory,
+                cwd=cwd or self.project.directory,
                 timeout=self.settings.timeouts.command,
                 check=check,
             )

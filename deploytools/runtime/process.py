@@ -215,14 +215,14 @@ class ProcessRuntime:
 
     # A release is a copy of app_dir's code under releases/<id>, with the shared (data)
     # directories linked back to app_dir: a rollback runs the old code on the same data.
-    def build(self, release: str) -> dict[str, str]:
+    def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         check_release(release)
-        source = self.settings.path(self.settings.app_dir)
+        code = (source or self.settings.root) / self.settings.app_dir
         target = self._code_dir(release)
         self.host.remove(target)  # a build cut short left no marker: start again
-        for relative in code_files(source, self.settings.shared_dirs):
+        for relative in code_files(code, self.settings.shared_dirs):
             self.host.makedirs(posixpath.dirname(f"{target}/{relative}"))
-            data = (source / relative).read_bytes()
+            data = (code / relative).read_bytes()
             self.host.write_file(f"{target}/{relative}", data, mode=0o644)
         for shared in self.settings.shared_dirs:
             self.host.makedirs(f"{self.app_dir}/{shared}")

@@ -35,24 +35,15 @@ class PrepareRelease:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.runtime.has_release(ctx.release):
             return {"built": False}
-        from deploytools.runtime import runtime_for
-
         tree = self._worktree(ctx)
         local, repo = LocalHost(), str(ctx.settings.root)
         local.run(git.worktree_add(tree, ctx.release), cwd=repo)
         try:
-            # Same env file and state, other code: build from the tag, never from the user's
-            # working tree (what git does not track comes from it: compose.untracked_inputs).
+            # Same env file, state and data, other code: build from the tag, never from the
+            # user's working tree (what git does not track comes from it: untracked_inputs).
             for name in _untracked_inputs(ctx.settings):
                 _link_tree(ctx.settings.path(name), ctx.settings.root / tree / name)
-            at_tag = ctx.settings.model_copy(
-                update={
-                    "root": ctx.settings.root / tree,
-                    "env_file": str(ctx.settings.path(ctx.settings.env_file)),
-                    "state_dir": str(ctx.settings.path(ctx.settings.state_dir)),
-                }
-            )
-            images = runtime_for(at_tag, ctx.host, ctx.env_values).build(ctx.release)
+            images = ctx.runtime.build(ctx.release, source=ctx.settings.root / tree)
         finally:
             local.run(git.worktree_remove(tree), cwd=repo, check=False)
         ctx.facts["images"] = images

@@ -192,3 +192,19 @@ def test_a_build_copies_the_code_and_links_the_shared_data(tmp_path: Path) -> No
     assert launcher.spawned[-1]["cwd"] == str(code)
     rt.remove_release("r1")
     assert not code.exists() and (app / "var" / "app.sqlite3").read_text() == "data"
+
+
+def test_a_build_from_another_checkout_takes_its_code_and_keeps_our_data(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "var").mkdir(parents=True)
+    worktree = tmp_path / "worktree"
+    (worktree / "app" / "pkg").mkdir(parents=True)
+    (worktree / "app" / "pkg" / "mod.py").write_text("VERSION = 0\n")
+    settings = make_settings(
+        tmp_path, app_dir="app", services={"backend": {"command": ["{python}", "-V"]}}
+    )
+    rt = ProcessRuntime(settings, LocalHost(), VALUES, launcher=FakeLauncher())
+    rt.build("r0", source=worktree)
+    code = Path(rt.releases_dir) / "r0"
+    assert (code / "pkg" / "mod.py").read_text() == "VERSION = 0\n"
+    assert (code / "var").resolve() == (app / "var").resolve()
