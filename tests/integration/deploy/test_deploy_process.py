@@ -11,6 +11,7 @@ the old code too, which the tests see through the backend's answers.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -362,11 +363,12 @@ def test_two_concurrent_deploys_exactly_one_proceeds(project: DeployProject) -> 
 
 def test_rollback_returns_release_and_database_revision(project: DeployProject) -> None:
     target = running(project)
+    name = app_name(project)
     web = project.file(WEB).read_text()
     sha = project.commit(
         "v3: a new column, and the index names the version",
         {
-            WEB: web.replace('"app": "exampleapp"', '"app": "exampleapp-v3"'),
+            WEB: web.replace('"app": "exampleapp"', '"app": "exampleapp-v3"', 1),
             NEW_REVISION: migration(
                 "0004",
                 'op.add_column("users", sa.Column("nick", sa.Text))',
@@ -394,9 +396,50 @@ def test_rollback_returns_release_and_database_revision(project: DeployProject) 
     done = [e for e in project.journal(ENV) if e["kind"] == "step.done"]
     assert [e["built"] for e in done if e["step"] == "prepare release"][-1] is False
     assert [e for e in done if e["step"] == "backup"][-1]["backup"]  # safety backup first
-    assert app_name(project) == "exampleapp"  # the old code runs, not the working tree's
+    assert app_name(project) == name  # the old code runs, not the working tree's
 
     assert again.returncode == 2
     assert f"release {target} is already running in {ENV}" in again.stderr
     assert "Traceback" not in again.output
     assert project.releases(ENV)[-1] == record  # nothing recorded
+
+
+def test_rollback_rebuilds_removed_release_code_from_a_worktree(project: DeployProject) -> None:
+    target = running(project)
+    name = app_name(project)
+    web = project.file(WEB).read_text()
+    sha = project.commit("next", {WEB: web.replace('"app": "exampleapp"', '"app": "next"')})
+    readme = project.file("example/README.md")
+    try:
+        deployed = project.deploy(ENV)
+        assert deployed.returncode == 0, deployed.output
+        assert app_name(project) == "next"
+        # The operator's tree moves on: an uncommitted edit and an untracked file.
+        readme.write_text(readme.read_text() + "\nlocal notes\n")
+        project.file("notes.txt").write_text("untracked\n")
+        status, tree = project.git("status", "--porcelain"), _tree(project)
+        shutil.rmtree(project.state_dir(ENV) / "releases" / target)
+
+        run = project.rollback(ENV, target)
+
+        assert project.git("status", "--porcelain") == status and _tree(project) == tree
+    finally:
+        project.git("checkout", "--", "example/README.md")
+        project.file("notes.txt").unlink(missing_ok=True)
+        take_back(project, sha)
+    assert run.returncode == 0, run.output
+    done = [e for e in project.journal(ENV) if e["kind"] == "step.done"]
+    assert [e["built"] for e in done if e["step"] == "prepare release"][-1] is True
+    code = project.state_dir(ENV) / "releases" / target
+    assert (code / "exampleapp/web.py").read_text() == project.git(
+        "show", f"{target}:example/exampleapp/web.py"
+    )
+    assert app_name(project) == name  # the tag's code, not the working tree's
+    assert health(port(project)) == (200, _healthy_body(project, target))
+    assert len(project.git("worktree", "list").splitlines()) == 1
+
+
+def _tree(project: DeployProject) -> dict[str, Any]:
+    """The operator's files: everything but the deploy's own state, backups and data."""
+    skip = (".deploytools/", "backups/", "example/var/")
+    return {k: v for k, v in project.snapshot().items() if not k.startswith(skip)}
