@@ -228,24 +228,22 @@ class ComposeRuntime:
         check: bool = True,
         cwd: str | None = None,
     ) -> Result:
+        """A command that changes things: bounded by ``timeouts.command``."""
+        return self._call(argv, release, check, cwd, self.settings.timeouts.command)
+
+    def _query(self, argv: list[str], *, release: str | None = None, check: bool = True) -> Result:
+        """A command that only looks: bounded by the shorter ``timeouts.query``."""
+        return self._call(argv, release, check, None, self.settings.timeouts.query)
+
+    def _call(
+        self, argv: list[str], release: str | None, check: bool, cwd: str | None, timeout: float
+    ) -> Result:
         try:
             return self.host.run(
                 argv,
                 env=self._env(release),
                 cwd=cwd or self.project.directory,
-                timeout=self.settings.timeouts.command,
-                check=check,
-            )
-        except CommandError as exc:
-            raise _explained(exc) from None
-
-    def _query(self, argv: list[str], *, release: str | None = None, check: bool = True) -> Result:
-        try:
-            return self.host.run(
-                argv,
-                env=self._env(release),
-                cwd=self.project.directory,
-                timeout=self.settings.timeouts.query,
+                timeout=timeout,
                 check=check,
             )
         except CommandError as exc:
