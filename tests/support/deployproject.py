@@ -29,8 +29,6 @@ PROCESS_ENV = "local"
 COMPOSE_ENV = "ctest"
 COMPOSE_FILES = ["docker-compose.prod.yml", "docker-compose.test.yml"]
 DEPLOY_TIMEOUT = 900.0
-# What the repository's .gitignore keeps out of a commit, and the deploy's own output.
-GITIGNORE = ".deploytools/\nbackups/\nconfig/*.env\n!config/*.env.example\n"
 
 
 def toml_text(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> str:
@@ -97,7 +95,8 @@ class DeployProject(TempProject):
             shutil.copy2(EXAMPLE / name, target)
         if wheelhouse:  # ignored by git like in a real clone; a compose build needs it
             _link_tree(EXAMPLE / "wheelhouse", path / "example/wheelhouse")
-        (path / ".gitignore").write_text((ROOT / ".gitignore").read_text() + GITIGNORE)
+        # The repository's own .gitignore: a deploy must leave a clone's tree clean with it.
+        shutil.copy2(ROOT / ".gitignore", path / ".gitignore")
         self.git("init", "-q", "-b", "main")
         self.git("config", "user.email", "operator@example.invalid")
         self.git("config", "user.name", "Operator")
