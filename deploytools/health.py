@@ -89,20 +89,34 @@ def targets_for(
     env_values: Mapping[str, str],
     services: Sequence[str] = (),
     timeout: float | None = None,
+    release: str | None = None,
 ) -> list[Target]:
-    """Check every probe before waiting: a URL that does not parse is an operator error."""
+    """Check every probe before waiting: a URL that does not parse is an operator error.
+
+    ``{NAME}`` in a URL or a ``json_fields`` value is filled from the env file, and
+    ``{RELEASE_ID}`` with ``release`` (default: the release the runtime runs), so a probe can
+    insist on the new release answering rather than whatever holds the port.
+    """
     cap = timeout if timeout is not None else settings.timeouts.health
     found = []
     for name in runtime.require_services(services):
         conf = settings.services.get(name, ServiceSettings())
+        where = f"environments.{settings.name}.services.{name}.probe"
         url = None
         if conf.probe.url:
-            where = f"environments.{settings.name}.services.{name}.probe.url"
-            url = check_url(fill(conf.probe.url, env_values, where=where), where)
+            url = check_url(fill(conf.probe.url, env_values, where=f"{where}.url"), f"{where}.url")
+        probe = conf.probe
+        if any(isinstance(v, str) and "{" in v for v in probe.json_fields.values()):
+            values = {**env_values, "RELEASE_ID": release or runtime.current_release() or ""}
+            fields = {
+                k: fill(v, values, where=f"{where}.json_fields.{k}") if isinstance(v, str) else v
+                for k, v in probe.json_fields.items()
+            }
+            probe = probe.model_copy(update={"json_fields": fields})
         found.append(
             Target(
                 service=name,
-                probe=conf.probe,
+                probe=probe,
                 compose_health=conf.compose_health and runtime.kind == "compose",
                 url=url,
                 timeout=min(conf.probe.timeout, cap) if timeout is None else cap,
@@ -135,15 +149,17 @@ def wait_healthy(
     env_values: Mapping[str, str],
     services: Sequence[str] = (),
     timeout: float | None = None,
+    release: str | None = None,
     fetch: Fetch | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Healthy]:
     """Block until the services are healthy; raise ``DeployFailure`` with the details if not.
 
-    ``timeout`` replaces every service's own timeout (the command line's ``--timeout``).
+    ``timeout`` replaces every service's own timeout (the command line's ``--timeout``);
+    ``release`` is what ``{RELEASE_ID}`` in a probe's ``json_fields`` must equal.
     """
-    targets = targets_for(settings, runtime, env_values, services, timeout)
+    targets = targets_for(settings, runtime, env_values, services, timeout, release)
     with contextlib.ExitStack() as stack:
         for target in targets:
             if target.url:

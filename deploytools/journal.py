@@ -1,7 +1,8 @@
 """The append-only journal: JSON Lines of step events and release manifests, per environment.
 
-Each append rewrites the file atomically through the ``Host`` (small files, any host, and a
-reader never sees half a line). Every record passes the redactor before it is written.
+Each record is one O_APPEND write of one line through the ``Host``, so two runs writing at
+once (the deploy that holds the lock and the one refused) never lose each other's lines.
+Every record passes the redactor before it is written.
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ class Journal:
         record = self.redact.data({"at": utc_now(), "kind": kind, **fields})
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
         self.host.makedirs(self.directory)
-        old = self.host.read_file(self.path) if self.host.exists(self.path) else b""
-        self.host.write_file(self.path, old + line.encode(), mode=0o600)
+        self.host.append_file(self.path, line.encode())
         return dict(record)
 
     def records(self) -> list[dict[str, Any]]:
         if not self.host.exists(self.path):
             return []
-        lines = self.host.read_file(self.path).decode().splitlines()
+        text = self.host.read_file(self.path).decode()
+        lines = text.splitlines()
+        if lines and not text.endswith("\n"):
+            lines.pop()  # a line torn by a crash mid-write: never a whole record
         return [json.loads(line) for line in lines if line.strip()]
 
     def releases(self) -> list[dict[str, Any]]:

@@ -77,6 +77,14 @@ class LocalHost:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def append_file(self, path: str, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def exists(self, path: str) -> bool:
         return Path(path).exists()
 

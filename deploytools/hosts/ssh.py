@@ -251,6 +251,14 @@ class SshHost:
                 pass
             raise
 
+    def append_file(self, path: str, data: bytes) -> None:
+        sftp = self._sftp_client()
+        new = not self.exists(path)
+        with sftp.open(path, "ab") as fh:  # SFTP's APPEND flag: the server opens O_APPEND
+            if new:
+                fh.chmod(NEW_FILE_MODE)
+            fh.write(data)
+
     def exists(self, path: str) -> bool:
         try:
             self._sftp_client().stat(path)

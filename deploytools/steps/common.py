@@ -72,14 +72,19 @@ class WaitHealthy:
         return [
             f"{t.service}: {t.describe_probe()}, {t.probe.consecutive} passes in a row "
             f"within {t.timeout:.0f} s"
-            for t in targets_for(ctx.settings, ctx.runtime, ctx.env_values)
+            for t in targets_for(ctx.settings, ctx.runtime, ctx.env_values, release=ctx.release)
         ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools.health import wait_healthy
 
         healthy = wait_healthy(
-            ctx.settings, ctx.runtime, ctx.ui, host=ctx.host, env_values=ctx.env_values
+            ctx.settings,
+            ctx.runtime,
+            ctx.ui,
+            host=ctx.host,
+            env_values=ctx.env_values,
+            release=ctx.release,
         )
         return {"healthy": [h.as_dict() for h in healthy]}
 
@@ -111,7 +116,14 @@ def verify_running(ctx: RunContext, release: str) -> str:
     from deploytools.celery_check import verify_celery
     from deploytools.health import wait_healthy
 
-    wait_healthy(ctx.settings, ctx.runtime, ctx.ui, host=ctx.host, env_values=ctx.env_values)
+    wait_healthy(
+        ctx.settings,
+        ctx.runtime,
+        ctx.ui,
+        host=ctx.host,
+        env_values=ctx.env_values,
+        release=release,
+    )
     if ctx.settings.celery is not None:
         verify_celery(ctx.settings, ctx.env_values, release, ctx.ui, host=ctx.host)
     return f"release {release} verified healthy again"

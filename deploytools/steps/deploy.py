@@ -54,22 +54,32 @@ class Backup:
         self.fact = fact
 
     def plan(self, ctx: RunContext) -> list[str]:
+        if missing := self._no_database_yet(ctx):
+            return [missing]
         db = ctx.settings.database
         how = f"{db.format} format" + (f", -j {db.jobs}" if db.format == "directory" else "")
         return [f"back up ${db.url_key} ({how}) into {db.backup_dir}/, verify by a full read"]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import db
+
+        if missing := self._no_database_yet(ctx):
+            ctx.facts[self.fact] = None
+            return {"backup": None, "skipped": missing}
+        manifest = db.backup(ctx.settings, ctx.host, ctx.ui, release=ctx.release)
+        ctx.facts[self.fact] = manifest.id
+        return {"backup": manifest.id, "bytes": manifest.size, "sha256": manifest.sha256}
+
+
+    @staticmethod
+    def _no_database_yet(ctx: RunContext) -> str | None:
+        """A fresh checkout's first deploy has no SQLite file: the migration creates it."""
         from deploytools.db.database import open_database
 
         database = open_database(ctx.settings, ctx.ui.redact)
         if database.path is not None and not database.path.exists():
-            # A fresh checkout's first deploy: the migration creates the SQLite file.
-            ctx.facts[self.fact] = None
-            return {"backup": None, "skipped": f"no database yet at {database.path}"}
-        manifest = db.backup(ctx.settings, ctx.host, ctx.ui, release=ctx.release)
-        ctx.facts[self.fact] = manifest.id
-        return {"backup": manifest.id, "bytes": manifest.size, "sha256": manifest.sha256}
+            return f"skipped: no database yet at {database.path} (the migration creates it)"
+        return None
 
 
 class Migrate:

@@ -77,10 +77,13 @@ def task(help: Mapping[str, str], **options: Any) -> Callable[[TaskBody], Any]:
 
 
 def env_name(c: Context, env: str | None) -> str:
-    """The ``--env`` flag, else ``deploytools.env`` from invoke config."""
-    name = env or c.config.get("deploytools", {}).get("env")
+    """The ``--env`` flag, else ``deploytools.env`` from invoke config.
+
+    An empty ``--env ''`` (a CI variable that was not set) is refused, never the default.
+    """
+    name = env if env is not None else c.config.get("deploytools", {}).get("env")
     if not name:
-        raise OperatorError("no environment given", "pass --env NAME")
+        raise OperatorError("no environment given (--env is empty)", "pass --env NAME")
     return str(name)
 
 

@@ -103,6 +103,12 @@ def test_environment_names_with_shell_metacharacters(
     assert f"environment name {env!r} is not allowed" in run.stderr
 
 
+def test_an_empty_environment_name_is_refused_not_defaulted(project: DeployProject) -> None:
+    # `--env "$DEPLOY_ENV"` with the variable unset must not deploy the default environment
+    run = refused(project, "deploy", "--env", "")
+    assert "no environment given (--env is empty)" in run.stderr
+
+
 def test_an_environment_with_no_release_lists_none(project: DeployProject) -> None:
     before = _state(project)
     run = project.invoke("releases", "--env", ENV, "--json")

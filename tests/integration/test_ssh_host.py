@@ -173,6 +173,28 @@ def test_create_dir_is_exclusive(host: Host, workdir: str) -> None:
     assert host.exists(f"{workdir}/lock")
 
 
+def test_append_file_creates_private_and_appends_from_two_writers(
+    host: Host, workdir: str
+) -> None:
+    path = f"{workdir}/journal.jsonl"
+    host.append_file(path, b"one\n")
+    mode = host.run(["stat", "-c", "%a", path]).stdout.strip()
+    # a second writer (another process) appends between our writes: O_APPEND keeps both
+    host.run(["sh", "-c", 'printf "two\\n" >> "$0"', path])
+    host.append_file(path, b"three\n")
+    assert host.read_file(path) == b"one\ntwo\nthree\n"
+    assert mode == "600"
+
+
+def test_link_dir_points_at_the_target(host: Host, workdir: str) -> None:
+    host.makedirs(f"{workdir}/shared")
+    host.write_file(f"{workdir}/shared/data", b"x")
+    host.link_dir(f"{workdir}/shared", f"{workdir}/release-var")
+    assert host.read_file(f"{workdir}/release-var/data") == b"x"
+    host.remove(f"{workdir}/release-var")
+    assert host.read_file(f"{workdir}/shared/data") == b"x"
+
+
 def test_read_missing_file_raises_file_not_found(host: Host, workdir: str) -> None:
     with pytest.raises(FileNotFoundError):
         host.read_file(f"{workdir}/nope")

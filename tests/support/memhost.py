@@ -45,6 +45,10 @@ class MemoryHost:
         self.files[path] = data
         self.modes[path] = mode if mode is not None else self.modes.get(path, 0o644)
 
+    def append_file(self, path: str, data: bytes) -> None:
+        self.files[path] = self.files.get(path, b"") + data
+        self.modes.setdefault(path, 0o600)
+
     def exists(self, path: str) -> bool:
         return path in self.files or path in self.dirs
 

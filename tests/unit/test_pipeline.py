@@ -124,3 +124,10 @@ def test_after_undo_verifies_the_previous_release(verified: bool) -> None:
     result = Pipeline("deploy", steps, after_undo=after).run(ctx, Progress(ctx.ui))
     assert ("previous release healthy" in result.undone) is verified
     assert any("did NOT verify" in u for u in result.undone) is not verified
+
+
+def test_the_journal_ignores_a_line_torn_by_a_crash() -> None:
+    ctx, host, _ = context()
+    ctx.journal.append("deploy.start", release="r1")
+    host.files[ctx.journal.path] += b'{"kind": "step.st'
+    assert [r["kind"] for r in ctx.journal.records()] == ["deploy.start"]
