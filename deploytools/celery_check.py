@@ -201,10 +201,8 @@ class _Checks:
         nothing), so a worker that finishes booting meanwhile answers the next round.
         """
         conf = self.conf
-        deadline = self.clock() + conf.ping_timeout
-        found: set[str] = set()
-        while True:
-            budget = min(self.ping_round, deadline - self.clock())
+
+        def ping(budget: float) -> dict[str, Any]:
             try:
                 replies = self.app.control.ping(timeout=budget, limit=conf.expected_workers)
             except Exception as exc:  # kombu/redis raise their own classes: "broker said no"
@@ -213,10 +211,9 @@ class _Checks:
                     f"the Celery broker refused the ping: {type(exc).__name__}: {exc}",
                     "check the broker URL, its password and that the broker is up",
                 ) from None
-            found.update(name for reply in replies or [] for name in reply)
-            if len(found) >= conf.expected_workers or self.clock() >= deadline - 0.05:
-                break
-        names = sorted(found)
+            return {name: reply[name] for reply in replies or [] for name in reply}
+
+        names = sorted(self._in_rounds(ping, lambda got: len(got) >= conf.expected_workers))
         if not names:
             raise CeleryCheckFailed(
                 "no-worker",
@@ -224,6 +221,17 @@ class _Checks:
                 "start the worker (invoke stack.up) and look at its log (invoke stack.logs)",
             )
         return names
+
+    def _in_rounds(
+        self, ask: Callable[[float], dict[str, Any]], enough: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        """Ask in rounds of ``ping_round`` until ``enough`` or ``ping_timeout`` is spent."""
+        deadline = self.clock() + self.conf.ping_timeout
+        found: dict[str, Any] = {}
+        while True:
+            found.update(ask(min(self.ping_round, deadline - self.clock())))
+            if enough(found) or self.clock() >= deadline - 0.05:
+                return found
 
     def _registered(self, pinged: list[str]) -> dict[str, list[str]]:
         """Registered tasks of every worker that answers, including any beyond the expected."""
@@ -233,11 +241,15 @@ class _Checks:
             self.app.control.inspect(timeout=window).registered() or {}
         )
         late = [w for w in pinged if w not in found]
-        if late:
-            more = self.app.control.inspect(
-                destination=late, limit=len(late), timeout=conf.ping_timeout
-            ).registered()
-            found.update(more or {})
+        if late:  # broadcasts can be missed like pings: ask again, in rounds
+
+            def registered(budget: float) -> dict[str, Any]:
+                inspect = self.app.control.inspect(
+                    destination=late, limit=len(late), timeout=budget
+                )
+                return dict(inspect.registered() or {})
+
+            found.update(self._in_rounds(registered, lambda got: all(w in got for w in late)))
         silent = [w for w in pinged if w not in found]
         if silent:
             raise CeleryCheckFailed(

@@ -152,11 +152,18 @@ def test_a_worker_late_for_the_reply_window_is_asked_again(tmp_path: Path) -> No
 
 def test_worker_that_never_answers_the_tasks_query(tmp_path: Path) -> None:
     app = FakeApp({"w1@h": (TASKS, "r1")}, late=("w1@h",))
-    app.inspect = lambda timeout, destination=None, limit=0: type(  # type: ignore[method-assign]
-        "Inspect", (), {"registered": lambda _self: None}
-    )()
+    asked: list[float] = []
+
+    def silent(timeout: float, destination: list[str] | None = None, limit: int = 0) -> Any:
+        asked.append(timeout)
+        app.now += timeout  # nobody answers: the query waits its whole timeout
+        return type("Inspect", (), {"registered": lambda _self: None})()
+
+    app.inspect = silent  # type: ignore[method-assign]
     with pytest.raises(CeleryCheckFailed) as failure:
-        check(tmp_path, app)
+        check(tmp_path, app, ping_timeout=4.0)
+    assert len(asked) >= 3  # the reply window, then rounds until ping_timeout is spent
+    assert sum(asked[1:]) == pytest.approx(4.0)
     assert failure.value.kind == "worker-silent"
     assert "w1@h answered the ping but not the registered-tasks query" in failure.value.problem
 
