@@ -151,7 +151,7 @@ class Record:
         if self.action == "deploy":
             LocalHost().run(git.tag(ctx.release, ctx.facts["sha"]), cwd=str(ctx.settings.root))
         record = release_record(ctx, self.action, "ok")
-        return {"recorded": record["tag"]}
+        return {"recorded": record["tag"], "revision": record.get("revision")}
 
 
 def release_record(ctx: RunContext, action: str, result: str, **extra: Any) -> dict[str, Any]:
