@@ -7,6 +7,7 @@
 #   ENV_FILE=$PWD/config/prod.env COMPOSE_PROJECT_NAME=exampleapp \
 #   COMPOSE_FILE=example/docker-compose.prod.yml bash bench/baseline_rollback.sh TAG
 # ENV_FILE must be absolute (the checkout has no env file); the image is tagged with TAG.
+# NO_CACHE=1 builds without the layer cache: a host whose cache no longer holds the tag's layers.
 set -euo pipefail
 
 : "${ENV_FILE:?set ENV_FILE to the absolute path of the env file}"
@@ -14,6 +15,7 @@ set -euo pipefail
 : "${COMPOSE_FILE:?set COMPOSE_FILE to the compose file(s), separated by ':'}"
 tag=${1:?usage: baseline_rollback.sh TAG}
 WAIT_TIMEOUT=${WAIT_TIMEOUT:-180}
+NO_CACHE=${NO_CACHE:-}
 
 scratch=$(mktemp -d)
 tree=$scratch/src
@@ -29,7 +31,7 @@ export RELEASE_ID=$tag
 (
     cd "$tree"  # COMPOSE_FILE is relative: the checkout's compose files and build context
     echo "[2/3] build"
-    docker compose build
+    docker compose build ${NO_CACHE:+--no-cache}
     echo "[3/3] start and wait for the healthchecks"
     docker compose up -d --wait --wait-timeout "$WAIT_TIMEOUT"
 )

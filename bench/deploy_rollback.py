@@ -12,13 +12,15 @@ environment ``bench``:
 (b) the same deploy by ``bench/baseline_deploy.sh``, a typical script that sleeps 20 s + 10 s
     instead of waiting for health and never checks Celery: ratio deploytools / script.
 (c) ``invoke rollback --tag T`` with the tag's images present (target <= 10 s) against
-    ``bench/baseline_rollback.sh``: git worktree of the tag + compose build + ``up --wait``.
+    ``bench/baseline_rollback.sh``: git worktree of the tag + compose build + ``up --wait``,
+    with the layer cache (warm) and without it (NO_CACHE=1: the cache lost the tag's layers).
 
 Every deploy ships a new commit (its change lies outside the image, so each build differs
 only by the release id) onto a database of USERS users, first brought back to revision 0002 so
 that each deploy runs the same data migration (0003). The kinds are interleaved, in a rotating
-order, so that a slow spell of the machine hits all of them. Run as root after
-``python tests/provision.py``:  ``.venv/bin/python bench/deploy_rollback.py [--runs N]``
+order, so that a slow spell of the machine hits all of them, and each run starts after a
+``sync`` and a pause. Run as root after ``python tests/provision.py``:
+``.venv/bin/python bench/deploy_rollback.py [--runs N]`` (N=5: about 40 min on 2 cores).
 """
 
 from __future__ import annotations
@@ -56,7 +58,10 @@ NOT_COPIED = ("backups", "bench", "tests", ".deploytools")
 COMMAND_TIMEOUT = 900.0  # any one deploy, rollback or command
 PROBE_INTERVAL, PROBE_PASSES, HEALTH_TIMEOUT = 0.1, 2, 180.0  # deploy.toml's defaults
 DEPLOY_STEPS = ("backup", "migrate", "build", "start", "wait healthy", "verify celery")
-RERUN = "sudo .venv/bin/python bench/deploy_rollback.py --runs {runs} --users {users}"
+RERUN = (
+    "python bench/deploy_rollback.py --runs {runs} --users {users} --settle {settle:g}"
+    " --storage-driver {storage_driver}"
+)
 PHASE = re.compile(r"^\[\d+/\d+\] (\w+)")
 TOML = """
 [environments.bench]
@@ -68,6 +73,9 @@ files = ["docker-compose.prod.yml", "docker-compose.test.yml"] }}
 
 [environments.bench.services.celery-worker]
 """
+
+
+Runs = list[dict[str, float]]
 
 
 class BenchError(RuntimeError):
@@ -142,9 +150,14 @@ class PrivateEngine(DockerEngine):
     Test sessions on the same machine start and stop the default engine (and its containers)
     whenever they like; a bench run of several minutes must not depend on them. The first
     build in it is cold (the wheel layer), which the uncounted first deploy absorbs.
+    ``driver`` replaces the tests' vfs (slow: every layer and container is a full copy).
     """
 
     OWN = (("data-root", "data"), ("exec-root", "exec"), ("pidfile", "dockerd.pid"))
+
+    def __init__(self, driver: str) -> None:
+        super().__init__()
+        self.driver = driver
 
     def start(self) -> None:
         if self._proc is not None and self._running():
@@ -154,9 +167,20 @@ class PrivateEngine(DockerEngine):
         if dockerd is None:
             raise BenchError(f"dockerd not found: {parts.PROVISION}")
         own = [f"--{flag}={self._dir}/{name}" for flag, name in self.OWN]
-        argv = [dockerd, *DOCKERD_FLAGS, f"--host={os.environ['DOCKER_HOST']}", *own]
+        flags = [f for f in DOCKERD_FLAGS if not f.startswith("--storage-driver")]
+        own += [f"--storage-driver={self.driver}", f"--host={os.environ['DOCKER_HOST']}"]
+        argv = [dockerd, *flags, *own]
         self._proc = procs.start(argv, self._log, cwd=self._dir)
         procs.wait_until(self._answers, "dockerd", self._proc, self._log, timeout=90)
+
+    def stop(self) -> None:
+        """Stop dockerd, then unmount what it leaves mounted (exec/netns/default) for rmtree."""
+        super().stop()
+        prefix = f"{self._dir.resolve()}/"
+        with open("/proc/self/mounts") as mounts:
+            points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+        for point in sorted(points, key=len, reverse=True):
+            subprocess.run(["umount", point], check=False, timeout=60)
 
 
 class Project:
@@ -312,10 +336,11 @@ class Project:
         self.tags.append(next(s["tag"] for s in result["steps"] if "tag" in s))
         return {"wall": wall, **steps_of(result)}
 
-    def script(self, name: str, *args: str, release: str = "") -> dict[str, float]:
-        return run_phases(
-            ["bash", str(ROOT / "bench" / name), *args], self.path, self.compose_env(release)
-        )
+    def script(
+        self, name: str, *args: str, extra: Mapping[str, str] | None = None
+    ) -> dict[str, float]:
+        env = {**self.compose_env(""), **(extra or {})}
+        return run_phases(["bash", str(ROOT / "bench" / name), *args], self.path, env)
 
     def clean_up(self) -> None:
         """Remove the bench's containers and images (the project directory goes with tmp)."""
@@ -382,14 +407,22 @@ def create_app_database(pg: PostgresServer, password: str) -> None:
 # -- the measurements ---------------------------------------------------------------------------
 
 
-def deploys(project: Project, runs: int) -> dict[str, list[dict[str, float]]]:
-    """``runs`` deploys of each kind, interleaved; returns their times by kind."""
-    found: dict[str, list[dict[str, float]]] = {"invoke": [], "hand": [], "script": []}
+def settle(seconds: float) -> None:
+    """The same start for every measured run: the previous one's container copies written out
+    (vfs: ~400 MB per container) and its fresh containers past their busy first seconds."""
+    os.sync()
+    time.sleep(seconds)
+
+
+def deploys(project: Project, runs: int, pause: float) -> dict[str, Runs]:
+    """``runs`` deploys of each kind, interleaved in a rotating order; times by kind."""
+    found: dict[str, Runs] = {"invoke": [], "hand": [], "script": []}
     kinds = list(found)
     for n in range(runs):
         for kind in kinds[n % 3 :] + kinds[: n % 3]:
             project.alembic("downgrade", "0002")
             project.commit(f"{kind} deploy {n + 1}")
+            settle(pause)
             if kind == "invoke":
                 times = project.deploy()
             elif kind == "hand":
@@ -397,37 +430,38 @@ def deploys(project: Project, runs: int) -> dict[str, list[dict[str, float]]]:
             else:
                 times = project.script("baseline_deploy.sh")
             found[kind].append(times)
-            print(f"  deploy {n + 1}/{runs} {kind:<7} {times['wall']:6.1f}s", flush=True)
+            print(f"  deploy {n + 1}/{runs} {kind:<13}{times['wall']:6.1f}s", flush=True)
     return found
 
 
-def rollbacks(project: Project, runs: int) -> dict[str, list[dict[str, float]]]:
-    """Alternate ``invoke rollback`` and the rebuild script; each changes the running release.
+def rollbacks(project: Project, runs: int, pause: float) -> dict[str, Runs]:
+    """``invoke rollback`` and the rebuild script (warm, then cold cache), in turn.
 
-    A toolkit rollback may not target the release the journal says is running, nor may either
-    target what runs now: targets rotate over the recorded deploys (three or more).
+    Each changes the running release; a toolkit rollback may not target the release the
+    journal says is running either: targets rotate over the recorded deploys (three or more).
     """
-    found: dict[str, list[dict[str, float]]] = {"invoke": [], "script": []}
+    found: dict[str, Runs] = {"invoke": [], "rebuild": [], "rebuild cold": []}
     tags = list(project.tags)
     running = recorded = tags[-1]  # what runs now may be a hand or script release: no matter
     for n in range(runs):
-        target = next(t for t in tags if t not in (running, recorded))
-        wall, result = project.invoke("rollback", "--tag", target, "--env", ENV)
-        found["invoke"].append({"wall": wall, **steps_of(result)})
-        running = recorded = target
-        tags.append(tags.pop(tags.index(target)))  # least recently used first
-        print(f"  rollback {n + 1}/{runs} invoke {wall:6.1f}s", flush=True)
-        target = next(t for t in tags if t != running)
-        found["script"].append(project.script("baseline_rollback.sh", target))
-        running = target
-        tags.append(tags.pop(tags.index(target)))
-        print(f"  rollback {n + 1}/{runs} script {found['script'][-1]['wall']:6.1f}s", flush=True)
+        for kind in found:
+            target = next(t for t in tags if t != running and (kind != "invoke" or t != recorded))
+            settle(pause)
+            if kind == "invoke":
+                wall, result = project.invoke("rollback", "--tag", target, "--env", ENV)
+                times = {"wall": wall, **steps_of(result)}
+                recorded = target
+            else:
+                cold = {"NO_CACHE": "1"} if kind == "rebuild cold" else {}
+                times = project.script("baseline_rollback.sh", target, extra=cold)
+            running = target
+            tags.append(tags.pop(tags.index(target)))  # least recently used first
+            found[kind].append(times)
+            print(f"  rollback {n + 1}/{runs} {kind:<13}{times['wall']:6.1f}s", flush=True)
     return found
 
 
 # -- the report ----------------------------------------------------------------------------------
-
-Runs = list[dict[str, float]]
 
 
 def med(runs: Runs, key: str = "wall") -> float:
@@ -468,30 +502,37 @@ def report(deployed: dict[str, Runs], rolled: dict[str, Runs]) -> None:
     print(f"    {'validate, lock, snapshot, record':<32}{own:5.1f}")
     print(f"    {'interpreter, imports, summary':<32}{med(inv) - med(inv, 'in steps'):5.1f}")
 
-    inv, script = rolled["invoke"], rolled["script"]
+    inv, warm, cold = rolled["invoke"], rolled["rebuild"], rolled["rebuild cold"]
     docker = statistics.median(r["start"] + r["wait healthy"] for r in inv)
     print(f"\n(c) rollback, {len(inv)} run(s) of each: median wall (min-max)")
     print(f"  invoke rollback (images kept)    {spread(inv)}   (target <= 10 s)")
     print(f"    of which `up` + health wait    {docker:6.1f}s, the rest {med(inv) - docker:.1f}s")
-    print(f"  baseline_rollback.sh (rebuild)   {spread(script)}")
-    print(f"  ratio deploytools / rebuild      {paired(inv, script):7.2f}")
+    print(f"  baseline_rollback.sh (rebuild)   {spread(warm)}")
+    print(f"  the same with NO_CACHE=1         {spread(cold)}")
+    print(f"  ratio deploytools / rebuild      {paired(inv, warm):7.2f}")
+    print(f"  ratio deploytools / cold rebuild {paired(inv, cold):7.2f}")
     steps = [s for s in inv[0] if s not in ("wall", "in steps")]
     print("  invoke rollback, median s per step:")
     print("    " + ", ".join(f"{s} {med(inv, s):.1f}" for s in steps))
-    print("  rebuild script, median s per phase:")
-    print("    " + ", ".join(f"{s} {med(script, s):.1f}" for s in script[0] if s != "wall"))
+    for name, runs in (("rebuild", warm), ("cold rebuild", cold)):
+        phases = ", ".join(f"{s} {med(runs, s):.1f}" for s in runs[0] if s != "wall")
+        print(f"  {name} script, median s per phase: {phases}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each kind (default 3)")
     parser.add_argument("--users", type=int, default=20000, help="rows in users (orders: 2x)")
+    parser.add_argument("--settle", type=float, default=10.0, help="pause before each run (s)")
+    parser.add_argument(
+        "--storage-driver", default="vfs", help="of our dockerd (vfs as in the tests, overlay2)"
+    )
     args = parser.parse_args()
     if args.runs < 2:
         parser.error("--runs must be at least 2 (rollbacks rotate over 3+ recorded releases)")
     started, load = time.perf_counter(), os.getloadavg()[0]
     with ExitStack() as stack:
-        engine = stack.enter_context(PrivateEngine())
+        engine = stack.enter_context(PrivateEngine(args.storage_driver))
         pg = stack.enter_context(PostgresServer())
         redis = stack.enter_context(RedisServer())
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="deploytools-bench-"))
@@ -514,16 +555,17 @@ def main() -> None:
         project.configure(values)
         print(f"  first deploy (not counted)  {project.deploy()['wall']:6.1f}s", flush=True)
         seed(values["DATABASE_URL"], args.users)
-        deployed = deploys(project, args.runs)
-        rolled = rollbacks(project, args.runs)
+        deployed = deploys(project, args.runs, args.settle)
+        rolled = rollbacks(project, args.runs, args.settle)
     print(
-        f"\nexample stack on compose {engine.compose_version}, vfs storage driver, "
-        f"{os.cpu_count()} CPUs, {args.users} users / {2 * args.users} orders; load average "
+        f"\nexample stack on compose {engine.compose_version}, {args.storage_driver} storage, "
+        f"{os.cpu_count()} CPUs, {args.users} users / {2 * args.users} orders, sync + "
+        f"{args.settle:g} s pause before each run; load average "
         f"{load:.1f} at start, {os.getloadavg()[0]:.1f} at end; whole run "
         f"{(time.perf_counter() - started) / 60:.0f} min"
     )
     report(deployed, rolled)
-    print(f"\nrerun: {RERUN.format(runs=args.runs, users=args.users)}")
+    print(f"\nrerun (as root, venv python): {RERUN.format(**vars(args))}")
 
 
 if __name__ == "__main__":
