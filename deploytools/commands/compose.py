@@ -51,6 +51,11 @@ def config_services(project: Project) -> Argv:
     return [*project.base(), "config", "--services"]
 
 
+def config_json(project: Project) -> Argv:
+    """The merged configuration as JSON (holds env values in clear: parse it, never print it)."""
+    return [*project.base(), "config", "--format", "json"]
+
+
 def config_images(project: Project) -> Argv:
     """The image names the services use, after interpolation (one per line)."""
     return [*project.base(), "config", "--images"]

@@ -57,6 +57,7 @@ class ComposeRuntime:
         )
         self._checked = False
         self._services: list[str] | None = None
+        self._healthchecked: set[str] | None = None
 
     # -- preflight -------------------------------------------------------------------------
 
@@ -192,9 +193,27 @@ class ComposeRuntime:
         for entry in parse_ps(out):
             found.setdefault(str(entry.get("Service", "")), []).append(entry)
         result = {name: ServiceStatus(name, MISSING) for name in self.services()}
+        checked = self.healthchecked()
         for name, entries in found.items():
-            result[name] = _service_status(name, entries)
+            status = _service_status(name, entries)
+            if name in checked and status.state == RUNNING and not status.health:
+                # Docker shows no health for a moment while a container (re)starts: a service
+                # with a healthcheck is not healthy until the check says so.
+                status = replace(status, health="starting")
+            result[name] = status
         return result
+
+    def healthchecked(self) -> set[str]:
+        """Services whose compose configuration defines an enabled healthcheck."""
+        if self._healthchecked is None:
+            config = json.loads(self._query(cmd.config_json(self.project)).stdout or "{}")
+            self._healthchecked = {
+                name
+                for name, service in (config.get("services") or {}).items()
+                if (service.get("healthcheck") or {}).get("test")
+                and not (service.get("healthcheck") or {}).get("disable")
+            }
+        return self._healthchecked
 
     def logs(self, service: str, lines: int = 50) -> str:
         self.require_services([service])

@@ -32,6 +32,7 @@ class FakeDocker(MemoryHost):
         self.answers = answers
         self.envs: list[dict[str, str]] = []
         self.ps = json.dumps(PS_ROWS)
+        self.config: dict[str, Any] = {"services": {"backend": {}, "celery-worker": {}}}
 
     def run(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, **kw: Any
@@ -48,6 +49,8 @@ class FakeDocker(MemoryHost):
         if argv[1:3] == ["image", "inspect"]:
             image = argv[-1]
             return (0, self.images[image] + "\n") if image in self.images else (1, "No such image")
+        if "config" in words and "json" in words:
+            return 0, json.dumps(self.config)
         if "config" in words and "--quiet" in words:
             return self.answers.get("config", (0, ""))
         if "config" in words and "--services" in words:
@@ -205,3 +208,16 @@ def test_plans_show_the_commands_and_run_nothing(tmp_path: Path) -> None:
         "up --detach --pull never --no-build --no-deps backend"
     )
     assert host.commands == []
+
+
+def test_a_running_service_with_a_healthcheck_but_no_health_yet_is_starting(
+    tmp_path: Path,
+) -> None:
+    docker = FakeDocker()
+    docker.config["services"]["celery-worker"] = {"healthcheck": {"test": ["CMD", "true"]}}
+    docker.config["services"]["backend"] = {"healthcheck": {"test": ["NONE"], "disable": True}}
+    rows = [dict(row, State="running", Health="") for row in PS_ROWS]
+    docker.ps = json.dumps(rows)
+    status = runtime(tmp_path, docker).status()
+    assert status["celery-worker"].health == "starting"  # Docker has not said yet: not a pass
+    assert status["backend"].health == ""  # no (enabled) healthcheck: running is enough
