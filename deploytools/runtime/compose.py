@@ -58,6 +58,7 @@ class ComposeRuntime:
         self._checked = False
         self._services: list[str] | None = None
         self._healthchecked: set[str] | None = None
+        self._images: dict[str, list[str]] = {}
 
     # -- preflight -------------------------------------------------------------------------
 
@@ -114,12 +115,19 @@ class ComposeRuntime:
     # -- images ----------------------------------------------------------------------------
 
     def images(self, release: str) -> list[str]:
-        """The release's own images: those the compose files tag with ``release``."""
+        """The release's own images: those the compose files tag with ``release``.
+
+        Cached per release like ``services()``: the compose files do not change during a run,
+        and a deploy asks several times (build, up, has_release).
+        """
         check_release(release)
-        self.check()
-        out = self._query(cmd.config_images(self.project), release=release).stdout
-        names = [line.strip() for line in out.splitlines() if line.strip()]
-        return list(dict.fromkeys(n for n in names if n.rpartition(":")[2] == release))
+        if release not in self._images:
+            self.check()
+            out = self._query(cmd.config_images(self.project), release=release).stdout
+            names = [line.strip() for line in out.splitlines() if line.strip()]
+            mine = dict.fromkeys(n for n in names if n.rpartition(":")[2] == release)
+            self._images[release] = list(mine)
+        return list(self._images[release])
 
     def image_ids(self, release: str) -> dict[str, str]:
         """Image name -> id for the release's images that are present on the host."""
@@ -169,7 +177,8 @@ class ComposeRuntime:
 
     def up(self, release: str, services: Sequence[str] = ()) -> None:
         self.require_services(services)
-        missing = [i for i in self.images(release) if i not in self.image_ids(release)]
+        present = self.image_ids(release)
+        missing = [i for i in self.images(release) if i not in present]
         if missing:
             raise DeployFailure(
                 f"images of release {release!r} are not on {self.host.name}: {', '.join(missing)}",
