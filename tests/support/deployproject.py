@@ -72,7 +72,7 @@ def compose_env(project_name: str, image_name: str) -> dict[str, Any]:
         },
         "services": {
             "backend": {"probe": {"timeout": 120}},
-            "celery-worker": {"probe": {"timeout": 120}},
+            "celery-worker": {"probe": {"timeout": 120}, "compose_health": False},
         },
         "celery": {"canary_timeout": 15},
         "timeouts": {"stop": 5, "command": 900},
