@@ -42,17 +42,10 @@ def server_version(docker: str = "docker") -> Argv:
     return [docker, "version", "--format", "{{.Server.Version}}"]
 
 
-def config_check(project: Project) -> Argv:
-    """Validates the merged compose files; compose's own message says what is wrong."""
-    return [*project.base(), "config", "--quiet"]
-
-
-def config_services(project: Project) -> Argv:
-    return [*project.base(), "config", "--services"]
-
-
 def config_json(project: Project) -> Argv:
-    """The merged configuration as JSON (holds env values in clear: parse it, never print it)."""
+    """The merged configuration as JSON; fails with compose's own message for a broken file.
+
+    It holds the env file's values in clear: parse it, never print it."""
     return [*project.base(), "config", "--format", "json"]
 
 

@@ -55,29 +55,23 @@ class ComposeRuntime:
             env_file=self.env_file,
             directory=directory,
         )
-        self._checked = False
-        self._services: list[str] | None = None
-        self._healthchecked: set[str] | None = None
+        self._config: dict[str, Any] | None = None  # `config --format json`, once checked
         self._images: dict[str, list[str]] = {}
 
     # -- preflight -------------------------------------------------------------------------
 
     def check(self) -> None:
-        """Docker CLI, compose v2 plugin, a reachable daemon, valid compose files - or why not."""
-        if self._checked:
+        """A reachable daemon, and compose v2 reading valid compose files - or exactly why not.
+
+        Two commands when all is well (each ``docker`` call costs about 0.1 s); compose's
+        version is asked only to explain a failing ``config``.
+        """
+        if self._config is not None:
             return
         where = f"on {self.host.name}"
-        version = self._query(cmd.version(self.docker), check=False)
-        out = (version.stdout + version.stderr).strip()
-        if version.returncode == 127:
-            raise DeployFailure(f"the docker CLI is not installed {where}", INSTALL_DOCKER)
-        major = out.removeprefix("v").split(".")[0]
-        if not version.ok or not major.isdigit() or int(major) < 2:
-            raise DeployFailure(
-                f"`docker compose` (v2) is not available {where}: {_last_line(out)}",
-                INSTALL_COMPOSE,
-            )
         server = self._query(cmd.server_version(self.docker), check=False)
+        if server.returncode == 127:
+            raise DeployFailure(f"the docker CLI is not installed {where}", INSTALL_DOCKER)
         if not server.ok or not server.stdout.strip():
             text = _last_line(server.stderr or server.stdout)
             if "permission denied" in text.lower():
@@ -86,21 +80,39 @@ class ComposeRuntime:
                     "run as a user in the docker group (or as root)",
                 )
             raise DeployFailure(f"the Docker daemon is not reachable {where}: {text}", START_DOCKER)
-        config = self._query(cmd.config_check(self.project), check=False)
+        config = self._query(cmd.config_json(self.project), check=False)
         if not config.ok:
+            version = self._query(cmd.version(self.docker), check=False)
+            out = (version.stdout + version.stderr).strip()
+            major = out.removeprefix("v").split(".")[0]
+            if not version.ok or not major.isdigit() or int(major) < 2:
+                raise DeployFailure(
+                    f"`docker compose` (v2) is not available {where}: {_last_line(out)}",
+                    INSTALL_COMPOSE,
+                )
             raise OperatorError(
                 f"compose files {', '.join(self.project.files)} are not valid "
                 f"(docker compose says):\n{(config.stderr or config.stdout).strip()}",
                 "fix the compose file where named above (`docker compose config` shows the merge)",
             )
-        self._checked = True
+        self._config = json.loads(config.stdout or "{}")
 
     def services(self) -> list[str]:
-        if self._services is None:
-            self.check()
-            out = self._query(cmd.config_services(self.project)).stdout
-            self._services = [line.strip() for line in out.splitlines() if line.strip()]
-        return list(self._services)
+        """The services compose would run (those of inactive profiles left out)."""
+        return list(self._services_config())
+
+    def healthchecked(self) -> set[str]:
+        """Services whose compose configuration defines an enabled healthcheck."""
+        return {
+            name
+            for name, service in self._services_config().items()
+            if (service.get("healthcheck") or {}).get("test")
+            and not (service.get("healthcheck") or {}).get("disable")
+        }
+
+    def _services_config(self) -> dict[str, Any]:
+        self.check()
+        return dict((self._config or {}).get("services") or {})
 
     def require_services(self, names: Sequence[str]) -> list[str]:
         known = self.services()
@@ -211,18 +223,6 @@ class ComposeRuntime:
                 status = replace(status, health="starting")
             result[name] = status
         return result
-
-    def healthchecked(self) -> set[str]:
-        """Services whose compose configuration defines an enabled healthcheck."""
-        if self._healthchecked is None:
-            config = json.loads(self._query(cmd.config_json(self.project)).stdout or "{}")
-            self._healthchecked = {
-                name
-                for name, service in (config.get("services") or {}).items()
-                if (service.get("healthcheck") or {}).get("test")
-                and not (service.get("healthcheck") or {}).get("disable")
-            }
-        return self._healthchecked
 
     def logs(self, service: str, lines: int = 50) -> str:
         self.require_services([service])

@@ -9,11 +9,22 @@ from deploytools.steps.base import RunContext
 
 
 class ValidateEnv:
+    """The env file, then the runtime (Docker daemon, compose files): before anything changes,
+    not after a backup and a migration."""
+
     name = "validate env"
 
     def plan(self, ctx: RunContext) -> list[str]:
         s = ctx.settings
-        return [f"check {s.env_file} against config/env.rules.toml and {s.env_example}"]
+        what = (
+            "Docker daemon reachable, compose v2, compose files valid"
+            if s.runtime == "compose"
+            else "service commands, app_dir"
+        )
+        return [
+            f"check {s.env_file} against config/env.rules.toml and {s.env_example}",
+            f"check the {s.runtime} runtime on {ctx.host.name}: {what}",
+        ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import envvalidate
@@ -21,6 +32,7 @@ class ValidateEnv:
         report = envvalidate.validate_environment(ctx.settings, ctx.ui)
         if report.errors:
             envvalidate.show(ctx.ui, report)  # the table, then OperatorError
+        ctx.runtime.check()
         return {"env_keys": report.keys, "env_warnings": report.warnings}
 
 

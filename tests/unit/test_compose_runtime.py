@@ -42,19 +42,19 @@ class FakeDocker(MemoryHost):
 
     def _answer(self, argv: list[str]) -> tuple[int, str]:
         words = [a for a in argv if not a.startswith("/")]
+        if "docker" in self.answers:  # no docker CLI at all
+            return self.answers["docker"]
+        if argv[1] == "compose" and "compose" in self.answers:  # no (v2) compose plugin
+            return self.answers["compose"]
         if argv[1:3] == ["compose", "version"]:
-            return self.answers.get("version", (0, "2.40.3\n"))
+            return 0, "2.40.3\n"
         if argv[1] == "version":
             return self.answers.get("server", (0, "26.1.5\n"))
         if argv[1:3] == ["image", "inspect"]:
             image = argv[-1]
             return (0, self.images[image] + "\n") if image in self.images else (1, "No such image")
         if "config" in words and "json" in words:
-            return 0, json.dumps(self.config)
-        if "config" in words and "--quiet" in words:
-            return self.answers.get("config", (0, ""))
-        if "config" in words and "--services" in words:
-            return 0, "backend\ncelery-worker\n"
+            return self.answers.get("config", (0, json.dumps(self.config)))
         if "config" in words and "--images" in words:
             release = self.envs[-1].get("RELEASE_ID", "dev")
             return 0, f"exampleapp:{release}\nexampleapp:{release}\nredis:7-alpine\n"
@@ -119,12 +119,12 @@ def test_release_id_that_cannot_be_an_image_tag_is_refused(tmp_path: Path) -> No
     ("answers", "problem", "fix"),
     [
         (
-            {"version": (127, "docker: not found")},
+            {"docker": (127, "docker: not found")},
             "docker CLI is not installed on web-1",
             "docker.io",
         ),
         (
-            {"version": (1, "docker: 'compose' is not a docker command.")},
+            {"compose": (1, "docker: 'compose' is not a docker command.")},
             "`docker compose` (v2) is not available on web-1",
             "cli-plugins",
         ),
@@ -143,7 +143,21 @@ def test_preflight_names_what_is_missing_and_the_fix(
         runtime(tmp_path, host).up("r1")
     assert problem in failure.value.problem
     assert fix in failure.value.fix
-    assert len(host.commands) <= 2  # nothing started or stopped
+    assert [c[1:3] for c in host.commands if c[2] in ("up", "down", "stop")] == []
+    assert len(host.commands) <= 3  # the preflight's own questions only
+
+
+def test_a_healthy_preflight_asks_docker_twice_and_only_once_per_run(tmp_path: Path) -> None:
+    host = FakeDocker()
+    rt = runtime(tmp_path, host)
+    rt.check()
+    assert rt.services() == ["backend", "celery-worker"]
+    assert rt.healthchecked() == set()
+    rt.check()
+    assert [c[1:] for c in host.commands if "compose" not in c] == [
+        ["version", "--format", "{{.Server.Version}}"]
+    ]
+    assert [c[-3:] for c in host.commands if "compose" in c] == [["config", "--format", "json"]]
 
 
 def test_a_broken_compose_file_surfaces_composes_own_message(tmp_path: Path) -> None:
