@@ -16,7 +16,7 @@ from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.local import LocalHost
 from deploytools.journal import Journal
 from deploytools.lock import DeployLock
-from deploytools.pipeline import Pipeline, PipelineResult
+from deploytools.pipeline import Pipeline, PipelineResult, Stage, Together
 from deploytools.progress import Progress
 from deploytools.release import check_tag_name, current_release, good_releases
 from deploytools.steps.base import RunContext, Step
@@ -56,7 +56,7 @@ def deploy(
     lock_wait: float = 0.0,
 ) -> PipelineResult | None:
     ctx, lock = context(settings, ui, dry_run=dry_run)
-    steps: list[Step] = [
+    steps: list[Stage] = [
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
         Snapshot(lock, allow_dirty or settings.name == "local"),
@@ -64,8 +64,7 @@ def deploy(
         Migrate(),
         Build(),
         Start(),
-        WaitHealthy(),
-        VerifyCelery(),
+        verify(),
         Record("deploy"),
     ]
     return _run("deploy", steps, ctx, lock)
@@ -96,21 +95,26 @@ def rollback(
     )
     # A backup first whenever the database will change: the undo (or a person) may need it.
     safety: list[Step] = [Backup(fact="safety_backup"), database] if now != revision else []
-    steps: list[Step] = [
+    steps: list[Stage] = [
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
         PrepareRelease(),
         *safety,
         Start(),
-        WaitHealthy(),
-        VerifyCelery(),
+        verify(),
         Record("rollback"),
     ]
     return _run("rollback", steps, ctx, lock)
 
 
+def verify() -> Together:
+    """Health and Celery at once: the backend and the workers start together and boot apart,
+    so the two waits overlap instead of adding up. Both only look."""
+    return Together((WaitHealthy(), VerifyCelery()))
+
+
 def _run(
-    name: str, steps: Sequence[Step], ctx: RunContext, lock: DeployLock
+    name: str, steps: Sequence[Stage], ctx: RunContext, lock: DeployLock
 ) -> PipelineResult | None:
     previous = ctx.facts.get("previous_release")
     pipeline = Pipeline(

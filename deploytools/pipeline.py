@@ -8,6 +8,7 @@ journal says where it stopped.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -65,17 +66,49 @@ class PipelineResult:
         }
 
 
+@dataclass(frozen=True)
+class Together:
+    """Steps that run at the same time, each in a thread of its own; the next step waits for
+    all of them.
+
+    For checks that wait on different things (the web probe, the Celery workers): the group
+    takes as long as the slowest of them, not the sum. Each member is bounded by its own
+    timeouts, so a failure is reported once every member has ended. On Ctrl-C or SIGTERM the
+    members still running are recorded as interrupted and left to end in their (daemon)
+    threads: only steps that change nothing belong here.
+    """
+
+    steps: tuple[Step, ...]
+
+
+Stage = Step | Together
+
+
+def members(stage: Stage) -> tuple[Step, ...]:
+    return stage.steps if isinstance(stage, Together) else (stage,)
+
+
+@dataclass
+class _Ended:
+    """How one step ended: its outcome, and the exception that failed it (if any)."""
+
+    step: Step
+    outcome: StepOutcome
+    error: BaseException | None = None
+
+
 class Pipeline:
     def __init__(
         self,
         name: str,
-        steps: Sequence[Step],
+        stages: Sequence[Stage],
         *,
         after_undo: Callable[[RunContext], str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
-        self.steps = list(steps)
+        self.stages = list(stages)
+        self.steps = [step for stage in self.stages for step in members(stage)]
         self.after_undo = after_undo
         self._clock = clock
 
@@ -89,59 +122,115 @@ class Pipeline:
         ctx.journal.append(
             f"{self.name}.start", release=ctx.release, steps=[s.name for s in self.steps]
         )
-        failure: BaseException | None = None
-        failed_step: str | None = None
+        failed: _Ended | None = None  # the first step that failed (in the pipeline's order)
         with _signals_interrupt():
-            for step in self.steps:
-                progress.start(step.name)
-                ctx.journal.append("step.start", pipeline=self.name, step=step.name)
-                t0 = self._clock()
-                try:
-                    detail = step.run(ctx) or {}
-                except (Exception, KeyboardInterrupt) as exc:
-                    elapsed = self._clock() - t0
-                    interrupted = isinstance(exc, KeyboardInterrupt)
-                    status = "interrupted" if interrupted else "failed"
-                    message = f"interrupted at {step.name}" if interrupted else _message(exc)
-                    progress.finish(step.name, status, elapsed)
-                    outcomes.append(StepOutcome(step.name, status, elapsed, error=message))
-                    ctx.journal.append(
-                        f"step.{status}",
-                        pipeline=self.name,
-                        step=step.name,
-                        duration=round(elapsed, 3),
-                        error=message,
-                    )
-                    failure, failed_step = exc, step.name
-                    if can_undo(step):
-                        done.append(step)  # a half-done step may have changed things too
-                    break
-                elapsed = self._clock() - t0
-                progress.finish(step.name, "done", elapsed)
-                outcomes.append(StepOutcome(step.name, "done", elapsed, detail))
-                ctx.journal.append(
-                    "step.done",
-                    pipeline=self.name,
-                    step=step.name,
-                    duration=round(elapsed, 3),
-                    **detail,
+            for stage in self.stages:
+                steps = members(stage)
+                ended = (
+                    [self._run_step(ctx, progress, steps[0])]
+                    if len(steps) == 1
+                    else self._run_together(ctx, progress, steps)
                 )
-                done.append(step)
-            result = PipelineResult(self.name, failure is None, outcomes, failed_step)
-            if failure is not None:
-                result.error = outcomes[-1].error
-                result.exit_code = _exit_code(failure)
+                for end in ended:
+                    outcomes.append(end.outcome)
+                    # A half-done step may have changed things too: it is undone as well.
+                    if end.error is None or can_undo(end.step):
+                        done.append(end.step)
+                    if end.error is not None and failed is None:
+                        failed = end
+                if failed is not None:
+                    break
+            result = PipelineResult(self.name, failed is None, outcomes)
+            if failed is not None and failed.error is not None:
+                result.failed_step = failed.step.name
+                result.error = failed.outcome.error
+                result.exit_code = _exit_code(failed.error)
                 self._undo(ctx, done, result, progress)
         result.duration = self._clock() - started
         ctx.journal.append(
             f"{self.name}.{'done' if result.ok else 'failed'}",
             release=ctx.release,
-            failed_step=failed_step,
+            failed_step=result.failed_step,
             error=result.error,
             undone=result.undone,
             duration=round(result.duration, 3),
         )
         return result
+
+    def _run_step(self, ctx: RunContext, progress: Progress, step: Step) -> _Ended:
+        t0 = self._begin(ctx, progress, step)
+        try:
+            detail = step.run(ctx) or {}
+        except (Exception, KeyboardInterrupt) as exc:
+            return self._end(ctx, progress, step, t0, exc)
+        return self._end(ctx, progress, step, t0, detail)
+
+    def _run_together(
+        self, ctx: RunContext, progress: Progress, steps: Sequence[Step]
+    ) -> list[_Ended]:
+        """Run ``steps`` in threads; this thread journals them and takes Ctrl-C/SIGTERM."""
+        lock = threading.Lock()
+        ended: dict[int, _Ended] = {}
+        starts = [self._begin(ctx, progress, step) for step in steps]
+
+        def work(index: int) -> None:
+            try:
+                got: dict[str, Any] | BaseException = steps[index].run(ctx) or {}
+            except Exception as exc:
+                got = exc
+            with lock:  # after an interrupt, what a member says comes too late to count
+                if index not in ended:
+                    ended[index] = self._end(ctx, progress, steps[index], starts[index], got)
+
+        threads = [
+            threading.Thread(target=work, args=(i,), name=f"step {s.name}", daemon=True)
+            for i, s in enumerate(steps)
+        ]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        except KeyboardInterrupt as exc:
+            with lock:
+                for i, step in enumerate(steps):
+                    if i not in ended:
+                        ended[i] = self._end(ctx, progress, step, starts[i], exc)
+        return [ended[i] for i in range(len(steps))]
+
+    def _begin(self, ctx: RunContext, progress: Progress, step: Step) -> float:
+        progress.start(step.name)
+        ctx.journal.append("step.start", pipeline=self.name, step=step.name)
+        return self._clock()
+
+    def _end(
+        self,
+        ctx: RunContext,
+        progress: Progress,
+        step: Step,
+        t0: float,
+        got: dict[str, Any] | BaseException,
+    ) -> _Ended:
+        """Show, journal and return how ``step`` ended: ``got`` is its detail or its error."""
+        elapsed = self._clock() - t0
+        if not isinstance(got, BaseException):
+            progress.finish(step.name, "done", elapsed)
+            ctx.journal.append(
+                "step.done", pipeline=self.name, step=step.name, duration=round(elapsed, 3), **got
+            )
+            return _Ended(step, StepOutcome(step.name, "done", elapsed, got))
+        interrupted = isinstance(got, KeyboardInterrupt)
+        status = "interrupted" if interrupted else "failed"
+        message = f"interrupted at {step.name}" if interrupted else _message(got)
+        progress.finish(step.name, status, elapsed)
+        ctx.journal.append(
+            f"step.{status}",
+            pipeline=self.name,
+            step=step.name,
+            duration=round(elapsed, 3),
+            error=message,
+        )
+        return _Ended(step, StepOutcome(step.name, status, elapsed, error=message), got)
 
     def _undo(
         self, ctx: RunContext, done: list[Step], result: PipelineResult, progress: Progress

@@ -1,11 +1,14 @@
 import io
+import os
+import signal
+import threading
 from typing import Any
 
 import pytest
 
 from deploytools.config import EnvironmentSettings
 from deploytools.journal import Journal
-from deploytools.pipeline import Interrupted, Pipeline
+from deploytools.pipeline import Interrupted, Pipeline, Together
 from deploytools.progress import Progress
 from deploytools.steps.base import RunContext
 from deploytools.ui import Ui
@@ -124,6 +127,87 @@ def test_after_undo_verifies_the_previous_release(verified: bool) -> None:
     result = Pipeline("deploy", steps, after_undo=after).run(ctx, Progress(ctx.ui))
     assert ("previous release healthy" in result.undone) is verified
     assert any("did NOT verify" in u for u in result.undone) is not verified
+
+
+class Meeting(Recorder):
+    """Runs only while another member runs too: alone it breaks the barrier (times out)."""
+
+    def __init__(self, name: str, log: list[str], barrier: threading.Barrier, **kw: Any):
+        super().__init__(name, log, **kw)
+        self.barrier = barrier
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        self.barrier.wait()
+        return super().run(ctx)
+
+
+def test_together_runs_its_members_at_the_same_time_and_the_next_step_after_all() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+    barrier = threading.Barrier(2, timeout=5)
+    group = Together((Meeting("web", log, barrier), Meeting("celery", log, barrier)))
+    pipeline = Pipeline("deploy", [Recorder("a", log), group, Recorder("z", log)])
+    result = pipeline.run(ctx, Progress(ctx.ui))
+    assert result.ok, result.error
+    assert log[0] == "run a" and log[-1] == "run z"
+    assert sorted(log[1:3]) == ["run celery", "run web"]
+    assert [o.name for o in result.outcomes] == ["a", "web", "celery", "z"]
+    assert [name for name, _ in pipeline.plan(ctx)] == ["a", "web", "celery", "z"]
+    done = [r["step"] for r in ctx.journal.records() if r["kind"] == "step.done"]
+    assert sorted(done[1:3]) == ["celery", "web"]
+
+
+def test_a_failing_member_fails_the_group_once_the_others_ended() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+    barrier = threading.Barrier(2, timeout=5)
+    group = Together(
+        (
+            Meeting("web", log, barrier, fail=RuntimeError("unhealthy")),
+            Meeting("celery", log, barrier),
+        )
+    )
+    result = Pipeline("deploy", [Recorder("a", log), group, Recorder("z", log)]).run(
+        ctx, Progress(ctx.ui)
+    )
+    assert not result.ok and result.failed_step == "web"
+    assert "RuntimeError: unhealthy" in result.error
+    assert "run celery" in log and "run z" not in log
+    assert [o.status for o in result.outcomes[1:3]] == ["failed", "done"]
+    assert result.undone == ["celery: celery taken back", "web: web taken back", "a: a taken back"]
+
+
+def test_an_interrupt_during_a_group_stops_the_wait_for_the_members_still_running() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+    let_go = threading.Event()
+
+    class Hangs(Recorder):
+        def run(self, ctx: RunContext) -> dict[str, Any]:
+            let_go.wait(10)
+            return super().run(ctx)
+
+    class Terminates(Recorder):
+        def run(self, ctx: RunContext) -> dict[str, Any]:
+            os.kill(os.getpid(), signal.SIGTERM)  # the pipeline's handler: this thread is not main
+            return super().run(ctx)
+
+    group = Together((Hangs("wait", log, undo=False), Terminates("celery", log, undo=False)))
+    result = Pipeline("deploy", [Recorder("a", log), group]).run(ctx, Progress(ctx.ui))
+    let_go.set()
+    for thread in threading.enumerate():
+        if thread.name == "step wait":
+            thread.join(10)
+    assert result.exit_code == 130
+    assert (result.failed_step, result.error) == ("wait", "interrupted at wait")
+    assert result.undone == ["a: a taken back"]
+    wait_ends = [
+        r["kind"]
+        for r in ctx.journal.records()
+        if r.get("step") == "wait" and r["kind"] != "step.start"
+    ]
+    assert wait_ends == ["step.interrupted"]  # its late end, after the interrupt, is not journaled
+    assert "run wait" in log  # it did end, in its thread
 
 
 def test_the_journal_ignores_a_line_torn_by_a_crash() -> None:
