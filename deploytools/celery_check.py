@@ -40,6 +40,7 @@ DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "py
 CANARY_QUEUE = "deploytools.canary."
 CLIENT_POLL = 0.05  # seconds between the client's looks at a filesystem queue or result
 SERVER_ROUND = 1.0  # a ping round with a server broker (answers take milliseconds)
+FIRST_SERVER_ROUND = 0.25  # ... the first one: rounds double up to SERVER_ROUND (see _in_rounds)
 FS_RACE_PAUSE = 0.2  # an exchange file read half-made is whole again after this
 FILESYSTEM_ROUND = 3.0  # workers poll the filesystem broker about once a second
 
@@ -132,8 +133,12 @@ def verify_celery(
             f"set {conf.broker_key} to a Redis URL for environment {settings.name}",
         )
     with _reachable(urls, host, conf.ping_timeout) as reached, _client(reached) as app:
-        ping_round = FILESYSTEM_ROUND if urls.filesystem else SERVER_ROUND
-        checks = _Checks(app, conf, ui, clock, ping_round)
+        rounds = (
+            (FILESYSTEM_ROUND, FILESYSTEM_ROUND)
+            if urls.filesystem
+            else (FIRST_SERVER_ROUND, SERVER_ROUND)
+        )
+        checks = _Checks(app, conf, ui, clock, *rounds)
         try:
             report = checks.run(release)
         except json.JSONDecodeError:
@@ -159,12 +164,14 @@ class _Checks:
         conf: CelerySettings,
         ui: Ui,
         clock: Callable[[], float],
+        first_round: float = 1.0,
         ping_round: float = 1.0,
     ) -> None:
         self.app = app
         self.conf = conf
         self.ui = ui
         self.clock = clock
+        self.first_round = first_round
         self.ping_round = ping_round  # longer than the broker's round trip to a worker
 
     def run(self, release: str | None) -> CeleryReport:
@@ -225,13 +232,21 @@ class _Checks:
     def _in_rounds(
         self, ask: Callable[[float], dict[str, Any]], enough: Callable[[dict[str, Any]], bool]
     ) -> dict[str, Any]:
-        """Ask in rounds of ``ping_round`` until ``enough`` or ``ping_timeout`` is spent."""
+        """Ask in rounds until ``enough`` or ``ping_timeout`` is spent.
+
+        Rounds start short and double up to ``ping_round``: a deploy checks the workers while
+        they boot, and one that starts listening just after a broadcast answers the next one
+        (sooner than a whole long round later). A reply that comes after its round is over
+        is dropped, so the long rounds keep a loaded machine's slow replies counting.
+        """
         deadline = self.clock() + self.conf.ping_timeout
         found: dict[str, Any] = {}
+        length = self.first_round
         while True:
-            found.update(ask(min(self.ping_round, deadline - self.clock())))
+            found.update(ask(min(length, deadline - self.clock())))
             if enough(found) or self.clock() >= deadline - 0.05:
                 return found
+            length = min(length * 2, self.ping_round)
 
     def _registered(self, pinged: list[str]) -> dict[str, list[str]]:
         """Registered tasks of every worker that answers, including any beyond the expected."""

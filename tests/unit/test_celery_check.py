@@ -46,9 +46,11 @@ class FakeApp:
         self.calls: list[tuple[str, Any]] = []
         self.control = self
         self.now = 0.0  # the fake clock
+        self.rounds: list[float] = []  # each ping's timeout
 
     def ping(self, timeout: float, limit: int) -> list[dict[str, Any]]:
         self.calls.append(("ping", limit))
+        self.rounds.append(timeout)
         replies = [{w: {"ok": "pong"}} for w in list(self.workers)[:limit]]
         if len(replies) < limit:
             self.now += timeout  # a ping that gets fewer answers than its limit waits it out
@@ -73,12 +75,18 @@ class FakeApp:
         return FakeResult(answer if isinstance(answer, BaseException) else {"release": answer})
 
 
-def check(tmp_path: Path, app: FakeApp, release: str | None = "r1", **celery: Any) -> Any:
+def check(
+    tmp_path: Path,
+    app: FakeApp,
+    release: str | None = "r1",
+    rounds: tuple[float, float] = (1.0, 1.0),
+    **celery: Any,
+) -> Any:
     conf = make_settings(tmp_path, celery={"expected_workers": 1, **celery}).celery
     assert conf is not None
     err = io.StringIO()
     ui = Ui(stderr=err, stdout=io.StringIO())
-    return _Checks(app, conf, ui, lambda: app.now).run(release), err.getvalue()
+    return _Checks(app, conf, ui, lambda: app.now, *rounds).run(release), err.getvalue()
 
 
 def test_all_good_sends_one_canary_per_worker_through_its_own_queue(tmp_path: Path) -> None:
@@ -112,6 +120,13 @@ def test_too_few_workers_after_pinging_in_rounds_until_the_timeout(tmp_path: Pat
     assert "too few workers: 1 of 3 expected answered (w1@h)" in failure.value.problem
     assert [c for c in app.calls if c[0] == "ping"] == [("ping", 3)] * 4  # 1 + 1 + 1 + 0.5 s
     assert app.now == pytest.approx(3.5)
+
+
+def test_ping_rounds_start_short_and_double_up_to_the_full_round(tmp_path: Path) -> None:
+    app = FakeApp({"w1@h": (TASKS, "r1")})
+    with pytest.raises(CeleryCheckFailed):
+        check(tmp_path, app, rounds=(0.25, 1.0), expected_workers=2, ping_timeout=3.5)
+    assert app.rounds == pytest.approx([0.25, 0.5, 1.0, 1.0, 0.75])
 
 
 def test_task_missing_names_worker_and_task(tmp_path: Path) -> None:
