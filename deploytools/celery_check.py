@@ -20,6 +20,7 @@ import contextlib
 import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from deploytools.config import CelerySettings, EnvironmentSettings
-from deploytools.errors import DeployFailure, OperatorError
+from deploytools.errors import DeployFailure, Interrupted, OperatorError
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
 from deploytools.redact import Redactor
@@ -39,10 +40,20 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "pyamqp": 5672}
 CANARY_QUEUE = "deploytools.canary."
 CLIENT_POLL = 0.05  # seconds between the client's looks at a filesystem queue or result
-SERVER_ROUND = 1.0  # a ping round with a server broker (answers take milliseconds)
-FIRST_SERVER_ROUND = 0.25  # ... the first one: rounds double up to SERVER_ROUND (see _in_rounds)
 FS_RACE_PAUSE = 0.2  # an exchange file read half-made is whole again after this
-FILESYSTEM_ROUND = 3.0  # workers poll the filesystem broker about once a second
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """How long each ping round collects replies (see ``_Checks._in_rounds``)."""
+
+    first: float  # the first round; then they double up to
+    short: float  # this, for the first half of ping_timeout (a worker may still be booting)
+    long: float  # and this after it (a machine this slow may be slow to reply too)
+
+
+SERVER_ROUNDS = Rounds(0.25, 0.5, 1.0)  # replies through Redis take milliseconds
+FILESYSTEM_ROUNDS = Rounds(3.0, 3.0, 3.0)  # workers poll the filesystem broker once a second
 
 
 class CeleryCheckFailed(DeployFailure):
@@ -121,8 +132,12 @@ def verify_celery(
     *,
     host: Host | None = None,
     clock: Callable[[], float] = time.monotonic,
+    stopping: threading.Event | None = None,
 ) -> CeleryReport:
-    """Run the checks; ``release`` None skips the release comparison (and says so)."""
+    """Run the checks; ``release`` None skips the release comparison (and says so).
+
+    ``stopping`` set (a step beside this one was interrupted) ends the check at its next
+    round with ``Interrupted``."""
     conf = celery_settings(settings)
     urls = broker_urls(settings, env_values)
     host = host or LocalHost()
@@ -133,12 +148,8 @@ def verify_celery(
             f"set {conf.broker_key} to a Redis URL for environment {settings.name}",
         )
     with _reachable(urls, host, conf.ping_timeout) as reached, _client(reached) as app:
-        rounds = (
-            (FILESYSTEM_ROUND, FILESYSTEM_ROUND)
-            if urls.filesystem
-            else (FIRST_SERVER_ROUND, SERVER_ROUND)
-        )
-        checks = _Checks(app, conf, ui, clock, *rounds)
+        rounds = FILESYSTEM_ROUNDS if urls.filesystem else SERVER_ROUNDS
+        checks = _Checks(app, conf, ui, clock, rounds, stopping=stopping)
         try:
             report = checks.run(release)
         except json.JSONDecodeError:
@@ -164,22 +175,24 @@ class _Checks:
         conf: CelerySettings,
         ui: Ui,
         clock: Callable[[], float],
-        first_round: float = 1.0,
-        ping_round: float = 1.0,
+        rounds: Rounds,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.app = app
         self.conf = conf
         self.ui = ui
         self.clock = clock
-        self.first_round = first_round
-        self.ping_round = ping_round  # longer than the broker's round trip to a worker
+        self.rounds = rounds  # each longer than the broker's round trip to a worker
+        self.stopping = stopping or threading.Event()
 
     def run(self, release: str | None) -> CeleryReport:
         pinged = self._ping()
-        # Each worker is told to consume a queue of its own now; the queue keeps the canary
-        # until the worker listens, so the registered-tasks round trip runs meanwhile.
+        # Each worker is told to consume a queue of its own, and its canary is sent there at
+        # once: the queue keeps it until the worker listens, and it runs meanwhile the
+        # registered-tasks query collects its replies.
         consuming = self._consume(pinged)
         try:
+            sent = self._send_canaries(pinged)
             registered = self._registered(pinged)
             workers = sorted(registered)
             extra = [w for w in workers if w not in pinged]
@@ -189,8 +202,9 @@ class _Checks:
                     + ", ".join(workers)
                 )
                 consuming += self._consume(extra)
+                sent.update(self._send_canaries(extra))
             self._tasks(registered)
-            releases = self._canaries(workers, release)
+            releases = self._canaries(sent, release)
         finally:
             for worker in consuming:
                 self.app.control.cancel_consumer(_queue(worker), destination=[worker], reply=False)
@@ -234,19 +248,23 @@ class _Checks:
     ) -> dict[str, Any]:
         """Ask in rounds until ``enough`` or ``ping_timeout`` is spent.
 
-        Rounds start short and double up to ``ping_round``: a deploy checks the workers while
-        they boot, and one that starts listening just after a broadcast answers the next one
-        (sooner than a whole long round later). A reply that comes after its round is over
-        is dropped, so the long rounds keep a loaded machine's slow replies counting.
+        A deploy checks the workers while they boot, and one that starts listening just after
+        a broadcast answers only the next: short rounds first, so it is not kept waiting. A
+        reply that comes after its round is over is dropped, so once half the timeout has
+        passed the rounds are long, and a loaded machine's slow replies still count.
         """
-        deadline = self.clock() + self.conf.ping_timeout
+        started = self.clock()
+        deadline = started + self.conf.ping_timeout
         found: dict[str, Any] = {}
-        length = self.first_round
+        length = self.rounds.first
         while True:
+            if self.stopping.is_set():
+                raise Interrupted("told to stop")
             found.update(ask(min(length, deadline - self.clock())))
             if enough(found) or self.clock() >= deadline - 0.05:
                 return found
-            length = min(length * 2, self.ping_round)
+            late = self.clock() - started >= self.conf.ping_timeout / 2
+            length = self.rounds.long if late else min(length * 2, self.rounds.short)
 
     def _registered(self, pinged: list[str]) -> dict[str, list[str]]:
         """Registered tasks of every worker that answers, including any beyond the expected."""
@@ -296,14 +314,17 @@ class _Checks:
                 "celery.required_tasks",
             )
 
-    def _canaries(self, workers: list[str], release: str | None) -> dict[str, str]:
-        from celery.exceptions import TimeoutError as CeleryTimeout
-
+    def _send_canaries(self, workers: list[str]) -> dict[str, Any]:
         conf = self.conf
-        sent = {
+        return {
             w: self.app.send_task(conf.canary_task, queue=_queue(w), expires=conf.canary_timeout)
             for w in workers
         }
+
+    def _canaries(self, sent: dict[str, Any], release: str | None) -> dict[str, str]:
+        from celery.exceptions import TimeoutError as CeleryTimeout
+
+        conf = self.conf
         deadline = self.clock() + conf.canary_timeout
         releases: dict[str, str] = {}
         silent: list[str] = []

@@ -46,3 +46,8 @@ class CommandError(DeployFailure):
         self.returncode = returncode
         self.output = output
         self.host = host
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a pipeline; also raised in the steps running beside the one
+    the signal interrupted, when they next look (``RunContext.pause``)."""

@@ -16,13 +16,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from deploytools.errors import DeployFailure, DeployToolsError
+from deploytools.errors import DeployFailure, DeployToolsError, Interrupted
 from deploytools.progress import Progress
 from deploytools.steps.base import RunContext, Step, can_undo
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during a pipeline."""
 
 
 @dataclass
@@ -68,14 +64,15 @@ class PipelineResult:
 
 @dataclass(frozen=True)
 class Together:
-    """Steps that run at the same time, each in a thread of its own; the next step waits for
-    all of them.
+    """Steps that run at the same time, each in a thread of its own; the next stage waits
+    for all of them.
 
-    For checks that wait on different things (the web probe, the Celery workers): the group
-    takes as long as the slowest of them, not the sum. Each member is bounded by its own
-    timeouts, so a failure is reported once every member has ended. On Ctrl-C or SIGTERM the
-    members still running are recorded as interrupted and left to end in their (daemon)
-    threads: only steps that change nothing belong here.
+    For steps that wait on different things: the group takes as long as the slowest member,
+    not the sum. A failure is reported once every member has ended (each is bounded by its
+    own timeouts), and the members that finished are undone like any done step. On Ctrl-C or
+    SIGTERM the members are told to stop (``RunContext.pause`` raises in their polling
+    loops) and waited for: a command they run ends when it ends (a terminal's Ctrl-C reaches
+    it too), so nothing is left half-written behind the undo.
     """
 
     steps: tuple[Step, ...]
@@ -168,19 +165,26 @@ class Pipeline:
     def _run_together(
         self, ctx: RunContext, progress: Progress, steps: Sequence[Step]
     ) -> list[_Ended]:
-        """Run ``steps`` in threads; this thread journals them and takes Ctrl-C/SIGTERM."""
-        lock = threading.Lock()
+        """Run ``steps`` in threads; this thread takes Ctrl-C/SIGTERM and tells them to stop."""
+        lock = threading.Lock()  # one member at a time shows and journals how it ended
+        began: set[int] = set()
         ended: dict[int, _Ended] = {}
         starts = [self._begin(ctx, progress, step) for step in steps]
 
         def work(index: int) -> None:
+            step = steps[index]
+            with lock:
+                if index in ended:  # interrupted before it began: it never runs
+                    return
+                began.add(index)
             try:
-                got: dict[str, Any] | BaseException = steps[index].run(ctx) or {}
-            except Exception as exc:
+                got: dict[str, Any] | BaseException = step.run(ctx) or {}
+            except (Exception, KeyboardInterrupt) as exc:
                 got = exc
-            with lock:  # after an interrupt, what a member says comes too late to count
-                if index not in ended:
-                    ended[index] = self._end(ctx, progress, steps[index], starts[index], got)
+            if isinstance(got, BaseException) and ctx.stopping.is_set():
+                got = Interrupted(f"interrupted at {step.name}")  # it failed because it was told
+            with lock:
+                ended[index] = self._end(ctx, progress, step, starts[index], got)
 
         threads = [
             threading.Thread(target=work, args=(i,), name=f"step {s.name}", daemon=True)
@@ -189,13 +193,16 @@ class Pipeline:
         try:
             for thread in threads:
                 thread.start()
-            for thread in threads:
-                thread.join()
+            _join(threads)
         except KeyboardInterrupt as exc:
+            ctx.stopping.set()
             with lock:
                 for i, step in enumerate(steps):
-                    if i not in ended:
+                    if i not in began:  # the signal came first
                         ended[i] = self._end(ctx, progress, step, starts[i], exc)
+            _join(threads, persist=True)
+        finally:
+            ctx.stopping.clear()  # the undo and its checks come next
         return [ended[i] for i in range(len(steps))]
 
     def _begin(self, ctx: RunContext, progress: Progress, step: Step) -> float:
@@ -257,6 +264,18 @@ class Pipeline:
             except (Exception, KeyboardInterrupt) as exc:
                 ctx.journal.append("undo.verify-failed", error=_message(exc))
                 result.undone.append(f"the previous release did NOT verify: {_message(exc)}")
+
+
+def _join(threads: Sequence[threading.Thread], *, persist: bool = False) -> None:
+    """Wait for the threads; ``persist``: through further Ctrl-Cs too (each thread's step is
+    bounded by its own timeouts)."""
+    for thread in threads:
+        while thread.is_alive():
+            try:
+                thread.join()
+            except KeyboardInterrupt:
+                if not persist:
+                    raise
 
 
 def _exit_code(exc: BaseException) -> int:

@@ -7,8 +7,11 @@ to later steps and to undo.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from deploytools.errors import Interrupted
 
 if TYPE_CHECKING:
     from deploytools.config import EnvironmentSettings
@@ -28,7 +31,14 @@ class RunContext:
     release: str = ""
     dry_run: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
+    # Set while steps running together are told to stop (one of them was interrupted).
+    stopping: threading.Event = field(default_factory=threading.Event)
     _runtime: Runtime | None = None
+
+    def pause(self, seconds: float) -> None:
+        """Sleep between two looks; raises ``Interrupted`` at once when told to stop."""
+        if self.stopping.wait(max(0.0, seconds)):
+            raise Interrupted("told to stop")
 
     @property
     def runtime(self) -> Runtime:

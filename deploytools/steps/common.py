@@ -97,6 +97,7 @@ class WaitHealthy:
             host=ctx.host,
             env_values=ctx.env_values,
             release=ctx.release,
+            sleep=ctx.pause,
         )
         return {"healthy": [h.as_dict() for h in healthy]}
 
@@ -119,7 +120,14 @@ class VerifyCelery:
             return {"celery": "skipped"}
         from deploytools.celery_check import verify_celery
 
-        report = verify_celery(ctx.settings, ctx.env_values, ctx.release, ctx.ui, host=ctx.host)
+        report = verify_celery(
+            ctx.settings,
+            ctx.env_values,
+            ctx.release,
+            ctx.ui,
+            host=ctx.host,
+            stopping=ctx.stopping,
+        )
         return {"celery": report.as_dict()}
 
 

@@ -11,7 +11,9 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 
 from deploytools.celery_check import (
     CANARY_QUEUE,
+    SERVER_ROUNDS,
     CeleryCheckFailed,
+    Rounds,
     _Checks,
     broker_urls,
     verify_celery,
@@ -21,6 +23,7 @@ from deploytools.ui import Ui
 from tests.support.stackenv import make_settings
 
 TASKS = ["deploytools.canary", "exampleapp.add [rate_limit=10/m]"]
+EVEN_ROUNDS = Rounds(1.0, 1.0, 1.0)
 
 
 class FakeResult:
@@ -79,14 +82,14 @@ def check(
     tmp_path: Path,
     app: FakeApp,
     release: str | None = "r1",
-    rounds: tuple[float, float] = (1.0, 1.0),
+    rounds: Rounds = EVEN_ROUNDS,
     **celery: Any,
 ) -> Any:
     conf = make_settings(tmp_path, celery={"expected_workers": 1, **celery}).celery
     assert conf is not None
     err = io.StringIO()
     ui = Ui(stderr=err, stdout=io.StringIO())
-    return _Checks(app, conf, ui, lambda: app.now, *rounds).run(release), err.getvalue()
+    return _Checks(app, conf, ui, lambda: app.now, rounds).run(release), err.getvalue()
 
 
 def test_all_good_sends_one_canary_per_worker_through_its_own_queue(tmp_path: Path) -> None:
@@ -122,11 +125,11 @@ def test_too_few_workers_after_pinging_in_rounds_until_the_timeout(tmp_path: Pat
     assert app.now == pytest.approx(3.5)
 
 
-def test_ping_rounds_start_short_and_double_up_to_the_full_round(tmp_path: Path) -> None:
+def test_ping_rounds_are_short_for_half_the_timeout_then_long(tmp_path: Path) -> None:
     app = FakeApp({"w1@h": (TASKS, "r1")})
     with pytest.raises(CeleryCheckFailed):
-        check(tmp_path, app, rounds=(0.25, 1.0), expected_workers=2, ping_timeout=3.5)
-    assert app.rounds == pytest.approx([0.25, 0.5, 1.0, 1.0, 0.75])
+        check(tmp_path, app, rounds=SERVER_ROUNDS, expected_workers=2, ping_timeout=3.5)
+    assert app.rounds == pytest.approx([0.25, 0.5, 0.5, 0.5, 1.0, 0.75])
 
 
 def test_task_missing_names_worker_and_task(tmp_path: Path) -> None:

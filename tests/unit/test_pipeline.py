@@ -2,6 +2,7 @@ import io
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -177,37 +178,49 @@ def test_a_failing_member_fails_the_group_once_the_others_ended() -> None:
     assert result.undone == ["celery: celery taken back", "web: web taken back", "a: a taken back"]
 
 
-def test_an_interrupt_during_a_group_stops_the_wait_for_the_members_still_running() -> None:
+def test_an_interrupt_during_a_group_stops_the_members_and_waits_for_them() -> None:
     ctx, _, _ = context()
     log: list[str] = []
-    let_go = threading.Event()
+    all_began = threading.Barrier(3, timeout=5)
 
-    class Hangs(Recorder):
+    class Polls(Recorder):  # a health wait: looks again and again until told to stop
         def run(self, ctx: RunContext) -> dict[str, Any]:
-            let_go.wait(10)
-            return super().run(ctx)
+            all_began.wait()
+            log.append("run wait")
+            for _ in range(200):
+                ctx.pause(0.05)
+            return {}
 
     class Terminates(Recorder):
         def run(self, ctx: RunContext) -> dict[str, Any]:
+            all_began.wait()
             os.kill(os.getpid(), signal.SIGTERM)  # the pipeline's handler: this thread is not main
             return super().run(ctx)
 
-    group = Together((Hangs("wait", log, undo=False), Terminates("celery", log, undo=False)))
-    result = Pipeline("deploy", [Recorder("a", log), group]).run(ctx, Progress(ctx.ui))
-    let_go.set()
-    for thread in threading.enumerate():
-        if thread.name == "step wait":
-            thread.join(10)
+    class Finishes(Recorder):  # a command: ends when it ends, and counts as done
+        def run(self, ctx: RunContext) -> dict[str, Any]:
+            all_began.wait()
+            time.sleep(0.3)
+            return super().run(ctx)
+
+    group = Together(
+        (Polls("wait", log), Terminates("signal", log, undo=False), Finishes("backup", log))
+    )
+    result = Pipeline("deploy", [Recorder("a", log), group, Recorder("z", log)]).run(
+        ctx, Progress(ctx.ui)
+    )
     assert result.exit_code == 130
     assert (result.failed_step, result.error) == ("wait", "interrupted at wait")
-    assert result.undone == ["a: a taken back"]
-    wait_ends = [
-        r["kind"]
-        for r in ctx.journal.records()
-        if r.get("step") == "wait" and r["kind"] != "step.start"
+    assert [o.status for o in result.outcomes[1:4]] == ["interrupted", "done", "done"]
+    assert "run z" not in log
+    assert result.undone == [
+        "backup: backup taken back",
+        "wait: wait taken back",
+        "a: a taken back",
     ]
-    assert wait_ends == ["step.interrupted"]  # its late end, after the interrupt, is not journaled
-    assert "run wait" in log  # it did end, in its thread
+    ends = [(r["step"], r["kind"]) for r in ctx.journal.records() if r["kind"].startswith("step.")]
+    assert ("wait", "step.interrupted") in ends and ("backup", "step.done") in ends
+    assert not ctx.stopping.is_set()  # the undo's own checks are not told to stop
 
 
 def test_the_journal_ignores_a_line_torn_by_a_crash() -> None:
