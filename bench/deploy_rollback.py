@@ -59,7 +59,7 @@ COMPOSE_FILES = ("example/docker-compose.prod.yml", "example/docker-compose.test
 NOT_COPIED = ("backups", "bench", "tests", ".deploytools")
 COMMAND_TIMEOUT = 900.0  # any one deploy, rollback or command
 PROBE_INTERVAL, PROBE_PASSES, HEALTH_TIMEOUT = 0.1, 2, 180.0  # deploy.toml's defaults
-DEPLOY_STEPS = ("backup", "migrate", "build", "start", "wait healthy", "verify celery")
+DEPLOY_STEPS = ("backup", "build", "migrate", "start", "wait healthy", "verify celery")
 RERUN = (
     "python bench/deploy_rollback.py --runs {runs} --users {users} --settle {settle:g}"
     " --storage-driver {storage_driver}"
@@ -508,7 +508,8 @@ def report(deployed: dict[str, Runs], rolled: dict[str, Runs]) -> None:
         mine = f"{med(script, step):8.1f}" if step in script[0] else ""
         print(f"    {step:<29}{med(inv, step):8.1f}{med(hand, step):9.1f}{mine}")
     print(f"    {'sleep 20, curl, sleep 10':<29}{'':17}{med(script, 'wait'):8.1f}")
-    print("    (the deploy waits for health and verifies Celery at the same time)")
+    print("    (the deploy backs up and builds at the same time, and waits for health while it")
+    print("    verifies Celery)")
     own = statistics.median(sum(r[s] for s in ("validate env", "lock", "snapshot", "record"))
                             for r in inv)  # fmt: skip
     print(f"    {'validate, lock, snapshot, record':<32}{own:5.1f}")

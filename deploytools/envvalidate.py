@@ -211,4 +211,3 @@ def show(ui: Ui, report: Report) -> None:
         )
     note = f", {report.warnings} warning(s)" if report.warnings else ""
     ui.success(f"{report.file}: {report.keys} keys valid for {report.env}{note}")
-

@@ -19,7 +19,7 @@ from deploytools.lock import DeployLock
 from deploytools.pipeline import Pipeline, PipelineResult, Stage, Together
 from deploytools.progress import Progress
 from deploytools.release import check_tag_name, current_release, good_releases
-from deploytools.steps.base import RunContext, Step
+from deploytools.steps.base import RunContext
 from deploytools.steps.common import (
     Start,
     TakeLock,
@@ -60,9 +60,11 @@ def deploy(
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
         Snapshot(lock, allow_dirty or settings.name == "local"),
-        Backup(),
+        # The build changes nothing that runs: beside the backup, and before the migration,
+        # so a failed build leaves the database alone and the old code meets the new schema
+        # only for the moment between migrate and start.
+        Together((Backup(), Build())),
         Migrate(),
-        Build(),
         Start(),
         verify(),
         Record("deploy"),
@@ -94,12 +96,16 @@ def rollback(
         revision, target.get("backup"), _must_restore(ctx, now, revision, target, restore_db)
     )
     # A backup first whenever the database will change: the undo (or a person) may need it.
-    safety: list[Step] = [Backup(fact="safety_backup"), database] if now != revision else []
+    # It runs beside the images' preparation (a build from a worktree when they are gone).
+    prepare: list[Stage] = (
+        [Together((PrepareRelease(), Backup(fact="safety_backup"))), database]
+        if now != revision
+        else [PrepareRelease()]
+    )
     steps: list[Stage] = [
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
-        PrepareRelease(),
-        *safety,
+        *prepare,
         Start(),
         verify(),
         Record("rollback"),

@@ -30,8 +30,7 @@ class Snapshot:
         ctx.release = snap.tag
         return [
             " ".join(git.rev_parse()) + f" -> {snap.sha}",
-            " ".join(git.status_porcelain())
-            + (" (dirty: allowed)" if snap.dirty else " (clean)"),
+            " ".join(git.status_porcelain()) + (" (dirty: allowed)" if snap.dirty else " (clean)"),
             f"release tag {snap.tag}",
         ]
 
@@ -69,7 +68,6 @@ class Backup:
         manifest = db.backup(ctx.settings, ctx.host, ctx.ui, release=ctx.release)
         ctx.facts[self.fact] = manifest.id
         return {"backup": manifest.id, "bytes": manifest.size, "sha256": manifest.sha256}
-
 
     @staticmethod
     def _no_database_yet(ctx: RunContext) -> str | None:

@@ -173,9 +173,7 @@ def test_create_dir_is_exclusive(host: Host, workdir: str) -> None:
     assert host.exists(f"{workdir}/lock")
 
 
-def test_append_file_creates_private_and_appends_from_two_writers(
-    host: Host, workdir: str
-) -> None:
+def test_append_file_creates_private_and_appends_from_two_writers(host: Host, workdir: str) -> None:
     path = f"{workdir}/journal.jsonl"
     host.append_file(path, b"one\n")
     mode = host.run(["stat", "-c", "%a", path]).stdout.strip()
