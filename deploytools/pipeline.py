@@ -171,36 +171,46 @@ class Pipeline:
         ended: dict[int, _Ended] = {}
         starts = [self._begin(ctx, progress, step) for step in steps]
 
+        finished = [threading.Event() for _ in steps]  # not Thread.join: see _wait
+
         def work(index: int) -> None:
             step = steps[index]
-            with lock:
-                if index in ended:  # interrupted before it began: it never runs
-                    return
-                began.add(index)
             try:
-                got: dict[str, Any] | BaseException = step.run(ctx) or {}
-            except (Exception, KeyboardInterrupt) as exc:
-                got = exc
-            if isinstance(got, BaseException) and ctx.stopping.is_set():
-                got = Interrupted(f"interrupted at {step.name}")  # it failed because it was told
-            with lock:
-                ended[index] = self._end(ctx, progress, step, starts[index], got)
+                with lock:
+                    if index in ended:  # interrupted before it began: it never runs
+                        return
+                    began.add(index)
+                try:
+                    got: dict[str, Any] | BaseException = step.run(ctx) or {}
+                except (Exception, KeyboardInterrupt) as exc:
+                    got = exc
+                if isinstance(got, BaseException) and ctx.stopping.is_set():
+                    got = Interrupted(f"interrupted at {step.name}")  # failed because told to
+                with lock:
+                    ended[index] = self._end(ctx, progress, step, starts[index], got)
+            finally:
+                finished[index].set()
 
-        threads = [
-            threading.Thread(target=work, args=(i,), name=f"step {s.name}", daemon=True)
-            for i, s in enumerate(steps)
-        ]
         try:
-            for thread in threads:
-                thread.start()
-            _join(threads)
+            for i, step in enumerate(steps):
+                name = f"step {step.name}"
+                threading.Thread(target=work, args=(i,), name=name, daemon=True).start()
+            _wait(finished)
         except KeyboardInterrupt as exc:
             ctx.stopping.set()
             with lock:
                 for i, step in enumerate(steps):
                     if i not in began:  # the signal came first
                         ended[i] = self._end(ctx, progress, step, starts[i], exc)
-            _join(threads, persist=True)
+                        finished[i].set()
+            _wait(finished, persist=True)
+            for end in ended.values():
+                if end.error is not None and not isinstance(end.error, KeyboardInterrupt):
+                    # Failed from the same Ctrl-C, which a terminal sends to its commands too
+                    # (the journal keeps the command's own words): the run was interrupted.
+                    end.error = exc
+                    end.outcome.status = "interrupted"
+                    end.outcome.error = f"interrupted at {end.step.name}"
         finally:
             ctx.stopping.clear()  # the undo and its checks come next
         return [ended[i] for i in range(len(steps))]
@@ -266,13 +276,17 @@ class Pipeline:
                 result.undone.append(f"the previous release did NOT verify: {_message(exc)}")
 
 
-def _join(threads: Sequence[threading.Thread], *, persist: bool = False) -> None:
-    """Wait for the threads; ``persist``: through further Ctrl-Cs too (each thread's step is
-    bounded by its own timeouts)."""
-    for thread in threads:
-        while thread.is_alive():
+def _wait(events: Sequence[threading.Event], *, persist: bool = False) -> None:
+    """Wait until every event is set; ``persist``: through further Ctrl-Cs too (each member
+    is bounded by its own timeouts).
+
+    Events, not ``Thread.join``: a join that Ctrl-C interrupts can leave its thread marked as
+    stopped while it still runs (CPython 3.11), and short waits let Ctrl-C in on Windows too.
+    """
+    for event in events:
+        while not event.is_set():
             try:
-                thread.join()
+                event.wait(0.2)
             except KeyboardInterrupt:
                 if not persist:
                     raise

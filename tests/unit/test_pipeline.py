@@ -223,6 +223,33 @@ def test_an_interrupt_during_a_group_stops_the_members_and_waits_for_them() -> N
     assert not ctx.stopping.is_set()  # the undo's own checks are not told to stop
 
 
+def test_a_member_whose_command_died_of_the_same_ctrl_c_reports_the_interrupt() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+    both_began = threading.Barrier(2, timeout=5)
+
+    class DiesFirst(Recorder):  # its command got the signal before this process did
+        def run(self, ctx: RunContext) -> dict[str, Any]:
+            both_began.wait()
+            raise RuntimeError("pg_dump was killed by signal 2")
+
+    class Interrupts(Recorder):
+        def run(self, ctx: RunContext) -> dict[str, Any]:
+            both_began.wait()
+            time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGTERM)  # SIGINT may be ignored (a background job)
+            ctx.stopping.wait(5)
+            return super().run(ctx)
+
+    group = Together((DiesFirst("backup", log), Interrupts("build", log, undo=False)))
+    result = Pipeline("deploy", [group]).run(ctx, Progress(ctx.ui))
+    assert result.exit_code == 130
+    assert (result.failed_step, result.error) == ("backup", "interrupted at backup")
+    failed = [r for r in ctx.journal.records() if r["kind"] == "step.failed"]
+    assert [r["step"] for r in failed] == ["backup"]
+    assert "killed by signal 2" in failed[0]["error"]  # what really happened stays on record
+
+
 def test_the_journal_ignores_a_line_torn_by_a_crash() -> None:
     ctx, host, _ = context()
     ctx.journal.append("deploy.start", release="r1")
