@@ -262,8 +262,8 @@ class ProcessRuntime:
         names = self.require_services(services)
         argvs = {name: self.argv(name) for name in names}  # bad placeholders: nothing stopped yet
         self.host.makedirs(self.run_dir)
+        self._stop(names)
         for name in names:
-            self._stop_one(name)
             env = {**self.env_values, "RELEASE_ID": release, "PYTHONUNBUFFERED": "1"}
             stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             header = f"--- deploytools: {name} release {release} starting at {stamp} ---\n"
@@ -279,8 +279,7 @@ class ProcessRuntime:
             self.host.write_file(self._pidfile(name), json.dumps(record).encode(), mode=0o644)
 
     def stop(self, services: Sequence[str] = ()) -> None:
-        for name in reversed(self.require_services(services)):
-            self._stop_one(name)
+        self._stop(self.require_services(services))
 
     def down(self) -> None:
         self.stop()
@@ -348,22 +347,30 @@ class ProcessRuntime:
             return None
         return record if isinstance(record, dict) and isinstance(record.get("pid"), int) else None
 
-    def _stop_one(self, service: str) -> None:
-        """Terminate the group, wait up to ``timeouts.stop``, then kill; forget the PID file."""
-        record = self._record(service)
-        if record is not None:
-            pid = int(record["pid"])
-            if self.launcher.state(pid)[0]:
-                self.launcher.signal(pid, kill=False)
-                if not self._gone(pid, self.settings.timeouts.stop):
-                    self.launcher.signal(pid, kill=True)
-                    if not self._gone(pid, KILL_GRACE):
-                        raise DeployFailure(
-                            f"{service} (pid {pid}) on {self.host.name} survived SIGKILL",
-                            "look at the process (uninterruptible I/O?) and stop it by hand",
-                        )
-            _children.pop(pid, None)
-        self.host.remove(self._pidfile(service))
+    def _stop(self, services: Sequence[str]) -> None:
+        """Terminate the services' groups all at once (a worker's warm shutdown takes seconds:
+        one after the other they add up), wait up to ``timeouts.stop``, then kill; forget the
+        PID files."""
+        alive: dict[str, int] = {}
+        for name in services:
+            record = self._record(name)
+            if record is not None and self.launcher.state(int(record["pid"]))[0]:
+                alive[name] = int(record["pid"])
+                self.launcher.signal(alive[name], kill=False)
+        deadline = self._clock() + self.settings.timeouts.stop
+        for name, pid in alive.items():
+            if not self._gone(pid, deadline - self._clock()):
+                self.launcher.signal(pid, kill=True)
+                if not self._gone(pid, KILL_GRACE):
+                    raise DeployFailure(
+                        f"{name} (pid {pid}) on {self.host.name} survived SIGKILL",
+                        "look at the process (uninterruptible I/O?) and stop it by hand",
+                    )
+        for name in services:
+            record = self._record(name)
+            if record is not None:
+                _children.pop(int(record["pid"]), None)
+            self.host.remove(self._pidfile(name))
 
     def _gone(self, pid: int, timeout: float) -> bool:
         deadline = self._clock() + timeout

@@ -115,8 +115,8 @@ def test_stop_kills_a_process_that_ignores_terminate_after_the_timeout(tmp_path:
     rt = runtime(tmp_path, launcher, clock)
     rt.up("r1")
     rt.down()
-    assert launcher.signals == [(1002, False), (1002, True), (1001, False), (1001, True)]
-    assert 4.0 <= clock.now < 4.5  # two services, timeouts.stop = 2 s each
+    assert launcher.signals == [(1001, False), (1002, False), (1001, True), (1002, True)]
+    assert 2.0 <= clock.now < 2.5  # both told at once: one timeouts.stop (2 s) for the two
     assert {s.state for s in rt.status().values()} == {"missing"}
 
 
