@@ -3,10 +3,11 @@
 A service passes a check when the runtime reports it running, its compose healthcheck (if it
 has one and ``compose_health`` is on) says healthy, and its HTTP probe (if it has a ``url``)
 answers the expected status with the expected JSON fields. It is healthy after ``consecutive``
-passes in a row. All services are polled together, every ``probe.interval`` seconds, each
-against its own ``probe.timeout`` (capped by ``timeouts.health``); a service that exits or
-restarts while waited on fails the wait at once. A failure names the service, the probe, the
-last answer and ends with the service's last log lines.
+passes in a row. All services are polled together, every ``probe.interval`` seconds (the
+runtime's state every ``STATUS_INTERVAL``), each against its own ``probe.timeout`` (capped by
+``timeouts.health``); a service that exits or restarts while waited on fails the wait at once.
+A failure names the service, the probe, the last answer and ends with the service's last log
+lines.
 
 Probe URLs take ``{NAME}`` placeholders from the env file; a loopback URL is reached through
 ``Host.forward``, so a remote host's probe works without opening its port to the network.
@@ -29,6 +30,7 @@ from deploytools.templating import fill
 from deploytools.ui import Ui
 
 LOG_LINES = 20
+STATUS_INTERVAL = 0.5  # seconds between two looks at the runtime's state (see _Waiter.run)
 BODY_CHARS = 300
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -188,12 +190,24 @@ class _Waiter:
         self.done: list[Healthy] = []
 
     def run(self, targets: list[Target], sleep: Callable[[float], None]) -> list[Healthy]:
+        """Probe every ``interval``; ask the runtime for its state every ``STATUS_INTERVAL``.
+
+        A compose status is a ``docker compose ps`` process: ten a second would take a core
+        from the services starting up. A service with an HTTP probe is judged at each probe
+        (with the latest state); one without, at each new state only.
+        """
         pending = {t.service: t for t in targets}
         interval = min((t.probe.interval for t in targets), default=0.1)
+        statuses: dict[str, ServiceStatus] = {}
+        asked = -STATUS_INTERVAL
         while pending:
             tick = self.clock()
-            statuses = self.runtime.status()
+            fresh = tick - asked >= STATUS_INTERVAL - 1e-9
+            if fresh:
+                statuses, asked = self.runtime.status(), tick
             for target in list(pending.values()):
+                if not fresh and target.fetch_url is None:
+                    continue  # nothing new to judge it by
                 if self._healthy(target, statuses.get(target.service)):
                     del pending[target.service]
             if pending:

@@ -12,7 +12,7 @@ import pytest
 
 from deploytools.config import ProbeSettings
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.health import ProbeError, judge, wait_healthy
+from deploytools.health import STATUS_INTERVAL, ProbeError, judge, wait_healthy
 from deploytools.hosts.base import Result
 from deploytools.runtime.base import ServiceStatus
 from deploytools.ui import Ui
@@ -119,9 +119,12 @@ def test_healthy_after_consecutive_passes_polling_every_interval(tmp_path: Path)
     done = wait(tmp_path, rt, fetch, clock)
     by_name = {h.service: h for h in done}
     assert set(by_name) == {"backend", "celery-worker"}
-    assert by_name["celery-worker"].seconds < 0.2  # no probe: running twice in a row
+    # No probe: running in two looks at the runtime's state, STATUS_INTERVAL apart.
+    assert by_name["celery-worker"].seconds == pytest.approx(STATUS_INTERVAL)
     assert 1.0 <= by_name["backend"].seconds <= 1.0 + 2 * 0.1 + 1e-9
     assert set(urls) == {"http://127.0.0.1:8123/health"}
+    assert len(urls) >= 11  # probed every 0.1 s...
+    assert rt.status_calls == 3  # ...the state asked at 0, 0.5 and 1.0 s only
     assert all(abs(s - 0.1) < 1e-9 for s in clock.sleeps)
 
 
