@@ -187,12 +187,11 @@ class _Checks:
 
     def run(self, release: str | None) -> CeleryReport:
         pinged = self._ping()
-        # Each worker is told to consume a queue of its own, and its canary is sent there at
-        # once: the queue keeps it until the worker listens, and it runs meanwhile the
-        # registered-tasks query collects its replies.
+        # Each worker is told to consume a queue of its own now; the queue keeps the canary
+        # until the worker listens, so the registered-tasks round trip runs meanwhile. (The
+        # canaries themselves go out after it: sent before, they came back 0.3 s later.)
         consuming = self._consume(pinged)
         try:
-            sent = self._send_canaries(pinged)
             registered = self._registered(pinged)
             workers = sorted(registered)
             extra = [w for w in workers if w not in pinged]
@@ -202,9 +201,8 @@ class _Checks:
                     + ", ".join(workers)
                 )
                 consuming += self._consume(extra)
-                sent.update(self._send_canaries(extra))
             self._tasks(registered)
-            releases = self._canaries(sent, release)
+            releases = self._canaries(workers, release)
         finally:
             for worker in consuming:
                 self.app.control.cancel_consumer(_queue(worker), destination=[worker], reply=False)
@@ -314,17 +312,14 @@ class _Checks:
                 "celery.required_tasks",
             )
 
-    def _send_canaries(self, workers: list[str]) -> dict[str, Any]:
-        conf = self.conf
-        return {
-            w: self.app.send_task(conf.canary_task, queue=_queue(w), expires=conf.canary_timeout)
-            for w in workers
-        }
-
-    def _canaries(self, sent: dict[str, Any], release: str | None) -> dict[str, str]:
+    def _canaries(self, workers: list[str], release: str | None) -> dict[str, str]:
         from celery.exceptions import TimeoutError as CeleryTimeout
 
         conf = self.conf
+        sent = {
+            w: self.app.send_task(conf.canary_task, queue=_queue(w), expires=conf.canary_timeout)
+            for w in workers
+        }
         deadline = self.clock() + conf.canary_timeout
         releases: dict[str, str] = {}
         silent: list[str] = []
