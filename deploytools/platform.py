@@ -24,12 +24,20 @@ def detached_popen_kwargs() -> dict[str, Any]:
 
 
 def terminate_group(pid: int, *, kill: bool = False) -> None:
-    """Ask (or force) a process group started with ``detached_popen_kwargs`` to stop."""
+    """Ask a process group started with ``detached_popen_kwargs`` to stop, or force it.
+
+    Asking signals the leader only: a master (Celery, gunicorn) stops its own children, and
+    one whose children were signalled behind its back waits for them (Celery: 5 s more).
+    Forcing kills the whole group.
+    """
     if sys.platform == "win32":
         os.kill(pid, signal.SIGTERM if kill else signal.CTRL_BREAK_EVENT)
         return
     try:
-        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+        if kill:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
 
