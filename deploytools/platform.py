@@ -24,20 +24,12 @@ def detached_popen_kwargs() -> dict[str, Any]:
 
 
 def terminate_group(pid: int, *, kill: bool = False) -> None:
-    """Ask a process group started with ``detached_popen_kwargs`` to stop, or force it.
-
-    Asking signals the leader only: a master (Celery, gunicorn) stops its own children, and
-    one whose children were signalled behind its back waits for them (Celery: 5 s more).
-    Forcing kills the whole group.
-    """
+    """Ask (or force) a process group started with ``detached_popen_kwargs`` to stop."""
     if sys.platform == "win32":
         os.kill(pid, signal.SIGTERM if kill else signal.CTRL_BREAK_EVENT)
         return
     try:
-        if kill:
-            os.killpg(pid, signal.SIGKILL)
-        else:
-            os.kill(pid, signal.SIGTERM)
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
     except ProcessLookupError:
         pass
 

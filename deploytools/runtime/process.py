@@ -154,9 +154,8 @@ class PosixLauncher:
         return stat.rpartition(b")")[2].split()[:1] not in ([b"Z"], [b"X"]), None
 
     def signal(self, pid: int, *, kill: bool) -> None:
-        """As ``platform.terminate_group``: TERM to the leader, KILL to the whole group."""
-        argv = ["kill", "-KILL", "--", f"-{pid}"] if kill else ["kill", "-TERM", str(pid)]
-        self.host.run(argv, check=False, timeout=30)
+        sig = "-KILL" if kill else "-TERM"
+        self.host.run(["kill", sig, "--", f"-{pid}"], check=False, timeout=30)
 
     def run(self, argv: list[str], cwd: str, env: dict[str, str], timeout: float) -> Result:
         spec = json.dumps({"argv": argv, "cwd": cwd, "env": env})
