@@ -98,7 +98,10 @@ class SshHost:
         )
         self.user: str = self._conn.user
         self._conn.client.set_missing_host_key_policy(_refusing_policy(self))
-        self._sftp: Any = None
+        # One SFTP session per thread: paramiko's SFTPClient is not thread-safe (a reply can
+        # go to the wrong waiter), and steps that run together share this host.
+        self._sftps: dict[int, Any] = {}
+        self._sftp_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, host: HostSettings, connect_timeout: float) -> SshHost:
@@ -130,7 +133,7 @@ class SshHost:
                 fix=f"create it with the host's key: {self._keyscan_hint()}",
             )
         self._conn.client.load_host_keys(self.known_hosts)
-        self._sftp = None  # belonged to a connection that is gone
+        self._sftps = {}  # they belonged to a connection that is gone
         try:
             self._conn.open()
         except OperatorError:
@@ -165,15 +168,18 @@ class SshHost:
 
     def _sftp_client(self) -> Any:
         self._transport()
-        if self._sftp is None:
-            self._sftp = self._conn.client.open_sftp()
-        return self._sftp
+        me = threading.get_ident()
+        with self._sftp_lock:
+            if me not in self._sftps:
+                self._sftps[me] = self._conn.client.open_sftp()
+            return self._sftps[me]
 
     def close(self) -> None:
         """Close SFTP and the connection; the next call reconnects."""
-        if self._sftp is not None:
-            self._sftp.close()
-            self._sftp = None
+        with self._sftp_lock:
+            for sftp in self._sftps.values():
+                sftp.close()
+            self._sftps = {}
         self._conn.close()
 
     # -- commands -----------------------------------------------------------------------------
