@@ -20,6 +20,10 @@ from deploytools.errors import DeployFailure, DeployToolsError, Interrupted
 from deploytools.progress import Progress
 from deploytools.steps.base import RunContext, Step, can_undo
 
+# A member that failed this long before the signal reached us failed of the same Ctrl-C (a
+# terminal sends it to the member's command too); one that failed earlier, of its own.
+SAME_SIGNAL = 1.0
+
 
 @dataclass
 class StepOutcome:
@@ -87,11 +91,12 @@ def members(stage: Stage) -> tuple[Step, ...]:
 
 @dataclass
 class _Ended:
-    """How one step ended: its outcome, and the exception that failed it (if any)."""
+    """How one step ended: its outcome, the exception that failed it (if any), and when."""
 
     step: Step
     outcome: StepOutcome
     error: BaseException | None = None
+    at: float = 0.0
 
 
 class Pipeline:
@@ -187,7 +192,7 @@ class Pipeline:
                 if isinstance(got, BaseException) and ctx.stopping.is_set():
                     got = Interrupted(f"interrupted at {step.name}")  # failed because told to
                 with lock:
-                    ended[index] = self._end(ctx, progress, step, starts[index], got)
+                    ended[index] = self._end_safely(ctx, progress, step, starts[index], got)
             finally:
                 finished[index].set()
 
@@ -197,23 +202,46 @@ class Pipeline:
                 threading.Thread(target=work, args=(i,), name=name, daemon=True).start()
             _wait(finished)
         except KeyboardInterrupt as exc:
+            signalled = self._clock()
             ctx.stopping.set()
             with lock:
                 for i, step in enumerate(steps):
                     if i not in began:  # the signal came first
-                        ended[i] = self._end(ctx, progress, step, starts[i], exc)
+                        ended[i] = self._end_safely(ctx, progress, step, starts[i], exc)
                         finished[i].set()
             _wait(finished, persist=True)
             for end in ended.values():
-                if end.error is not None and not isinstance(end.error, KeyboardInterrupt):
+                if (
+                    end.error is not None
+                    and not isinstance(end.error, KeyboardInterrupt)
+                    and end.at >= signalled - SAME_SIGNAL
+                ):
                     # Failed from the same Ctrl-C, which a terminal sends to its commands too
                     # (the journal keeps the command's own words): the run was interrupted.
                     end.error = exc
                     end.outcome.status = "interrupted"
                     end.outcome.error = f"interrupted at {end.step.name}"
-        finally:
+        if all(event.is_set() for event in finished):
             ctx.stopping.clear()  # the undo and its checks come next
         return [ended[i] for i in range(len(steps))]
+
+    def _end_safely(
+        self,
+        ctx: RunContext,
+        progress: Progress,
+        step: Step,
+        t0: float,
+        got: dict[str, Any] | BaseException,
+    ) -> _Ended:
+        """``_end`` in a member's thread: if showing or journaling fails (a lost connection),
+        the step still ends, failed, rather than leaving the group without its outcome."""
+        try:
+            return self._end(ctx, progress, step, t0, got)
+        except Exception as exc:
+            error = got if isinstance(got, BaseException) else exc
+            message = _message(error)
+            outcome = StepOutcome(step.name, "failed", self._clock() - t0, error=message)
+            return _Ended(step, outcome, error, self._clock())
 
     def _begin(self, ctx: RunContext, progress: Progress, step: Step) -> float:
         progress.start(step.name)
@@ -235,7 +263,7 @@ class Pipeline:
             ctx.journal.append(
                 "step.done", pipeline=self.name, step=step.name, duration=round(elapsed, 3), **got
             )
-            return _Ended(step, StepOutcome(step.name, "done", elapsed, got))
+            return _Ended(step, StepOutcome(step.name, "done", elapsed, got), at=self._clock())
         interrupted = isinstance(got, KeyboardInterrupt)
         status = "interrupted" if interrupted else "failed"
         message = f"interrupted at {step.name}" if interrupted else _message(got)
@@ -247,7 +275,8 @@ class Pipeline:
             duration=round(elapsed, 3),
             error=message,
         )
-        return _Ended(step, StepOutcome(step.name, status, elapsed, error=message), got)
+        outcome = StepOutcome(step.name, status, elapsed, error=message)
+        return _Ended(step, outcome, got, at=self._clock())
 
     def _undo(
         self, ctx: RunContext, done: list[Step], result: PipelineResult, progress: Progress
