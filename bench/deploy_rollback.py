@@ -511,8 +511,7 @@ def report(deployed: dict[str, Runs], rolled: dict[str, Runs]) -> None:
         mine = f"{med(script, step):8.1f}" if step in script[0] else ""
         print(f"    {step:<29}{med(inv, step):8.1f}{med(hand, step):9.1f}{mine}")
     print(f"    {'sleep 20, curl, sleep 10':<29}{'':17}{med(script, 'wait'):8.1f}")
-    print("    (the deploy backs up and builds at the same time, and waits for health while it")
-    print("    verifies Celery)")
+    print("    (the deploy waits for health while it verifies Celery)")
     own = statistics.median(sum(r[s] for s in ("validate env", "lock", "snapshot", "record"))
                             for r in inv)  # fmt: skip
     print(f"    {'validate, lock, snapshot, record':<32}{own:5.1f}")

@@ -60,10 +60,10 @@ def deploy(
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
         Snapshot(lock, allow_dirty or settings.name == "local"),
-        # The build changes nothing that runs: beside the backup, and before the migration,
-        # so a failed build leaves the database alone and the old code meets the new schema
-        # only for the moment between migrate and start.
-        Together((Backup(), Build())),
+        Backup(),
+        # Before the migration: a failed build leaves the database alone, and the old code
+        # meets the new schema only for the moment between migrate and start.
+        Build(),
         Migrate(),
         Start(),
         verify(),
@@ -96,16 +96,12 @@ def rollback(
         revision, target.get("backup"), _must_restore(ctx, now, revision, target, restore_db)
     )
     # A backup first whenever the database will change: the undo (or a person) may need it.
-    # It runs beside the images' preparation (a build from a worktree when they are gone).
-    prepare: list[Stage] = (
-        [Together((PrepareRelease(), Backup(fact="safety_backup"))), database]
-        if now != revision
-        else [PrepareRelease()]
-    )
+    safety: list[Stage] = [Backup(fact="safety_backup"), database] if now != revision else []
     steps: list[Stage] = [
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
-        *prepare,
+        PrepareRelease(),
+        *safety,
         Start(),
         verify(),
         Record("rollback"),
@@ -115,7 +111,9 @@ def rollback(
 
 def verify() -> Together:
     """Health and Celery at once: the backend and the workers start together and boot apart,
-    so the two waits overlap instead of adding up. Both only look."""
+    so the two waits overlap instead of adding up. Both only look, and stop when told to:
+    steps that run commands (a backup, a build) stay in line, since a command in a thread
+    would outlive a SIGTERM."""
     return Together((WaitHealthy(), VerifyCelery()))
 
 
