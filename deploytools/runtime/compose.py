@@ -80,7 +80,14 @@ class ComposeRuntime:
                     "run as a user in the docker group (or as root)",
                 )
             raise DeployFailure(f"the Docker daemon is not reachable {where}: {text}", START_DOCKER)
-        config = self._query(cmd.config_json(self.project), check=False)
+        try:  # its output holds the env file's values: never shown, not even on a timeout
+            config = self._query(cmd.config_json(self.project), check=False)
+        except CommandError:
+            raise DeployFailure(
+                f"`docker compose config` did not answer {where} within "
+                f"{self.settings.timeouts.query:g}s",
+                "check the Docker daemon and the compose plugin (`docker compose version`)",
+            ) from None
         if not config.ok:
             version = self._query(cmd.version(self.docker), check=False)
             out = (version.stdout + version.stderr).strip()
@@ -92,7 +99,7 @@ class ComposeRuntime:
                 )
             raise OperatorError(
                 f"compose files {', '.join(self.project.files)} are not valid "
-                f"(docker compose says):\n{(config.stderr or config.stdout).strip()}",
+                f"(docker compose says):\n{config.stderr.strip()}",
                 "fix the compose file where named above (`docker compose config` shows the merge)",
             )
         self._config = json.loads(config.stdout or "{}")

@@ -38,7 +38,10 @@ class FakeDocker(MemoryHost):
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, **kw: Any
     ) -> Result:
         self.envs.append(dict(env or {}))
-        return super().run(argv, **kw)
+        done = super().run(argv, **kw)
+        if done.ok:
+            return done
+        return Result(done.argv, done.returncode, "", done.stdout, done.duration)  # as stderr
 
     def _answer(self, argv: list[str]) -> tuple[int, str]:
         words = [a for a in argv if not a.startswith("/")]
