@@ -71,12 +71,12 @@ class Together:
     """Steps that run at the same time, each in a thread of its own; the next stage waits
     for all of them.
 
-    For steps that wait on different things: the group takes as long as the slowest member,
+    For checks that wait on different things: the group takes as long as the slowest member,
     not the sum. A failure is reported once every member has ended (each is bounded by its
     own timeouts), and the members that finished are undone like any done step. On Ctrl-C or
     SIGTERM the members are told to stop (``RunContext.pause`` raises in their polling
-    loops) and waited for: a command they run ends when it ends (a terminal's Ctrl-C reaches
-    it too), so nothing is left half-written behind the undo.
+    loops) and waited for. A long command does not belong here: SIGTERM reaches only this
+    process, so a command in a member's thread would run on to its end.
     """
 
     steps: tuple[Step, ...]

@@ -351,12 +351,10 @@ class ProcessRuntime:
         """Terminate the services' groups all at once (a worker's warm shutdown takes seconds:
         one after the other they add up), wait up to ``timeouts.stop``, then kill; forget the
         PID files."""
-        alive: dict[str, int] = {}
-        for name in services:
-            record = self._record(name)
-            if record is not None and self.launcher.state(int(record["pid"]))[0]:
-                alive[name] = int(record["pid"])
-                self.launcher.signal(alive[name], kill=False)
+        pids = {name: int(r["pid"]) for name in services if (r := self._record(name)) is not None}
+        alive = {name: pid for name, pid in pids.items() if self.launcher.state(pid)[0]}
+        for pid in alive.values():
+            self.launcher.signal(pid, kill=False)
         deadline = self._clock() + self.settings.timeouts.stop
         for name, pid in alive.items():
             if not self._gone(pid, deadline - self._clock()):
@@ -366,10 +364,9 @@ class ProcessRuntime:
                         f"{name} (pid {pid}) on {self.host.name} survived SIGKILL",
                         "look at the process (uninterruptible I/O?) and stop it by hand",
                     )
+        for pid in pids.values():
+            _children.pop(pid, None)
         for name in services:
-            record = self._record(name)
-            if record is not None:
-                _children.pop(int(record["pid"]), None)
             self.host.remove(self._pidfile(name))
 
     def _gone(self, pid: int, timeout: float) -> bool:
