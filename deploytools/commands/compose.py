@@ -49,11 +49,6 @@ def config_json(project: Project) -> Argv:
     return [*project.base(), "config", "--format", "json"]
 
 
-def config_images(project: Project) -> Argv:
-    """The image names the services use, after interpolation (one per line)."""
-    return [*project.base(), "config", "--images"]
-
-
 def build(
     project: Project,
     services: Sequence[str] = (),

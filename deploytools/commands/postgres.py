@@ -111,8 +111,9 @@ def restore(conn: Conn, archive: str, *, program: str = "pg_restore") -> Argv:
     ]
 
 
-def psql(conn: Conn, sql: str, *, program: str = "psql") -> Argv:
-    """Run one query; rows come back one per line, fields separated by ``|``."""
+def psql(conn: Conn, *, program: str = "psql") -> Argv:
+    """Run the script given on stdin (psql meta-commands allowed), stopping at the first error;
+    rows come back one per line, fields separated by ``|``."""
     return [
         program,
         "--no-psqlrc",
@@ -122,7 +123,7 @@ def psql(conn: Conn, sql: str, *, program: str = "psql") -> Argv:
         "--no-align",
         "--field-separator=|",
         "--set=ON_ERROR_STOP=1",
-        f"--command={sql}",
+        "--file=-",
         f"--dbname={conn.uri}",
     ]
 

@@ -29,6 +29,9 @@ INSTALL_COMPOSE = (
     "install the compose v2 plugin (package docker-compose-plugin, or the docker-compose v2 "
     "binary copied to ~/.docker/cli-plugins/docker-compose)"
 )
+# RELEASE_ID while the configuration is read once per run: an image named with it is a release's
+# own (``images``), whatever release is asked for later.
+ANY_RELEASE = "deploytools-any-release"
 START_DOCKER = "start the Docker daemon (systemctl start docker, or dockerd) and check DOCKER_HOST"
 # Worst first: the state that decides a service made of several containers.
 _SEVERITY = ("dead", "exited", "restarting", "paused", "created", "removing", RUNNING)
@@ -56,7 +59,6 @@ class ComposeRuntime:
             directory=directory,
         )
         self._config: dict[str, Any] | None = None  # `config --format json`, once checked
-        self._images: dict[str, list[str]] = {}
 
     # -- preflight -------------------------------------------------------------------------
 
@@ -81,7 +83,7 @@ class ComposeRuntime:
                 )
             raise DeployFailure(f"the Docker daemon is not reachable {where}: {text}", START_DOCKER)
         try:  # its output holds the env file's values: never shown, not even on a timeout
-            config = self._query(cmd.config_json(self.project), check=False)
+            config = self._query(cmd.config_json(self.project), release=ANY_RELEASE, check=False)
         except CommandError:
             raise DeployFailure(
                 f"`docker compose config` did not answer {where} within "
@@ -136,17 +138,15 @@ class ComposeRuntime:
     def images(self, release: str) -> list[str]:
         """The release's own images: those the compose files tag with ``release``.
 
-        Cached per release like ``services()``: the compose files do not change during a run,
-        and a deploy asks several times (build, up, has_release).
+        Read from the configuration ``check`` holds (one ``config`` call per run, not one per
+        release): the services whose image tag is ``RELEASE_ID``, with this release put in.
         """
         check_release(release)
-        if release not in self._images:
-            self.check()
-            out = self._query(cmd.config_images(self.project), release=release).stdout
-            names = [line.strip() for line in out.splitlines() if line.strip()]
-            mine = dict.fromkeys(n for n in names if n.rpartition(":")[2] == release)
-            self._images[release] = list(mine)
-        return list(self._images[release])
+        suffix = f":{ANY_RELEASE}"
+        named = (str(s.get("image") or "") for s in self._services_config().values())
+        return list(
+            dict.fromkeys(i[: -len(suffix)] + f":{release}" for i in named if i.endswith(suffix))
+        )
 
     def image_ids(self, release: str) -> dict[str, str]:
         """Image name -> id for the release's images that are present on the host."""

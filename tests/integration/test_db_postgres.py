@@ -119,6 +119,19 @@ def test_backup_damage_restore_gives_back_exactly_the_same_rows(
     assert database.split(":")[2].split("@")[0] not in journal + ui.text  # the password
 
 
+def test_a_never_migrated_database_is_backed_up_without_a_revision(
+    tmp_path: Path, database: str
+) -> None:
+    sql(database, "CREATE TABLE notes (body text)", "INSERT INTO notes VALUES ('kept')")
+    settings = make_settings(tmp_path, database)
+
+    manifest = db.backup(settings, LocalHost(), CapturedUi())
+
+    assert manifest.alembic_revision is None and manifest.verified
+    assert manifest.database == database.rsplit("/", 1)[1]
+    assert manifest.server_version.split(".")[0].isdigit()
+
+
 def test_a_truncated_archive_is_detected_by_checksum_and_by_reading_it(
     tmp_path: Path, database: str
 ) -> None:

@@ -58,7 +58,7 @@ class FakeDbHost(MemoryHost):
             raise CommandError(args, 1, f"{program}: error: boom", self.name)
         out = ""
         if program == "psql":
-            out = "0003\n" if "version_num" in args[-2] else f"appdb|15.4|{DB_SIZE}|t"
+            out = f"appdb|15.4|{DB_SIZE}\n0003\n"  # the facts row, then alembic_version
         elif program == "df":
             out = f"{DF_HEADER}\nx 1 1 {self.free_kb} 1% /\n"
         elif program == "pg_dump":

@@ -33,7 +33,6 @@ def test_version_and_server_version() -> None:
 
 def test_config_commands() -> None:
     assert compose.config_json(P) == [*BASE, "config", "--format", "json"]
-    assert compose.config_images(P) == [*BASE, "config", "--images"]
 
 
 def test_build_with_args_and_services() -> None:

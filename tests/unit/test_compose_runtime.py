@@ -32,7 +32,12 @@ class FakeDocker(MemoryHost):
         self.answers = answers
         self.envs: list[dict[str, str]] = []
         self.ps = json.dumps(PS_ROWS)
-        self.config: dict[str, Any] = {"services": {"backend": {}, "celery-worker": {}}}
+        self.config: dict[str, Any] = {
+            "services": {
+                "backend": {"image": "exampleapp:${RELEASE_ID}"},
+                "celery-worker": {"image": "exampleapp:${RELEASE_ID}"},
+            }
+        }
 
     def run(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, **kw: Any
@@ -56,11 +61,10 @@ class FakeDocker(MemoryHost):
         if argv[1:3] == ["image", "inspect"]:
             image = argv[-1]
             return (0, self.images[image] + "\n") if image in self.images else (1, "No such image")
-        if "config" in words and "json" in words:
-            return self.answers.get("config", (0, json.dumps(self.config)))
-        if "config" in words and "--images" in words:
+        if "config" in words and "json" in words:  # interpolated as compose does
             release = self.envs[-1].get("RELEASE_ID", "dev")
-            return 0, f"exampleapp:{release}\nexampleapp:{release}\nredis:7-alpine\n"
+            config = json.dumps(self.config).replace("${RELEASE_ID}", release)
+            return self.answers.get("config", (0, config))
         if "ps" in words:
             return 0, self.ps
         return 0, ""
@@ -96,8 +100,11 @@ def test_remote_paths_project_and_compose_variables(tmp_path: Path) -> None:
 
 def test_images_of_a_release_are_only_those_tagged_with_it(tmp_path: Path) -> None:
     host = FakeDocker()
+    host.config["services"]["redis"] = {"image": "redis:7-alpine"}
     rt = runtime(tmp_path, host)
     assert rt.images("r1") == ["exampleapp:r1"]
+    assert rt.images("r2") == ["exampleapp:r2"]
+    assert sum("config" in c for c in host.commands) == 1  # read once, whatever the release
     assert rt.has_release("r1")
     assert not rt.has_release("r2")
     assert rt.remove_release("r1") == ["exampleapp:r1"]

@@ -31,8 +31,7 @@ def test_a_backup_is_dumped_verified_hashed_renamed_then_described() -> None:
     manifest = db.backup(settings(), host, quiet_ui(), release="v1.2", url=URL)
     programs = [c[0] for c in host.commands]
     assert programs == [
-        "psql",
-        "psql",
+        "psql",  # one connection for the facts and the revision
         "chmod",
         "df",
         "pg_dump",
@@ -62,8 +61,8 @@ def test_the_password_travels_in_a_private_file_removed_after_each_command() -> 
     clients = [
         e for c, e in zip(host.commands, host.envs, strict=True) if c[0] in ("psql", "pg_dump")
     ]
-    assert len(clients) == 3 and all(set(e) == {"PGPASSFILE"} for e in clients)
-    assert host.passfiles == [(f"*:*:*:*:{PASSWORD}\n", 0o600)] * 3
+    assert len(clients) == 2 and all(set(e) == {"PGPASSFILE"} for e in clients)
+    assert host.passfiles == [(f"*:*:*:*:{PASSWORD}\n", 0o600)] * 2
     assert not any(".pgpass" in path for path in host.files)
     assert PASSWORD not in host.files["/srv/app/.deploytools/test/journal.jsonl"].decode()
 

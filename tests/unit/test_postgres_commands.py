@@ -90,8 +90,8 @@ def test_restore_is_one_transaction_that_replaces_the_archived_objects() -> None
     ]
 
 
-def test_psql_one_query_unaligned() -> None:
-    assert pg.psql(CONN, "SELECT 1") == [
+def test_psql_script_from_stdin_unaligned() -> None:
+    assert pg.psql(CONN) == [
         "psql",
         "--no-psqlrc",
         "--no-password",
@@ -100,7 +100,7 @@ def test_psql_one_query_unaligned() -> None:
         "--no-align",
         "--field-separator=|",
         "--set=ON_ERROR_STOP=1",
-        "--command=SELECT 1",
+        "--file=-",
         f"--dbname={URI}",
     ]
 
