@@ -322,6 +322,11 @@ def _forwarded(stack: contextlib.ExitStack, host: Host, url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def load_modules() -> None:
+    """Import the HTTP client ahead of the wait (see ``Step.prepare``)."""
+    import httpx  # noqa: F401
+
+
 @contextlib.contextmanager
 def _httpx_fetch() -> Iterator[Fetch]:
     """GET through one httpx client (kept-alive connection); no retries, no redirects."""

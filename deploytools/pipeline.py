@@ -126,13 +126,18 @@ class Pipeline:
         )
         failed: _Ended | None = None  # the first step that failed (in the pipeline's order)
         with _signals_interrupt():
-            for stage in self.stages:
+            for index, stage in enumerate(self.stages):
                 steps = members(stage)
-                ended = (
-                    [self._run_step(ctx, progress, steps[0])]
-                    if len(steps) == 1
-                    else self._run_together(ctx, progress, steps)
-                )
+                following = self.stages[index + 1 : index + 2]
+                prepared = _prepare(ctx, [s for n in following for s in members(n)])
+                try:
+                    ended = (
+                        [self._run_step(ctx, progress, steps[0])]
+                        if len(steps) == 1
+                        else self._run_together(ctx, progress, steps)
+                    )
+                finally:
+                    _wait([prepared], persist=True)
                 for end in ended:
                     outcomes.append(end.outcome)
                     # A half-done step may have changed things too: it is undone as well.
@@ -303,6 +308,32 @@ class Pipeline:
             except (Exception, KeyboardInterrupt) as exc:
                 ctx.journal.append("undo.verify-failed", error=_message(exc))
                 result.undone.append(f"the previous release did NOT verify: {_message(exc)}")
+
+
+def _prepare(ctx: RunContext, steps: Sequence[Step]) -> threading.Event:
+    """Call the ``prepare`` of ``steps`` in a thread; the event is set once they have ended.
+
+    Only imports run there (``Preparable``), and the pipeline waits for them before it goes
+    on, so no two threads import at once beyond the current stage's own commands.
+    """
+    ended = threading.Event()
+    hooks = [hook for step in steps if callable(hook := getattr(step, "prepare", None))]
+
+    def work() -> None:
+        try:
+            for hook in hooks:
+                try:
+                    hook(ctx)
+                except Exception:  # ``run`` meets it again and says it properly
+                    pass
+        finally:
+            ended.set()
+
+    if hooks:
+        threading.Thread(target=work, name="prepare", daemon=True).start()
+    else:
+        ended.set()
+    return ended
 
 
 def _wait(events: Sequence[threading.Event], *, persist: bool = False) -> None:

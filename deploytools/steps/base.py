@@ -68,5 +68,16 @@ class Undoable(Step, Protocol):
         ...
 
 
+class Preparable(Step, Protocol):
+    def prepare(self, ctx: RunContext) -> None:
+        """Get ready for ``run`` while the step before it runs: imports, nothing else.
+
+        Optional. The pipeline calls it in a thread beside the previous step (which mostly
+        waits on a command) and waits for it before that step ends; a failure here is ignored,
+        ``run`` meets it again and says it properly.
+        """
+        ...
+
+
 def can_undo(step: Step) -> bool:
     return callable(getattr(step, "undo", None))

@@ -87,6 +87,11 @@ class WaitHealthy:
             for t in targets_for(ctx.settings, ctx.runtime, ctx.env_values, release=ctx.release)
         ]
 
+    def prepare(self, ctx: RunContext) -> None:
+        from deploytools.health import load_modules
+
+        load_modules()
+
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools.health import wait_healthy
 
@@ -114,6 +119,12 @@ class VerifyCelery:
             f"check tasks {', '.join(conf.required_tasks) or '(none listed)'}, "
             f"send {conf.canary_task} and expect release {ctx.release or '<new release>'}"
         ]
+
+    def prepare(self, ctx: RunContext) -> None:
+        if ctx.settings.celery is not None:
+            from deploytools.celery_check import load_modules
+
+            load_modules(ctx.settings, ctx.env_values)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.settings.celery is None:

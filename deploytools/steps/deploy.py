@@ -93,6 +93,11 @@ class Migrate:
             return ["alembic: database already at head, nothing to run"]
         return [f"alembic upgrade head: {' -> '.join(pending)}"]
 
+    def prepare(self, ctx: RunContext) -> None:
+        from deploytools.db.migrate import load_modules
+
+        load_modules(ctx.settings)
+
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import db
 
