@@ -66,6 +66,47 @@ def test_steps_run_in_order_and_are_journaled_with_durations() -> None:
     assert "✓ b done" in err.getvalue()
 
 
+class Preparing(Recorder):
+    """Has a ``prepare``: it records the thread it ran in, sets ``ready``, may fail."""
+
+    def __init__(self, name: str, log: list[str], ready: threading.Event, fails: bool = False):
+        super().__init__(name, log)
+        self.ready = ready
+        self.fails = fails
+
+    def prepare(self, ctx: RunContext) -> None:
+        self.log.append(f"prepare {self.name} in {threading.current_thread().name}")
+        self.ready.set()
+        if self.fails:
+            raise ImportError("No module named 'driver'")
+
+
+class WaitsFor(Recorder):
+    """Runs only once ``ready`` is set: proof that something ran beside it."""
+
+    def __init__(self, name: str, log: list[str], ready: threading.Event):
+        super().__init__(name, log)
+        self.ready = ready
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        assert self.ready.wait(5), "the next stage was not prepared while this step ran"
+        return super().run(ctx)
+
+
+def test_the_next_stage_prepares_beside_the_step_before_and_its_failure_is_ignored() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+    first, last = threading.Event(), threading.Event()
+    stages = [
+        WaitsFor("build", log, last),
+        Together((Preparing("check", log, first), Preparing("verify", log, last, fails=True))),
+    ]
+    result = Pipeline("deploy", stages).run(ctx, Progress(ctx.ui))
+    assert result.ok, result.error
+    assert log[:3] == ["prepare check in prepare", "prepare verify in prepare", "run build"]
+    assert sorted(log[3:]) == ["run check", "run verify"]  # a failed prepare is no failure
+
+
 def test_a_failure_undoes_completed_steps_in_reverse_and_skips_the_rest() -> None:
     ctx, _, _ = context()
     log: list[str] = []
