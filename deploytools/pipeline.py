@@ -128,16 +128,12 @@ class Pipeline:
         with _signals_interrupt():
             for index, stage in enumerate(self.stages):
                 steps = members(stage)
-                following = self.stages[index + 1 : index + 2]
-                prepared = _prepare(ctx, [s for n in following for s in members(n)])
-                try:
-                    ended = (
-                        [self._run_step(ctx, progress, steps[0])]
-                        if len(steps) == 1
-                        else self._run_together(ctx, progress, steps)
-                    )
-                finally:
-                    _wait([prepared], persist=True)
+                if len(steps) == 1:
+                    following = self.stages[index + 1 : index + 2]
+                    prepared = _prepare(ctx, [s for n in following for s in members(n)])
+                    ended = [self._run_step(ctx, progress, steps[0], prepared)]
+                else:
+                    ended = self._run_together(ctx, progress, steps)
                 for end in ended:
                     outcomes.append(end.outcome)
                     # A half-done step may have changed things too: it is undone as well.
@@ -164,10 +160,19 @@ class Pipeline:
         )
         return result
 
-    def _run_step(self, ctx: RunContext, progress: Progress, step: Step) -> _Ended:
-        t0 = self._begin(ctx, progress, step)
+    def _run_step(
+        self, ctx: RunContext, progress: Progress, step: Step, prepared: threading.Event
+    ) -> _Ended:
+        """Run ``step``; it ends once the next stage's ``prepare`` (beside it) has ended too.
+
+        A Ctrl-C or SIGTERM during that wait interrupts this step like one during its run.
+        A step that failed does not wait: its undo may import what it needs meanwhile.
+        """
+        t0 = self._clock()
         try:
+            self._begin(ctx, progress, step)  # a signal while it journals: this step's too
             detail = step.run(ctx) or {}
+            _wait([prepared])
         except (Exception, KeyboardInterrupt) as exc:
             return self._end(ctx, progress, step, t0, exc)
         return self._end(ctx, progress, step, t0, detail)
@@ -313,8 +318,8 @@ class Pipeline:
 def _prepare(ctx: RunContext, steps: Sequence[Step]) -> threading.Event:
     """Call the ``prepare`` of ``steps`` in a thread; the event is set once they have ended.
 
-    Only imports run there (``Preparable``), and the pipeline waits for them before it goes
-    on, so no two threads import at once beyond the current stage's own commands.
+    Only imports run there (``Preparable``), beside a step that mostly waits on a command and
+    imports little of its own (never the same modules); the next stage starts after them.
     """
     ended = threading.Event()
     hooks = [hook for step in steps if callable(hook := getattr(step, "prepare", None))]

@@ -20,13 +20,12 @@ from deploytools.errors import CommandError, DeployFailure
 from deploytools.hosts.base import Host, Result
 
 # One psql call (each costs a connection, ~0.07 s): the facts row, then the alembic revisions
-# if the table exists (psql's \if: a plain query on a missing table would fail).
+# if the table exists (psql 9.6+'s \gexec runs the query only then: a plain query on a missing
+# table would fail).
 FACTS_SCRIPT = """\
-SELECT to_regclass('alembic_version') IS NOT NULL AS migrated \\gset dt_
 SELECT current_database(), current_setting('server_version'), pg_database_size(current_database());
-\\if :dt_migrated
-SELECT version_num FROM alembic_version ORDER BY version_num;
-\\endif
+SELECT 'SELECT version_num FROM alembic_version ORDER BY version_num'
+ WHERE to_regclass('alembic_version') IS NOT NULL \\gexec
 """
 SERVICE_TMP = "/tmp"
 

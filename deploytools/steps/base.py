@@ -72,9 +72,9 @@ class Preparable(Step, Protocol):
     def prepare(self, ctx: RunContext) -> None:
         """Get ready for ``run`` while the step before it runs: imports, nothing else.
 
-        Optional. The pipeline calls it in a thread beside the previous step (which mostly
-        waits on a command) and waits for it before that step ends; a failure here is ignored,
-        ``run`` meets it again and says it properly.
+        Optional. The pipeline calls it in a thread beside the previous step when that step
+        runs alone (it mostly waits on a command), and waits for it before that step ends; a
+        failure here is ignored, ``run`` meets it again and says it properly.
         """
         ...
 

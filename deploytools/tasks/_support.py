@@ -85,8 +85,9 @@ def _quick_exit() -> None:
 
     A deploy has alembic, SQLAlchemy, Celery and httpx loaded; the interpreter's final
     collections over them took 0.3-0.4 s after the summary was printed (bench/deploy_rollback.py).
-    Frozen objects are still freed by reference counting: only cycles are left to the OS, and
-    every file, lock and connection of ours is closed explicitly before that.
+    Frozen objects are still freed by reference counting: only cycles are left to the OS. The
+    lock is released and every journal line written and synced before a task returns; SSH
+    connections are closed by paramiko's own exit hook, as before.
     """
     atexit.register(gc.freeze)
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_redis_broker_is_polled_briefly_and_accepts_it(redis_server: RedisServer) -> None:
-    with _client(BrokerUrls(redis_server.url(3), redis_server.url(4), {})) as app:
+    with _client(BrokerUrls(redis_server.url(12), redis_server.url(13), {})) as app:
         assert app.conf.broker_transport_options == {"polling_interval": REDIS_POLL}
         # A fractional BRPOP timeout that the server refused would raise here.
         assert app.control.ping(timeout=0.2) == []

@@ -12,9 +12,12 @@ import json
 import pytest
 
 from deploytools import db
+from deploytools.db.database import open_database
+from deploytools.db.postgres import FACTS_SCRIPT, PostgresEngine
 from deploytools.errors import DeployFailure
 from tests.support.dbhost import (
     BACKUPS,
+    DB_SIZE,
     DIRECTORY_ARCHIVE,
     PASSWORD,
     URL,
@@ -41,6 +44,7 @@ def test_a_backup_is_dumped_verified_hashed_renamed_then_described() -> None:
         "openssl",
         "mv",
     ]
+    assert "--file=-" in host.commands[0] and host.stdins[0] == FACTS_SCRIPT
     assert manifest.id.startswith("test-") and manifest.id.endswith("-v1.2")
     assert names(host) == [f"{manifest.id}.dump", f"{manifest.id}.json"]
     assert manifest.sha256 == hashlib.sha256(b"PGDMP archive bytes").hexdigest()
@@ -75,6 +79,21 @@ def test_a_failure_at_any_point_leaves_no_file_and_is_journaled(program: str) ->
     assert "boom" in str(caught.value)
     assert names(host) == []
     assert [r["result"] for r in journal(host)] == ["started", "failed"]
+
+
+def test_facts_in_the_database_service_go_through_compose_exec_with_the_script() -> None:
+    host = FakeDbHost()
+    compose = ["docker", "compose", "-p", "app"]
+    conf = settings(dump_via_service="postgres")
+    engine = PostgresEngine(conf, host, open_database(conf, url=URL), compose)
+
+    facts = engine.facts()
+
+    assert (facts.database, facts.size, facts.revision) == ("appdb", DB_SIZE, "0003")
+    argv = host.commands[0]
+    assert argv[:9] == [*compose, "exec", "-T", "-e", "PGPASSWORD", "postgres"]
+    assert argv[9] == "psql" and "--file=-" in argv and host.stdins[0] == FACTS_SCRIPT
+    assert host.envs[0]["PGPASSWORD"] == PASSWORD and PASSWORD not in " ".join(argv)
 
 
 def test_too_little_space_stops_before_the_dump() -> None:

@@ -96,15 +96,41 @@ class WaitsFor(Recorder):
 def test_the_next_stage_prepares_beside_the_step_before_and_its_failure_is_ignored() -> None:
     ctx, _, _ = context()
     log: list[str] = []
-    first, last = threading.Event(), threading.Event()
+    last = threading.Event()  # set by the last prepare
     stages = [
         WaitsFor("build", log, last),
-        Together((Preparing("check", log, first), Preparing("verify", log, last, fails=True))),
+        Together(
+            (Preparing("check", log, threading.Event()), Preparing("verify", log, last, fails=True))
+        ),
     ]
     result = Pipeline("deploy", stages).run(ctx, Progress(ctx.ui))
     assert result.ok, result.error
     assert log[:3] == ["prepare check in prepare", "prepare verify in prepare", "run build"]
     assert sorted(log[3:]) == ["run check", "run verify"]  # a failed prepare is no failure
+
+
+def test_a_signal_while_the_next_stage_prepares_interrupts_the_step_and_undoes_it() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+    built, release = threading.Event(), threading.Event()
+
+    class Build(Recorder):
+        def run(self, ctx: RunContext) -> dict[str, Any]:
+            done = super().run(ctx)
+            built.set()
+            return done
+
+    class SlowPrepare(Recorder):  # its imports outlast the build; a SIGTERM comes meanwhile
+        def prepare(self, ctx: RunContext) -> None:
+            assert built.wait(5)
+            os.kill(os.getpid(), signal.SIGTERM)  # the pipeline's handler: this is not main
+            release.wait(5)
+
+    steps = [Build("build", log), SlowPrepare("migrate", log)]
+    result = Pipeline("deploy", steps).run(ctx, Progress(ctx.ui))
+    release.set()
+    assert result.error == "interrupted at build" and result.exit_code == 130
+    assert log == ["run build", "undo build"]  # migrate never ran
 
 
 def test_a_failure_undoes_completed_steps_in_reverse_and_skips_the_rest() -> None:
