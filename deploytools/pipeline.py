@@ -188,6 +188,18 @@ class Pipeline:
 
         finished = [threading.Event() for _ in steps]  # not Thread.join: see _wait
 
+        def conclude(index: int, got: dict[str, Any] | BaseException) -> _Ended:
+            """``_end``, but if showing or journaling fails (a lost connection) the member still
+            ends, failed, rather than leaving the group without its outcome."""
+            step, t0 = steps[index], starts[index]
+            try:
+                return self._end(ctx, progress, step, t0, got)
+            except Exception as exc:
+                error = got if isinstance(got, BaseException) else exc
+                took = self._clock() - t0
+                outcome = StepOutcome(step.name, "failed", took, error=_message(error))
+                return _Ended(step, outcome, error, self._clock())
+
         def work(index: int) -> None:
             step = steps[index]
             try:
@@ -202,7 +214,7 @@ class Pipeline:
                 if isinstance(got, BaseException) and ctx.stopping.is_set():
                     got = Interrupted(f"interrupted at {step.name}")  # failed because told to
                 with lock:
-                    ended[index] = self._end_safely(ctx, progress, step, starts[index], got)
+                    ended[index] = conclude(index, got)
             finally:
                 finished[index].set()
 
@@ -215,9 +227,9 @@ class Pipeline:
             signalled = self._clock()
             ctx.stopping.set()
             with lock:
-                for i, step in enumerate(steps):
+                for i in range(len(steps)):
                     if i not in began:  # the signal came first
-                        ended[i] = self._end_safely(ctx, progress, step, starts[i], exc)
+                        ended[i] = conclude(i, exc)
                         finished[i].set()
             _wait(finished, persist=True)
             for end in ended.values():
@@ -234,24 +246,6 @@ class Pipeline:
         if all(event.is_set() for event in finished):
             ctx.stopping.clear()  # the undo and its checks come next
         return [ended[i] for i in range(len(steps))]
-
-    def _end_safely(
-        self,
-        ctx: RunContext,
-        progress: Progress,
-        step: Step,
-        t0: float,
-        got: dict[str, Any] | BaseException,
-    ) -> _Ended:
-        """``_end`` in a member's thread: if showing or journaling fails (a lost connection),
-        the step still ends, failed, rather than leaving the group without its outcome."""
-        try:
-            return self._end(ctx, progress, step, t0, got)
-        except Exception as exc:
-            error = got if isinstance(got, BaseException) else exc
-            message = _message(error)
-            outcome = StepOutcome(step.name, "failed", self._clock() - t0, error=message)
-            return _Ended(step, outcome, error, self._clock())
 
     def _begin(self, ctx: RunContext, progress: Progress, step: Step) -> float:
         progress.start(step.name)
