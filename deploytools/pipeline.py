@@ -23,6 +23,9 @@ from deploytools.steps.base import RunContext, Step, can_undo
 # A member that failed this long before the signal reached us failed of the same Ctrl-C (a
 # terminal sends it to the member's command too); one that failed earlier, of its own.
 SAME_SIGNAL = 1.0
+# A stage's prepare() only imports (well under a second); past this the next stage goes on
+# beside it rather than wait on something stuck.
+PREPARE_LIMIT = 10.0
 
 
 @dataclass
@@ -172,7 +175,7 @@ class Pipeline:
         try:
             self._begin(ctx, progress, step)  # a signal while it journals: this step's too
             detail = step.run(ctx) or {}
-            _wait([prepared])
+            _wait([prepared], limit=PREPARE_LIMIT)
         except (Exception, KeyboardInterrupt) as exc:
             return self._end(ctx, progress, step, t0, exc)
         return self._end(ctx, progress, step, t0, detail)
@@ -335,15 +338,20 @@ def _prepare(ctx: RunContext, steps: Sequence[Step]) -> threading.Event:
     return ended
 
 
-def _wait(events: Sequence[threading.Event], *, persist: bool = False) -> None:
-    """Wait until every event is set; ``persist``: through further Ctrl-Cs too (each member
-    is bounded by its own timeouts).
+def _wait(
+    events: Sequence[threading.Event], *, persist: bool = False, limit: float | None = None
+) -> None:
+    """Wait until every event is set, or ``limit`` seconds have passed; ``persist``: through
+    further Ctrl-Cs too (each member is bounded by its own timeouts).
 
     Events, not ``Thread.join``: a join that Ctrl-C interrupts can leave its thread marked as
     stopped while it still runs (CPython 3.11), and short waits let Ctrl-C in on Windows too.
     """
+    deadline = None if limit is None else time.monotonic() + limit
     for event in events:
         while not event.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                return
             try:
                 event.wait(0.2)
             except KeyboardInterrupt:

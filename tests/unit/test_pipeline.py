@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from deploytools import pipeline
 from deploytools.config import EnvironmentSettings
 from deploytools.journal import Journal
 from deploytools.pipeline import Interrupted, Pipeline, Together
@@ -131,6 +132,32 @@ def test_a_signal_while_the_next_stage_prepares_interrupts_the_step_and_undoes_i
     release.set()
     assert result.error == "interrupted at build" and result.exit_code == 130
     assert log == ["run build", "undo build"]  # migrate never ran
+
+
+def test_a_stuck_prepare_is_waited_for_only_up_to_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "PREPARE_LIMIT", 0.3)
+    ctx, _, _ = context()
+    log: list[str] = []
+    release, gave_up = threading.Event(), threading.Event()
+
+    class Stuck(Recorder):
+        def prepare(self, ctx: RunContext) -> None:
+            release.wait(5)
+            gave_up.set()
+
+        def run(self, ctx: RunContext) -> dict[str, Any]:
+            assert not gave_up.is_set(), "the pipeline waited for the stuck prepare"
+            return super().run(ctx)
+
+    try:
+        result = Pipeline("deploy", [Recorder("build", log), Stuck("migrate", log)]).run(
+            ctx, Progress(ctx.ui)
+        )
+    finally:
+        release.set()
+    assert result.ok and log == ["run build", "run migrate"]
 
 
 def test_a_failure_undoes_completed_steps_in_reverse_and_skips_the_rest() -> None:
