@@ -14,6 +14,7 @@ from deploytools.config import EnvironmentSettings
 from deploytools.envfile import load_values
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.local import LocalHost
+from deploytools.interrupts import INTERRUPTS
 from deploytools.journal import Journal
 from deploytools.lock import DeployLock
 from deploytools.pipeline import Pipeline, PipelineResult, Stage, Together
@@ -120,21 +121,38 @@ def verify() -> Together:
 def _run(
     name: str, steps: Sequence[Stage], ctx: RunContext, lock: DeployLock
 ) -> PipelineResult | None:
-    previous = ctx.facts.get("previous_release")
-    pipeline = Pipeline(
-        name, steps, after_undo=(lambda c: verify_running(c, previous)) if previous else None
-    )
+    pipeline = Pipeline(name, steps, after_undo=_verify_previous)
     if ctx.dry_run:
         show_plan(ctx.ui, pipeline.plan(ctx))
         return None
-    try:
-        with Progress(ctx.ui) as progress:
-            result = pipeline.run(ctx, progress)
-        if not result.ok and ctx.release:
-            release_record(ctx, name, "failed", failed_step=result.failed_step, error=result.error)
-    finally:
-        lock.release()
+    # From here a signal never cuts the journal short: the pipeline takes it where it can
+    # stop (a step), and the failed release's record and the lock's release always happen.
+    with INTERRUPTS.installed() as guard, guard.deferred():
+        try:
+            with Progress(ctx.ui) as progress:
+                result = pipeline.run(ctx, progress)
+            if not result.ok and ctx.release:
+                abandoned = {"undo_abandoned": result.abandoned} if result.abandoned else {}
+                release_record(
+                    ctx,
+                    name,
+                    "failed",
+                    failed_step=result.failed_step,
+                    error=result.error,
+                    **abandoned,
+                )
+        finally:
+            lock.release()
+        if guard.pending:
+            ctx.ui.warn(f"{guard.pending} after the {name} had ended: nothing more to stop")
     return result
+
+
+def _verify_previous(ctx: RunContext) -> str | None:
+    """After an undo, the release that ran before must answer again (``Start`` learnt which
+    one); when nothing ran before, there is nothing to verify."""
+    previous = ctx.facts.get("previous_release")
+    return verify_running(ctx, previous) if previous else None
 
 
 def show_plan(ui: Ui, plan: list[tuple[str, list[str]]]) -> None:

@@ -1,22 +1,23 @@
 """Run steps in order, time them, journal them, and undo the completed ones on failure.
 
-``deploy``, ``rollback`` and ``flags.stage`` are pipelines. Ctrl-C and SIGTERM are turned into
-``Interrupted`` so that an interrupted run takes the same undo path as a failed one and the
-journal says where it stopped.
+``deploy``, ``rollback`` and ``flags.stage`` are pipelines. Ctrl-C, SIGTERM and SIGHUP become
+``Interrupted`` (``deploytools.interrupts``) so that an interrupted run takes the same undo path
+as a failed one and the journal says where it stopped. A signal interrupts a step's work at
+once; one that comes while the pipeline journals, or between two steps, is taken at the next
+step. The undo is shielded: one more signal is answered, the one after abandons it, and what
+was left undone is said and journaled.
 """
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from types import FrameType
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from deploytools.errors import DeployFailure, DeployToolsError, Interrupted
+from deploytools.interrupts import INTERRUPTS, Abandoned
 from deploytools.progress import Progress
 from deploytools.steps.base import RunContext, Step, can_undo
 
@@ -45,6 +46,7 @@ class PipelineResult:
     failed_step: str | None = None
     error: str = ""
     undone: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)  # undo steps left when signalled again
     duration: float = 0.0
     exit_code: int = 0
 
@@ -55,6 +57,7 @@ class PipelineResult:
             "failed_step": self.failed_step,
             "error": self.error,
             "undone": self.undone,
+            **({"undo_abandoned": self.abandoned} if self.abandoned else {}),
             "duration": round(self.duration, 3),
             "steps": [
                 {
@@ -100,6 +103,7 @@ class _Ended:
     outcome: StepOutcome
     error: BaseException | None = None
     at: float = 0.0
+    began: bool = True  # False: interrupted before its run began (nothing to undo)
 
 
 class Pipeline:
@@ -108,7 +112,7 @@ class Pipeline:
         name: str,
         stages: Sequence[Stage],
         *,
-        after_undo: Callable[[RunContext], str] | None = None,
+        after_undo: Callable[[RunContext], str | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
@@ -124,11 +128,12 @@ class Pipeline:
         started = self._clock()
         outcomes: list[StepOutcome] = []
         done: list[Step] = []
-        ctx.journal.append(
-            f"{self.name}.start", release=ctx.release, steps=[s.name for s in self.steps]
-        )
         failed: _Ended | None = None  # the first step that failed (in the pipeline's order)
-        with _signals_interrupt():
+        with INTERRUPTS.installed() as guard, guard.deferred():
+            guard.warn = ctx.ui.warn
+            ctx.journal.append(
+                f"{self.name}.start", release=ctx.release, steps=[s.name for s in self.steps]
+            )
             for index, stage in enumerate(self.stages):
                 steps = members(stage)
                 if len(steps) == 1:
@@ -140,7 +145,7 @@ class Pipeline:
                 for end in ended:
                     outcomes.append(end.outcome)
                     # A half-done step may have changed things too: it is undone as well.
-                    if end.error is None or can_undo(end.step):
+                    if end.error is None or (end.began and can_undo(end.step)):
                         done.append(end.step)
                     if end.error is not None and failed is None:
                         failed = end
@@ -152,15 +157,19 @@ class Pipeline:
                 result.error = failed.outcome.error
                 result.exit_code = _exit_code(failed.error)
                 self._undo(ctx, done, result, progress)
-        result.duration = self._clock() - started
-        ctx.journal.append(
-            f"{self.name}.{'done' if result.ok else 'failed'}",
-            release=ctx.release,
-            failed_step=result.failed_step,
-            error=result.error,
-            undone=result.undone,
-            duration=round(result.duration, 3),
-        )
+            elif guard.pending:  # after the last step: everything is done and recorded
+                ctx.ui.warn(f"{guard.pending} after the last step: the {self.name} had finished")
+                guard.pending = None
+            result.duration = self._clock() - started
+            ctx.journal.append(
+                f"{self.name}.{'done' if result.ok else 'failed'}",
+                release=ctx.release,
+                failed_step=result.failed_step,
+                error=result.error,
+                undone=result.undone,
+                **({"undo_abandoned": result.abandoned} if result.abandoned else {}),
+                duration=round(result.duration, 3),
+            )
         return result
 
     def _run_step(
@@ -171,13 +180,15 @@ class Pipeline:
         A Ctrl-C or SIGTERM during that wait interrupts this step like one during its run.
         A step that failed does not wait: its undo may import what it needs meanwhile.
         """
-        t0 = self._clock()
+        t0 = self._begin(ctx, progress, step)
+        began = False
         try:
-            self._begin(ctx, progress, step)  # a signal while it journals: this step's too
-            detail = step.run(ctx) or {}
-            _wait([prepared], limit=PREPARE_LIMIT)
+            with INTERRUPTS.raising():  # a signal recorded while it journalled: this step's
+                began = True
+                detail = step.run(ctx) or {}
+                _wait([prepared], limit=PREPARE_LIMIT)
         except (Exception, KeyboardInterrupt) as exc:
-            return self._end(ctx, progress, step, t0, exc)
+            return replace(self._end(ctx, progress, step, t0, exc), began=began)
         return self._end(ctx, progress, step, t0, detail)
 
     def _run_together(
@@ -222,19 +233,20 @@ class Pipeline:
                 finished[index].set()
 
         try:
-            for i, step in enumerate(steps):
-                name = f"step {step.name}"
-                threading.Thread(target=work, args=(i,), name=name, daemon=True).start()
-            _wait(finished)
+            with INTERRUPTS.raising():  # a signal recorded before: no member begins
+                for i, step in enumerate(steps):
+                    name = f"step {step.name}"
+                    threading.Thread(target=work, args=(i,), name=name, daemon=True).start()
+                _wait(finished)
         except KeyboardInterrupt as exc:
             signalled = self._clock()
             ctx.stopping.set()
             with lock:
                 for i in range(len(steps)):
                     if i not in began:  # the signal came first
-                        ended[i] = conclude(i, exc)
+                        ended[i] = replace(conclude(i, exc), began=False)
                         finished[i].set()
-            _wait(finished, persist=True)
+            _wait(finished)  # each member is bounded by its own timeouts
             for end in ended.values():
                 if (
                     end.error is not None
@@ -246,6 +258,9 @@ class Pipeline:
                     end.error = exc
                     end.outcome.status = "interrupted"
                     end.outcome.error = f"interrupted at {end.step.name}"
+            if all(end.error is None for end in ended.values()):
+                # Every member ended well all the same: the next step takes the signal.
+                INTERRUPTS.pending = str(exc) or "signal"
         if all(event.is_set() for event in finished):
             ctx.stopping.clear()  # the undo and its checks come next
         return [ended[i] for i in range(len(steps))]
@@ -288,28 +303,56 @@ class Pipeline:
     def _undo(
         self, ctx: RunContext, done: list[Step], result: PipelineResult, progress: Progress
     ) -> None:
-        for step in reversed(done):
-            if not can_undo(step):
-                continue
-            label = f"undo {step.name}"
-            progress.start(label)
-            t0 = self._clock()
-            try:
-                said = step.undo(ctx)  # type: ignore[attr-defined]
-            except (Exception, KeyboardInterrupt) as exc:
-                progress.finish(label, "failed", self._clock() - t0)
-                ctx.journal.append("undo.failed", step=step.name, error=_message(exc))
-                result.outcomes.append(StepOutcome(label, "undo-failed", error=_message(exc)))
-                continue
-            progress.finish(label, "done", self._clock() - t0)
-            ctx.journal.append("undo.done", step=step.name, result=said)
-            result.undone.append(f"{step.name}: {said}")
-        if self.after_undo is not None and result.undone:
-            try:
-                result.undone.append(self.after_undo(ctx))
-            except (Exception, KeyboardInterrupt) as exc:
-                ctx.journal.append("undo.verify-failed", error=_message(exc))
-                result.undone.append(f"the previous release did NOT verify: {_message(exc)}")
+        """Undo ``done`` in reverse, then verify what runs now; shielded from one signal.
+
+        Signalled once more, it stops where it is: the steps left are named in the result and
+        the journal (``undo.abandoned``), so that nobody believes the old release is back.
+        """
+        left = [step for step in reversed(done) if can_undo(step)]
+        try:
+            with INTERRUPTS.shielded():
+                while left:
+                    self._undo_step(ctx, left[0], result, progress)
+                    left.pop(0)
+                if self.after_undo is not None and result.undone:
+                    try:
+                        if said := self.after_undo(ctx):
+                            result.undone.append(said)
+                    except Abandoned:
+                        raise
+                    except (Exception, KeyboardInterrupt) as exc:
+                        ctx.journal.append("undo.verify-failed", error=_message(exc))
+                        result.undone.append(
+                            f"the previous release did NOT verify: {_message(exc)}"
+                        )
+        except Abandoned as exc:
+            result.abandoned = [step.name for step in left]
+            names = ", ".join(result.abandoned) or "none (only the check of what runs now)"
+            ctx.journal.append("undo.abandoned", signal=str(exc), left=result.abandoned)
+            result.undone.append(
+                f"undo ABANDONED ({exc}): not undone: {names}; what runs now is unknown"
+                " (check `invoke stack.status`)"
+            )
+
+    def _undo_step(
+        self, ctx: RunContext, step: Step, result: PipelineResult, progress: Progress
+    ) -> None:
+        label = f"undo {step.name}"
+        progress.start(label)
+        t0 = self._clock()
+        try:
+            said = step.undo(ctx)  # type: ignore[attr-defined]
+        except Abandoned:
+            progress.finish(label, "interrupted", self._clock() - t0)
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            progress.finish(label, "failed", self._clock() - t0)
+            ctx.journal.append("undo.failed", step=step.name, error=_message(exc))
+            result.outcomes.append(StepOutcome(label, "undo-failed", error=_message(exc)))
+            return
+        progress.finish(label, "done", self._clock() - t0)
+        ctx.journal.append("undo.done", step=step.name, result=said)
+        result.undone.append(f"{step.name}: {said}")
 
 
 def _prepare(ctx: RunContext, steps: Sequence[Step]) -> threading.Event:
@@ -338,11 +381,8 @@ def _prepare(ctx: RunContext, steps: Sequence[Step]) -> threading.Event:
     return ended
 
 
-def _wait(
-    events: Sequence[threading.Event], *, persist: bool = False, limit: float | None = None
-) -> None:
-    """Wait until every event is set, or ``limit`` seconds have passed; ``persist``: through
-    further Ctrl-Cs too (each member is bounded by its own timeouts).
+def _wait(events: Sequence[threading.Event], *, limit: float | None = None) -> None:
+    """Wait until every event is set, or ``limit`` seconds have passed.
 
     Events, not ``Thread.join``: a join that Ctrl-C interrupts can leave its thread marked as
     stopped while it still runs (CPython 3.11), and short waits let Ctrl-C in on Windows too.
@@ -352,11 +392,7 @@ def _wait(
         while not event.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 return
-            try:
-                event.wait(0.2)
-            except KeyboardInterrupt:
-                if not persist:
-                    raise
+            event.wait(0.2)
 
 
 def _exit_code(exc: BaseException) -> int:
@@ -370,24 +406,6 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, DeployToolsError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-@contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C for the duration of a pipeline (undo, unlock, journal)."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: signals stay as they are
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def raise_if_failed(result: PipelineResult, logs_hint: str) -> None:

@@ -15,6 +15,8 @@ from deploytools import platform
 from deploytools.errors import CommandError
 from deploytools.hosts.base import Result, same_port
 
+STOP_GRACE = 3.0  # seconds between asking a command to stop and killing it
+
 
 class LocalHost:
     """Runs commands and touches files on this machine (POSIX or Windows)."""
@@ -36,25 +38,32 @@ class LocalHost:
         full_env = {**os.environ, **env} if env else None
         started = time.monotonic()
         try:
-            proc = subprocess.run(
+            # Its own process group: a terminal's Ctrl-C reaches deploytools, which decides
+            # (an undo's command must not die of the Ctrl-C the undo is shielded from).
+            proc = subprocess.Popen(
                 args,
                 env=full_env,
                 cwd=cwd,
-                timeout=timeout,
-                input=stdin,
-                capture_output=True,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 errors="replace",
-                stdin=None if stdin is not None else subprocess.DEVNULL,
+                **platform.detached_popen_kwargs(),
             )
         except FileNotFoundError as exc:
             raise CommandError(args, 127, f"{args[0]}: not found", self.name) from exc
-        except subprocess.TimeoutExpired as exc:
-            output = _text(exc.stdout) + _text(exc.stderr)
-            raise CommandError(args, None, output, self.name) from None
-        result = Result(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+        try:
+            out, err = proc.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            out, err = _stop(proc)
+            raise CommandError(args, None, out + err, self.name) from None
+        except BaseException:  # Ctrl-C, SIGTERM: the command stops with us
+            _stop(proc)
+            raise
+        result = Result(args, proc.returncode, out, err, time.monotonic() - started)
         if check and not result.ok:
-            raise CommandError(args, proc.returncode, proc.stdout + proc.stderr, self.name)
+            raise CommandError(args, proc.returncode, out + err, self.name)
         return result
 
     def read_file(self, path: str) -> bytes:
@@ -116,7 +125,11 @@ class LocalHost:
         return same_port(remote_port)
 
 
-def _text(data: bytes | str | None) -> str:
-    if data is None:
-        return ""
-    return data if isinstance(data, str) else data.decode(errors="replace")
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ask the command's whole group to stop, then kill it; what it printed until then."""
+    platform.terminate_group(proc.pid)
+    try:
+        return proc.communicate(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        platform.terminate_group(proc.pid, kill=True)
+        return proc.communicate()

@@ -59,17 +59,21 @@ def task(help: Mapping[str, str], **options: Any) -> Callable[[TaskBody], Any]:
 
         @functools.wraps(body)
         def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
+            from deploytools.interrupts import INTERRUPTS
             from deploytools.ui import Ui
 
             _quick_exit()
             ui = Ui(json_mode=bool(kwargs.get("json")))
             try:
-                return body(c, ui, *args, **kwargs)
+                # SIGTERM and SIGHUP too end in the code's `finally` blocks (lock, temp files)
+                with INTERRUPTS.installed() as guard:
+                    guard.warn = ui.warn
+                    return body(c, ui, *args, **kwargs)
             except DeployToolsError as exc:
                 ui.error(exc.problem, exc.fix)
                 raise Exit(code=exc.exit_code) from None
-            except KeyboardInterrupt:
-                ui.error("interrupted")
+            except KeyboardInterrupt as exc:
+                ui.error(f"interrupted ({exc})" if str(exc) else "interrupted")
                 raise Exit(code=130) from None
 
         # inspect.signature (used by invoke) stops at __signature__: the public arguments.

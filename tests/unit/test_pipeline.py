@@ -349,3 +349,110 @@ def test_the_journal_ignores_a_line_torn_by_a_crash() -> None:
     ctx.journal.append("deploy.start", release="r1")
     host.files[ctx.journal.path] += b'{"kind": "step.st'
     assert [r["kind"] for r in ctx.journal.records()] == ["deploy.start"]
+
+
+def _signal_when_journaled(ctx: RunContext, kind: str, step: str, signum: int) -> None:
+    """Send ``signum`` to this process right after the journal records ``kind`` of ``step``:
+    the pipeline is then between two steps (its own bookkeeping)."""
+    append = ctx.journal.append
+
+    def appending(what: str, **fields: Any) -> dict[str, Any]:
+        record = append(what, **fields)
+        if what == kind and fields.get("step") == step:
+            os.kill(os.getpid(), signum)
+        return record
+
+    ctx.journal.append = appending  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_between_two_steps_is_taken_by_the_next_step(signum: int) -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+    _signal_when_journaled(ctx, "step.done", "a", signum)
+    result = Pipeline("deploy", [Recorder("a", log), Recorder("b", log)]).run(
+        ctx, Progress(ctx.ui)
+    )
+    assert (result.ok, result.exit_code, result.error) == (False, 130, "interrupted at b")
+    assert log == ["run a", "undo a"]  # b never ran
+    kinds = [(r["kind"], r.get("step")) for r in ctx.journal.records()]
+    assert ("step.interrupted", "b") in kinds and kinds[-1] == ("deploy.failed", None)
+
+
+def test_a_signal_while_a_group_ends_well_all_the_same_is_not_lost() -> None:
+    """SIGTERM late in `verify celery`, which then succeeds: the run still ends interrupted."""
+    ctx, _, _ = context()
+    log: list[str] = []
+
+    class LateSignal(Recorder):
+        def run(self, ctx: RunContext) -> dict[str, Any]:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled in the main thread, which waits
+            time.sleep(0.3)  # and the check succeeds anyway
+            return super().run(ctx)
+
+    group = Together((Recorder("wait", log, undo=False), LateSignal("celery", log, undo=False)))
+    stages = [Recorder("start", log), group, Recorder("record", log)]
+    result = Pipeline("deploy", stages).run(ctx, Progress(ctx.ui))
+    assert (result.exit_code, result.error) == (130, "interrupted at record")
+    assert "run record" not in log and log[-1] == "undo start"
+
+
+def test_a_second_signal_during_the_undo_is_answered_and_the_undo_finishes() -> None:
+    ctx, _, err = context()
+    log: list[str] = []
+
+    class SignalledUndo(Recorder):
+        def undo(self, ctx: RunContext) -> str:
+            os.kill(os.getpid(), signal.SIGTERM)  # the operator presses Ctrl-C again
+            time.sleep(0.05)
+            return super().undo(ctx)
+
+    steps = [
+        Recorder("a", log),
+        SignalledUndo("b", log),
+        Recorder("c", log, fail=Interrupted("SIGINT")),
+    ]
+    result = Pipeline("deploy", steps).run(ctx, Progress(ctx.ui))
+    assert log[-3:] == ["undo c", "undo b", "undo a"] and result.abandoned == []
+    assert result.exit_code == 130
+    assert "signal once more to abandon" in err.getvalue()
+
+
+def test_a_third_signal_abandons_the_undo_and_says_what_is_left() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+
+    class TwiceSignalled(Recorder):
+        def undo(self, ctx: RunContext) -> str:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            return super().undo(ctx)
+
+    steps = [
+        Recorder("a", log),
+        TwiceSignalled("b", log),
+        Recorder("c", log, fail=Interrupted("SIGINT")),
+    ]
+    result = Pipeline("deploy", steps, after_undo=lambda _: "verified").run(
+        ctx, Progress(ctx.ui)
+    )
+    assert result.abandoned == ["b", "a"]
+    assert log == ["run a", "run b", "run c", "undo c"]
+    assert any("undo ABANDONED" in line and "b, a" in line for line in result.undone)
+    records = ctx.journal.records()
+    abandoned = [r for r in records if r["kind"] == "undo.abandoned"]
+    assert abandoned and abandoned[0]["left"] == ["b", "a"]
+    assert records[-1]["undo_abandoned"] == ["b", "a"]
+
+
+def test_a_signal_after_the_last_step_leaves_a_finished_run_finished() -> None:
+    ctx, _, err = context()
+    log: list[str] = []
+    _signal_when_journaled(ctx, "step.done", "record", signal.SIGTERM)
+    result = Pipeline("deploy", [Recorder("a", log), Recorder("record", log)]).run(
+        ctx, Progress(ctx.ui)
+    )
+    assert result.ok and log == ["run a", "run record"]
+    assert "after the last step" in err.getvalue()
