@@ -37,7 +37,7 @@ RULE_NAMES = frozenset(
         "syntax", "bom", "unterminated-quote", "duplicate", "empty-comment", "required",
         "format", "placeholder", "weak-value", "strength", "managed", "production",
         "file-mode", "git-tracked", "git-ignore", "git-unavailable", "example-missing",
-        "example-unknown", "no-example", "unknown-key",
+        "example-unknown", "no-example", "unknown-key", "too-large",
     }
 )  # fmt: skip
 

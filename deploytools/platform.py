@@ -81,3 +81,14 @@ def is_link(path: Path) -> bool:
 def private_file_mode_ok(mode: int) -> bool:
     """Secrets must not be readable by group or others (POSIX only; Windows uses ACLs)."""
     return IS_WINDOWS or mode & 0o077 == 0
+
+
+
+def arg_max() -> int:
+    """This machine's ``ARG_MAX``: arguments and environment of a new process, in bytes."""
+    if sys.platform == "win32":
+        return 32767  # characters of a command line
+    try:
+        return int(os.sysconf("SC_ARG_MAX"))
+    except (ValueError, OSError):
+        return 256 * 1024  # POSIX guarantees at least 4096; every current system has this

@@ -16,10 +16,12 @@ import json
 import os
 import posixpath
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +31,7 @@ from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.hosts.local import LocalHost
+from deploytools.launch import POINTER, Limits, launch_problems, limits_for, string_size
 from deploytools.runtime.base import EXITED, MISSING, RUNNING, ServiceStatus, check_release
 from deploytools.targets import on_host, state_dir
 from deploytools.templating import fill
@@ -54,6 +57,7 @@ def code_files(app_dir: Path, shared: Sequence[str]) -> list[str]:
 
 
 KILL_GRACE = 5.0
+LONGEST_RELEASE = "r" * 128  # a release id is at most this long (an image tag)
 
 
 class Launcher(Protocol):
@@ -72,6 +76,17 @@ class Launcher(Protocol):
     def run(self, argv: list[str], cwd: str, env: dict[str, str], timeout: float) -> Result:
         """Run ``argv`` to completion with ``env`` added to the host's environment."""
         ...
+
+    def survey(self, programs: Sequence[str]) -> Survey:
+        """The host's exec limits, its own environment's size and which ``programs`` it lacks."""
+        ...
+
+
+@dataclass(frozen=True)
+class Survey:
+    limits: Limits
+    env_bytes: int  # the environment a child inherits before ours is added
+    missing: list[str]
 
 
 # Children started by this interpreter, so that their exit is reaped and its code known.
@@ -110,6 +125,11 @@ class LocalLauncher:
     def run(self, argv: list[str], cwd: str, env: dict[str, str], timeout: float) -> Result:
         return LocalHost().run(argv, env=env, cwd=cwd, timeout=timeout, check=False)
 
+    def survey(self, programs: Sequence[str]) -> Survey:
+        limits = limits_for(sys.platform, platform.arg_max())
+        inherited = sum(string_size(f"{k}={v}") + POINTER for k, v in os.environ.items())
+        return Survey(limits, inherited, [p for p in programs if shutil.which(p) is None])
+
 
 # Run by the remote python3: start the child detached, print its pid (_RUN: run it, relay its
 # exit code). The spec (with the env file's secrets) arrives on stdin, never in an argv that
@@ -129,6 +149,13 @@ import json, os, subprocess, sys
 spec = json.load(sys.stdin)
 env = {**os.environ, **spec["env"]}
 sys.exit(subprocess.call(spec["argv"], cwd=spec["cwd"], env=env, stdin=subprocess.DEVNULL))
+"""
+_SURVEY = """\
+import json, os, shutil, sys
+programs = json.load(sys.stdin)
+size = sum(len(os.fsencode(k)) + len(os.fsencode(v)) + 10 for k, v in os.environ.items())
+print(json.dumps({"arg_max": os.sysconf("SC_ARG_MAX"), "platform": sys.platform,
+    "env_bytes": size, "missing": [p for p in programs if shutil.which(p) is None]}))
 """
 
 
@@ -162,6 +189,18 @@ class PosixLauncher:
         done = self.host.run([self.python, "-c", _RUN], stdin=spec, timeout=timeout, check=False)
         return Result(argv, done.returncode, done.stdout, done.stderr, done.duration)
 
+    def survey(self, programs: Sequence[str]) -> Survey:
+        done = self.host.run([self.python, "-c", _SURVEY], stdin=json.dumps(list(programs)))
+        found = json.loads(done.stdout)
+        limits = limits_for(str(found["platform"]), int(found["arg_max"]))
+        return Survey(limits, int(found["env_bytes"]), list(found["missing"]))
+
+
+def _found_anywhere(program: str) -> bool:
+    """A bare name (looked up on PATH) or an absolute path: either can be checked anywhere."""
+    bare = os.path.basename(program) == program
+    return bare or os.path.isabs(program) or posixpath.isabs(program)
+
 
 class ProcessRuntime:
     kind = "process"
@@ -188,6 +227,8 @@ class ProcessRuntime:
         self.app_dir = on_host(settings, settings.app_dir, host)
         self._clock = clock
         self._sleep = sleep
+        self._survey: Survey | None = None  # the host's exec limits, asked once per run
+        self._surveyed: set[str] = set()
 
     def check(self) -> None:
         if not self.commands:
@@ -200,6 +241,34 @@ class ProcessRuntime:
                 f"app_dir {self.app_dir} does not exist on {self.host.name}",
                 f"set environments.{self.settings.name}.app_dir to the application's directory",
             )
+        problems = self.launch_problems(LONGEST_RELEASE)
+        if problems:
+            raise OperatorError(
+                f"the services could not start on {self.host.name}: " + "; ".join(problems),
+                f"fix {self.settings.env_file} or environments.{self.settings.name}.services "
+                "(nothing was changed)",
+            )
+
+    def launch_problems(self, release: str, services: Sequence[str] = ()) -> list[str]:
+        """Why a service of ``release`` could not be started here (its program is missing,
+        its command line and environment exceed the host's exec limits), before anything
+        running is stopped; one ``survey`` of the host answers for every service."""
+        names = self.require_services(services)
+        argvs = {name: self.argv(name) for name in names}
+        # A relative path is relative to the release's code, which may not be built yet.
+        programs = {a[0] for a in argvs.values() if a and _found_anywhere(a[0])}
+        if self._survey is None or not programs <= self._surveyed:
+            self._survey, self._surveyed = self.launcher.survey(sorted(programs)), programs
+        survey = self._survey
+        env = self._environment(release)
+        problems = [f"{n}: program {a[0]!r} not found" for n, a in argvs.items()
+                    if a and a[0] in survey.missing]
+        for name, argv in argvs.items():
+            problems += [
+                f"{name}: {p}"
+                for p in launch_problems(argv, env, survey.limits, base_env=survey.env_bytes)
+            ]
+        return problems
 
     def services(self) -> list[str]:
         return list(self.commands)
@@ -260,11 +329,13 @@ class ProcessRuntime:
         check_release(release)
         self.check()
         names = self.require_services(services)
-        argvs = {name: self.argv(name) for name in names}  # bad placeholders: nothing stopped yet
+        # check() above: programs there and the launch within the host's limits, and below,
+        # bad placeholders: all before anything is stopped.
+        argvs = {name: self.argv(name) for name in names}
         self.host.makedirs(self.run_dir)
         self._stop(names)
+        env = self._environment(release)
         for name in names:
-            env = {**self.env_values, "RELEASE_ID": release, "PYTHONUNBUFFERED": "1"}
             stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             header = f"--- deploytools: {name} release {release} starting at {stamp} ---\n"
             try:
@@ -323,6 +394,10 @@ class ProcessRuntime:
         return max(set(running), key=running.count) if running else None
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def _environment(self, release: str) -> dict[str, str]:
+        """What a service gets on top of the host's environment."""
+        return {**self.env_values, "RELEASE_ID": release, "PYTHONUNBUFFERED": "1"}
 
     def _code_dir(self, release: str) -> str:
         return f"{self.releases_dir}/{release}"

@@ -11,7 +11,8 @@ import pytest
 
 from deploytools.errors import OperatorError
 from deploytools.hosts.local import LocalHost
-from deploytools.runtime.process import ProcessRuntime
+from deploytools.launch import Limits
+from deploytools.runtime.process import ProcessRuntime, Survey
 from deploytools.templating import fill
 from tests.support.stackenv import make_settings
 
@@ -25,6 +26,9 @@ class FakeLauncher:
         self.spawned: list[dict[str, Any]] = []
         self.signals: list[tuple[int, bool]] = []
         self.ignores_term = False
+        self.limits = Limits()
+        self.missing: list[str] = []
+        self.surveys = 0
 
     def spawn(self, argv: list[str], cwd: str, env: dict[str, str], log: str, header: str) -> int:
         self.next_pid += 1
@@ -39,6 +43,10 @@ class FakeLauncher:
         self.signals.append((pid, kill))
         if kill or not self.ignores_term:
             self.alive[pid] = False
+
+    def survey(self, programs: list[str]) -> Survey:
+        self.surveys += 1
+        return Survey(self.limits, 2048, [p for p in programs if p in self.missing])
 
 
 class Clock:
@@ -208,3 +216,40 @@ def test_a_build_from_another_checkout_takes_its_code_and_keeps_our_data(tmp_pat
     code = Path(rt.releases_dir) / "r0"
     assert (code / "pkg" / "mod.py").read_text() == "VERSION = 0\n"
     assert (code / "var").resolve() == (app / "var").resolve()
+
+
+def test_a_launch_the_host_cannot_exec_stops_nothing(tmp_path: Path) -> None:
+    """A 200 kB env value passed to a release would fail with E2BIG after the old one was
+    stopped, and the old one could not start again either: refuse before stopping anything."""
+    launcher = FakeLauncher()
+    rt = runtime(tmp_path, launcher)
+    rt.up("r1")
+    rt.env_values["BIG"] = "x" * 200_000
+    with pytest.raises(OperatorError) as caught:
+        rt.up("r2")
+    assert "BIG is 200005 bytes" in caught.value.problem
+    assert "x" * 100 not in str(caught.value)  # the value is never shown
+    assert launcher.signals == [] and len(launcher.spawned) == 2  # r1 untouched
+
+
+def test_a_launch_over_the_hosts_total_limit_or_with_a_missing_program_stops_nothing(
+    tmp_path: Path,
+) -> None:
+    launcher = FakeLauncher()
+    runtime(tmp_path, launcher).up("r1")
+    launcher.limits = Limits(arg_max=2200, per_string=None)  # macOS-like: only a total
+    with pytest.raises(OperatorError, match="ARG_MAX"):
+        runtime(tmp_path, launcher).up("r2")
+    launcher.limits, launcher.missing = Limits(), [sys.executable]
+    with pytest.raises(OperatorError, match="not found"):
+        runtime(tmp_path, launcher).up("r2")
+    assert launcher.signals == [] and len(launcher.spawned) == 2
+
+
+def test_the_host_is_surveyed_once_per_run(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    rt = runtime(tmp_path, launcher)
+    rt.check()
+    rt.up("r1")
+    rt.up("r2")
+    assert launcher.surveys == 1
