@@ -27,6 +27,7 @@ class Journal:
         self.directory = directory
         self.path = f"{directory}/{JOURNAL_FILE}"
         self.redact = redactor or Redactor()
+        self.damaged = 0  # lines of the last read that were not a record
 
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         record = self.redact.data({"at": utc_now(), "kind": kind, **fields})
@@ -36,13 +37,27 @@ class Journal:
         return dict(record)
 
     def records(self) -> list[dict[str, Any]]:
+        """Every whole record, oldest first; ``damaged`` counts the lines that are not one
+        (a torn last line, a disk error, a hand edit): they are skipped, never fatal."""
         if not self.host.exists(self.path):
             return []
-        text = self.host.read_file(self.path).decode()
+        text = self.host.read_file(self.path).decode(errors="replace")
         lines = text.splitlines()
         if lines and not text.endswith("\n"):
             lines.pop()  # a line torn by a crash mid-write: never a whole record
-        return [json.loads(line) for line in lines if line.strip()]
+        found, self.damaged = [], 0
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                found.append(record)
+            else:
+                self.damaged += 1
+        return found
 
     def releases(self) -> list[dict[str, Any]]:
         """Release manifests, oldest first."""

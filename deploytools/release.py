@@ -65,6 +65,11 @@ def good_releases(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def current_release(releases: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The release now running: the last healthy deploy or rollback."""
-    good = good_releases(releases)
-    return good[-1] if good else None
+    """The release now running: the last healthy deploy or rollback, unless a later run's
+    undo was abandoned (then the journal cannot tell: None, and the runtime is asked)."""
+    for record in reversed(releases):
+        if record.get("result") == "ok":
+            return dict(record)
+        if record.get("undo_abandoned") is not None:
+            return None
+    return None

@@ -63,8 +63,27 @@ class Start:
         return ctx.runtime.plan_up(ctx.release)
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
+        replacing = self._running(ctx)
         ctx.runtime.up(ctx.release)
-        return {"services": ctx.runtime.services()}
+        return {"services": ctx.runtime.services(), "replaced": replacing}
+
+    @staticmethod
+    def _running(ctx: RunContext) -> str | None:
+        """What the undo must bring back: the release that runs now.
+
+        The journal's word, unless the runtime (PID files, the containers' images) shows
+        another: a journal that is missing, damaged or ends in an abandoned undo cannot say,
+        and a site that serves must never be treated as empty.
+        """
+        recorded = ctx.facts.get("previous_release")
+        running = ctx.runtime.current_release()
+        if running and running != recorded:
+            ctx.ui.warn(
+                f"the journal says {recorded or 'nothing'} runs, but the stack runs {running}:"
+                f" an undo returns to {running}"
+            )
+            ctx.facts["previous_release"] = running
+        return running or recorded
 
     def undo(self, ctx: RunContext) -> str:
         previous = ctx.facts.get("previous_release")
