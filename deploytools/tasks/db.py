@@ -135,7 +135,7 @@ def restore(
 def prune(
     c: Context, ui: Ui, env: str | None = None, dry_run: bool = False, json: bool = False
 ) -> None:
-    """Apply retention: keep the newest verified backups and those releases refer to."""
+    """Apply retention: keep the newest verified backups and those of the last good releases."""
     conf = settings(c, env)
     host = targets.primary(conf)
     with _locked(conf, host, "db.prune"):

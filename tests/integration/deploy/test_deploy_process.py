@@ -395,7 +395,8 @@ def test_rollback_returns_release_and_database_revision(project: DeployProject) 
     assert health(port(project)) == (200, _healthy_body(project, target))
     done = [e for e in project.journal(ENV) if e["kind"] == "step.done"]
     assert [e["built"] for e in done if e["step"] == "prepare release"][-1] is False
-    assert [e for e in done if e["step"] == "backup"][-1]["backup"]  # safety backup first
+    safety = [e for e in done if e["step"] == "backup"][-1]["backup"]  # safety backup first
+    assert safety and record["safety_backup"] == safety  # recorded: retention keeps it
     assert app_name(project) == name  # the old code runs, not the working tree's
 
     assert again.returncode == 2
