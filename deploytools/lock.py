@@ -15,11 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.base import Host
 from deploytools.platform import pid_alive
+
+if TYPE_CHECKING:
+    from deploytools.config import EnvironmentSettings
 
 LOCK_DIR = "deploy.lock"
 HOLDER_FILE = "holder.json"
@@ -54,6 +57,7 @@ class DeployLock:
         state_dir: str,
         ttl: float,
         *,
+        env: str,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -61,12 +65,24 @@ class DeployLock:
         self.state_dir = state_dir
         self.path = f"{state_dir}/{LOCK_DIR}"
         self.ttl = ttl
+        self.env = env  # named in the fix of a conflict
         self._clock = clock
         self._sleep = sleep
         self.held = False
 
+    @classmethod
+    def of(cls, settings: EnvironmentSettings, host: Host) -> DeployLock:
+        """The lock of ``settings``' environment, on ``host`` (its primary host)."""
+        from deploytools import targets
+
+        state_dir = targets.state_dir(settings, host)
+        return cls(host, state_dir, settings.timeouts.lock_ttl, env=settings.name)
+
     def acquire(self, holder: Holder, wait: float = 0.0) -> None:
-        """Take the lock, or fail at once with the holder's details (after ``wait`` seconds)."""
+        """Take the lock, or fail at once with the holder's details (after ``wait`` seconds).
+
+        Every task that takes the lock has ``--lock-wait``, which the failure suggests.
+        """
         self.host.makedirs(self.state_dir)
         deadline = self._clock() + wait
         while not self.host.create_dir(self.path):
@@ -78,7 +94,7 @@ class DeployLock:
                     f"the deploy lock at {self.host.name}:{self.path} is held by {who}"
                     + (f" - it looks stale: {stale}" if stale else ""),
                     "wait for it (--lock-wait SECONDS), or if it is stale: "
-                    "invoke lock.release --force --env NAME",
+                    f"invoke lock.release --force --env {self.env}",
                 )
             self._sleep(POLL_SECONDS)
         data = json.dumps(asdict(holder), indent=2).encode()

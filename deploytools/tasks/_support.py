@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # pydantic models and rich cost ~0.3 s to import: not for `in
 ENV_HELP = "environment name from config/deploy.toml (local, staging, prod, ...)"
 JSON_HELP = "print machine-readable JSON on stdout instead of a table"
 DRY_RUN_HELP = "print what would be done and change nothing"
+LOCK_WAIT_HELP = (
+    "if another run holds the deploy lock, wait up to this many seconds (default: fail at once)"
+)
 
 TaskBody = Callable[..., Any]
 

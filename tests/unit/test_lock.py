@@ -20,7 +20,7 @@ class Clock:
 
 
 def make_lock(host: MemoryHost, clock: Clock, ttl: float = 3600) -> DeployLock:
-    return DeployLock(host, "/state/prod", ttl, clock=clock, sleep=clock.sleep)
+    return DeployLock(host, "/state/prod", ttl, env="prod", clock=clock, sleep=clock.sleep)
 
 
 def holder(
@@ -38,6 +38,10 @@ def test_second_holder_is_refused_with_the_first_ones_details() -> None:
     assert f"pid {os.getpid()}" in caught.value.problem
     assert "invoke deploy" in caught.value.problem and "release r1" in caught.value.problem
     assert "stale" not in caught.value.problem
+    assert caught.value.fix == (
+        "wait for it (--lock-wait SECONDS), or if it is stale: "
+        "invoke lock.release --force --env prod"
+    )
 
 
 def test_release_frees_the_lock_and_is_idempotent() -> None:

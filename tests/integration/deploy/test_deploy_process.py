@@ -355,6 +355,7 @@ def test_two_concurrent_deploys_exactly_one_proceeds(project: DeployProject) -> 
     assert "the deploy lock at" in message and "is held by" in message
     assert f"pid {winner.pid} since" in message
     assert "--lock-wait" in message
+    assert f"invoke lock.release --force --env {ENV}" in message
     new = project.releases(ENV)[count:]
     assert [r["result"] for r in new] == ["ok"]  # the loser records no release at all
     assert health(port(project))[1]["release"] == new[0]["tag"]
