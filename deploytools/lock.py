@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 LOCK_DIR = "deploy.lock"
 HOLDER_FILE = "holder.json"
 POLL_SECONDS = 0.25
+HOLDER_GRACE = 2.0  # how long a run that just created the lock may take to write holder.json
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ class DeployLock:
         self.host.makedirs(self.state_dir)
         deadline = self._clock() + wait
         while not self.host.create_dir(self.path):
-            current = self.holder()
             if self._clock() >= deadline:
+                current = self._written_holder()
                 who = current.describe() if current else "an unknown holder (no holder.json)"
                 stale = self.stale_reason(current)
                 raise DeployFailure(
@@ -100,6 +101,14 @@ class DeployLock:
         data = json.dumps(asdict(holder), indent=2).encode()
         self.host.write_file(f"{self.path}/{HOLDER_FILE}", data, mode=0o600)
         self.held = True
+
+    def _written_holder(self) -> Holder | None:
+        """The holder, giving a run that has just created the lock the moment it needs to write
+        holder.json (a round trip over SSH): read too early, a live lock would look stale."""
+        give_up = self._clock() + HOLDER_GRACE
+        while (current := self.holder()) is None and self.locked() and self._clock() < give_up:
+            self._sleep(POLL_SECONDS)
+        return current
 
     def note_release(self, release: str) -> None:
         """Add the release being deployed to the holder record once it is known."""
