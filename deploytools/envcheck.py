@@ -100,7 +100,7 @@ def _check_key(
         state = "missing" if value is None else "empty"
         return [finding("required", f"required key {key} is {state}", f"set {key}{about}")]
     secret = rules.is_secret(key)
-    if _placeholder(value, rules, non_ascii=secret or rule.format != "text"):
+    if any(p.search(value) for p in rules.placeholders):
         return [
             finding(
                 "placeholder",
@@ -108,6 +108,8 @@ def _check_key(
                 f"set the real value of {key}{about}",
             )
         ]
+    if rules.non_ascii and (secret or rule.format != "text") and not value.isascii():
+        return [finding("placeholder", *_non_ascii(key, value, rule.format, secret))]
     weak = _weak(key, value, rules, published) if secret else None
     if weak:
         return [finding("weak-value", f"the value of {key} {weak}", _new_secret_fix(key))]
@@ -136,10 +138,17 @@ def _new_secret_fix(key: str) -> str:
     return f"set {key} to a new random value, e.g. from: {command}"
 
 
-def _placeholder(value: str, rules: EnvRules, *, non_ascii: bool) -> bool:
-    if non_ascii and rules.non_ascii and not value.isascii():
-        return True
-    return any(p.search(value) for p in rules.placeholders)
+def _non_ascii(key: str, value: str, kind: str, secret: bool) -> tuple[str, str]:
+    """(problem, fix) of a secret or formatted value that is not ASCII; where, never what."""
+    position = next(i for i, c in enumerate(value, 1) if not c.isascii())
+    what = "URLs" if kind == "url" else "secrets and keys" if secret else f"{kind} values"
+    problem = (
+        f"{key} has a non-ASCII character (character {position}): {what} must be ASCII, as many "
+        "clients and URL parsers cannot carry anything else, and such text is often a "
+        "placeholder in another language (or a pasted non-breaking space or curly quote)"
+    )
+    encode = ", percent-encoded where a URL needs it" if kind == "url" else ""
+    return problem, f"set the real value of {key} in ASCII characters only{encode}"
 
 
 def _weak(key: str, value: str, rules: EnvRules, published: set[str]) -> str | None:

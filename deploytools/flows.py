@@ -44,7 +44,7 @@ def context(
     ctx = RunContext(settings, host, ui, Journal(host, state, ui.redact), values, dry_run=dry_run)
     previous = current_release(ctx.journal.releases())
     ctx.facts["previous_release"] = previous["tag"] if previous else None
-    return ctx, DeployLock(host, state, settings.timeouts.lock_ttl)
+    return ctx, DeployLock.of(settings, host)
 
 
 def deploy(

@@ -63,7 +63,3 @@ class Journal:
         """Release manifests, oldest first."""
         return [r for r in self.records() if r.get("kind") == "release"]
 
-
-def referenced_backups(releases: list[dict[str, Any]]) -> set[str]:
-    """Backup ids that a recorded release needs for a rollback: retention keeps them."""
-    return {str(r["backup"]) for r in releases if r.get("backup")}

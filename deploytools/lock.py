@@ -15,15 +15,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.base import Host
 from deploytools.platform import pid_alive
 
+if TYPE_CHECKING:
+    from deploytools.config import EnvironmentSettings
+
 LOCK_DIR = "deploy.lock"
 HOLDER_FILE = "holder.json"
 POLL_SECONDS = 0.25
+HOLDER_GRACE = 2.0  # how long a run that just created the lock may take to write holder.json
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class DeployLock:
         state_dir: str,
         ttl: float,
         *,
+        env: str,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -61,29 +66,49 @@ class DeployLock:
         self.state_dir = state_dir
         self.path = f"{state_dir}/{LOCK_DIR}"
         self.ttl = ttl
+        self.env = env  # named in the fix of a conflict
         self._clock = clock
         self._sleep = sleep
         self.held = False
 
+    @classmethod
+    def of(cls, settings: EnvironmentSettings, host: Host) -> DeployLock:
+        """The lock of ``settings``' environment, on ``host`` (its primary host)."""
+        from deploytools import targets
+
+        state_dir = targets.state_dir(settings, host)
+        return cls(host, state_dir, settings.timeouts.lock_ttl, env=settings.name)
+
     def acquire(self, holder: Holder, wait: float = 0.0) -> None:
-        """Take the lock, or fail at once with the holder's details (after ``wait`` seconds)."""
+        """Take the lock, or fail at once with the holder's details (after ``wait`` seconds).
+
+        Every task that takes the lock has ``--lock-wait``, which the failure suggests.
+        """
         self.host.makedirs(self.state_dir)
         deadline = self._clock() + wait
         while not self.host.create_dir(self.path):
-            current = self.holder()
             if self._clock() >= deadline:
+                current = self._written_holder()
                 who = current.describe() if current else "an unknown holder (no holder.json)"
                 stale = self.stale_reason(current)
                 raise DeployFailure(
                     f"the deploy lock at {self.host.name}:{self.path} is held by {who}"
                     + (f" - it looks stale: {stale}" if stale else ""),
                     "wait for it (--lock-wait SECONDS), or if it is stale: "
-                    "invoke lock.release --force --env NAME",
+                    f"invoke lock.release --force --env {self.env}",
                 )
             self._sleep(POLL_SECONDS)
         data = json.dumps(asdict(holder), indent=2).encode()
         self.host.write_file(f"{self.path}/{HOLDER_FILE}", data, mode=0o600)
         self.held = True
+
+    def _written_holder(self) -> Holder | None:
+        """The holder, giving a run that has just created the lock the moment it needs to write
+        holder.json (a round trip over SSH): read too early, a live lock would look stale."""
+        give_up = self._clock() + HOLDER_GRACE
+        while (current := self.holder()) is None and self.locked() and self._clock() < give_up:
+            self._sleep(POLL_SECONDS)
+        return current
 
     def note_release(self, release: str) -> None:
         """Add the release being deployed to the holder record once it is known."""

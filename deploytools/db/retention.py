@@ -1,22 +1,27 @@
 """Retention: which backups to keep, decided by a pure function, then done (or only shown).
 
-Kept: the newest ``database.retention`` *verified* backups, and every backup a recorded release
-refers to (a rollback to that release needs it). Deleted: everything else, including
-unverified backups and leftovers of interrupted runs. The newest verified backup is never
-deleted, whatever the settings say.
+With N = ``database.retention``, kept: the newest N *verified* backups, and the backups the
+last N good releases (deploys and rollbacks that ended ``ok``) recorded: a deploy's backup
+(taken before it migrated) and a rollback's backups (the one of the release it went back to,
+and the safety backup it took before changing the database, which holds the data the
+rollback replaced). A failed deploy or rollback pins nothing: its backup counts only among the
+newest N. Deleted: everything else, including unverified backups and leftovers of
+interrupted runs. The newest verified backup is never deleted, whatever the settings say.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from deploytools import targets
 from deploytools.config import EnvironmentSettings
 from deploytools.db.manifest import Manifest
 from deploytools.db.store import BackupStore
 from deploytools.hosts.base import Host
-from deploytools.journal import Journal, referenced_backups
+from deploytools.journal import Journal
+from deploytools.release import good_releases
 from deploytools.ui import Ui
 
 
@@ -29,22 +34,37 @@ class PrunePlan:
 
 
 def plan_retention(
-    backups: Iterable[Manifest], *, keep_newest: int, referenced: set[str]
+    backups: Iterable[Manifest], releases: list[dict[str, Any]], *, retention: int
 ) -> tuple[dict[str, str], list[Manifest]]:
-    """``(keep: id -> reason, delete)`` for backups given oldest first."""
+    """``(keep: id -> reason, delete)`` for backups and release records given oldest first."""
     backups = list(backups)
     verified = [b for b in reversed(backups) if b.verified]
     keep: dict[str, str] = {}
-    for backup in verified[: max(keep_newest, 1)]:
+    for backup in verified[: max(retention, 1)]:
         keep[backup.id] = (
-            "newest verified" if backup is verified[0] else f"among newest {keep_newest}"
+            "newest verified" if backup is verified[0] else f"among the newest {retention} verified"
         )
+    pinned = pinned_backups(releases, retention)
     for backup in backups:
-        if backup.id in referenced:
-            keep.setdefault(backup.id, "a recorded release refers to it")
+        if backup.id in pinned:
+            keep.setdefault(backup.id, pinned[backup.id])
     delete = [b for b in backups if b.id not in keep]
     assert not verified or verified[0] not in delete
     return keep, delete
+
+
+def pinned_backups(releases: list[dict[str, Any]], last: int) -> dict[str, str]:
+    """Backup id -> why, for the backups that the ``last`` good releases recorded."""
+    recent = good_releases(releases)[-last:] if last > 0 else []
+    pinned: dict[str, str] = {}
+    for record in reversed(recent):
+        release = f"{record.get('action', 'deploy')} {record.get('tag')}"
+        among = f"one of the last {last} good releases"
+        if record.get("backup"):
+            pinned.setdefault(str(record["backup"]), f"recorded with {release}, {among}")
+        if record.get("safety_backup"):
+            pinned.setdefault(str(record["safety_backup"]), f"safety backup of {release}, {among}")
+    return pinned
 
 
 def plan_prune(settings: EnvironmentSettings, host: Host) -> PrunePlan:
@@ -52,9 +72,7 @@ def plan_prune(settings: EnvironmentSettings, host: Host) -> PrunePlan:
     contents = store.scan()
     releases = Journal(host, targets.state_dir(settings, host)).releases()
     keep, delete = plan_retention(
-        contents.backups,
-        keep_newest=settings.database.retention,
-        referenced=referenced_backups(releases),
+        contents.backups, releases, retention=settings.database.retention
     )
     doomed = sorted([*contents.broken, *delete], key=lambda m: (m.created_at, m.id))
     return PrunePlan(keep, doomed, contents.leftovers, contents.damaged)

@@ -172,6 +172,7 @@ def release_record(ctx: RunContext, action: str, result: str, **extra: Any) -> d
         images=ctx.facts.get("images", {}),
         revision=ctx.facts.get("revision"),
         backup=ctx.facts.get("backup"),
+        safety_backup=ctx.facts.get("safety_backup"),  # a rollback's: retention keeps it
         env_hash=env_hash,
         flags=flags,
         operator=getpass.getuser(),

@@ -1,7 +1,8 @@
 """What every task shares: the error boundary, settings from invoke config, the Ui.
 
-``task`` wraps invoke's decorator: the body receives a fresh ``Ui`` after the context, and a
-``DeployToolsError`` becomes one redacted message and its exit code instead of a traceback.
+``task`` wraps invoke's decorator: the body receives a fresh ``Ui`` after the context, a
+``DeployToolsError`` becomes one redacted message and its exit code instead of a traceback, and
+every numeric option is checked while the command line is parsed (``NumberOption``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import atexit
 import functools
 import gc
 import inspect
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.exceptions import Exit
-from invoke.tasks import task as invoke_task
+from invoke.tasks import Task
 
 from deploytools.errors import DeployToolsError, OperatorError
 
@@ -25,6 +27,9 @@ if TYPE_CHECKING:  # pydantic models and rich cost ~0.3 s to import: not for `in
 ENV_HELP = "environment name from config/deploy.toml (local, staging, prod, ...)"
 JSON_HELP = "print machine-readable JSON on stdout instead of a table"
 DRY_RUN_HELP = "print what would be done and change nothing"
+LOCK_WAIT_HELP = (
+    "if another run holds the deploy lock, wait up to this many seconds (default: fail at once)"
+)
 
 TaskBody = Callable[..., Any]
 
@@ -46,8 +51,14 @@ INVOKE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def task(help: Mapping[str, str], **options: Any) -> Callable[[TaskBody], Any]:
-    """``@task`` for deploytools: help for every argument, a Ui, operator errors without traces."""
+def task(
+    help: Mapping[str, str], *, positive: Collection[str] = (), **options: Any
+) -> Callable[[TaskBody], Any]:
+    """``@task`` for deploytools: help for every argument, a Ui, operator errors without traces.
+
+    An option annotated ``int`` or ``float`` (or with such a default) must be a finite number,
+    0 or more; those named in ``positive`` must be more than 0.
+    """
 
     def decorate(body: TaskBody) -> Any:
         signature = inspect.signature(body)
@@ -56,6 +67,14 @@ def task(help: Mapping[str, str], **options: Any) -> Callable[[TaskBody], Any]:
         missing = {p.name for p in visible[1:]} - set(help)
         if missing:
             raise TypeError(f"task {body.__name__}: no help for {sorted(missing)}")
+        numbers = {
+            p.name: NumberOption(p.name, integer=kind is int, positive=p.name in positive)
+            for p in visible[1:]
+            if (kind := _number_type(p))
+        }
+        if set(positive) - set(numbers):
+            raise TypeError(f"task {body.__name__}: positive names no numeric option")
+        helps = {k: f"{v} [{numbers[k].expected}]" if k in numbers else v for k, v in help.items()}
 
         @functools.wraps(body)
         def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
@@ -78,9 +97,76 @@ def task(help: Mapping[str, str], **options: Any) -> Callable[[TaskBody], Any]:
 
         # inspect.signature (used by invoke) stops at __signature__: the public arguments.
         wrapper.__signature__ = signature.replace(parameters=visible)  # type: ignore[attr-defined]
-        return invoke_task(help=dict(help), **options)(wrapper)
+        return CheckedTask(wrapper, numbers=numbers, help=helps, **options)
 
     return decorate
+
+
+class CheckedTask(Task[TaskBody]):
+    """A task whose numeric options are read by a ``NumberOption`` instead of ``type(default)``
+    (whose ValueError escapes invoke's parser as a traceback; a None default is not cast)."""
+
+    def __init__(
+        self, body: TaskBody, *, numbers: Mapping[str, NumberOption], **options: Any
+    ) -> None:
+        super().__init__(body, **options)
+        self.numbers = dict(numbers)
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts = super().arg_opts(name, default, taken_names)
+        if name in self.numbers:
+            opts["kind"] = self.numbers[name]
+        return opts
+
+
+class NumberOption:
+    """The parser's cast for one numeric option: a finite number in range, or exit 2 naming
+    the option, at parse time, before any task runs."""
+
+    def __init__(self, name: str, *, integer: bool, positive: bool) -> None:
+        self.flag = "--" + name.replace("_", "-")
+        self.integer = integer
+        self.positive = positive
+        self.__name__ = "int" if integer else "float"  # Argument.__repr__ shows kind.__name__
+        what = "a whole number" if integer else "a number"
+        self.expected = f"{what} {'greater than' if positive else 'of at least'} 0"
+
+    def __call__(self, raw: str) -> float:
+        try:
+            number = int(raw) if self.integer else float(raw)
+        except ValueError:
+            raise self._refuse(raw, f"is not {'a whole' if self.integer else 'a'} number") from None
+        if not math.isfinite(number):
+            raise self._refuse(raw, "is not a finite number")
+        if number < 0 or (self.positive and number == 0):
+            raise self._refuse(raw, f"is not {self.expected}")
+        return number
+
+    def _refuse(self, raw: str, why: str) -> Exit:
+        # Program.run prints an Exit's message to stderr and exits with its code: no traceback.
+        fix = f"pass {self.flag} {self.expected}"
+        return Exit(f"error: {self.flag} {raw[:40]!r} {why}\n  fix: {fix}", code=2)
+
+    # invoke's --help shows a value placeholder only for a kind equal to str or int
+    # (ParserContext.help_for); without one, the option would look like a flag that takes none.
+    def __eq__(self, other: object) -> bool:
+        return other is int or other is self
+
+    def __hash__(self) -> int:
+        return hash(int)
+
+
+def _number_type(param: inspect.Parameter) -> type | None:
+    """``int`` or ``float`` for an option annotated so (``| None`` allowed) or defaulting so."""
+    annotation = param.annotation
+    text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    names = {part.strip() for part in text.split("|")} - {"None"}
+    if names in ({"int"}, {"float"}):
+        return int if names == {"int"} else float
+    default = param.default
+    if isinstance(default, int | float) and not isinstance(default, bool):
+        return type(default)
+    return None
 
 
 @functools.cache

@@ -16,7 +16,14 @@ from invoke.context import Context
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.journal import Journal
 from deploytools.lock import DeployLock, Holder
-from deploytools.tasks._support import DRY_RUN_HELP, ENV_HELP, JSON_HELP, settings, task
+from deploytools.tasks._support import (
+    DRY_RUN_HELP,
+    ENV_HELP,
+    JSON_HELP,
+    LOCK_WAIT_HELP,
+    settings,
+    task,
+)
 
 if TYPE_CHECKING:
     from deploytools import db, targets
@@ -39,6 +46,7 @@ MB = 1024 * 1024
         "release": "release id or tag to name in the backup (the deploy pipeline passes it)",
         "skip_verify": "do not read the archive back (kept as unverified: retention ignores it)",
         "keep_all": "do not apply retention after the backup",
+        "lock_wait": LOCK_WAIT_HELP,
         "json": JSON_HELP,
     }
 )
@@ -49,12 +57,13 @@ def backup(
     release: str | None = None,
     skip_verify: bool = False,
     keep_all: bool = False,
+    lock_wait: float = 0.0,
     json: bool = False,
 ) -> None:
     """Back up the database (pg_dump or SQLite online backup), verify it, then apply retention."""
     conf = settings(c, env)
     host = targets.primary(conf)
-    with _locked(conf, host, "db.backup"):
+    with _locked(conf, host, "db.backup", lock_wait):
         manifest = db.backup(conf, host, ui, release=release, verify=not skip_verify)
         if not keep_all:
             db.prune(conf, host, ui)
@@ -113,9 +122,14 @@ def verify(c: Context, ui: Ui, env: str | None = None, backup: str = "") -> None
     db.verify_backup(conf, targets.primary(conf), ui, _required(backup, "--backup ID"))
 
 
-@task(help={"env": ENV_HELP, "backup": BACKUP_HELP, "yes": YES_HELP})
+@task(help={"env": ENV_HELP, "backup": BACKUP_HELP, "yes": YES_HELP, "lock_wait": LOCK_WAIT_HELP})
 def restore(
-    c: Context, ui: Ui, env: str | None = None, backup: str = "", yes: bool = False
+    c: Context,
+    ui: Ui,
+    env: str | None = None,
+    backup: str = "",
+    yes: bool = False,
+    lock_wait: float = 0.0,
 ) -> None:
     """Restore a backup into the environment's database (checksum first; asks unless --yes)."""
     conf = settings(c, env)
@@ -127,18 +141,25 @@ def restore(
         f"{manifest.alembic_revision or 'none'}) into {conf.name}'s database, replacing its data?",
         yes,
     )
-    with _locked(conf, host, f"db.restore {manifest.id}"):
+    with _locked(conf, host, f"db.restore {manifest.id}", lock_wait):
         db.restore(conf, host, ui, manifest.id)
 
 
-@task(help={"env": ENV_HELP, "dry_run": DRY_RUN_HELP, "json": JSON_HELP})
+@task(
+    help={"env": ENV_HELP, "dry_run": DRY_RUN_HELP, "lock_wait": LOCK_WAIT_HELP, "json": JSON_HELP}
+)
 def prune(
-    c: Context, ui: Ui, env: str | None = None, dry_run: bool = False, json: bool = False
+    c: Context,
+    ui: Ui,
+    env: str | None = None,
+    dry_run: bool = False,
+    lock_wait: float = 0.0,
+    json: bool = False,
 ) -> None:
-    """Apply retention: keep the newest verified backups and those releases refer to."""
+    """Apply retention: keep the newest verified backups and those of the last good releases."""
     conf = settings(c, env)
     host = targets.primary(conf)
-    with _locked(conf, host, "db.prune"):
+    with _locked(conf, host, "db.prune", lock_wait):
         plan = db.prune(conf, host, ui, dry_run=dry_run)
     if json:
         ui.emit_json(
@@ -157,6 +178,7 @@ def prune(
         "to": "target revision (default: head)",
         "sql": "print the SQL of the pending revisions instead of running them (changes nothing)",
         "since": "with --sql: start after this revision instead of the database's current one",
+        "lock_wait": LOCK_WAIT_HELP,
     }
 )
 def migrate(
@@ -166,6 +188,7 @@ def migrate(
     to: str = "head",
     sql: bool = False,
     since: str | None = None,
+    lock_wait: float = 0.0,
 ) -> None:
     """Upgrade the database to head (alembic, one transaction, lock timeout with retries)."""
     conf = settings(c, env)
@@ -177,7 +200,10 @@ def migrate(
         with db.reachable_url(conf, host, ui.redact) as url:
             ui.result(db.offline_sql(conf, end=to, url=url) or "-- nothing pending")
         return
-    with _locked(conf, host, "db.migrate"), db.reachable_url(conf, host, ui.redact) as url:
+    with (
+        _locked(conf, host, "db.migrate", lock_wait),
+        db.reachable_url(conf, host, ui.redact) as url,
+    ):
         db.upgrade(conf, ui, to, url=url, journal=_journal(conf, host, ui))
 
 
@@ -220,9 +246,17 @@ def history(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> N
         "env": ENV_HELP,
         "to": "required: the revision to go back to (kept), or base",
         "yes": YES_HELP,
+        "lock_wait": LOCK_WAIT_HELP,
     }
 )
-def downgrade(c: Context, ui: Ui, env: str | None = None, to: str = "", yes: bool = False) -> None:
+def downgrade(
+    c: Context,
+    ui: Ui,
+    env: str | None = None,
+    to: str = "",
+    yes: bool = False,
+    lock_wait: float = 0.0,
+) -> None:
     """Undo migrations down to --to REV; refuses to pass an irreversible revision."""
     conf = settings(c, env)
     host = targets.primary(conf)
@@ -234,7 +268,7 @@ def downgrade(c: Context, ui: Ui, env: str | None = None, to: str = "", yes: boo
             return
         listed = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in undo)
         _confirm(ui, f"downgrade {conf.name} from {now} to {target}, undoing {listed}?", yes)
-        with _locked(conf, host, f"db.downgrade {target}"):
+        with _locked(conf, host, f"db.downgrade {target}", lock_wait):
             db.downgrade(conf, ui, target, url=url, journal=_journal(conf, host, ui))
 
 
@@ -293,9 +327,10 @@ def _journal(conf: EnvironmentSettings, host: Host, ui: Ui) -> Journal:
 
 
 @contextmanager
-def _locked(conf: EnvironmentSettings, host: Host, command: str) -> Iterator[None]:
-    lock = DeployLock(host, targets.state_dir(conf, host), conf.timeouts.lock_ttl)
-    lock.acquire(Holder.me(command))
+def _locked(conf: EnvironmentSettings, host: Host, command: str, wait: float) -> Iterator[None]:
+    """Hold the deploy lock, waiting up to ``wait`` seconds for another run (``--lock-wait``)."""
+    lock = DeployLock.of(conf, host)
+    lock.acquire(Holder.me(command), wait=wait)
     try:
         yield
     finally:

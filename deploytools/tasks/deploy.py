@@ -8,16 +8,18 @@ from typing import TYPE_CHECKING
 from invoke.context import Context
 
 from deploytools.errors import OperatorError
-from deploytools.tasks._support import DRY_RUN_HELP, ENV_HELP, JSON_HELP, settings, task
+from deploytools.tasks._support import (
+    DRY_RUN_HELP,
+    ENV_HELP,
+    JSON_HELP,
+    LOCK_WAIT_HELP,
+    settings,
+    task,
+)
 
 if TYPE_CHECKING:
     from deploytools.pipeline import PipelineResult
     from deploytools.ui import Ui
-
-LOCK_WAIT_HELP = (
-    "if another deploy holds the lock, wait up to this many seconds (default: fail at once)"
-)
-
 
 @task(
     help={

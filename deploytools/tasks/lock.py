@@ -19,8 +19,7 @@ def _lock(c: Context, env: str | None) -> DeployLock:
     from deploytools.lock import DeployLock
 
     conf = settings(c, env)
-    host = targets.primary(conf)
-    return DeployLock(host, targets.state_dir(conf, host), conf.timeouts.lock_ttl)
+    return DeployLock.of(conf, targets.primary(conf))
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})

@@ -50,7 +50,10 @@ def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> 
     ui.table(f"releases of {env or 'the default environment'}", columns, rows)
 
 
-@task(help={"env": ENV_HELP, "json": JSON_HELP, "limit": "show at most this many events"})
+@task(
+    help={"env": ENV_HELP, "json": JSON_HELP, "limit": "show at most this many events"},
+    positive=["limit"],
+)
 def history(
     c: Context, ui: Ui, env: str | None = None, json: bool = False, limit: int = 50
 ) -> None:

@@ -126,7 +126,8 @@ def status(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> No
         "env": ENV_HELP,
         "service": "the service whose log to show",
         "lines": "how many of the last lines",
-    }
+    },
+    positive=["lines"],
 )
 def logs(c: Context, ui: Ui, env: str | None = None, service: str = "", lines: int = 50) -> None:
     """Print the last lines of a service's log (secrets of the env file masked)."""
@@ -141,6 +142,7 @@ def logs(c: Context, ui: Ui, env: str | None = None, service: str = "", lines: i
 @task(
     help={"env": ENV_HELP, "service": SERVICE_HELP, "timeout": TIMEOUT_HELP, "json": JSON_HELP},
     iterable=["service"],
+    positive=["timeout"],
 )
 def wait(
     c: Context,
@@ -162,7 +164,7 @@ def wait(
             host=t.host,
             env_values=t.values,
             services=service or [],
-            timeout=float(timeout) if timeout is not None else None,
+            timeout=timeout,
         )
         results.extend({"host": t.host.name, **h.as_dict()} for h in found)
     if json:

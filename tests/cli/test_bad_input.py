@@ -3,13 +3,18 @@ nothing changed. Each case runs the real CLI in a throw-away copy of the project
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
+from invoke.exceptions import Exit
+from invoke.parser import Argument
 
 from deploytools.config import load_settings
 from deploytools.errors import OperatorError
+from deploytools.tasks import ns
 from tests.support.cli import Run, TempProject
 
 GOOD_LOCAL = "ENVIRONMENT=development\n"
@@ -134,3 +139,65 @@ def test_rules_file_with_a_wrong_type_names_file_and_key_path(project: TempProje
 def test_init_for_an_unknown_environment_changes_nothing(project: TempProject) -> None:
     run = refused(project, "env.init", "--env", "qa;touch x")
     assert "is not allowed" in run.stderr
+
+
+def _arguments(name: str) -> list[Argument]:
+    """The parser's arguments of task ``name``, without using up the task's help."""
+    task = copy.copy(ns[name])
+    task.help = dict(task.help)  # get_arguments() pops the help it uses
+    return task.get_arguments()
+
+
+def _numeric_options() -> list[tuple[str, str]]:
+    """``(task, --flag)`` of every option of every task that takes a number: found from the
+    parser's arguments and the task's signature, so an option added later is covered too."""
+    found = []
+    for name in sorted(ns.task_names):
+        signature = ns[name].argspec(ns[name].body)
+        annotations = {p.name: str(p.annotation) for p in signature.parameters.values()}
+        for arg in _arguments(name):
+            if arg.kind in (int, float) or NUMBER.search(annotations.get(arg.name or "", "")):
+                found.append((name, f"--{arg.names[0]}"))
+    return found
+
+
+NUMBER = re.compile(r"\b(int|float)\b")
+NUMERIC_OPTIONS = _numeric_options()
+
+
+def test_the_numeric_options_are_found() -> None:
+    assert {("deploy", "--lock-wait"), ("stack.logs", "--lines"), ("history", "--limit")} <= set(
+        NUMERIC_OPTIONS
+    ), NUMERIC_OPTIONS
+    assert ("stack.wait", "--timeout") in NUMERIC_OPTIONS  # default None: cast by the parser too
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "inf"])
+@pytest.mark.parametrize(("task", "flag"), NUMERIC_OPTIONS)
+def test_a_bad_number_names_the_option(
+    project: TempProject, task: str, flag: str, value: str
+) -> None:
+    run = refused(project, task, flag, value)
+    first, fix = run.stderr.splitlines()[:2]
+    assert flag in first and repr(value) in first, run.stderr
+    assert fix.startswith(f"  fix: pass {flag} a ") and "number" in fix, run.stderr
+
+
+@pytest.mark.parametrize(("task", "flag"), NUMERIC_OPTIONS)
+def test_a_good_number_reaches_the_task_as_a_number(task: str, flag: str) -> None:
+    (arg,) = [a for a in _arguments(task) if f"--{a.names[0]}" == flag]
+    arg.value = "7"
+    assert arg.value == 7 and type(arg.value) in (int, float)
+    if arg.kind.__name__ == "int":
+        with pytest.raises(Exit) as caught:
+            arg.value = "1.5"
+        assert caught.value.code == 2 and "is not a whole number" in str(caught.value.message)
+    else:
+        arg.value = "0.5"
+        assert arg.value == 0.5
+
+
+def test_help_shows_that_a_numeric_option_takes_a_value(project: TempProject) -> None:
+    run = project.invoke("--help", "deploy")
+    assert "-l INT, --lock-wait=INT" in run.stdout, run.stdout
+    assert "[a number of at least 0]" in " ".join(run.stdout.split())  # help text is wrapped

@@ -45,6 +45,32 @@ def test_placeholders_are_found(key: str, value: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("key", "value", "position", "what"),
+    [
+        ("SECRET_KEY", "clé-secrète-à-mettre-ici-0123456789AB", 3, "secrets and keys"),
+        ("POSTGRES_PASSWORD", GOOD_SECRET + "\u00a0", 33, "secrets and keys"),  # pasted nbsp
+        ("DATABASE_URL", "postgresql://app:Zq8-pässwörd@db:5432/app", 23, "URLs"),
+    ],
+)
+def test_a_non_ascii_value_is_refused_saying_why(
+    key: str, value: str, position: int, what: str
+) -> None:
+    found = only(check(key, value))
+    assert (found.rule, found.severity) == ("placeholder", "error")
+    assert found.problem.startswith(f"{key} has a non-ASCII character (character {position}):")
+    assert f"{what} must be ASCII" in found.problem
+    assert "placeholder in another language" in found.problem
+    assert "your_" not in found.problem and "ASCII" in found.fix
+    assert not {value, value[position - 1 :]} & {found.problem, found.fix}
+    assert value[position - 1] not in found.problem + found.fix
+
+
+def test_a_placeholder_in_non_ascii_text_is_named_a_placeholder() -> None:
+    found = only(check("SECRET_KEY", "your_clé_here_0123456789ABCDEFGHIJ"))
+    assert found.rule == "placeholder" and "still holds a placeholder" in found.problem
+
+
+@pytest.mark.parametrize(
     ("key", "value", "rule"),
     [
         ("SECRET_KEY", "password", "weak-value"),

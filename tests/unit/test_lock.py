@@ -1,10 +1,12 @@
+import json
 import os
 import socket
+from dataclasses import asdict
 
 import pytest
 
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.lock import DeployLock, Holder
+from deploytools.lock import HOLDER_GRACE, DeployLock, Holder
 from tests.support.memhost import MemoryHost
 
 
@@ -20,7 +22,7 @@ class Clock:
 
 
 def make_lock(host: MemoryHost, clock: Clock, ttl: float = 3600) -> DeployLock:
-    return DeployLock(host, "/state/prod", ttl, clock=clock, sleep=clock.sleep)
+    return DeployLock(host, "/state/prod", ttl, env="prod", clock=clock, sleep=clock.sleep)
 
 
 def holder(
@@ -38,6 +40,10 @@ def test_second_holder_is_refused_with_the_first_ones_details() -> None:
     assert f"pid {os.getpid()}" in caught.value.problem
     assert "invoke deploy" in caught.value.problem and "release r1" in caught.value.problem
     assert "stale" not in caught.value.problem
+    assert caught.value.fix == (
+        "wait for it (--lock-wait SECONDS), or if it is stale: "
+        "invoke lock.release --force --env prod"
+    )
 
 
 def test_release_frees_the_lock_and_is_idempotent() -> None:
@@ -79,3 +85,31 @@ def test_an_old_lock_is_stale_even_on_another_machine() -> None:
 def test_force_release_of_a_missing_lock_is_an_operator_error() -> None:
     with pytest.raises(OperatorError):
         make_lock(MemoryHost(), Clock()).force_release()
+
+
+def test_a_lock_just_taken_is_named_by_its_holder_not_called_stale() -> None:
+    """The winner creates the directory, then writes holder.json: a loser reading between the
+    two must not report a live lock as stale (and suggest lock.release --force)."""
+    host, clock = MemoryHost(), Clock()
+    winner = make_lock(host, clock)
+    host.makedirs(winner.path)  # mkdir done, holder.json not written yet
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        if not host.exists(f"{winner.path}/holder.json"):
+            host.write_file(f"{winner.path}/holder.json", json.dumps(asdict(holder())).encode())
+
+    loser = DeployLock(host, "/state/prod", 3600, env="prod", clock=clock, sleep=sleep)
+    with pytest.raises(DeployFailure) as caught:
+        loser.acquire(holder())
+    assert "is held by alice@" in caught.value.problem
+    assert "stale" not in caught.value.problem
+
+
+def test_a_lock_without_holder_json_is_stale_once_its_writer_had_time() -> None:
+    host, clock = MemoryHost(), Clock()
+    lock = make_lock(host, clock)
+    host.makedirs(lock.path)  # a run that died between mkdir and writing holder.json
+    with pytest.raises(DeployFailure, match=r"looks stale: it has no readable holder\.json"):
+        lock.acquire(holder())
+    assert clock.now >= 1_000_000.0 + HOLDER_GRACE

@@ -355,6 +355,7 @@ def test_two_concurrent_deploys_exactly_one_proceeds(project: DeployProject) -> 
     assert "the deploy lock at" in message and "is held by" in message
     assert f"pid {winner.pid} since" in message
     assert "--lock-wait" in message
+    assert f"invoke lock.release --force --env {ENV}" in message
     new = project.releases(ENV)[count:]
     assert [r["result"] for r in new] == ["ok"]  # the loser records no release at all
     assert health(port(project))[1]["release"] == new[0]["tag"]
@@ -395,7 +396,8 @@ def test_rollback_returns_release_and_database_revision(project: DeployProject) 
     assert health(port(project)) == (200, _healthy_body(project, target))
     done = [e for e in project.journal(ENV) if e["kind"] == "step.done"]
     assert [e["built"] for e in done if e["step"] == "prepare release"][-1] is False
-    assert [e for e in done if e["step"] == "backup"][-1]["backup"]  # safety backup first
+    safety = [e for e in done if e["step"] == "backup"][-1]["backup"]  # safety backup first
+    assert safety and record["safety_backup"] == safety  # recorded: retention keeps it
     assert app_name(project) == name  # the old code runs, not the working tree's
 
     assert again.returncode == 2
