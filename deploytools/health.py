@@ -227,7 +227,8 @@ class _Waiter:
                 target, f"{target.service} {verb} while waiting for it to become healthy"
             )
         elapsed = self.clock() - self.started
-        reason = _reason(target, status, self.fetch, max(0.05, target.timeout - elapsed))
+        budget = max(0.05, target.timeout - elapsed)
+        reason = _reason(target, status, self.fetch, budget, self.ui.redact)
         if reason is None:
             target.passes += 1
             target.last = "passed"
@@ -266,7 +267,13 @@ class _Waiter:
         )
 
 
-def _reason(target: Target, status: ServiceStatus, fetch: Fetch, budget: float) -> str | None:
+def _reason(
+    target: Target,
+    status: ServiceStatus,
+    fetch: Fetch,
+    budget: float,
+    redact: Callable[[str], str],
+) -> str | None:
     """Why this check does not pass, or None when it does."""
     if status.state != RUNNING:
         return f"state is {status.describe()}"
@@ -278,12 +285,18 @@ def _reason(target: Target, status: ServiceStatus, fetch: Fetch, budget: float) 
         code, body = fetch(target.fetch_url, min(target.probe.request_timeout, budget))
     except ProbeError as exc:
         return str(exc)
-    return judge(target.probe, code, body)
+    return judge(target.probe, code, body, redact)
 
 
-def judge(probe: ProbeSettings, code: int, body: str) -> str | None:
-    """None if the answer is the expected one, else what is wrong with it."""
-    shown = " ".join(body.split())[:BODY_CHARS]
+def judge(
+    probe: ProbeSettings, code: int, body: str, redact: Callable[[str], str]
+) -> str | None:
+    """None if the answer is the expected one, else what is wrong with it.
+
+    The body is shown redacted before it is shortened: cut first, a secret at the cut (or one
+    whose spaces are squeezed) would no longer be recognised, and its head would be shown.
+    """
+    shown = " ".join(redact(body).split())[:BODY_CHARS]
     if code != probe.expect_status:
         return f"HTTP {code} (expected {probe.expect_status}): {shown}"
     if not probe.json_fields:

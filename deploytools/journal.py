@@ -2,7 +2,7 @@
 
 Each record is one O_APPEND write of one line through the ``Host``, so two runs writing at
 once (the deploy that holds the lock and the one refused) never lose each other's lines.
-Every record passes the redactor before it is written.
+Every record passes the redactor before it is written: its strings, then its JSON text.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Journal:
 
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         record = self.redact.data({"at": utc_now(), "kind": kind, **fields})
-        line = json.dumps(record, sort_keys=True, default=str) + "\n"
+        line = self.redact.dumps(record, sort_keys=True) + "\n"
         self.host.makedirs(self.directory)
         self.host.append_file(self.path, line.encode())
         return dict(record)

@@ -6,7 +6,6 @@ rich is imported when a ``Ui`` is made, not when the module is, so ``invoke --li
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -56,7 +55,7 @@ class Ui:
         self.out.print(self.redact(text), markup=False, highlight=False)
 
     def emit_json(self, data: Any) -> None:
-        self.out.file.write(json.dumps(self.redact.data(data), indent=2, default=str) + "\n")
+        self.out.file.write(self.redact.dumps(data, indent=2) + "\n")
         self.out.file.flush()
 
     def table(

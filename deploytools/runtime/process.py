@@ -58,6 +58,7 @@ def code_files(app_dir: Path, shared: Sequence[str]) -> list[str]:
 
 KILL_GRACE = 5.0
 LONGEST_RELEASE = "r" * 128  # a release id is at most this long (an image tag)
+PRIVATE = 0o600  # PID files hold the argv ({NAME} fills in env values), logs what services print
 
 
 class Launcher(Protocol):
@@ -97,7 +98,8 @@ class LocalLauncher:
     """This machine, POSIX or Windows, through ``deploytools.platform``."""
 
     def spawn(self, argv: list[str], cwd: str, env: dict[str, str], log: str, header: str) -> int:
-        with open(log, "ab") as out:
+        with open(log, "ab", opener=_private) as out:
+            os.chmod(log, PRIVATE)  # a log left wider before; os.fchmod is POSIX-only (< 3.13)
             out.write(header.encode())
             out.flush()
             proc = subprocess.Popen(
@@ -131,13 +133,19 @@ class LocalLauncher:
         return Survey(limits, inherited, [p for p in programs if shutil.which(p) is None])
 
 
+def _private(path: str, flags: int) -> int:
+    """``open``'s opener for logs: a new log is readable by its owner only."""
+    return os.open(path, flags, PRIVATE)
+
+
 # Run by the remote python3: start the child detached, print its pid (_RUN: run it, relay its
 # exit code). The spec (with the env file's secrets) arrives on stdin, never in an argv that
-# `ps` would show.
+# `ps` would show. The log is private, as LocalLauncher makes it.
 _SPAWN = """\
 import json, os, subprocess, sys
 spec = json.load(sys.stdin)
-with open(spec["log"], "ab") as out:
+with open(spec["log"], "ab", opener=lambda path, flags: os.open(path, flags, 0o600)) as out:
+    os.fchmod(out.fileno(), 0o600)
     out.write(spec["header"].encode())
     out.flush()
     proc = subprocess.Popen(spec["argv"], cwd=spec["cwd"], env={**os.environ, **spec["env"]},
@@ -347,7 +355,7 @@ class ProcessRuntime:
                     f"check environments.{self.settings.name}.services.{name}.command",
                 ) from None
             record = {"pid": pid, "release": release, "argv": argvs[name], "started": time.time()}
-            self.host.write_file(self._pidfile(name), json.dumps(record).encode(), mode=0o644)
+            self.host.write_file(self._pidfile(name), json.dumps(record).encode(), mode=PRIVATE)
 
     def stop(self, services: Sequence[str] = ()) -> None:
         self._stop(self.require_services(services))

@@ -14,10 +14,16 @@ if TYPE_CHECKING:
 
 
 def _journal(c: Context, env: str | None, ui: Ui) -> Journal:
+    """The environment's journal, shown masked with the env file's secrets: a journal written
+    by an older version may hold one in a form it did not mask."""
     from deploytools import targets
+    from deploytools.envfile import load_values
     from deploytools.journal import Journal
 
     conf = settings(c, env)
+    env_file = conf.path(conf.env_file)
+    if env_file.is_file():
+        ui.redact.learn_env(load_values(env_file))
     host = targets.primary(conf)
     return Journal(host, targets.state_dir(conf, host), ui.redact)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ import pytest
 
 from deploytools.config import ProbeSettings
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.health import STATUS_INTERVAL, ProbeError, judge, wait_healthy
+from deploytools.health import BODY_CHARS, STATUS_INTERVAL, ProbeError, judge, wait_healthy
 from deploytools.hosts.base import Result
+from deploytools.redact import Redactor
 from deploytools.runtime.base import ServiceStatus
 from deploytools.ui import Ui
 from tests.support.memhost import MemoryHost
@@ -264,12 +266,24 @@ def test_unknown_service_is_an_operator_error(tmp_path: Path) -> None:
 
 def test_judge() -> None:
     plain = ProbeSettings(expect_status=204)
-    assert judge(plain, 204, "") is None
-    assert judge(plain, 200, "ok") == "HTTP 200 (expected 204): ok"
+    redact = Redactor()
+    assert judge(plain, 204, "", redact) is None
+    assert judge(plain, 200, "ok", redact) == "HTTP 200 (expected 204): ok"
     nested = ProbeSettings(json_fields={"checks.db": "ok", "ready": True})
-    assert judge(nested, 200, '{"checks": {"db": "ok"}, "ready": true}') is None
-    assert judge(nested, 200, '{"checks": {"db": "down"}, "ready": true}') == (
+    assert judge(nested, 200, '{"checks": {"db": "ok"}, "ready": true}', redact) is None
+    assert judge(nested, 200, '{"checks": {"db": "down"}, "ready": true}', redact) == (
         "HTTP 200 but checks.db is 'down' (expected 'ok'): "
         '{"checks": {"db": "down"}, "ready": true}'
     )
-    assert str(judge(nested, 200, "<html>")).startswith("HTTP 200 but the body is not JSON")
+    body = "<html>"
+    assert str(judge(nested, 200, body, redact)).startswith("HTTP 200 but the body is not JSON")
+
+
+@pytest.mark.parametrize(
+    ("secret", "pad"), [("Zq8vN3rLk5wT1yXb7mP0", BODY_CHARS - 30), ("Zq8vN3r  Lk5wT1yXb", 0)]
+)
+def test_judge_shows_no_part_of_a_secret_cut_or_squeezed_in_the_body(secret: str, pad: int) -> None:
+    """The body is cut to BODY_CHARS and its whitespace squeezed: neither may reveal a part."""
+    body = json.dumps({"pad": "p" * pad, "detail": secret})
+    shown = str(judge(ProbeSettings(), 503, body, Redactor([secret])))
+    assert "Zq8vN3r" not in shown and shown.endswith('"detail": "***"}')

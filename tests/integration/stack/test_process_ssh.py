@@ -130,3 +130,18 @@ def test_stop_ends_the_remote_process_group(remote: Remote) -> None:
 def _zombie(remote: Remote, pid: int) -> bool:
     stat = remote.host.read_file(f"/proc/{pid}/stat")
     return stat.rpartition(b")")[2].split()[:1] == [b"Z"]
+
+
+def test_remote_log_and_pid_files_are_private(remote: Remote) -> None:
+    """As locally: 0600 from the first start, and a log made wider since is tightened."""
+    run_dir = remote.runtime.run_dir
+    files = [f"{run_dir}/{name}" for name in ("web.log", "web.pid", "sleeper.log", "sleeper.pid")]
+    assert _modes(remote, files) == dict.fromkeys(files, "600")
+    remote.host.run(["chmod", "644", f"{run_dir}/sleeper.log"])
+    remote.runtime.up("r1", ["sleeper"])
+    assert _modes(remote, files) == dict.fromkeys(files, "600")
+
+
+def _modes(remote: Remote, paths: list[str]) -> dict[str, str]:
+    out = remote.host.run(["stat", "-c", "%n %a", *paths], timeout=30).stdout
+    return dict(line.rsplit(" ", 1) for line in out.splitlines())

@@ -6,6 +6,7 @@ run against the session's Postgres and Redis where a test needs a server to go a
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -197,3 +198,30 @@ def test_backend_unhealthy_when_its_database_goes_away(
     assert "unhealthy: database=OperationalError" in text  # from the backend's log
     assert postgres_server.password not in text
     served.wait(captured, services=["backend"])
+
+
+def test_log_and_pid_files_are_private(tmp_path: Path) -> None:
+    """Logs hold what services print, PID files their argv (env values through {NAME}): 0600,
+    and a log left readable by others is tightened on the next start."""
+    sleeper = ["{python}", "-c", "import sys, time; print(sys.argv[1]); time.sleep(60)", "{TOKEN}"]
+    settings = make_settings(
+        tmp_path,
+        services={"old": {"command": sleeper}, "new": {"command": sleeper}},
+        timeouts={"stop": 5},
+    )
+    runtime = ProcessRuntime(settings, LocalHost(), {"TOKEN": "tok-5b4a3c2d1e0f"})
+    run_dir = Path(runtime.run_dir)
+    run_dir.mkdir(parents=True)
+    wide = run_dir / "old.log"
+    wide.write_text("an older run's output\n")
+    wide.chmod(0o644)
+    umask = os.umask(0o022)  # a common default: new files readable by everyone
+    try:
+        runtime.up("r1")
+        names = ["old.log", "new.log", "old.pid", "new.pid"]
+        modes = {name: (run_dir / name).stat().st_mode & 0o777 for name in names}
+    finally:
+        os.umask(umask)
+        runtime.down()
+    assert modes == dict.fromkeys(names, 0o600)
+    assert wide.read_text().startswith("an older run's output\n--- deploytools: old release r1")
