@@ -85,6 +85,7 @@ class Interrupts:
                 for signum, previous in self._previous.items():
                     signal.signal(signum, previous)
                 self._previous.clear()
+                self.reset()
 
     def reset(self) -> None:
         """A new run: nothing pending, nothing counted."""
@@ -104,6 +105,15 @@ class Interrupts:
         """A signal in this block is only recorded (``pending``)."""
         with self._mode(Mode.DEFER):
             yield
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        """A few statements a signal must not split (a lock taken and noted as held): inside a
+        step's work, the signal is raised once they are done."""
+        with self._mode(Mode.DEFER):
+            yield
+        if self.mode is Mode.RAISE and self.pending is not None:
+            self.take()
 
     @contextlib.contextmanager
     def shielded(self) -> Iterator[None]:

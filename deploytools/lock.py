@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.base import Host
+from deploytools.interrupts import INTERRUPTS
 from deploytools.platform import pid_alive
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class DeployLock:
         """
         self.host.makedirs(self.state_dir)
         deadline = self._clock() + wait
-        while not self.host.create_dir(self.path):
+        while not self._create():
             if self._clock() >= deadline:
                 current = self._written_holder()
                 who = current.describe() if current else "an unknown holder (no holder.json)"
@@ -100,7 +101,13 @@ class DeployLock:
             self._sleep(POLL_SECONDS)
         data = json.dumps(asdict(holder), indent=2).encode()
         self.host.write_file(f"{self.path}/{HOLDER_FILE}", data, mode=0o600)
-        self.held = True
+
+    def _create(self) -> bool:
+        """Create the lock directory; once it exists it is ours to remove, even if a signal
+        comes at that very moment (it then lands after ``held`` is set)."""
+        with INTERRUPTS.critical():
+            self.held = self.host.create_dir(self.path)
+        return self.held
 
     def _written_holder(self) -> Holder | None:
         """The holder, giving a run that has just created the lock the moment it needs to write
