@@ -1,11 +1,11 @@
 """``invoke deploy`` and ``invoke rollback`` on the process runtime, as an operator runs them.
 
 One project (a temp git repository, SQLite, Celery's filesystem broker) serves the module: each
-test starts from "a healthy release is running" (``running``), commits what its scenario needs,
-and takes its commit back at the end, so that the tests do not depend on their order. The
-failure scenarios live here because a process deploy takes seconds. Each release runs its own
-copy of the code (``.deploytools/<env>/releases/<tag>``), so a rollback or an undo brings back
-the old code too, which the tests see through the backend's answers.
+test starts from "a healthy release is running" (``site.running()``), commits what its scenario
+needs, and takes its commit back at the end, so that the tests do not depend on their order.
+The failure scenarios live here because a process deploy takes seconds. Each release runs its
+own copy of the code (``.deploytools/<env>/releases/<tag>``), so a rollback or an undo brings
+back the old code too, which the tests see through the backend's answers.
 """
 
 from __future__ import annotations
@@ -19,22 +19,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.deployproject import (
-    PROCESS_ENV,
-    DeployProject,
-    health,
-    migration,
-    process_env,
-    stop_process,
-)
+from tests.support.deployproject import DeployProject, health, migration, process_env, stop_process
+from tests.support.processdeploy import ENV, NEW_REVISION, WEB, ProcessSite, wait_for
 from tests.support.procs import free_port
 
 pytestmark = pytest.mark.integration
-
-ENV = PROCESS_ENV
-WEB = "example/exampleapp/web.py"
-NEW_REVISION = "example/migrations/versions/0004_test.py"
-HEALTH_ANCHOR = "    budget = settings.health_timeout + 1.0\n"
 
 
 @pytest.fixture(scope="module")
@@ -48,72 +37,25 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployProject]
         proj.invoke("stack.down", "--env", ENV)
 
 
-def port(project: DeployProject) -> str:
-    return project.env_values(ENV)["PORT"]
+@pytest.fixture
+def site(project: DeployProject) -> Iterator[ProcessSite]:
+    here = ProcessSite(project)
+    try:
+        yield here
+    finally:
+        here.recover()
 
 
-def running(project: DeployProject) -> str:
-    """The tag of the healthy release now running; deploys one first if there is none."""
-    good = [r for r in project.releases(ENV) if r["result"] == "ok"]
-    if not good:
-        run = project.deploy(ENV)
-        assert run.returncode == 0, run.output
-        good = [r for r in project.releases(ENV) if r["result"] == "ok"]
-    tag = str(good[-1]["tag"])
-    assert health(port(project)) == (200, _healthy_body(project, tag))
-    return tag
-
-
-def _healthy_body(project: DeployProject, tag: str) -> dict[str, Any]:
-    return {"status": "healthy", "release": tag, "database": "ok", "redis": "disabled"}
-
-
-def broken_health(project: DeployProject) -> str:
-    """web.py whose /health always answers 503: a release that never becomes healthy."""
-    text = project.file(WEB).read_text()
-    assert text.count(HEALTH_ANCHOR) == 1
-    broken = '    return JSONResponse({"status": "broken"}, status_code=503)  # test\n'
-    return text.replace(HEALTH_ANCHOR, broken + HEALTH_ANCHOR)
-
-
-def app_name(project: DeployProject) -> str:
+def app_name(site: ProcessSite) -> str:
     """What GET / says the app is: changes with the code, not with the release id."""
     import httpx
 
-    return str(httpx.get(f"http://127.0.0.1:{port(project)}/", timeout=5.0).json()["app"])
+    return str(httpx.get(f"http://127.0.0.1:{site.port}/", timeout=5.0).json()["app"])
 
 
-def take_back(project: DeployProject, sha: str) -> None:
-    """Revert a test's commit (a new commit, as an operator would)."""
-    project.git("revert", "--no-edit", sha)
-
-
-def backend_pid(project: DeployProject) -> int:
-    import json
-
-    record = json.loads((project.state_dir(ENV) / "run/backend.pid").read_text())
-    return int(record["pid"])
-
-
-def no_leftovers(project: DeployProject) -> None:
-    """No lock, no temporary or partial file, every journal line whole."""
-    assert not (project.state_dir(ENV) / "deploy.lock").exists()
-    for where in (project.state_dir(ENV), project.file("backups")):
-        if where.exists():
-            partial = [p for p in where.rglob("*") if p.name.endswith((".tmp", ".partial"))]
-            assert partial == []
-    text = (project.state_dir(ENV) / "journal.jsonl").read_text()
-    assert text.endswith("\n")
-    project.journal(ENV)  # every line parses
-
-
-def records_since(project: DeployProject, count: int) -> list[dict[str, Any]]:
-    return project.journal(ENV)[count:]
-
-
-def test_deploy_records_tags_and_serves_the_new_release(project: DeployProject) -> None:
-    first = project.deploy(ENV)
-    assert first.returncode == 0, first.output
+def test_deploy_records_tags_and_serves_the_new_release(site: ProcessSite) -> None:
+    project = site.project
+    site.running()
     sha = project.commit("v2", {"example/exampleapp/__init__.py": '"""exampleapp v2."""\n'})
 
     run = project.deploy(ENV)
@@ -133,25 +75,26 @@ def test_deploy_records_tags_and_serves_the_new_release(project: DeployProject) 
     backups = list(project.file(f"backups/{ENV}").glob(f"{record['backup']}*"))
     assert record["backup"] and backups, "the deploy's backup is on disk"
     assert project.git("rev-list", "-n", "1", tag).strip() == sha
-    assert health(port(project)) == (200, _healthy_body(project, tag))
+    assert site.serves(tag)
     assert f"release {tag}, db revision 0003" in run.stderr
     journal = project.file(f".deploytools/{ENV}/journal.jsonl").read_text()
     assert project.env_values(ENV)["SECRET_KEY"] not in run.output + journal
-    no_leftovers(project)
+    site.no_leftovers()
 
 
-def test_dry_run_changes_nothing(project: DeployProject) -> None:
-    tag = running(project)
+def test_dry_run_changes_nothing(site: ProcessSite) -> None:
+    project = site.project
+    tag = site.running()
     column = 'op.add_column("users", sa.Column("nick", sa.Text))'
     sha = project.commit("0004", {NEW_REVISION: migration("0004", column)})
     others = [r["tag"] for r in project.releases(ENV) if r["result"] == "ok" and r["tag"] != tag]
     try:
-        before = _world(project)
+        before = _world(site)
         deploy = project.deploy(ENV, "--dry-run")
         rollbacks = [project.rollback(ENV, other, "--dry-run") for other in others[-1:]]
-        after = _world(project)
+        after = _world(site)
     finally:
-        take_back(project, sha)
+        site.take_back(sha)
     assert deploy.returncode == 0, deploy.output
     assert "dry run: nothing is changed" in deploy.output
     assert "alembic upgrade head: 0004" in deploy.output
@@ -161,11 +104,12 @@ def test_dry_run_changes_nothing(project: DeployProject) -> None:
         assert plan.returncode == 0, plan.output
         assert f"images of {other} are present: no build" in plan.output
     assert after == before
-    assert health(port(project))[1]["release"] == tag
+    assert health(site.port)[1]["release"] == tag
 
 
-def _world(project: DeployProject) -> dict[str, Any]:
+def _world(site: ProcessSite) -> dict[str, Any]:
     """Everything a deploy could change, minus what the running processes write by themselves."""
+    project = site.project
     files = {
         name: content
         for name, content in project.snapshot().items()
@@ -176,15 +120,14 @@ def _world(project: DeployProject) -> dict[str, Any]:
         "database": project.database(ENV),
         "tags": project.git("tag", "--list"),
         "head": project.git("rev-parse", "HEAD"),
-        "pid": backend_pid(project),
+        "pid": site.pid(),
     }
 
 
-def test_failed_migration_leaves_database_and_running_release_alone(
-    project: DeployProject,
-) -> None:
-    tag = running(project)
-    pid, state = backend_pid(project), project.database(ENV)
+def test_failed_migration_leaves_database_and_running_release_alone(site: ProcessSite) -> None:
+    project = site.project
+    tag = site.running()
+    pid, state = site.pid(), project.database(ENV)
     bad = migration(
         "0004",
         'op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))\n'
@@ -194,7 +137,7 @@ def test_failed_migration_leaves_database_and_running_release_alone(
     try:
         run = project.deploy(ENV)
     finally:
-        take_back(project, sha)
+        site.take_back(sha)
 
     assert run.returncode == 1, run.output
     assert "failed at step 'migrate'" in run.stderr
@@ -202,22 +145,21 @@ def test_failed_migration_leaves_database_and_running_release_alone(
     assert "Traceback" not in run.output
     assert project.database(ENV) == state  # 0003, no half_done table, same rows
     assert state[0] == "0003"
-    assert backend_pid(project) == pid  # not restarted
-    assert health(port(project)) == (200, _healthy_body(project, tag))
+    assert site.pid() == pid  # not restarted
+    assert site.serves(tag)
     failed = project.releases(ENV)[-1]
     assert failed["result"] == "failed" and failed["failed_step"] == "migrate"
     assert failed["tag"] not in project.release_tags()  # only good releases are tagged
-    no_leftovers(project)
+    site.no_leftovers()
 
 
-def test_unhealthy_release_is_undone_and_the_previous_one_serves_again(
-    project: DeployProject,
-) -> None:
-    previous = running(project)
+def test_unhealthy_release_is_undone_and_the_previous_one_serves_again(site: ProcessSite) -> None:
+    project = site.project
+    previous = site.running()
     sha = project.commit(
         "a release that never becomes healthy, with a new column",
         {
-            WEB: broken_health(project),
+            WEB: site.broken_health(),
             NEW_REVISION: migration(
                 "0004",
                 'op.add_column("users", sa.Column("nick", sa.Text))',
@@ -228,7 +170,7 @@ def test_unhealthy_release_is_undone_and_the_previous_one_serves_again(
     try:
         run = project.deploy(ENV)
     finally:
-        take_back(project, sha)
+        site.take_back(sha)
 
     assert run.returncode == 1, run.output
     failed = project.releases(ENV)[-1]
@@ -242,12 +184,12 @@ def test_unhealthy_release_is_undone_and_the_previous_one_serves_again(
     assert f"release {previous} started again" in err
     assert f"release {previous} verified healthy again" in err
     assert f"invoke history --env {ENV}" in err and f"invoke stack.logs --env {ENV}" in err
-    assert health(port(project)) == (200, _healthy_body(project, previous))
+    assert site.serves(previous)
     assert project.database(ENV)[0] == "0003"
     assert "nick" not in _user_columns(project)
     releases = project.invoke("releases", "--env", ENV, "--json")
     assert releases.returncode == 0
-    no_leftovers(project)
+    site.no_leftovers()
 
 
 def _user_columns(project: DeployProject) -> list[str]:
@@ -258,20 +200,10 @@ def _user_columns(project: DeployProject) -> list[str]:
         return [row[1] for row in conn.execute("PRAGMA table_info(users)")]
 
 
-def _wait_for(what: str, ready: Any, proc: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"the deploy ended before {what}:\n{out}{err}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:.0f} s")
-        time.sleep(0.05)
-
-
-def test_sigint_during_the_migration_keeps_the_old_release(project: DeployProject) -> None:
-    tag = running(project)
-    pid, state = backend_pid(project), project.database(ENV)
+def test_sigint_during_the_migration_keeps_the_old_release(site: ProcessSite) -> None:
+    project = site.project
+    tag = site.running()
+    pid, state = site.pid(), project.database(ENV)
     marker = project.file("example/var/in-0004")
     slow = migration(
         "0004",
@@ -286,63 +218,65 @@ def test_sigint_during_the_migration_keeps_the_old_release(project: DeployProjec
     try:
         proc = project.start("deploy", "--env", ENV)
         try:
-            _wait_for("migration 0004 running", marker.exists, proc)
+            wait_for("migration 0004 running", marker.exists, proc)
             proc.send_signal(signal.SIGINT)
         finally:
             out, err = stop_process(proc)
     finally:
         marker.unlink(missing_ok=True)
-        take_back(project, sha)
+        site.take_back(sha)
 
     assert proc.returncode == 130, out + err  # as a shell reports Ctrl-C
     assert "interrupted at migrate" in err
     assert "Traceback" not in out + err
-    events = records_since(project, count)
+    events = site.journal_since(count)
     interrupted = [e for e in events if e["kind"] == "step.interrupted"]
     assert [(e["step"], e["error"]) for e in interrupted] == [("migrate", "interrupted at migrate")]
     assert events[-1]["kind"] == "release" and events[-1]["result"] == "failed"
     assert project.database(ENV) == state  # still 0003, no half_done table
-    assert backend_pid(project) == pid
-    assert health(port(project)) == (200, _healthy_body(project, tag))
+    assert site.pid() == pid
+    assert site.serves(tag)
     lock = project.invoke("lock.status", "--env", ENV, "--json")
     assert '"locked": false' in lock.stdout
-    no_leftovers(project)
+    site.no_leftovers()
 
 
-def test_sigterm_while_waiting_for_health_undoes_the_start(project: DeployProject) -> None:
-    previous = running(project)
-    sha = project.commit("never healthy", {WEB: broken_health(project)})
+def test_sigterm_while_waiting_for_health_undoes_the_start(site: ProcessSite) -> None:
+    project = site.project
+    previous = site.running()
+    sha = project.commit("never healthy", {WEB: site.broken_health()})
     count = len(project.journal(ENV))
 
     def waiting() -> bool:
         return any(
             e["kind"] == "step.start" and e["step"] == "wait healthy"
-            for e in records_since(project, count)
+            for e in site.journal_since(count)
         )
 
     try:
         proc = project.start("deploy", "--env", ENV)
         try:
-            _wait_for("the wait healthy step", waiting, proc)
+            wait_for("the wait healthy step", waiting, proc)
             time.sleep(0.5)  # inside the wait: the new release is up and failing its probe
             proc.send_signal(signal.SIGTERM)
         finally:
             out, err = stop_process(proc)
     finally:
-        take_back(project, sha)
+        site.take_back(sha)
 
     assert proc.returncode == 130, out + err  # as a shell reports Ctrl-C
     assert "interrupted at wait healthy" in err
     assert f"release {previous} started again" in err
-    events = records_since(project, count)
+    events = site.journal_since(count)
     assert any(e["kind"] == "undo.done" and e["step"] == "start" for e in events)
     assert events[-1]["kind"] == "release" and events[-1]["failed_step"] == "wait healthy"
-    assert health(port(project)) == (200, _healthy_body(project, previous))
-    no_leftovers(project)
+    assert site.serves(previous)
+    site.no_leftovers()
 
 
-def test_two_concurrent_deploys_exactly_one_proceeds(project: DeployProject) -> None:
-    running(project)
+def test_two_concurrent_deploys_exactly_one_proceeds(site: ProcessSite) -> None:
+    project = site.project
+    site.running()
     count = len(project.releases(ENV))
     first, second = project.start("deploy", "--env", ENV), project.start("deploy", "--env", ENV)
     outputs = {}
@@ -358,13 +292,14 @@ def test_two_concurrent_deploys_exactly_one_proceeds(project: DeployProject) -> 
     assert f"invoke lock.release --force --env {ENV}" in message
     new = project.releases(ENV)[count:]
     assert [r["result"] for r in new] == ["ok"]  # the loser records no release at all
-    assert health(port(project))[1]["release"] == new[0]["tag"]
-    no_leftovers(project)
+    assert health(site.port)[1]["release"] == new[0]["tag"]
+    site.no_leftovers()
 
 
-def test_rollback_returns_release_and_database_revision(project: DeployProject) -> None:
-    target = running(project)
-    name = app_name(project)
+def test_rollback_returns_release_and_database_revision(site: ProcessSite) -> None:
+    project = site.project
+    target = site.running()
+    name = app_name(site)
     web = project.file(WEB).read_text()
     sha = project.commit(
         "v3: a new column, and the index names the version",
@@ -381,11 +316,11 @@ def test_rollback_returns_release_and_database_revision(project: DeployProject) 
         deployed = project.deploy(ENV)
         assert deployed.returncode == 0, deployed.output
         assert project.database(ENV)[0] == "0004"
-        assert app_name(project) == "exampleapp-v3"
+        assert app_name(site) == "exampleapp-v3"
         run = project.rollback(ENV, target)
         again = project.rollback(ENV, target)
     finally:
-        take_back(project, sha)
+        site.take_back(sha)
 
     assert run.returncode == 0, run.output
     record = project.releases(ENV)[-1]
@@ -393,12 +328,12 @@ def test_rollback_returns_release_and_database_revision(project: DeployProject) 
     assert record["revision"] == "0003"
     assert project.database(ENV)[0] == "0003"
     assert "nick" not in _user_columns(project)
-    assert health(port(project)) == (200, _healthy_body(project, target))
+    assert site.serves(target)
     done = [e for e in project.journal(ENV) if e["kind"] == "step.done"]
     assert [e["built"] for e in done if e["step"] == "prepare release"][-1] is False
     safety = [e for e in done if e["step"] == "backup"][-1]["backup"]  # safety backup first
     assert safety and record["safety_backup"] == safety  # recorded: retention keeps it
-    assert app_name(project) == name  # the old code runs, not the working tree's
+    assert app_name(site) == name  # the old code runs, not the working tree's
 
     assert again.returncode == 2
     assert f"release {target} is already running in {ENV}" in again.stderr
@@ -406,16 +341,17 @@ def test_rollback_returns_release_and_database_revision(project: DeployProject) 
     assert project.releases(ENV)[-1] == record  # nothing recorded
 
 
-def test_rollback_rebuilds_removed_release_code_from_a_worktree(project: DeployProject) -> None:
-    target = running(project)
-    name = app_name(project)
+def test_rollback_rebuilds_removed_release_code_from_a_worktree(site: ProcessSite) -> None:
+    project = site.project
+    target = site.running()
+    name = app_name(site)
     web = project.file(WEB).read_text()
     sha = project.commit("next", {WEB: web.replace('"app": "exampleapp"', '"app": "next"')})
     readme = project.file("example/README.md")
     try:
         deployed = project.deploy(ENV)
         assert deployed.returncode == 0, deployed.output
-        assert app_name(project) == "next"
+        assert app_name(site) == "next"
         # The operator's tree moves on: an uncommitted edit and an untracked file.
         readme.write_text(readme.read_text() + "\nlocal notes\n")
         project.file("notes.txt").write_text("untracked\n")
@@ -428,7 +364,7 @@ def test_rollback_rebuilds_removed_release_code_from_a_worktree(project: DeployP
     finally:
         project.git("checkout", "--", "example/README.md")
         project.file("notes.txt").unlink(missing_ok=True)
-        take_back(project, sha)
+        site.take_back(sha)
     assert run.returncode == 0, run.output
     done = [e for e in project.journal(ENV) if e["kind"] == "step.done"]
     assert [e["built"] for e in done if e["step"] == "prepare release"][-1] is True
@@ -436,8 +372,8 @@ def test_rollback_rebuilds_removed_release_code_from_a_worktree(project: DeployP
     assert (code / "exampleapp/web.py").read_text() == project.git(
         "show", f"{target}:example/exampleapp/web.py"
     )
-    assert app_name(project) == name  # the tag's code, not the working tree's
-    assert health(port(project)) == (200, _healthy_body(project, target))
+    assert app_name(site) == name  # the tag's code, not the working tree's
+    assert site.serves(target)
     assert len(project.git("worktree", "list").splitlines()) == 1
 
 
