@@ -87,6 +87,7 @@ class Finding:
 @dataclass(frozen=True)
 class LintReport:
     findings: list[Finding] = field(default_factory=list)
+    revisions: list[str] = field(default_factory=list)  # those whose SQL was read, in order
 
     @property
     def errors(self) -> list[Finding]:
@@ -130,8 +131,9 @@ def lint_sql(
     dialect: str = "postgresql",
 ) -> LintReport:
     """Pure: findings in the offline SQL of an upgrade, by revision."""
-    findings = []
+    findings, linted = [], []
     for revision_id, statements in _sections(sql, dialect):
+        linted.append(revision_id)
         revision = revisions.get(revision_id)
         reviewed = revision.reviewed if revision else {}
         for rule, statement, why in _check(statements):
@@ -139,7 +141,7 @@ def lint_sql(
             findings.append(
                 Finding(revision_id, rule, severity, _short(statement), why, reviewed.get(rule))
             )
-    return LintReport(findings)
+    return LintReport(findings, linted)
 
 
 def _sections(sql: str, dialect: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:

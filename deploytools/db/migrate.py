@@ -79,6 +79,8 @@ def load_modules(settings: EnvironmentSettings) -> None:
 def current_revision(settings: EnvironmentSettings, *, url: str | None = None) -> str | None:
     """The database's alembic revision (None: never migrated)."""
     database = open_database(settings, url=url)
+    if database.path is not None and not database.path.exists():
+        return None  # a SQLite file not made yet: connecting would make it
     with _connection(database) as conn:
         return _current(conn)
 
@@ -138,6 +140,8 @@ def offline_sql(
 
     ``start=None`` reads the database's current revision (one read, no change); "base" means
     from the beginning. ``dialect`` (postgresql, sqlite) avoids reading the env file at all.
+    A revision that cannot run without a database (it reads rows through ``op.get_bind()``)
+    is an operator error naming it: the lint, which reads this SQL, cannot vouch for it.
     """
     from alembic import command
 
@@ -153,7 +157,16 @@ def offline_sql(
     buffer = io.StringIO()
     config = alembic_config(settings, url=f"{dialect}://")
     config.output_buffer = buffer
-    command.upgrade(config, f"{start}:{end}" if start != "base" else end, sql=True)
+    try:
+        command.upgrade(config, f"{start}:{end}" if start != "base" else end, sql=True)
+    except Exception as exc:
+        failing = _failing_revision(exc, script)
+        raise OperatorError(
+            f"{f'revision {failing}' if failing else 'env.py'} cannot be rendered as SQL "
+            f"offline (alembic --sql): {_reason(exc)}",
+            "read rows or call services only online (`if not context.is_offline_mode():`); "
+            "`invoke db.migrate --sql` shows the SQL",
+        ) from None
     return buffer.getvalue()
 
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from deploytools.db.lint import lint_sql
+from deploytools.db.lint import lint, lint_sql
 from deploytools.db.revisions import Revision
+from deploytools.errors import OperatorError
+from deploytools.journal import Journal
+from deploytools.steps.base import RunContext
+from deploytools.steps.deploy import LintMigrations
+from tests.support.dbenv import CapturedUi, app_with_revision, make_settings
+from tests.support.memhost import MemoryHost
 
 SQL = """BEGIN;
 
@@ -215,3 +223,45 @@ def test_an_autocommit_block_is_linted_like_the_rest_of_its_revision() -> None:
 def test_the_statement_is_shown_without_its_comments() -> None:
     report = lint_sql(upgrade_sql("/* old */ DROP TABLE  -- gone\n orders"), {}, production=True)
     assert report.findings[0].statement == "DROP TABLE orders"
+
+
+READS_ROWS = """
+    def upgrade() -> None:
+        for (user_id,) in op.get_bind().execute(sa.text("SELECT id FROM users")):
+            op.execute(f"UPDATE users SET email = lower(email) WHERE id = {user_id}")
+
+
+    def downgrade() -> None:
+        pass
+    """
+
+
+def test_a_revision_that_needs_a_database_offline_is_named(tmp_path: Path) -> None:
+    app = app_with_revision(tmp_path, READS_ROWS)
+    settings = make_settings(tmp_path, "postgresql://app@127.0.0.1:9/app", app_dir=app)
+
+    with pytest.raises(OperatorError) as caught:
+        lint(settings, start="0003", dialect="postgresql")
+
+    assert caught.value.problem.startswith("revision 0004 cannot be rendered as SQL offline")
+    assert "context.is_offline_mode()" in caught.value.fix
+
+
+@pytest.mark.parametrize("production", [False, True])
+def test_a_deploy_that_cannot_lint_goes_on_outside_production_only(
+    tmp_path: Path, production: bool
+) -> None:
+    app = app_with_revision(tmp_path, READS_ROWS)
+    database = tmp_path / "never-made.sqlite3"
+    settings = make_settings(tmp_path, f"sqlite:///{database}", app_dir=app)
+    settings = settings.model_copy(update={"production": production})
+    ui, host = CapturedUi(), MemoryHost()
+    ctx = RunContext(settings, host, ui, Journal(host, "/s"), {})
+
+    if production:
+        with pytest.raises(OperatorError, match="revision 0004 cannot be rendered as SQL offline"):
+            LintMigrations().run(ctx)
+    else:
+        assert LintMigrations().run(ctx) == {"linted": [], "lint_warnings": 0}
+        assert "migration lint skipped: revision 0004 cannot be rendered" in ui.text
+    assert not database.exists()  # reading the revision of a database not made yet makes none
