@@ -29,7 +29,15 @@ from deploytools.steps.common import (
     WaitHealthy,
     verify_running,
 )
-from deploytools.steps.deploy import Backup, Build, Migrate, Record, Snapshot, release_record
+from deploytools.steps.deploy import (
+    Backup,
+    Build,
+    LintMigrations,
+    Migrate,
+    Record,
+    Snapshot,
+    release_record,
+)
 from deploytools.steps.rollback import PrepareRelease, ReturnDatabase, rolls_forward
 from deploytools.ui import Ui
 
@@ -60,6 +68,8 @@ def deploy(
     steps: list[Stage] = [
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
+        # Under the lock, so the revisions linted are those the migration will apply.
+        LintMigrations(),
         Snapshot(lock, allow_dirty or settings.name == "local"),
         Backup(),
         # Before the migration: a failed build leaves the database alone, and the old code

@@ -11,8 +11,11 @@ Rules (a warning everywhere; an error for a production environment unless the re
                                 on a table with rows
     create-index                CREATE INDEX without CONCURRENTLY blocks writes while it builds
     rename                      RENAME breaks the code of the release still running
+    truncate                    TRUNCATE deletes every row
 
-Statements on a table created in the same revision are not flagged: nobody uses it yet.
+Statements on a table created (plain CREATE TABLE, not IF NOT EXISTS) in the same revision are
+not flagged: nobody uses it yet. The SQL is read as the server reads it (``sqltext``): comments,
+string literals and dollar quotes cannot hide a statement or pass for one.
 """
 
 from __future__ import annotations
@@ -25,23 +28,32 @@ from deploytools.config import EnvironmentSettings
 from deploytools.db.database import open_database
 from deploytools.db.migrate import offline_sql
 from deploytools.db.revisions import Revision, all_revisions
+from deploytools.db.sqltext import Comment, scan
 from deploytools.errors import OperatorError
 
-SECTION = re.compile(r"^-- Running upgrade (\S*) -> (\S+)\s*$", re.M)
-NAME = r'"?([\w.]+)"?'
+SECTION = re.compile(r"^Running upgrade (.*) -> (\S+)$")  # alembic's comment before a revision
+IDENT = r'(?:"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[^\W\d][\w$]*)'
+NAME = rf"({IDENT}(?: ?\. ?{IDENT})*)"  # schema-qualified, quoted or not
 TABLE_OF = {
-    "create": re.compile(rf"^CREATE TABLE (?:IF NOT EXISTS )?{NAME}", re.I),
+    # Only a plain CREATE TABLE makes a table new: IF NOT EXISTS may meet one full of rows.
+    "create": re.compile(rf"^CREATE (?:UNLOGGED )?TABLE (?!IF NOT EXISTS ){NAME}", re.I),
     "alter": re.compile(rf"^ALTER TABLE (?:IF EXISTS )?(?:ONLY )?{NAME}", re.I),
     "index": re.compile(
-        rf"^CREATE (?:UNIQUE )?INDEX (?:CONCURRENTLY )?(?:IF NOT EXISTS )?\S+ ON (?:ONLY )?{NAME}",
+        rf"^CREATE (?:UNIQUE )?INDEX (?:CONCURRENTLY )?(?:IF NOT EXISTS )?(?:\S+ )?ON "
+        rf"(?:ONLY )?{NAME}",
         re.I,
     ),
 }
+# ALTER TABLE ... DROP x without COLUMN drops the column too; these DROPs do not.
+NOT_A_COLUMN = r"(?!CONSTRAINT\b|DEFAULT\b|NOT NULL\b|EXPRESSION\b|IDENTITY\b)"
 RULES: dict[str, tuple[re.Pattern[str], str]] = {
     "drop-table": (re.compile(r"^DROP TABLE", re.I), "loses the table and its rows"),
-    "drop-column": (re.compile(r"\bDROP COLUMN\b", re.I), "loses the column's data"),
+    "drop-column": (
+        re.compile(rf"^ALTER TABLE .*\bDROP (?:COLUMN\b|{NOT_A_COLUMN}{IDENT})", re.I),
+        "loses the column's data",
+    ),
     "alter-type": (
-        re.compile(r"\bALTER COLUMN \S+ (?:SET DATA )?TYPE\b", re.I),
+        re.compile(rf"\bALTER (?:COLUMN )?{IDENT} (?:SET DATA )?TYPE\b", re.I),
         "rewrites the table under an exclusive lock",
     ),
     "create-index": (
@@ -49,10 +61,12 @@ RULES: dict[str, tuple[re.Pattern[str], str]] = {
         "blocks writes to the table while the index builds (use CONCURRENTLY)",
     ),
     "rename": (re.compile(r"^ALTER TABLE .*\bRENAME\b", re.I), "breaks the running release's code"),
+    "truncate": (re.compile(r"^TRUNCATE\b", re.I), "deletes every row of the table"),
 }
-SET_NOT_NULL = re.compile(rf"\bALTER COLUMN {NAME} SET NOT NULL\b", re.I)
-SET_DEFAULT = re.compile(rf"\bALTER COLUMN {NAME} SET DEFAULT\b", re.I)
+SET_NOT_NULL = re.compile(rf"\bALTER (?:COLUMN )?{NAME} SET NOT NULL\b", re.I)
+SET_DEFAULT = re.compile(rf"\bALTER (?:COLUMN )?{NAME} SET DEFAULT\b", re.I)
 ADD_NOT_NULL = re.compile(r"\bADD COLUMN\b(?=.*\bNOT NULL\b)(?!.*\bDEFAULT\b)", re.I)
+BOOKKEEPING = ("UPDATE ALEMBIC_VERSION", "INSERT INTO ALEMBIC_VERSION", "BEGIN", "COMMIT")
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class Finding:
 @dataclass(frozen=True)
 class LintReport:
     findings: list[Finding] = field(default_factory=list)
+    revisions: list[str] = field(default_factory=list)  # those whose SQL was read, in order
 
     @property
     def errors(self) -> list[Finding]:
@@ -95,10 +110,12 @@ def lint(
     url: str | None = None,
     dialect: str | None = None,
 ) -> LintReport:
-    """Lint revisions after ``start`` up to ``end`` (``start=None``: those the database lacks)."""
+    """Lint revisions after ``start`` up to ``end`` (``start=None``: those the database lacks),
+    as SQL of ``dialect`` (default: the database's)."""
+    dialect = dialect or open_database(settings, url=url).engine
     sql = offline_sql(settings, start=start, end=end, url=url, dialect=dialect)
     revisions = {r.id: r for r in all_revisions(settings)}
-    return lint_sql(sql, revisions, production=settings.production)
+    return lint_sql(sql, revisions, production=settings.production, dialect=dialect)
 
 
 def migration_safety(settings: EnvironmentSettings) -> LintReport:
@@ -106,10 +123,17 @@ def migration_safety(settings: EnvironmentSettings) -> LintReport:
     return lint(settings, start="base", dialect=_dialect(settings))
 
 
-def lint_sql(sql: str, revisions: Mapping[str, Revision], *, production: bool) -> LintReport:
+def lint_sql(
+    sql: str,
+    revisions: Mapping[str, Revision],
+    *,
+    production: bool,
+    dialect: str = "postgresql",
+) -> LintReport:
     """Pure: findings in the offline SQL of an upgrade, by revision."""
-    findings = []
-    for revision_id, statements in _sections(sql):
+    findings, linted = [], []
+    for revision_id, statements in _sections(sql, dialect):
+        linted.append(revision_id)
         revision = revisions.get(revision_id)
         reviewed = revision.reviewed if revision else {}
         for rule, statement, why in _check(statements):
@@ -117,44 +141,46 @@ def lint_sql(sql: str, revisions: Mapping[str, Revision], *, production: bool) -
             findings.append(
                 Finding(revision_id, rule, severity, _short(statement), why, reviewed.get(rule))
             )
-    return LintReport(findings)
+    return LintReport(findings, linted)
 
 
-def _sections(sql: str) -> Iterator[tuple[str, list[str]]]:
-    marks = list(SECTION.finditer(sql))
-    for i, mark in enumerate(marks):
-        body = sql[mark.end() : marks[i + 1].start() if i + 1 < len(marks) else len(sql)]
-        statements = [" ".join(s.split()) for s in re.split(r";\s*$", body, flags=re.M)]
-        yield (
-            mark.group(2),
-            [
-                s
-                for s in statements
-                if s and not s.upper().startswith(("UPDATE ALEMBIC_VERSION", "COMMIT"))
-            ],
-        )
+def _sections(sql: str, dialect: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """``(revision, [(statement as shown, statement as the rules read it)])`` per revision."""
+    revision: str | None = None
+    statements: list[tuple[str, str]] = []
+    for item in scan(sql, dialect):
+        if isinstance(item, Comment):
+            if mark := SECTION.match(item.text):
+                if revision is not None:
+                    yield revision, statements
+                revision, statements = mark.group(2), []
+        elif revision is not None and not item.masked.upper().startswith(BOOKKEEPING):
+            statements.append((item.text, item.masked))
+    if revision is not None:
+        yield revision, statements
 
 
-def _check(statements: list[str]) -> Iterator[tuple[str, str, str]]:
-    created = {m.group(1).lower() for s in statements if (m := TABLE_OF["create"].match(s))}
-    defaulted = {m.group(1).lower() for s in statements for m in SET_DEFAULT.finditer(s)}
-    for statement in statements:
-        if _table(statement) in created:
+def _check(statements: list[tuple[str, str]]) -> Iterator[tuple[str, str, str]]:
+    created = {_name(m) for _, s in statements if (m := TABLE_OF["create"].match(s))}
+    defaulted = {(_table(s), _name(m)) for _, s in statements for m in SET_DEFAULT.finditer(s)}
+    for shown, statement in statements:
+        table = _table(statement)
+        if table is not None and table in created:
             continue
         for rule, (pattern, why) in RULES.items():
             if pattern.search(statement):
-                yield rule, statement, why
+                yield rule, shown, why
         for match in SET_NOT_NULL.finditer(statement):
-            if match.group(1).lower() not in defaulted:
+            if (table, _name(match)) not in defaulted:
                 yield (
                     "not-null-without-default",
-                    statement,
+                    shown,
                     "SET NOT NULL scans the table under an exclusive lock",
                 )
         if ADD_NOT_NULL.search(statement):
             yield (
                 "not-null-without-default",
-                statement,
+                shown,
                 "a NOT NULL column without DEFAULT fails on a table with rows",
             )
 
@@ -162,8 +188,16 @@ def _check(statements: list[str]) -> Iterator[tuple[str, str, str]]:
 def _table(statement: str) -> str | None:
     for kind in ("alter", "index"):
         if match := TABLE_OF[kind].match(statement):
-            return match.group(1).lower()
+            return _name(match)
     return None
+
+
+def _name(match: re.Match[str]) -> str:
+    """A (qualified) name as the server resolves it: quoted parts kept, the others lowercased."""
+    parts = re.findall(IDENT, match.group(1))
+    return ".".join(
+        p[1:-1].replace('""', '"') if p[0] in "\"`[" else p.lower() for p in parts
+    )
 
 
 def _short(statement: str, limit: int = 160) -> str:

@@ -2,10 +2,22 @@
 
 - One transaction for the whole run (PostgreSQL has transactional DDL): if any revision fails,
   the database stays at the revision it had before, and the error names the failing revision.
-- ``SET LOCAL lock_timeout`` / ``statement_timeout`` from config: a migration waiting behind a
-  long transaction fails fast instead of queueing every query of the app behind its lock;
-  a lock timeout is retried (``lock_retries`` times, with backoff) before giving up.
+  The transaction belongs to alembic's migration context, not to us: env.py opens it with
+  ``context.begin_transaction()`` around ``run_migrations()`` (alembic's template does, and
+  ``transaction_per_migration`` stays False), so that a revision can step out of it with
+  ``op.get_context().autocommit_block()`` (``CREATE INDEX CONCURRENTLY``): the block commits
+  what ran before it, runs in autocommit, and a new transaction carries on after it. Keep such
+  a block in a revision of its own: a failure after it leaves the revisions before it applied.
+  alembic runs SQLite (no transactional DDL in its eyes) one transaction per revision.
+- ``lock_timeout`` / ``statement_timeout`` from config, set for the session before alembic
+  starts: a migration waiting behind a long transaction fails fast instead of queueing every
+  query of the app behind its lock, inside an autocommit block too; a lock timeout is retried
+  (``lock_retries`` times, with backoff) from the revision the database is then at.
 - Downgrades refuse to pass a revision that declares itself irreversible.
+
+An env.py run in a process of its own (a release's runtime) can keep all of this without any
+code of ours: the same ``begin_transaction()``, and the timeouts through libpq's ``PGOPTIONS``
+(``-c lock_timeout=... -c statement_timeout=...``), which every connection it opens reads.
 
 The URL comes from the env file; ``url=`` overrides it (e.g. a tunnel to a remote database).
 """
@@ -67,6 +79,8 @@ def load_modules(settings: EnvironmentSettings) -> None:
 def current_revision(settings: EnvironmentSettings, *, url: str | None = None) -> str | None:
     """The database's alembic revision (None: never migrated)."""
     database = open_database(settings, url=url)
+    if database.path is not None and not database.path.exists():
+        return None  # a SQLite file not made yet: connecting would make it
     with _connection(database) as conn:
         return _current(conn)
 
@@ -126,6 +140,8 @@ def offline_sql(
 
     ``start=None`` reads the database's current revision (one read, no change); "base" means
     from the beginning. ``dialect`` (postgresql, sqlite) avoids reading the env file at all.
+    A revision that cannot run without a database (it reads rows through ``op.get_bind()``)
+    is an operator error naming it: the lint, which reads this SQL, cannot vouch for it.
     """
     from alembic import command
 
@@ -141,7 +157,16 @@ def offline_sql(
     buffer = io.StringIO()
     config = alembic_config(settings, url=f"{dialect}://")
     config.output_buffer = buffer
-    command.upgrade(config, f"{start}:{end}" if start != "base" else end, sql=True)
+    try:
+        command.upgrade(config, f"{start}:{end}" if start != "base" else end, sql=True)
+    except Exception as exc:
+        failing = _failing_revision(exc, script)
+        raise OperatorError(
+            f"{f'revision {failing}' if failing else 'env.py'} cannot be rendered as SQL "
+            f"offline (alembic --sql): {_reason(exc)}",
+            "read rows or call services only online (`if not context.is_offline_mode():`); "
+            "`invoke db.migrate --sql` shows the SQL",
+        ) from None
     return buffer.getvalue()
 
 
@@ -220,9 +245,11 @@ def _run_with_retries(
             with attempt:
                 if attempt.num > 1:
                     ui.warn(f"lock timeout: attempt {attempt.num} of {attempts}")
-                with _connection(database, begin=True) as conn:
+                with _connection(database) as conn:
                     _set_timeouts(conn, settings, database)
                     run(alembic_config(settings, connection=conn), target)
+                    if conn.in_transaction():  # an env.py without begin_transaction()
+                        conn.commit()
                     after = _current(conn)
     except Exception as exc:
         raise _explain(exc, settings, database, script, direction, attempts, ui.redact) from None
@@ -288,11 +315,14 @@ def _is_lock_timeout(exc: BaseException) -> bool:
 
 
 def _set_timeouts(conn: Connection, settings: EnvironmentSettings, database: Database) -> None:
+    """For the session, not a transaction: they hold in an autocommit block too. The connection
+    is handed over outside any transaction, for alembic's context to open its own."""
     if database.engine != "postgresql":
         return
     conf = settings.database
-    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(conf.lock_timeout_ms)}")
-    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(conf.statement_timeout_ms)}")
+    conn.exec_driver_sql(f"SET lock_timeout = {int(conf.lock_timeout_ms)}")
+    conn.exec_driver_sql(f"SET statement_timeout = {int(conf.statement_timeout_ms)}")
+    conn.commit()
 
 
 def _current(conn: Connection) -> str | None:
@@ -324,8 +354,8 @@ def _sqlite_no_implicit_transactions(dbapi_connection: Any, _record: Any) -> Non
 
 
 @contextmanager
-def _connection(database: Database, *, begin: bool = False) -> Iterator[Connection]:
-    """A connection (in a transaction, committed on success, when ``begin``)."""
+def _connection(database: Database) -> Iterator[Connection]:
+    """A connection of its own (no pool), closed and its engine disposed at the end."""
     from sqlalchemy.exc import OperationalError
 
     engine = _engine(database)
@@ -338,10 +368,6 @@ def _connection(database: Database, *, begin: bool = False) -> Iterator[Connecti
                 "check that the server is up and the URL's host, port, user and password are right",
             ) from None
         with conn:
-            if not begin:
-                yield conn
-                return
-            with conn.begin():
-                yield conn
+            yield conn
     finally:
         engine.dispose()

@@ -1,16 +1,75 @@
-"""The steps only a deploy has: snapshot, backup, migrate, build, record."""
+"""The steps only a deploy has: lint, snapshot, backup, migrate, build, record."""
 
 from __future__ import annotations
 
 import getpass
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deploytools.commands import git
+from deploytools.errors import OperatorError
 from deploytools.hosts.local import LocalHost
 from deploytools.lock import DeployLock
 from deploytools.release import take_snapshot
 from deploytools.steps.base import RunContext
+
+if TYPE_CHECKING:
+    from deploytools.db.lint import LintReport
+
+
+class LintMigrations:
+    """The migration-safety lint of the revisions this deploy would apply, as the database's
+    own dialect. In production an unreviewed finding stops the deploy here, before the backup:
+    the fix is in the migration (or its ``reviewed``), not in the world, hence exit 2."""
+
+    name = "lint migrations"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        report, skipped = self._lint(ctx)
+        if skipped is not None:
+            return [f"lint skipped: {skipped.problem}"]
+        if not report.revisions:
+            return ["no pending revision: nothing to lint"]
+        lines = [f"lint pending revision(s) {', '.join(report.revisions)}"]
+        lines += [str(f) for f in report.findings] or ["no finding"]
+        if report.errors:
+            lines.append("the deploy would stop here: unreviewed findings in production")
+        return lines
+
+    def prepare(self, ctx: RunContext) -> None:
+        from deploytools.db.migrate import load_modules
+
+        load_modules(ctx.settings)
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        report, skipped = self._lint(ctx)
+        if skipped is not None:
+            ctx.ui.warn(f"migration lint skipped: {skipped.problem}")
+        for finding in report.warnings:
+            ctx.ui.warn(str(finding))
+        if report.errors:
+            rules = dict.fromkeys(f.rule for f in report.errors)
+            reviewed = ", ".join(f'"{rule}": "why it is safe"' for rule in rules)
+            raise OperatorError(
+                f"unsafe migration step(s) for production environment {ctx.settings.name}:\n"
+                + "\n".join(f"  {f}" for f in report.errors),
+                f"change the migration, or once reviewed add to it: reviewed = {{{reviewed}}}",
+            )
+        return {"linted": report.revisions, "lint_warnings": len(report.warnings)}
+
+    @staticmethod
+    def _lint(ctx: RunContext) -> tuple[LintReport, OperatorError | None]:
+        """The report; outside production a lint that cannot run is skipped (the migration
+        itself then says what is wrong), in production it stops the deploy."""
+        from deploytools import db
+        from deploytools.db.lint import LintReport
+
+        try:
+            return db.lint(ctx.settings, start=db.current_revision(ctx.settings) or "base"), None
+        except OperatorError as exc:
+            if ctx.settings.production:
+                raise
+            return LintReport(), exc
 
 
 class Snapshot:

@@ -1,8 +1,9 @@
 """Alembic environment of the example application.
 
 Where the database URL comes from, first match wins:
-1. ``config.attributes["connection"]``: an open connection handed over by deploytools, which has
-   already set ``lock_timeout``/``statement_timeout`` and owns the transaction;
+1. ``config.attributes["connection"]``: an open connection handed over by deploytools, with
+   ``lock_timeout``/``statement_timeout`` set for its session and no transaction open: the
+   migration context opens it below, so that a revision's ``autocommit_block()`` can step out;
 2. ``config.attributes["url"]`` (deploytools, offline SQL);
 3. ``-x env_file=PATH``: DATABASE_URL read from that env file (by hand, like the toolkit does);
 4. the ``DATABASE_URL`` environment variable (by hand:

@@ -383,6 +383,78 @@ def test_a_lock_released_during_the_retries_lets_the_migration_through(
     assert "attempt 2 of 9" in ui.text
 
 
+CONCURRENT_INDEX = """
+    def upgrade() -> None:
+        op.execute("CREATE TABLE seen (part TEXT, lock_timeout TEXT, statement_timeout TEXT)")
+        op.execute(SEEN.format("in the transaction"))
+        with op.get_context().autocommit_block():
+            op.create_index("ix_orders_note", "orders", ["note"], postgresql_concurrently=True)
+            op.execute(SEEN.format("in the autocommit block"))
+
+
+    def downgrade() -> None:
+        with op.get_context().autocommit_block():
+            op.drop_index("ix_orders_note", table_name="orders", postgresql_concurrently=True)
+        op.drop_table("seen")
+
+
+    SEEN = (
+        "INSERT INTO seen SELECT '{}', current_setting('lock_timeout'), "
+        "current_setting('statement_timeout')"
+    )
+    """
+
+
+def test_a_concurrent_index_in_an_autocommit_block_is_built_under_the_timeouts(
+    tmp_path: Path, database: str
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        database,
+        app_dir=app_with_revision(tmp_path, CONCURRENT_INDEX),
+        lock_timeout_ms=250,
+        statement_timeout_ms=9000,
+    )
+    ui = CapturedUi()
+
+    result = db.upgrade(settings, ui)  # 0001..0003 in one transaction, then 0004's block
+
+    assert (result.before, result.after) == (None, "0004")
+    assert result.applied == ["0001", "0002", "0003", "0004"]
+    assert sql(
+        database,
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = 'ix_orders_note'",
+    ) == [(True,)]
+    assert sql(database, "SELECT * FROM seen ORDER BY part DESC") == [
+        ("in the transaction", "250ms", "9s"),
+        ("in the autocommit block", "250ms", "9s"),
+    ]
+    assert db.downgrade(settings, ui, "0003").after == "0003"
+    assert sql(database, "SELECT to_regclass('ix_orders_note'), to_regclass('seen')") == [
+        (None, None)
+    ]
+
+
+def test_an_env_py_that_leaves_its_transaction_open_still_has_it_committed(
+    tmp_path: Path, database: str
+) -> None:
+    """alembic's template wraps the run in ``context.begin_transaction()``; one that does not
+    leaves SQLAlchemy's implicit transaction open, which must not be rolled back unseen."""
+    app = app_with_revision(tmp_path, ALTER_USERS)
+    env_py = app / "migrations/env.py"
+    text = env_py.read_text()
+    wrapped = "    with context.begin_transaction():\n        context.run_migrations()\n"
+    assert text.count(wrapped) == 2
+    env_py.write_text(text.replace(wrapped, "    context.run_migrations()\n"))
+    settings = make_settings(tmp_path, database, app_dir=app)
+
+    assert db.upgrade(settings, CapturedUi()).after == "0004"
+
+    assert db.current_revision(settings) == "0004"  # read on a connection of its own
+    assert sql(database, "SELECT to_regclass('users') IS NOT NULL") == [(True,)]
+
+
 def test_downgrade_past_an_irreversible_revision_is_refused(tmp_path: Path, database: str) -> None:
     app = app_with_revision(
         tmp_path,
