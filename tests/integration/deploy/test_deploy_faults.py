@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 STEPS = [
     "validate env",
     "lock",
+    "lint migrations",
     "snapshot",
     "backup",
     "build",
