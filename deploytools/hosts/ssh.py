@@ -2,10 +2,11 @@
 
 Fabric accepts any host key unless told otherwise (fabric#1804), so every connection loads the
 configured ``known_hosts`` and refuses keys that are not in it. Commands go to the remote login
-shell as one ``shlex``-quoted string; environment variables are set with ``env`` on that
-command line (sshd's ``AcceptEnv`` would drop them), which means other users of the remote host
-can see them in ``ps``: pass secrets in files, not in ``env``. Files move over SFTP.
-fabric and paramiko are imported only when a host is made (they cost ~0.2 s to import).
+shell as one ``shlex``-quoted string. ``env`` values are set with ``env`` on that command line
+(sshd's ``AcceptEnv`` would drop them), where other users of the host can read them in ``ps``;
+``secret_env`` values travel on the channel's stdin instead, read by a small ``sh`` preamble
+that then ``exec``s the command. Files move over SFTP. fabric and paramiko are imported only
+when a host is made (they cost ~0.2 s to import).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import re
 import secrets
 import select
 import shlex
@@ -25,13 +25,12 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import CommandError, DeployFailure, OperatorError
-from deploytools.hosts.base import Result
+from deploytools.hosts.base import ENV_NAME, Result, check_secret_env
 from deploytools.hosts.tunnel import forward_local
 
 if TYPE_CHECKING:
     from deploytools.config import HostSettings
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 KILL_GRACE = 5.0  # seconds between the remote timeout's TERM and its KILL
 TIMEOUT_EXITS = (124, 137)  # coreutils `timeout`: timed out (TERM), or killed after the grace
 NEW_FILE_MODE = 0o600  # like LocalHost (mkstemp): a new file may hold secrets
@@ -43,22 +42,41 @@ def remote_command(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     timeout: float | None = None,
+    secret_names: Sequence[str] = (),
 ) -> str:
     """The POSIX shell command line that runs ``argv`` with ``env`` in ``cwd``, time-limited.
 
-    The remote ``timeout`` kills the command itself when time is up; closing the channel would
-    leave it running on the host.
+    ``secret_names`` are the variables whose values come first on stdin (``secret_lines``): only
+    their names are on this line. The remote ``timeout`` kills the command itself when time is
+    up; closing the channel would leave it running on the host.
     """
     words = [str(a) for a in argv]
+    bad = [key for key in (*(env or {}), *secret_names) if not ENV_NAME.fullmatch(key)]
+    if bad:
+        raise OperatorError(f"invalid environment variable name(s): {', '.join(bad)}")
+    if secret_names:
+        words = ["sh", "-c", _secrets_preamble(secret_names), "sh", *words]
     if env:
-        bad = [key for key in env if not ENV_NAME.fullmatch(key)]
-        if bad:
-            raise OperatorError(f"invalid environment variable name(s): {', '.join(bad)}")
         words = ["env", *(f"{key}={value}" for key, value in env.items()), *words]
     if timeout is not None:
         words = ["timeout", "-k", f"{KILL_GRACE:g}", f"{timeout:g}", *words]
     command = shlex.join(words)
     return f"cd {shlex.quote(cwd)} && {command}" if cwd else command
+
+
+def _secrets_preamble(names: Sequence[str]) -> str:
+    """Read one line of stdin per name into the environment, then become the command.
+
+    ``read`` is a builtin (no process, no argv) that consumes exactly its line, so the caller's
+    stdin that follows reaches the command untouched.
+    """
+    reads = " && ".join(f"IFS= read -r {name}" for name in names)
+    return f'{reads} && export {" ".join(names)} && exec "$@"'
+
+
+def secret_lines(secret_env: Mapping[str, str]) -> bytes:
+    """What ``_secrets_preamble`` reads: the values in order, one per line."""
+    return "".join(f"{value}\n" for value in secret_env.values()).encode()
 
 
 class SshHost:
@@ -189,20 +207,24 @@ class SshHost:
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
+        secret_env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         timeout: float | None = None,
         check: bool = True,
         stdin: str | None = None,
     ) -> Result:
         args = [str(a) for a in argv]
-        command = remote_command(args, env=env, cwd=cwd, timeout=timeout)
+        secret_env = secret_env or {}
+        check_secret_env(secret_env)
+        command = remote_command(args, env, cwd, timeout, secret_names=list(secret_env))
+        feed = secret_lines(secret_env) + (stdin or "").encode()
         started = time.monotonic()
         # Backstop in case the remote `timeout` itself hangs: give it its grace period and more.
         deadline = None if timeout is None else started + timeout + KILL_GRACE + 10
         channel = self._open_session()
         try:
             channel.exec_command(command)
-            out, err, returncode = _exchange(channel, stdin, deadline)
+            out, err, returncode = _exchange(channel, feed, deadline)
         finally:
             channel.close()
         duration = time.monotonic() - started
@@ -326,14 +348,14 @@ class SshHost:
 
 
 def _exchange(
-    channel: Any, stdin: str | None, deadline: float | None
+    channel: Any, stdin: bytes, deadline: float | None
 ) -> tuple[bytes, bytes, int | None]:
     """Feed stdin (in a thread, so a chatty command cannot deadlock us) and collect output.
 
     Returns ``None`` as the exit code if ``deadline`` passed first.
     """
     if stdin:
-        feeder = threading.Thread(target=_feed, args=(channel, stdin.encode()), daemon=True)
+        feeder = threading.Thread(target=_feed, args=(channel, stdin), daemon=True)
         feeder.start()
     else:
         channel.shutdown_write()  # EOF at once, like stdin=DEVNULL locally

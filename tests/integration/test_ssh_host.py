@@ -8,6 +8,7 @@ files and processes directly to check what the host did.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.server
 import os
 import secrets
@@ -26,6 +27,7 @@ from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
 from deploytools.hosts.ssh import SshHost
+from tests.support.cmdlines import watch_cmdlines
 from tests.support.procs import free_port
 from tests.support.sshd import SshTarget
 
@@ -86,6 +88,32 @@ def test_run_passes_argv_env_cwd_and_stdin_verbatim(host: Host, workdir: str) ->
         f"hello 'world' $USER|{os.path.realpath(workdir)}|line one\nline two|it's $HOME; `x`"
     )
     assert result.argv[:2] == ["sh", "-c"]
+
+
+TRICKY = "p\"a\\s's ${HOME} `id` wörd\t-end "  # every character a shell or JSON would touch
+
+
+def test_secret_env_reaches_the_command_and_stdin_still_flows(host: Host) -> None:
+    script = 'printf "%s|%s|%s|%s" "$SECRET" "$OTHER" "$PLAIN" "$(cat)"'
+    result = host.run(
+        ["sh", "-c", script],
+        env={"PLAIN": "shown"},
+        secret_env={"SECRET": TRICKY, "OTHER": ""},
+        stdin="line one\nline two",
+    )
+    assert result.stdout == f"{TRICKY}||shown|line one\nline two"
+    assert host.run(["sh", "-c", 'printf %s "$S"'], secret_env={"S": "x"}).stdout == "x"
+
+
+@pytest.mark.parametrize("value", ["two\nlines", "nul\0byte"])
+def test_a_secret_with_a_line_break_or_nul_is_refused_before_anything_runs(
+    host: Host, workdir: str, value: str
+) -> None:
+    marker = f"{workdir}/ran"
+    with pytest.raises(OperatorError, match="line break or NUL") as caught:
+        host.run(["touch", marker], secret_env={"TOKEN": value})
+    assert value not in str(caught.value)
+    assert not os.path.exists(marker)
 
 
 def test_run_large_stdin_and_output_do_not_deadlock(host: Host) -> None:
@@ -304,3 +332,20 @@ def test_reconnects_after_close(remote: SshHost) -> None:
     remote.close()
     assert remote.run(["echo", "again"]).stdout == "again\n"
     assert remote.exists("/")
+
+
+# -- SSH only: secrets never on a command line ---------------------------------------------------
+
+
+@pytest.mark.integration
+def test_secret_env_never_shows_on_a_remote_command_line(remote: SshHost) -> None:
+    secret = TRICKY + secrets.token_hex(4)
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    script = 'sleep 0.5; printf %s "$TOKEN" | sha256sum'
+    with watch_cmdlines([secret]) as seen:
+        got = remote.run(["sh", "-c", script], secret_env={"TOKEN": secret}, timeout=30)
+        assert seen.lines == [] and seen.passes > 10
+        # the control: a value in env= is on `timeout`'s command line while the command runs
+        remote.run(["sleep", "0.5"], env={"TOKEN": secret}, timeout=30)
+    assert got.stdout.split()[0] == digest  # the command did get the secret
+    assert any("TOKEN=" in line for line in seen.lines)

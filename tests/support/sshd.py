@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from deploytools.config import HostSettings
 from tests.support import parts, procs
 from tests.support.require import require
 
@@ -37,6 +38,18 @@ class SshTarget:
     key_file: str
     known_hosts: str
     root: str
+
+    def host_settings(self) -> HostSettings:
+        """This host as an environment's ``[[hosts]]`` entry."""
+        return HostSettings(
+            name=self.name,
+            address=self.address,
+            port=self.port,
+            user=self.user,
+            key_file=self.key_file,
+            known_hosts=self.known_hosts,
+            root=self.root,
+        )
 
 
 class SshHosts:
