@@ -12,6 +12,8 @@ when a host is made (they cost ~0.2 s to import).
 from __future__ import annotations
 
 import errno
+import functools
+import logging
 import os
 import posixpath
 import secrets
@@ -95,6 +97,7 @@ class SshHost:
     ) -> None:
         from fabric import Connection
 
+        _drop_paramiko_logs()
         self.name = name
         self.address = address
         self.port = port
@@ -173,13 +176,32 @@ class SshHost:
                 " is in the remote user's authorized_keys",
             ) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            why = self._connect_error(exc)
             self._conn.close()
             raise DeployFailure(
-                f"cannot connect to {where}: {exc or type(exc).__name__}",
-                fix="check that the host is up, sshd listens on that port and the network"
-                f" allows it (connect timeout {self.connect_timeout:g}s)",
+                f"cannot connect to {where}: {why}",
+                fix=f"check that the host is up, that sshd listens on {self.address} port"
+                f" {self.port} and that the network allows it",
             ) from None
         return self._conn.transport
+
+    def _connect_error(self, exc: BaseException) -> str:
+        """What went wrong, in words (paramiko's own are about its internals)."""
+        import paramiko
+
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            exc = next(iter(exc.errors.values()), exc)
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection refused (nothing listens on that port)"
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self.connect_timeout:g}s (connect timeout)"
+        transport = self._conn.client.get_transport()  # the new one, after a paramiko error
+        if isinstance(exc, paramiko.SSHException) and transport and not transport.remote_version:
+            return (
+                f"no SSH greeting within {self.connect_timeout:g}s: what listens on that port"
+                " is not an SSH server, or it is stuck"
+            )
+        return str(exc) or type(exc).__name__
 
     def _keyscan_hint(self) -> str:
         return f"ssh-keyscan -p {self.port} {self.address} >> {self.known_hosts}"
@@ -386,6 +408,15 @@ def _feed(channel: Any, data: bytes) -> None:
         channel.shutdown_write()
     except OSError:
         pass  # the command exited without reading all of its input
+
+
+@functools.cache
+def _drop_paramiko_logs() -> None:
+    """paramiko's transport thread logs connection errors with their tracebacks; with no
+    handler configured, Python's last resort prints them on stderr, after the one clear message
+    we give for each of those errors. A handler that drops them ends that (an application that
+    configures logging still receives them)."""
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def _refusing_policy(host: SshHost) -> Any:
