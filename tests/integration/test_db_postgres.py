@@ -281,7 +281,7 @@ def test_backup_verify_restore_over_ssh_never_put_the_password_on_a_command_line
     target = ssh_hosts("db")
     remote = target.host_settings()
     settings = make_settings(tmp_path, url).model_copy(update={"hosts": [remote]})
-    host = SshHost.from_settings(remote, settings.timeouts.connect)
+    host = SshHost.from_settings(remote, settings.timeouts)
     ui = CapturedUi()
     try:
         with watch_cmdlines([password]) as seen:
