@@ -186,8 +186,10 @@ class SshHost:
             raise OperatorError(
                 f"host key of {self._where} does not match {self.known_hosts}: got"
                 f" {exc.key.get_name()} {exc.key.fingerprint}; someone may be intercepting",
-                fix="if the host was really re-keyed, replace its line in that file after"
-                f" checking the new fingerprint: {self._keyscan_hint()}",
+                fix="if the host was really re-keyed, compare that fingerprint with the host's"
+                " own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it), then replace"
+                f" the old key: {forget_key_hint(self.address, self.port, self.known_hosts)}"
+                f" && {self._keyscan_hint()}",
             ) from None
         except paramiko.AuthenticationException as exc:
             self._conn.close()
@@ -225,7 +227,7 @@ class SshHost:
         return str(exc) or type(exc).__name__
 
     def _keyscan_hint(self) -> str:
-        return f"ssh-keyscan -p {self.port} {self.address} >> {self.known_hosts}"
+        return keyscan_hint(self.address, self.port, self.known_hosts)
 
     def _broken(self, watchdog: Watchdog, exc: BaseException | None = None) -> DeployFailure:
         """The error of an operation whose connection froze (the watchdog closed it) or died
@@ -505,6 +507,18 @@ def _feed(channel: Any, data: bytes) -> None:
         channel.shutdown_write()
     except OSError:
         pass  # the command exited without reading all of its input
+
+
+def keyscan_hint(address: str, port: int, known_hosts: str) -> str:
+    """The command that appends a host's current keys to ``known_hosts``."""
+    return f"ssh-keyscan -p {port} {address} >> {shlex.quote(known_hosts)}"
+
+
+def forget_key_hint(address: str, port: int, known_hosts: str) -> str:
+    """The command that removes a host's old key: its line is ``[addr]:port`` unless the port
+    is 22, where it is the bare address."""
+    pattern = address if port == 22 else f"[{address}]:{port}"
+    return f"ssh-keygen -R {shlex.quote(pattern)} -f {shlex.quote(known_hosts)}"
 
 
 @functools.cache

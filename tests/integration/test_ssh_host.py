@@ -309,10 +309,16 @@ def test_changed_host_key_is_refused(
     forged.write_text(other_line.replace(f":{other.port} ", f":{contract_target.port} ") + "\n")
     host = ssh_host(contract_target, known_hosts=str(forged))
     try:
-        with pytest.raises(OperatorError, match="does not match"):
+        with pytest.raises(OperatorError, match="does not match") as caught:
             host.exists("/")
     finally:
         host.close()
+    port = contract_target.port
+    assert "SHA256:" in caught.value.problem  # the key it got, to compare with the host's own
+    assert caught.value.fix.endswith(  # the old line goes, the new key comes in
+        f"replace the old key: ssh-keygen -R '[127.0.0.1]:{port}' -f {forged}"
+        f" && ssh-keyscan -p {port} 127.0.0.1 >> {forged}"
+    )
 
 
 @pytest.mark.integration
