@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploytools.config import EnvironmentSettings, HostSettings
+from deploytools.config import EnvironmentSettings, HostSettings, TimeoutSettings
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
 
@@ -11,14 +11,14 @@ def hosts_for(settings: EnvironmentSettings) -> list[Host]:
     """One ``Host`` per configured host; ``LocalHost`` when the environment has none."""
     if not settings.hosts:
         return [LocalHost()]
-    return [connect(h, settings.timeouts.connect) for h in settings.hosts]
+    return [connect(h, settings.timeouts) for h in settings.hosts]
 
 
 def primary(settings: EnvironmentSettings) -> Host:
     """The host that owns shared state (database backups, the deploy lock, the journal)."""
     if not settings.hosts:
         return LocalHost()
-    return connect(settings.hosts[0], settings.timeouts.connect)
+    return connect(settings.hosts[0], settings.timeouts)
 
 
 def state_dir(settings: EnvironmentSettings, host: Host) -> str:
@@ -38,7 +38,7 @@ def on_host(settings: EnvironmentSettings, relative: str, host: Host) -> str:
     return relative if relative.startswith("/") else f"{root.rstrip('/')}/{relative}"
 
 
-def connect(host: HostSettings, timeout: float) -> Host:
+def connect(host: HostSettings, timeouts: TimeoutSettings) -> Host:
     from deploytools.hosts.ssh import SshHost
 
-    return SshHost.from_settings(host, connect_timeout=timeout)
+    return SshHost.from_settings(host, timeouts)

@@ -2,9 +2,9 @@
 
 The connection travels as a libpq URI *without* its password (``--dbname=postgresql://u@h/db``),
 so every query parameter (sslmode, ...) keeps working. The password never goes in an argv that
-``ps`` or a log could show: it goes in a 0600 password file named by ``PGPASSFILE`` (environment
-values of a remote command are visible in the remote ``ps``), or in ``PGPASSWORD`` where a file
-cannot reach the client (inside a compose service).
+``ps`` or a log could show: it goes in ``PGPASSWORD`` through a host's ``secret_env`` (the
+client's environment, readable only by its own user and root, like a 0600 file, and gone with
+the process), and inside a compose service ``-e PGPASSWORD`` names the variable only.
 """
 
 from __future__ import annotations
@@ -29,24 +29,13 @@ class Conn:
     dbname: str
     password: str | None = None
 
-    def env(
-        self, *, passfile: str | None = None, lock_timeout_ms: int | None = None
-    ) -> dict[str, str]:
-        """Environment for a client run: where the password is (``passfile``, written from
-        ``passfile_entry``) or the password itself, and session settings via PGOPTIONS."""
-        env = {}
-        if passfile:
-            env["PGPASSFILE"] = passfile
-        elif self.password:
-            env["PGPASSWORD"] = self.password
-        if lock_timeout_ms:
-            env["PGOPTIONS"] = f"-c lock_timeout={lock_timeout_ms}"
-        return env
+    def env(self, *, lock_timeout_ms: int | None = None) -> dict[str, str]:
+        """Environment for a client run that is not secret: session settings via PGOPTIONS."""
+        return {"PGOPTIONS": f"-c lock_timeout={lock_timeout_ms}"} if lock_timeout_ms else {}
 
-    def passfile_entry(self) -> str:
-        """A ``.pgpass`` line matching any server: the file holds this one connection only."""
-        escaped = (self.password or "").replace("\\", "\\\\").replace(":", "\\:")
-        return f"*:*:*:*:{escaped}\n"
+    def secret_env(self) -> dict[str, str]:
+        """The password for a host's ``secret_env``: never on a command line, never in a file."""
+        return {"PGPASSWORD": self.password} if self.password else {}
 
 
 def parse_url(url: str) -> Conn:
@@ -69,6 +58,12 @@ def parse_url(url: str) -> Conn:
     netloc = f"{user}@{hostinfo}" if at and user else hostinfo
     uri = urlunsplit(("postgresql", netloc, parts.path, urlencode(query), ""))
     secret = unquote(password) if colon else (query_password[-1] if query_password else None)
+    if secret and ("\n" in secret or "\0" in secret):
+        raise OperatorError(
+            "the database URL's password contains a line break or NUL character, which cannot"
+            " be handed to the PostgreSQL client tools without writing it on a command line",
+            "choose a password without line breaks (its value is not shown)",
+        )
     return Conn(uri=uri, dbname=unquote(parts.path.lstrip("/")), password=secret or None)
 
 
@@ -128,13 +123,15 @@ def psql(conn: Conn, *, program: str = "psql") -> Argv:
     ]
 
 
-def in_service(compose: Sequence[str], service: str, conn: Conn, argv: Sequence[str]) -> Argv:
+def in_service(
+    compose: Sequence[str], service: str, argv: Sequence[str], env_names: Sequence[str] = ()
+) -> Argv:
     """Run a client argv inside the compose service's container (``docker compose exec -T``).
 
-    ``-e PGPASSWORD`` names the variable only: compose copies its value from the environment
-    the command runs with, so the password stays out of the argv here too.
+    ``-e NAME`` names a variable only: compose copies its value from the environment the
+    command runs with (``env`` and ``secret_env``), so the password stays out of the argv here.
     """
-    env = ["-e", "PGPASSWORD"] if conn.password else []
+    env = [word for name in env_names for word in ("-e", name)]
     return [*compose, "exec", "-T", *env, service, *argv]
 
 

@@ -1,17 +1,16 @@
 """PostgreSQL through its own client tools (pg_dump, pg_restore, psql) run on a ``Host``.
 
 With ``dump_via_service`` the tools run inside the compose database service instead (for hosts
-without a PostgreSQL client): archives then travel with ``docker compose cp``.
+without a PostgreSQL client): archives then travel with ``docker compose cp``. Either way the
+password reaches a client only through the host's ``secret_env``.
 """
 
 from __future__ import annotations
 
 import posixpath
-import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from deploytools import targets
 from deploytools.commands import postgres as pg
 from deploytools.config import EnvironmentSettings
 from deploytools.db.database import Database
@@ -106,30 +105,16 @@ class PostgresEngine:
         connects: bool = True,
         stdin: str | None = None,
     ) -> Result:
+        """Run a client; the password goes only to one that ``connects`` (reading an archive
+        needs none), and only through ``secret_env``."""
         lock_ms = self.conf.lock_timeout_ms if lock_timeout else None
-        timeout = self.conf.dump_timeout
+        env = self.conn.env(lock_timeout_ms=lock_ms)
+        secret_env = self.conn.secret_env() if connects else {}
         if self.service:
-            argv = pg.in_service(self.compose, self.service, self.conn, argv)
-            env = self.conn.env(lock_timeout_ms=lock_ms)
-            return self.host.run(argv, env=env, timeout=timeout, stdin=stdin)
-        with self._passfile(connects) as passfile:
-            env = self.conn.env(passfile=passfile, lock_timeout_ms=lock_ms)
-            return self.host.run(argv, env=env, timeout=timeout, stdin=stdin)
-
-    @contextmanager
-    def _passfile(self, needed: bool) -> Iterator[str | None]:
-        """A 0600 password file in the state directory for one command, removed after it."""
-        if not (needed and self.conn.password):
-            yield None
-            return
-        directory = targets.state_dir(self.settings, self.host)
-        self.host.makedirs(directory, mode=0o700)
-        path = f"{directory}/.pgpass-{secrets.token_hex(8)}"
-        self.host.write_file(path, self.conn.passfile_entry().encode(), mode=0o600)
-        try:
-            yield path
-        finally:
-            self.host.remove(path)
+            argv = pg.in_service(self.compose, self.service, argv, [*env, *secret_env])
+        return self.host.run(
+            argv, env=env, secret_env=secret_env, timeout=self.conf.dump_timeout, stdin=stdin
+        )
 
     @contextmanager
     def _in_service_path(self, path: str, *, copy_in: bool, copy_out: bool) -> Iterator[str]:

@@ -7,9 +7,14 @@ takes ``str``. Steps never learn which kind of host they are on.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from deploytools.errors import OperatorError
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -38,12 +43,18 @@ class Host(Protocol):
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
+        secret_env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         timeout: float | None = None,
         check: bool = True,
         stdin: str | None = None,
     ) -> Result:
-        """Run ``argv`` (never through a shell); raise ``CommandError`` if ``check`` fails."""
+        """Run ``argv`` (never through a shell); raise ``CommandError`` if ``check`` fails.
+
+        ``env`` values may show on the remote command line (``ps``): only for what is not
+        secret. ``secret_env`` values reach the command's environment and nothing else: no
+        argv, no file (see ``check_secret_env`` for what they may hold).
+        """
         ...
 
     def read_file(self, path: str) -> bytes: ...
@@ -78,6 +89,20 @@ class Host(Protocol):
     def forward(self, remote_port: int) -> contextlib.AbstractContextManager[int]:
         """Make ``remote_port`` on the host reachable locally; yields the local port."""
         ...
+
+
+def check_secret_env(secret_env: Mapping[str, str]) -> None:
+    """Refuse what no host can pass: a bad name, or a value with a line break or NUL (a
+    remote host reads each value as one line of stdin; an environment cannot hold NUL)."""
+    for name, value in secret_env.items():
+        if not ENV_NAME.fullmatch(name):
+            raise OperatorError(f"invalid environment variable name: {name!r}")
+        if "\n" in value or "\0" in value:
+            raise OperatorError(
+                f"the secret value for {name} contains a line break or NUL character, which"
+                " cannot be handed to a command without putting it on a command line or in a file",
+                "use a value without line breaks (check the env file or URL it comes from)",
+            )
 
 
 @contextlib.contextmanager

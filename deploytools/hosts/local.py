@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deploytools import platform
 from deploytools.errors import CommandError
-from deploytools.hosts.base import Result, same_port
+from deploytools.hosts.base import Result, check_secret_env, same_port
 
 STOP_GRACE = 3.0  # seconds between asking a command to stop and killing it
 
@@ -29,13 +29,16 @@ class LocalHost:
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
+        secret_env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         timeout: float | None = None,
         check: bool = True,
         stdin: str | None = None,
     ) -> Result:
         args = [str(a) for a in argv]
-        full_env = {**os.environ, **env} if env else None
+        check_secret_env(secret_env or {})
+        extra = {**(env or {}), **(secret_env or {})}  # the child's environment is private
+        full_env = {**os.environ, **extra} if extra else None
         started = time.monotonic()
         try:
             # Its own process group: a terminal's Ctrl-C reaches deploytools, which decides

@@ -2,38 +2,43 @@
 
 Fabric accepts any host key unless told otherwise (fabric#1804), so every connection loads the
 configured ``known_hosts`` and refuses keys that are not in it. Commands go to the remote login
-shell as one ``shlex``-quoted string; environment variables are set with ``env`` on that
-command line (sshd's ``AcceptEnv`` would drop them), which means other users of the remote host
-can see them in ``ps``: pass secrets in files, not in ``env``. Files move over SFTP.
-fabric and paramiko are imported only when a host is made (they cost ~0.2 s to import).
+shell as one ``shlex``-quoted string. ``env`` values are set with ``env`` on that command line
+(sshd's ``AcceptEnv`` would drop them), where other users of the host can read them in ``ps``;
+``secret_env`` values travel on the channel's stdin instead, read by a small ``sh`` preamble
+that then ``exec``s the command. Files move over SFTP. A watchdog per connection
+(``liveness``) closes a connection whose peer stopped answering, so that no remote wait
+outlives ``timeouts.command``. fabric and paramiko are imported only when a host is made (they
+cost ~0.2 s to import).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
+import logging
 import os
 import posixpath
-import re
 import secrets
 import select
 import shlex
 import stat
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import CommandError, DeployFailure, OperatorError
-from deploytools.hosts.base import Result
+from deploytools.hosts.base import ENV_NAME, Result, check_secret_env
+from deploytools.hosts.liveness import Bounds, Watchdog
 from deploytools.hosts.tunnel import forward_local
 
 if TYPE_CHECKING:
-    from deploytools.config import HostSettings
+    from deploytools.config import HostSettings, TimeoutSettings
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 KILL_GRACE = 5.0  # seconds between the remote timeout's TERM and its KILL
 TIMEOUT_EXITS = (124, 137)  # coreutils `timeout`: timed out (TERM), or killed after the grace
+NO_EXIT_STATUS = -1  # paramiko's exit status of a channel that closed without reporting one
 NEW_FILE_MODE = 0o600  # like LocalHost (mkstemp): a new file may hold secrets
 CHUNK = 65536
 
@@ -43,22 +48,41 @@ def remote_command(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     timeout: float | None = None,
+    secret_names: Sequence[str] = (),
 ) -> str:
     """The POSIX shell command line that runs ``argv`` with ``env`` in ``cwd``, time-limited.
 
-    The remote ``timeout`` kills the command itself when time is up; closing the channel would
-    leave it running on the host.
+    ``secret_names`` are the variables whose values come first on stdin (``secret_lines``): only
+    their names are on this line. The remote ``timeout`` kills the command itself when time is
+    up; closing the channel would leave it running on the host.
     """
     words = [str(a) for a in argv]
+    bad = [key for key in (*(env or {}), *secret_names) if not ENV_NAME.fullmatch(key)]
+    if bad:
+        raise OperatorError(f"invalid environment variable name(s): {', '.join(bad)}")
+    if secret_names:
+        words = ["sh", "-c", _secrets_preamble(secret_names), "sh", *words]
     if env:
-        bad = [key for key in env if not ENV_NAME.fullmatch(key)]
-        if bad:
-            raise OperatorError(f"invalid environment variable name(s): {', '.join(bad)}")
         words = ["env", *(f"{key}={value}" for key, value in env.items()), *words]
     if timeout is not None:
         words = ["timeout", "-k", f"{KILL_GRACE:g}", f"{timeout:g}", *words]
     command = shlex.join(words)
     return f"cd {shlex.quote(cwd)} && {command}" if cwd else command
+
+
+def _secrets_preamble(names: Sequence[str]) -> str:
+    """Read one line of stdin per name into the environment, then become the command.
+
+    ``read`` is a builtin (no process, no argv) that consumes exactly its line, so the caller's
+    stdin that follows reaches the command untouched.
+    """
+    reads = " && ".join(f"IFS= read -r {name}" for name in names)
+    return f'{reads} && export {" ".join(names)} && exec "$@"'
+
+
+def secret_lines(secret_env: Mapping[str, str]) -> bytes:
+    """What ``_secrets_preamble`` reads: the values in order, one per line."""
+    return "".join(f"{value}\n" for value in secret_env.values()).encode()
 
 
 class SshHost:
@@ -74,14 +98,17 @@ class SshHost:
         key_file: str | None = None,
         known_hosts: str = "~/.ssh/known_hosts",
         connect_timeout: float = 10.0,
+        command_timeout: float = 600.0,
     ) -> None:
         from fabric import Connection
 
+        _drop_paramiko_logs()
         self.name = name
         self.address = address
         self.port = port
         self.known_hosts = os.path.expanduser(known_hosts)
         self.connect_timeout = connect_timeout
+        self.bounds = Bounds.from_timeouts(command_timeout, connect_timeout)
         connect_kwargs: dict[str, Any] = {
             "banner_timeout": connect_timeout,
             "auth_timeout": connect_timeout,
@@ -98,13 +125,15 @@ class SshHost:
         )
         self.user: str = self._conn.user
         self._conn.client.set_missing_host_key_policy(_refusing_policy(self))
+        self._watchdog: Watchdog | None = None  # of the open connection
+        self._connect_lock = threading.Lock()  # steps that run together share this host
         # One SFTP session per thread: paramiko's SFTPClient is not thread-safe (a reply can
-        # go to the wrong waiter), and steps that run together share this host.
+        # go to the wrong waiter).
         self._sftps: dict[int, Any] = {}
         self._sftp_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, host: HostSettings, connect_timeout: float) -> SshHost:
+    def from_settings(cls, host: HostSettings, timeouts: TimeoutSettings) -> SshHost:
         return cls(
             host.name,
             host.address,
@@ -112,7 +141,8 @@ class SshHost:
             user=host.user,
             key_file=host.key_file,
             known_hosts=host.known_hosts,
-            connect_timeout=connect_timeout,
+            connect_timeout=timeouts.connect,
+            command_timeout=timeouts.command,
         )
 
     def __repr__(self) -> str:
@@ -120,20 +150,32 @@ class SshHost:
 
     # -- connection ---------------------------------------------------------------------------
 
-    def _transport(self) -> Any:
-        """The open SSH transport; connects (known host keys only) on first use."""
-        if self._conn.is_connected:
-            return self._conn.transport
+    @property
+    def _where(self) -> str:
+        return f"{self.name} ({self.user}@{self.address}:{self.port})"
+
+    def _connection(self) -> tuple[Any, Watchdog]:
+        """The open SSH transport and its watchdog; connects (known host keys only) if needed."""
+        with self._connect_lock:
+            if self._watchdog is None or not self._conn.is_connected:
+                self._connect()
+            assert self._watchdog is not None
+            return self._conn.transport, self._watchdog
+
+    def _connect(self) -> None:
         import paramiko
 
-        where = f"{self.name} ({self.user}@{self.address}:{self.port})"
         if not os.path.isfile(self.known_hosts):
             raise OperatorError(
                 f"known_hosts file {self.known_hosts} for host {self.name} does not exist",
                 fix=f"create it with the host's key: {self._keyscan_hint()}",
             )
         self._conn.client.load_host_keys(self.known_hosts)
-        self._sftps = {}  # they belonged to a connection that is gone
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
+        with self._sftp_lock:
+            self._sftps = {}  # they belonged to a connection that is gone
         try:
             self._conn.open()
         except OperatorError:
@@ -142,37 +184,72 @@ class SshHost:
         except paramiko.BadHostKeyException as exc:
             self._conn.close()
             raise OperatorError(
-                f"host key of {where} does not match {self.known_hosts}: got"
+                f"host key of {self._where} does not match {self.known_hosts}: got"
                 f" {exc.key.get_name()} {exc.key.fingerprint}; someone may be intercepting",
-                fix="if the host was really re-keyed, replace its line in that file after"
-                f" checking the new fingerprint: {self._keyscan_hint()}",
+                fix="if the host was really re-keyed, compare that fingerprint with the host's"
+                " own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it), then replace"
+                f" the old key: {forget_key_hint(self.address, self.port, self.known_hosts)}"
+                f" && {self._keyscan_hint()}",
             ) from None
         except paramiko.AuthenticationException as exc:
             self._conn.close()
             raise OperatorError(
-                f"SSH login to {where} refused: {exc}",
+                f"SSH login to {self._where} refused: {exc}",
                 fix="check the host's user and key_file in the config, and that the public key"
                 " is in the remote user's authorized_keys",
             ) from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            why = self._connect_error(exc)
             self._conn.close()
             raise DeployFailure(
-                f"cannot connect to {where}: {exc or type(exc).__name__}",
-                fix="check that the host is up, sshd listens on that port and the network"
-                f" allows it (connect timeout {self.connect_timeout:g}s)",
+                f"cannot connect to {self._where}: {why}",
+                fix=f"check that the host is up, that sshd listens on {self.address} port"
+                f" {self.port} and that the network allows it",
             ) from None
-        return self._conn.transport
+        self._watchdog = Watchdog(self._conn.transport, self.bounds, self.name)
+
+    def _connect_error(self, exc: BaseException) -> str:
+        """What went wrong, in words (paramiko's own are about its internals)."""
+        import paramiko
+
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            exc = next(iter(exc.errors.values()), exc)
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection refused (nothing listens on that port)"
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self.connect_timeout:g}s (connect timeout)"
+        transport = self._conn.client.get_transport()  # the new one, after a paramiko error
+        if isinstance(exc, paramiko.SSHException) and transport and not transport.remote_version:
+            return (
+                f"no SSH greeting within {self.connect_timeout:g}s: what listens on that port"
+                " is not an SSH server, or it is stuck"
+            )
+        return str(exc) or type(exc).__name__
 
     def _keyscan_hint(self) -> str:
-        return f"ssh-keyscan -p {self.port} {self.address} >> {self.known_hosts}"
+        return keyscan_hint(self.address, self.port, self.known_hosts)
 
-    def _sftp_client(self) -> Any:
-        self._transport()
-        me = threading.get_ident()
-        with self._sftp_lock:
-            if me not in self._sftps:
-                self._sftps[me] = self._conn.client.open_sftp()
-            return self._sftps[me]
+    def _broken(self, watchdog: Watchdog, exc: BaseException | None = None) -> DeployFailure:
+        """The error of an operation whose connection froze (the watchdog closed it) or died
+        under it, or whose channel alone failed; the next call connects again if need be."""
+        if watchdog.stalled:
+            return DeployFailure(
+                f"the SSH connection to {self._where} stopped answering ({watchdog.stalled});"
+                " it was closed",
+                fix="check that the host is up and not overloaded or suspended, and the network"
+                " in between; the next command connects again",
+            )
+        detail = f": {exc}" if exc is not None and str(exc) else ""
+        if watchdog.transport.is_active():
+            return DeployFailure(
+                f"an SSH channel to {self._where} failed{detail}",
+                fix="check the host's sshd (its log, its MaxSessions); the next command opens"
+                " a new channel",
+            )
+        return DeployFailure(
+            f"lost the SSH connection to {self._where}{detail}",
+            fix="check that the host and its sshd are up; the next command connects again",
+        )
 
     def close(self) -> None:
         """Close SFTP and the connection; the next call reconnects."""
@@ -180,6 +257,8 @@ class SshHost:
             for sftp in self._sftps.values():
                 sftp.close()
             self._sftps = {}
+        if self._watchdog is not None:
+            self._watchdog.stop()
         self._conn.close()
 
     # -- commands -----------------------------------------------------------------------------
@@ -189,22 +268,32 @@ class SshHost:
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
+        secret_env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         timeout: float | None = None,
         check: bool = True,
         stdin: str | None = None,
     ) -> Result:
+        import paramiko
+
         args = [str(a) for a in argv]
-        command = remote_command(args, env=env, cwd=cwd, timeout=timeout)
+        secret_env = secret_env or {}
+        check_secret_env(secret_env)
+        command = remote_command(args, env, cwd, timeout, secret_names=list(secret_env))
+        feed = secret_lines(secret_env) + (stdin or "").encode()
         started = time.monotonic()
         # Backstop in case the remote `timeout` itself hangs: give it its grace period and more.
         deadline = None if timeout is None else started + timeout + KILL_GRACE + 10
-        channel = self._open_session()
+        channel, watchdog = self._open_channel()
         try:
             channel.exec_command(command)
-            out, err, returncode = _exchange(channel, stdin, deadline)
+            out, err, returncode = _exchange(channel, feed, deadline)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise self._broken(watchdog, exc) from None
         finally:
             channel.close()
+        if returncode == NO_EXIT_STATUS and not watchdog.alive():
+            raise self._broken(watchdog)
         duration = time.monotonic() - started
         stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
         if returncode is None or (
@@ -215,103 +304,149 @@ class SshHost:
             raise CommandError(args, returncode, stdout + stderr, self.name)
         return Result(args, returncode, stdout, stderr, duration)
 
-    def _open_session(self) -> Any:
+    def _open_channel(
+        self,
+        kind: str = "session",
+        dest: tuple[str, int] | None = None,
+        origin: tuple[str, int] | None = None,
+    ) -> tuple[Any, Watchdog]:
+        """A new channel and the watchdog of its connection; a channel the peer did not even
+        refuse in time means a stall."""
         import paramiko
 
+        transport, watchdog = self._connection()
+        started = time.monotonic()
         try:
-            return self._transport().open_session(timeout=self.connect_timeout)
+            channel = transport.open_channel(kind, dest, origin, timeout=self.bounds.answer)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()  # the next command reconnects
-            raise DeployFailure(
-                f"lost the SSH connection to {self.name}: {exc or type(exc).__name__}"
-            ) from None
+            if watchdog.alive() and time.monotonic() - started >= self.bounds.answer:
+                watchdog.fail(f"no answer to opening a channel within {self.bounds.answer:g}s")
+            raise self._broken(watchdog, exc) from None
+        return channel, watchdog
 
     # -- files --------------------------------------------------------------------------------
 
+    @contextmanager
+    def _sftp(self) -> Iterator[Any]:
+        """This thread's SFTP session. A reply that does not come within the liveness bound
+        (the channel's timeout) or a session that dies under the call is a DeployFailure; a
+        remote file error (missing, permission, ...) stays what it is."""
+        import paramiko
+
+        watchdog = self._connection()[1]  # first: a new connection drops the old sessions
+        me = threading.get_ident()
+        with self._sftp_lock:
+            sftp = self._sftps.get(me)
+        if sftp is None:
+            channel, watchdog = self._open_channel()
+            try:
+                channel.settimeout(self.bounds.limit)
+                channel.invoke_subsystem("sftp")
+                sftp = paramiko.SFTPClient(channel)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                raise self._broken(watchdog, exc) from None
+            with self._sftp_lock:
+                self._sftps[me] = sftp
+        try:
+            yield sftp
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            if isinstance(exc, TimeoutError):
+                watchdog.fail(f"no answer to an SFTP request within {self.bounds.limit:g}s")
+            elif isinstance(exc, OSError) and watchdog.alive() and not sftp.sock.closed:
+                raise  # the server's answer: no such file, permission denied, ...
+            with self._sftp_lock:
+                if self._sftps.get(me) is sftp:
+                    del self._sftps[me]  # the next call opens a new session
+            raise self._broken(watchdog, exc) from None
+
     def read_file(self, path: str) -> bytes:
-        with self._sftp_client().open(path, "rb") as fh:
+        with self._sftp() as sftp, sftp.open(path, "rb") as fh:
             fh.prefetch()
             data: bytes = fh.read()
             return data
 
     def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
         """Upload to a temp name beside ``path``, set the mode, then rename over ``path``."""
-        sftp = self._sftp_client()
-        if mode is None:
+        import paramiko
+
+        with self._sftp() as sftp:
+            if mode is None:
+                try:
+                    mode = stat.S_IMODE(sftp.stat(path).st_mode)
+                except FileNotFoundError:
+                    mode = NEW_FILE_MODE
+            directory, base = posixpath.split(path)
+            tmp = posixpath.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
             try:
-                mode = stat.S_IMODE(sftp.stat(path).st_mode)
-            except FileNotFoundError:
-                mode = NEW_FILE_MODE
-        directory, base = posixpath.split(path)
-        tmp = posixpath.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
-        try:
-            with sftp.open(tmp, "wb") as fh:
-                fh.chmod(mode)  # before any byte is written: a secret is never world-readable
-                fh.set_pipelined(True)
-                fh.write(data)
-            sftp.posix_rename(tmp, path)
-        except BaseException:
-            try:
-                sftp.remove(tmp)
-            except OSError:
-                pass
-            raise
+                with sftp.open(tmp, "wb") as fh:
+                    fh.chmod(mode)  # before any byte is written: a secret is never world-readable
+                    fh.set_pipelined(True)
+                    fh.write(data)
+                sftp.posix_rename(tmp, path)
+            except TimeoutError:
+                raise  # the connection froze: a removal would wait as long again
+            except BaseException:
+                with suppress(OSError, EOFError, paramiko.SSHException):  # a dead connection
+                    sftp.remove(tmp)
+                raise
 
     def append_file(self, path: str, data: bytes) -> None:
-        sftp = self._sftp_client()
         new = not self.exists(path)
-        with sftp.open(path, "ab") as fh:  # SFTP's APPEND flag: the server opens O_APPEND
+        with self._sftp() as sftp, sftp.open(path, "ab") as fh:  # SFTP's APPEND: O_APPEND
             if new:
                 fh.chmod(NEW_FILE_MODE)
             fh.write(data)
 
     def exists(self, path: str) -> bool:
-        try:
-            self._sftp_client().stat(path)
-        except FileNotFoundError:
-            return False
-        return True
+        with self._sftp() as sftp:
+            try:
+                sftp.stat(path)
+            except FileNotFoundError:
+                return False
+            return True
 
     def makedirs(self, path: str, mode: int = 0o755) -> None:
         """``mkdir -p`` over SFTP (a remote command would cost a login shell start)."""
-        sftp = self._sftp_client()
-        missing: list[str] = []
-        current = posixpath.normpath(path)
-        while current not in ("/", ".", ""):
-            try:
-                if stat.S_ISDIR(sftp.stat(current).st_mode):
-                    break
-                if missing:  # same errors as pathlib: a file on the way, or at the end
-                    raise NotADirectoryError(errno.ENOTDIR, "Not a directory", current)
-                raise FileExistsError(errno.EEXIST, "File exists", current)
-            except FileNotFoundError:
-                missing.append(current)
-                current = posixpath.dirname(current)
-        for directory in reversed(missing):
-            try:
-                sftp.mkdir(directory, mode if directory == missing[0] else 0o755)
-            except OSError:
-                if not self._is_dir(directory):  # else someone made it meanwhile: fine
-                    raise
+        with self._sftp() as sftp:
+            missing: list[str] = []
+            current = posixpath.normpath(path)
+            while current not in ("/", ".", ""):
+                try:
+                    if stat.S_ISDIR(sftp.stat(current).st_mode):
+                        break
+                    if missing:  # same errors as pathlib: a file on the way, or at the end
+                        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", current)
+                    raise FileExistsError(errno.EEXIST, "File exists", current)
+                except FileNotFoundError:
+                    missing.append(current)
+                    current = posixpath.dirname(current)
+            for directory in reversed(missing):
+                try:
+                    sftp.mkdir(directory, mode if directory == missing[0] else 0o755)
+                except OSError:
+                    if not self._is_dir(directory):  # else someone made it meanwhile: fine
+                        raise
 
     def _is_dir(self, path: str) -> bool:
-        try:
-            return stat.S_ISDIR(self._sftp_client().stat(path).st_mode)
-        except FileNotFoundError:
-            return False
+        with self._sftp() as sftp:
+            try:
+                return stat.S_ISDIR(sftp.stat(path).st_mode)
+            except FileNotFoundError:
+                return False
 
     def create_dir(self, path: str) -> bool:
-        sftp = self._sftp_client()
-        try:
-            sftp.mkdir(path, 0o700)
-        except OSError:
-            if self.exists(path):  # SFTP reports EEXIST as a generic failure
-                return False
-            raise
-        return True
+        with self._sftp() as sftp:
+            try:
+                sftp.mkdir(path, 0o700)
+            except OSError:
+                if self.exists(path):  # SFTP reports EEXIST as a generic failure
+                    return False
+                raise
+            return True
 
     def link_dir(self, target: str, link: str) -> None:
-        self._sftp_client().symlink(target, link)
+        with self._sftp() as sftp:
+            sftp.symlink(target, link)
 
     def remove(self, path: str) -> None:
         self.run(["rm", "-rf", "--", path], timeout=600)
@@ -319,21 +454,29 @@ class SshHost:
     def listdir(self, path: str) -> list[str]:
         if not self._is_dir(path):
             return []
-        return sorted(self._sftp_client().listdir(path))
+        with self._sftp() as sftp:
+            return sorted(sftp.listdir(path))
 
     def forward(self, remote_port: int) -> AbstractContextManager[int]:
-        return forward_local(self._transport(), remote_port)
+        """A tunnel over this host's connection: when the watchdog closes a frozen one, the
+        tunnel's open channels close with it, and its next client connects again."""
+        self._connection()  # an unreachable host fails here, not in the tunnel's thread
+
+        def open_channel(dest: tuple[str, int], origin: tuple[str, int]) -> Any:
+            return self._open_channel("direct-tcpip", dest, origin)[0]
+
+        return forward_local(open_channel, remote_port)
 
 
 def _exchange(
-    channel: Any, stdin: str | None, deadline: float | None
+    channel: Any, stdin: bytes, deadline: float | None
 ) -> tuple[bytes, bytes, int | None]:
     """Feed stdin (in a thread, so a chatty command cannot deadlock us) and collect output.
 
     Returns ``None`` as the exit code if ``deadline`` passed first.
     """
     if stdin:
-        feeder = threading.Thread(target=_feed, args=(channel, stdin.encode()), daemon=True)
+        feeder = threading.Thread(target=_feed, args=(channel, stdin), daemon=True)
         feeder.start()
     else:
         channel.shutdown_write()  # EOF at once, like stdin=DEVNULL locally
@@ -364,6 +507,27 @@ def _feed(channel: Any, data: bytes) -> None:
         channel.shutdown_write()
     except OSError:
         pass  # the command exited without reading all of its input
+
+
+def keyscan_hint(address: str, port: int, known_hosts: str) -> str:
+    """The command that appends a host's current keys to ``known_hosts``."""
+    return f"ssh-keyscan -p {port} {address} >> {shlex.quote(known_hosts)}"
+
+
+def forget_key_hint(address: str, port: int, known_hosts: str) -> str:
+    """The command that removes a host's old key: its line is ``[addr]:port`` unless the port
+    is 22, where it is the bare address."""
+    pattern = address if port == 22 else f"[{address}]:{port}"
+    return f"ssh-keygen -R {shlex.quote(pattern)} -f {shlex.quote(known_hosts)}"
+
+
+@functools.cache
+def _drop_paramiko_logs() -> None:
+    """paramiko's transport thread logs connection errors with their tracebacks; with no
+    handler configured, Python's last resort prints them on stderr, after the one clear message
+    we give for each of those errors. A handler that drops them ends that (an application that
+    configures logging still receives them)."""
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def _refusing_policy(host: SshHost) -> Any:

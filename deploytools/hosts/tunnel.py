@@ -13,8 +13,10 @@ import contextlib
 import select
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from deploytools.errors import DeployToolsError
 
 POLL = 0.2  # seconds between checks of the stop flag
 CHUNK = 65536
@@ -22,11 +24,15 @@ CHUNK = 65536
 
 @contextlib.contextmanager
 def forward_local(
-    transport: Any, remote_port: int, remote_host: str = "127.0.0.1"
+    open_channel: Callable[[tuple[str, int], tuple[str, int]], Any],
+    remote_port: int,
+    remote_host: str = "127.0.0.1",
 ) -> Iterator[int]:
-    """Yield a loopback port whose connections reach ``remote_host:remote_port`` remotely."""
-    import paramiko
+    """Yield a loopback port whose connections reach ``remote_host:remote_port`` remotely.
 
+    ``open_channel(destination, origin)`` opens a direct-tcpip channel for each connection or
+    raises ``DeployToolsError`` (the host bounds the wait, and connects again if need be).
+    """
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(POLL)
     stop = threading.Event()
@@ -34,11 +40,9 @@ def forward_local(
 
     def serve(client: socket.socket, origin: tuple[str, int]) -> None:
         try:
-            channel = transport.open_channel(
-                "direct-tcpip", (remote_host, remote_port), origin, timeout=10
-            )
-        except (paramiko.SSHException, OSError, EOFError):
-            client.close()  # nothing listens there (yet): refuse this connection only
+            channel = open_channel((remote_host, remote_port), origin)
+        except DeployToolsError:
+            client.close()  # nothing listens there (yet), or no connection: refuse this one
             return
         with client, channel:
             _pump(client, channel, stop)

@@ -6,6 +6,7 @@ Every test gets its own database; the session's server is stopped by its fixture
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -15,18 +16,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import pytest
+from psycopg import sql as pgsql
 
-from deploytools import db
+from deploytools import db, targets
 from deploytools.db.database import open_database
 from deploytools.db.engine import engine_for
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.local import LocalHost
+from deploytools.hosts.ssh import SshHost
+from tests.support.cmdlines import encodings, watch_cmdlines
 from tests.support.dbenv import CapturedUi, app_with_revision, make_settings
 from tests.support.procs import free_port
 from tests.support.require import require
+from tests.support.sshd import SshTarget
 
 pytestmark = pytest.mark.integration
 
@@ -239,6 +245,59 @@ def test_verify_marks_an_unverified_backup_and_retention_ignores_it_until_then(
 
     assert db.prune(settings, host, ui).delete == [verified]
     assert [m.id for m in db.list_backups(settings, host).backups] == [quick.id]
+
+
+# A password with every character that a shell, JSON or a URL would treat specially.
+TRICKY_PASSWORD = "p\"w\\x'y ${HOME} `id` wörd-"
+
+
+def test_backup_verify_restore_over_ssh_never_put_the_password_on_a_command_line(
+    tmp_path: Path,
+    postgres_server: Any,
+    ssh_hosts: Callable[[str], SshTarget],
+    database: str,
+) -> None:
+    """The facts query, pg_dump, the verification and pg_restore run on an SSH host while every
+    command line of the machine (the simulated host's included) is watched for the password."""
+    password = TRICKY_PASSWORD + secrets.token_hex(4)
+    role = f"owner_{secrets.token_hex(4)}"
+    dbname = database.rsplit("/", 1)[1]
+    with psycopg.connect(database, autocommit=True) as admin:
+        admin.execute(
+            pgsql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                pgsql.Identifier(role), pgsql.Literal(password)
+            )
+        )
+        admin.execute(
+            pgsql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                pgsql.Identifier(dbname), pgsql.Identifier(role)
+            )
+        )
+    url = (
+        f"postgresql://{role}:{quote(password, safe='')}"
+        f"@{postgres_server.host}:{postgres_server.port}/{dbname}"
+    )
+    sql(url, "CREATE TABLE notes (body text)", "INSERT INTO notes VALUES ('kept'), ('wörd')")
+    target = ssh_hosts("db")
+    remote = target.host_settings()
+    settings = make_settings(tmp_path, url).model_copy(update={"hosts": [remote]})
+    host = SshHost.from_settings(remote, settings.timeouts)
+    ui = CapturedUi()
+    try:
+        with watch_cmdlines([password]) as seen:
+            manifest = db.backup(settings, host, ui)  # psql (facts), pg_dump, pg_restore (verify)
+            sql(url, "DELETE FROM notes")
+            db.restore(settings, host, ui, manifest.id)  # psql (facts), pg_restore
+        state = Path(targets.state_dir(settings, host))
+    finally:
+        host.close()
+
+    assert seen.lines == [] and seen.passes > 10
+    assert manifest.verified and manifest.database == dbname
+    assert sql(url, "SELECT body FROM notes ORDER BY body") == [("kept",), ("wörd",)]
+    assert not [p for p in Path(target.root).rglob("*") if p.name.startswith(".pgpass")]
+    for where in (ui.text, (state / "journal.jsonl").read_text()):
+        assert not any(form.decode() in where for form in encodings(password))
 
 
 # -- migrations -----------------------------------------------------------------------------

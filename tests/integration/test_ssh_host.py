@@ -8,9 +8,11 @@ files and processes directly to check what the host did.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.server
 import os
 import secrets
+import signal
 import stat
 import subprocess
 import tempfile
@@ -26,13 +28,16 @@ from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
 from deploytools.hosts.ssh import SshHost
+from tests.support.cmdlines import watch_cmdlines
 from tests.support.procs import free_port
-from tests.support.sshd import SshTarget
+from tests.support.sshd import SshTarget, frozen_sessions
 
 SSH = pytest.param("ssh", marks=pytest.mark.integration)
 
 
-def ssh_host(target: SshTarget, known_hosts: str | None = None) -> SshHost:
+def ssh_host(
+    target: SshTarget, known_hosts: str | None = None, command_timeout: float = 600
+) -> SshHost:
     return SshHost(
         target.name,
         target.address,
@@ -41,6 +46,7 @@ def ssh_host(target: SshTarget, known_hosts: str | None = None) -> SshHost:
         key_file=target.key_file,
         known_hosts=known_hosts or target.known_hosts,
         connect_timeout=10,
+        command_timeout=command_timeout,
     )
 
 
@@ -86,6 +92,32 @@ def test_run_passes_argv_env_cwd_and_stdin_verbatim(host: Host, workdir: str) ->
         f"hello 'world' $USER|{os.path.realpath(workdir)}|line one\nline two|it's $HOME; `x`"
     )
     assert result.argv[:2] == ["sh", "-c"]
+
+
+TRICKY = "p\"a\\s's ${HOME} `id` wörd\t-end "  # every character a shell or JSON would touch
+
+
+def test_secret_env_reaches_the_command_and_stdin_still_flows(host: Host) -> None:
+    script = 'printf "%s|%s|%s|%s" "$SECRET" "$OTHER" "$PLAIN" "$(cat)"'
+    result = host.run(
+        ["sh", "-c", script],
+        env={"PLAIN": "shown"},
+        secret_env={"SECRET": TRICKY, "OTHER": ""},
+        stdin="line one\nline two",
+    )
+    assert result.stdout == f"{TRICKY}||shown|line one\nline two"
+    assert host.run(["sh", "-c", 'printf %s "$S"'], secret_env={"S": "x"}).stdout == "x"
+
+
+@pytest.mark.parametrize("value", ["two\nlines", "nul\0byte"])
+def test_a_secret_with_a_line_break_or_nul_is_refused_before_anything_runs(
+    host: Host, workdir: str, value: str
+) -> None:
+    marker = f"{workdir}/ran"
+    with pytest.raises(OperatorError, match="line break or NUL") as caught:
+        host.run(["touch", marker], secret_env={"TOKEN": value})
+    assert value not in str(caught.value)
+    assert not os.path.exists(marker)
 
 
 def test_run_large_stdin_and_output_do_not_deadlock(host: Host) -> None:
@@ -207,9 +239,9 @@ def test_forward_reaches_a_loopback_server_even_after_a_refusal(host: Host) -> N
             assert _fetch(local_port) == b"hello through the tunnel"
 
 
-def _fetch(port: int) -> bytes | None:
+def _fetch(port: int, timeout: float = 10) -> bytes | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as response:
             body: bytes = response.read()
             return body
     except OSError:
@@ -277,10 +309,16 @@ def test_changed_host_key_is_refused(
     forged.write_text(other_line.replace(f":{other.port} ", f":{contract_target.port} ") + "\n")
     host = ssh_host(contract_target, known_hosts=str(forged))
     try:
-        with pytest.raises(OperatorError, match="does not match"):
+        with pytest.raises(OperatorError, match="does not match") as caught:
             host.exists("/")
     finally:
         host.close()
+    port = contract_target.port
+    assert "SHA256:" in caught.value.problem  # the key it got, to compare with the host's own
+    assert caught.value.fix.endswith(  # the old line goes, the new key comes in
+        f"replace the old key: ssh-keygen -R '[127.0.0.1]:{port}' -f {forged}"
+        f" && ssh-keyscan -p {port} 127.0.0.1 >> {forged}"
+    )
 
 
 @pytest.mark.integration
@@ -304,3 +342,157 @@ def test_reconnects_after_close(remote: SshHost) -> None:
     remote.close()
     assert remote.run(["echo", "again"]).stdout == "again\n"
     assert remote.exists("/")
+
+
+# -- SSH only: secrets never on a command line ---------------------------------------------------
+
+
+@pytest.mark.integration
+def test_secret_env_never_shows_on_a_remote_command_line(remote: SshHost) -> None:
+    secret = TRICKY + secrets.token_hex(4)
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    script = 'sleep 0.5; printf %s "$TOKEN" | sha256sum'
+    with watch_cmdlines([secret]) as seen:
+        got = remote.run(["sh", "-c", script], secret_env={"TOKEN": secret}, timeout=30)
+        assert seen.lines == [] and seen.passes > 10
+        # the control: a value in env= is on `timeout`'s command line while the command runs
+        remote.run(["sleep", "0.5"], env={"TOKEN": secret}, timeout=30)
+    assert got.stdout.split()[0] == digest  # the command did get the secret
+    assert any("TOKEN=" in line for line in seen.lines)
+
+
+# -- SSH only: a stalled connection ------------------------------------------------------------
+
+STALL_TIMEOUT = 4.0  # timeouts.command of the hosts below: keepalive every 2 s, 2 s to answer
+MARGIN = 3.0  # scheduling on a loaded machine
+
+
+@pytest.fixture
+def stalling(ssh_hosts: Callable[[str], SshTarget]) -> Iterator[tuple[SshTarget, SshHost]]:
+    """A host of its own (a stall must not touch the other tests' connections), with a short
+    command timeout; its remote commands are stopped in teardown."""
+    target = ssh_hosts("stall")
+    host = ssh_host(target, command_timeout=STALL_TIMEOUT)
+    try:
+        yield target, host
+    finally:
+        host.close()
+
+
+def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def _assert_stopped_answering(
+    thread: threading.Thread, errors: list[BaseException], frozen_at: float, name: str
+) -> None:
+    thread.join(STALL_TIMEOUT + MARGIN)
+    assert not thread.is_alive(), f"still waiting {STALL_TIMEOUT + MARGIN}s after the stall"
+    assert time.monotonic() - frozen_at < STALL_TIMEOUT + MARGIN
+    assert len(errors) == 1 and isinstance(errors[0], DeployFailure), errors
+    assert f"the SSH connection to {name} (" in errors[0].problem
+    assert "stopped answering" in errors[0].problem
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("moment", ["while it runs", "as it starts"])
+def test_a_stalled_connection_ends_a_command_within_the_command_timeout(
+    stalling: tuple[SshTarget, SshHost], moment: str
+) -> None:
+    target, host = stalling
+    marker = f"{300 + secrets.randbelow(10_000) / 100_000:.5f}"  # a sleep no one else runs
+    host.run(["true"])  # connected
+    go = threading.Event()
+
+    def sleep_when_told() -> None:
+        go.wait(30)
+        host.run(["sleep", marker], timeout=600)  # its own time limit is far away
+
+    thread, errors = _in_thread(sleep_when_told)
+    try:
+        if moment == "while it runs":
+            go.set()
+            _wait_for(lambda: _running(f"sleep {marker}"), "the remote command to start")
+        with frozen_sessions(target.port):
+            frozen_at = time.monotonic()
+            go.set()
+            _assert_stopped_answering(thread, errors, frozen_at, target.name)
+            assert host.run(["echo", "again"]).stdout == "again\n"  # a new connection
+    finally:
+        _stop_processes(marker)
+
+
+@pytest.mark.integration
+def test_a_stalled_connection_ends_an_sftp_call_within_the_command_timeout(
+    stalling: tuple[SshTarget, SshHost],
+) -> None:
+    target, host = stalling
+    opened, go = threading.Event(), threading.Event()
+
+    def list_when_told() -> None:
+        host.exists(target.root)  # this thread's SFTP session opens
+        opened.set()
+        go.wait(30)
+        host.listdir(target.root)  # a request on that open session, which gets no reply
+
+    thread, errors = _in_thread(list_when_told)
+    assert opened.wait(20)
+    with frozen_sessions(target.port):
+        frozen_at = time.monotonic()
+        go.set()
+        _assert_stopped_answering(thread, errors, frozen_at, target.name)
+        assert host.exists(target.root)  # a new connection
+
+
+@pytest.mark.integration
+def test_a_stalled_connection_closes_its_tunnels_within_the_command_timeout(
+    stalling: tuple[SshTarget, SshHost],
+) -> None:
+    target, host = stalling
+    port = free_port()
+    with _http_server(port, b"through"), host.forward(port) as local_port:
+        assert _fetch(local_port) == b"through"
+        with frozen_sessions(target.port):
+            frozen_at = time.monotonic()
+            assert _fetch(local_port, timeout=60) is None
+            assert time.monotonic() - frozen_at < STALL_TIMEOUT + MARGIN
+            assert _fetch(local_port) == b"through"  # its next client gets a new connection
+
+
+@pytest.mark.integration
+def test_a_silent_command_longer_than_the_keepalive_interval_is_not_a_stall(
+    stalling: tuple[SshTarget, SshHost],
+) -> None:
+    _, host = stalling
+    result = host.run(["sh", "-c", "sleep 5; echo done"], timeout=60)  # 2 keepalives answered
+    assert result.stdout == "done\n" and result.duration >= 5
+
+
+def _wait_for(ready: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _stop_processes(marker: str) -> None:
+    """Kill, by pid, the processes whose command line holds ``marker`` (a random number that
+    only the test's own remote command has: the command and its ``timeout`` wrapper)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry.name.isdigit() and marker.encode() in argv and argv[0] in (b"sleep", b"timeout"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)

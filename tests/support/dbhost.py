@@ -35,14 +35,15 @@ class FakeDbHost(MemoryHost):
         self.missing = missing
         self.free_kb = free_kb
         self.envs: list[dict[str, str]] = []
+        self.secret_envs: list[dict[str, str]] = []
         self.stdins: list[str | None] = []
-        self.passfiles: list[tuple[str, int]] = []
 
     def run(
         self,
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
+        secret_env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         timeout: float | None = None,
         check: bool = True,
@@ -51,14 +52,14 @@ class FakeDbHost(MemoryHost):
         args = list(argv)
         self.commands.append(args)
         self.envs.append(dict(env or {}))
+        self.secret_envs.append(dict(secret_env or {}))
         self.stdins.append(stdin)
-        if env and "PGPASSFILE" in env:  # what the client would read, while it runs
-            path = env["PGPASSFILE"]
-            self.passfiles.append((self.files[path].decode(), self.modes[path]))
         program = args[0]
         if program == "docker" and "exec" in args:  # dump_via_service: run in the container
-            inside = [a for a in args[args.index("exec") + 1 :] if a not in ("-T", "-e")]
-            program = inside[inside.index("PGPASSWORD") + 2 if "PGPASSWORD" in inside else 1]
+            words = args[args.index("exec") + 2 :]  # after -T: [-e NAME]... SERVICE PROGRAM
+            while words[0] == "-e":
+                words = words[2:]
+            program = words[1]
         if program == self.fail:
             raise CommandError(args, 1, f"{program}: error: boom", self.name)
         out = ""

@@ -26,6 +26,7 @@ class MemoryHost:
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
+        secret_env: Mapping[str, str] | None = None,
         cwd: str | None = None,
         timeout: float | None = None,
         check: bool = True,

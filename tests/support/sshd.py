@@ -2,7 +2,8 @@
 
 Each host gets its own host key, its own deploy root directory and a line in a shared
 ``known_hosts`` file, so that clients keep strict host-key checking on. One client key logs in
-to all of them (as the user running the tests).
+to all of them (as the user running the tests). ``frozen_sessions`` stalls the connections to
+one of them (their sshd processes stopped: the peer alive, no bytes coming).
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import getpass
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from deploytools.config import HostSettings
 from tests.support import parts, procs
 from tests.support.require import require
 
@@ -37,6 +41,18 @@ class SshTarget:
     key_file: str
     known_hosts: str
     root: str
+
+    def host_settings(self) -> HostSettings:
+        """This host as an environment's ``[[hosts]]`` entry."""
+        return HostSettings(
+            name=self.name,
+            address=self.address,
+            port=self.port,
+            user=self.user,
+            key_file=self.key_file,
+            known_hosts=self.known_hosts,
+            root=self.root,
+        )
 
 
 class SshHosts:
@@ -163,3 +179,59 @@ def keygen(ssh_keygen: str, path: Path) -> None:
         capture_output=True,
         timeout=30,
     )
+
+
+@contextlib.contextmanager
+def frozen_sessions(port: int) -> Iterator[list[int]]:
+    """SIGSTOP the sshd processes serving this process's connections to 127.0.0.1:``port``
+    (the peer stays alive but sends nothing: a stalled connection); SIGCONT them on exit."""
+    pids = session_pids(port)
+    if not pids:
+        raise AssertionError(f"no open SSH connection from this process to port {port}")
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        yield pids
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def session_pids(port: int) -> list[int]:
+    """The processes (other than this one) that hold the server end of a TCP connection from
+    this process to 127.0.0.1:``port``: found through /proc/net/tcp and every /proc/*/fd."""
+    ours = _socket_inodes(Path("/proc/self/fd"))
+    rows = _tcp_rows()
+    client_ports = {local for local, remote, inode in rows if remote == port and inode in ours}
+    served = {inode for local, remote, inode in rows if local == port and remote in client_ports}
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            if _socket_inodes(entry / "fd") & served:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _tcp_rows() -> list[tuple[int, int, str]]:
+    """(local port, remote port, socket inode) of every established loopback IPv4 socket."""
+    rows = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+        if state == "01" and local.startswith("0100007F:") and remote.startswith("0100007F:"):
+            rows.append((int(local.split(":")[1], 16), int(remote.split(":")[1], 16), inode))
+    return rows
+
+
+def _socket_inodes(fd_dir: Path) -> set[str]:
+    inodes = set()
+    try:
+        for fd in fd_dir.iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    except OSError:
+        pass  # the process is gone, or its fds are not ours to see
+    return inodes

@@ -15,6 +15,7 @@ from deploytools import db
 from deploytools.db.database import open_database
 from deploytools.db.postgres import FACTS_SCRIPT, PostgresEngine
 from deploytools.errors import DeployFailure
+from deploytools.hosts.ssh import remote_command, secret_lines
 from tests.support.dbhost import (
     BACKUPS,
     DB_SIZE,
@@ -58,16 +59,16 @@ def test_a_backup_is_dumped_verified_hashed_renamed_then_described() -> None:
     assert [r["result"] for r in journal(host)] == ["started", "ok"]
 
 
-def test_the_password_travels_in_a_private_file_removed_after_each_command() -> None:
+def test_the_password_reaches_the_connecting_clients_through_secret_env_only() -> None:
     host = FakeDbHost()
     db.backup(settings(), host, quiet_ui(), url=URL)
     assert not any(PASSWORD in arg for argv in host.commands for arg in argv)
-    clients = [
-        e for c, e in zip(host.commands, host.envs, strict=True) if c[0] in ("psql", "pg_dump")
-    ]
-    assert len(clients) == 2 and all(set(e) == {"PGPASSFILE"} for e in clients)
-    assert host.passfiles == [(f"*:*:*:*:{PASSWORD}\n", 0o600)] * 2
-    assert not any(".pgpass" in path for path in host.files)
+    assert not any(PASSWORD in value for env in host.envs for value in env.values())
+    given = [(c[0], e) for c, e in zip(host.commands, host.secret_envs, strict=True) if e]
+    assert given == [("psql", {"PGPASSWORD": PASSWORD}), ("pg_dump", {"PGPASSWORD": PASSWORD})]
+    verification = [c[0] for c in host.commands].index("pg_restore")
+    assert host.envs[verification] == {}  # reading an archive needs no password at all
+    assert not any(PASSWORD.encode() in data for data in host.files.values())  # no password file
     assert PASSWORD not in host.files["/srv/app/.deploytools/test/journal.jsonl"].decode()
 
 
@@ -93,7 +94,47 @@ def test_facts_in_the_database_service_go_through_compose_exec_with_the_script()
     argv = host.commands[0]
     assert argv[:9] == [*compose, "exec", "-T", "-e", "PGPASSWORD", "postgres"]
     assert argv[9] == "psql" and "--file=-" in argv and host.stdins[0] == FACTS_SCRIPT
-    assert host.envs[0]["PGPASSWORD"] == PASSWORD and PASSWORD not in " ".join(argv)
+    assert host.secret_envs[0] == {"PGPASSWORD": PASSWORD} and PASSWORD not in " ".join(argv)
+
+
+def test_in_the_database_service_the_remote_command_lines_only_name_the_password() -> None:
+    """``dump_via_service`` on an SSH host: the exact lines sshd runs, and what goes on stdin."""
+    host = FakeDbHost()
+    conf = settings(dump_via_service="postgres")
+    engine = PostgresEngine(conf, host, open_database(conf, url=URL), ["docker", "compose"])
+
+    engine.dump("/b/x.dump")
+    engine.verify("/b/x.dump")
+    engine.restore("/b/x.dump")
+
+    lines = [
+        (remote_command(argv, env, timeout=3600, secret_names=list(secret)), secret_lines(secret))
+        for argv, env, secret in zip(host.commands, host.envs, host.secret_envs, strict=True)
+        if "pg_dump" in argv or "pg_restore" in argv
+    ]
+    read_secret = "sh -c 'IFS= read -r PGPASSWORD && export PGPASSWORD && exec \"$@\"' sh"
+    inside = "/tmp/deploytools-x.dump"
+    dbname = "--dbname=postgresql://app@127.0.0.1:5432/appdb"
+    assert lines == [
+        (
+            f"timeout -k 5 3600 {read_secret} docker compose exec -T -e PGPASSWORD postgres"
+            f" pg_dump --format=custom --file={inside} --lock-wait-timeout=5000 --no-password"
+            f" {dbname}",
+            f"{PASSWORD}\n".encode(),
+        ),
+        (
+            f"timeout -k 5 3600 docker compose exec -T postgres pg_restore --file=/dev/null"
+            f" {inside}",
+            b"",
+        ),
+        (
+            f"timeout -k 5 3600 env 'PGOPTIONS=-c lock_timeout=5000' {read_secret} docker compose"
+            " exec -T -e PGOPTIONS -e PGPASSWORD postgres pg_restore --clean --if-exists"
+            " --no-owner --single-transaction --exit-on-error --no-password"
+            f" {dbname} {inside}",
+            f"{PASSWORD}\n".encode(),
+        ),
+    ]
 
 
 def test_too_little_space_stops_before_the_dump() -> None:

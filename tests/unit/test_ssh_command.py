@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from deploytools.errors import OperatorError
-from deploytools.hosts.ssh import remote_command
+from deploytools.hosts.ssh import forget_key_hint, keyscan_hint, remote_command, secret_lines
 
 
 def test_argv_is_quoted_word_for_word() -> None:
@@ -39,6 +39,27 @@ def test_fractional_timeout_is_kept() -> None:
 def test_invalid_env_names_are_refused(name: str) -> None:
     with pytest.raises(OperatorError, match="invalid environment variable name"):
         remote_command(["true"], env={name: "x"})
+    with pytest.raises(OperatorError, match="invalid environment variable name"):
+        remote_command(["true"], secret_names=[name])
+
+
+def test_secrets_are_named_on_the_line_and_their_values_go_first_on_stdin() -> None:
+    command = remote_command(
+        ["psql", "--file=-"], env={"PGOPTIONS": "-c x=1"}, timeout=60, secret_names=["A", "B"]
+    )
+    assert command == (
+        "timeout -k 5 60 env 'PGOPTIONS=-c x=1' sh -c"
+        """ 'IFS= read -r A && IFS= read -r B && export A B && exec "$@"' sh psql --file=-"""
+    )
+    assert secret_lines({"A": "it's ${x} \\ wörd ", "B": ""}) == "it's ${x} \\ wörd \n\n".encode()
+
+
+def test_key_hints_name_the_known_hosts_line_of_the_host() -> None:
+    assert forget_key_hint("10.0.0.5", 2222, "/k/known hosts") == (
+        "ssh-keygen -R '[10.0.0.5]:2222' -f '/k/known hosts'"
+    )
+    assert forget_key_hint("web.example", 22, "/k/kh") == "ssh-keygen -R web.example -f /k/kh"
+    assert keyscan_hint("10.0.0.5", 2222, "/k/kh") == "ssh-keyscan -p 2222 10.0.0.5 >> /k/kh"
 
 
 def test_importing_the_module_leaves_fabric_and_paramiko_unloaded() -> None:

@@ -68,7 +68,7 @@ def remote(
         },
         timeouts={"stop": 5},
     )
-    host = SshHost.from_settings(settings.hosts[0], connect_timeout=10)
+    host = SshHost.from_settings(settings.hosts[0], settings.timeouts)
     host.makedirs(f"{target.root}/app")
     values = {"PORT": str(free_port()), "API_TOKEN": "tok-9f8e7d6c5b4a"}
     runtime = ProcessRuntime(settings, host, values)
