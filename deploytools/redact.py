@@ -19,7 +19,11 @@ from urllib.parse import quote, quote_plus, unquote
 
 MASK = "***"
 SECRET_NAME_PATTERNS = ("*_KEY", "*_SECRET", "*PASSWORD*", "*TOKEN*", "*SECRET_KEY*", "*_DSN")
-URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?=@)")
+# The scheme starts where no scheme character precedes it and is at most 32 long: a long run
+# of letters (a 200 kB value) is then read once, not once per position (quadratic time).
+URL_PASSWORD = re.compile(
+    r"(?P<head>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,31}://[^:/@\s]*:)(?P<pw>[^@\s/]+)(?=@)"
+)
 MIN_SECRET_LEN = 3
 # A short secret ("short", "admin") is masked only as a whole word: masking it inside longer
 # words ("***er than") would garble messages and, worse, let the reader guess it from context.
@@ -37,7 +41,7 @@ def is_secret_name(key: str, extra_patterns: Iterable[str] = ()) -> bool:
 
 
 def url_password(value: str) -> str | None:
-    match = URL_PASSWORD.search(value)
+    match = URL_PASSWORD.search(value) if "://" in value else None
     return match.group("pw") if match else None
 
 

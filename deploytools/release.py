@@ -67,9 +67,9 @@ def good_releases(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def current_release(releases: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The release now running: the last healthy deploy or rollback, unless a later run's
     undo was abandoned (then the journal cannot tell: None, and the runtime is asked)."""
-    for record in reversed(releases):
-        if record.get("result") == "ok":
-            return dict(record)
-        if record.get("undo_abandoned") is not None:
+    for index in range(len(releases) - 1, -1, -1):
+        if releases[index].get("result") == "ok":
+            return releases[index]  # the journal's own record: `releases` marks it by identity
+        if releases[index].get("undo_abandoned") is not None:
             return None
     return None

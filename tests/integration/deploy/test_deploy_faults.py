@@ -38,6 +38,11 @@ STEPS = [
 ]
 
 
+def position(step: str) -> int:
+    """Where a step stands; the two checks that run together stand at the same place."""
+    return STEPS.index("wait healthy" if step == "verify celery" else step)
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployProject]:
     proj = DeployProject(tmp_path_factory.mktemp("deploy-faults") / "app")
@@ -92,10 +97,8 @@ def assert_undone(site: ProcessSite, previous: str, events: list[dict[str, Any]]
     failed = [e for e in events if e["kind"] == "deploy.failed"]
     assert len(failed) == 1 and failed[0]["error"].startswith("interrupted at ")
     named = any(e["kind"] == "step.done" and e["step"] == "snapshot" for e in events)
-    if named:
-        assert events[-1]["kind"] == "release" and events[-1]["result"] == "failed"
-    else:
-        assert events[-1] == failed[0]
+    recorded = events[-1]["kind"] == "release" and events[-1]["result"] == "failed"
+    assert recorded or (not named and events[-1] == failed[0]), events[-1]
     assert site.serves(previous)
     assert site.good()[-1]["tag"] == previous
     site.no_leftovers()
@@ -121,8 +124,8 @@ def test_a_signal_at_any_step_ends_in_the_undo(site: ProcessSite, step: str, sig
     assert "Traceback" not in out + err
     stopped = interrupted_steps(events)
     # A step may end before the signal lands: then the next one takes it, never none.
-    assert len(stopped) >= 1 and STEPS.index(stopped[0]) >= STEPS.index(step), events
-    assert f"interrupted at {stopped[0]}" in err
+    assert stopped and min(position(s) for s in stopped) >= position(step), events
+    assert any(f"interrupted at {s}" in err for s in stopped)
     assert_undone(site, previous, events)
 
 
@@ -231,7 +234,8 @@ def test_a_damaged_journal_line_is_skipped_and_the_runtime_says_what_runs(
     journal = site.project.state_dir(ENV) / "journal.jsonl"
     lines = journal.read_text().splitlines(keepends=True)
     last = max(i for i, line in enumerate(lines) if '"kind": "release"' in line)
-    lines[last] = '{"kind": "release", "tag": \n'  # a disk error in the running release's record
+    damaged = '{"kind": "release", "tag": \n'  # a disk error in the running release's record
+    lines[last] = damaged
     journal.write_text("".join(lines))
     sha = broken_release(site)
     try:
@@ -239,6 +243,7 @@ def test_a_damaged_journal_line_is_skipped_and_the_runtime_says_what_runs(
         history = site.project.invoke("history", "--env", ENV, "--json")
     finally:
         site.take_back(sha)
+        journal.write_text(journal.read_text().replace(damaged, ""))  # for the tests after
     assert run.returncode == 1, run.output
     assert "Traceback" not in run.output + history.output
     assert history.returncode == 0
