@@ -97,6 +97,11 @@ class ProcessSite:
             self.project.invoke("lock.release", "--env", ENV, "--force")
 
 
+def position(steps: list[str], step: str) -> int:
+    """Where a step stands in ``steps``; the two checks that run together stand together."""
+    return steps.index("wait healthy" if step == "verify celery" else step)
+
+
 def wait_for(
     what: str, ready: Callable[[], bool], proc: subprocess.Popen[str], timeout: float = 60.0
 ) -> None:

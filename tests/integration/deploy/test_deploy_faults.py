@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.deployproject import DeployProject, migration, process_env, stop_process
-from tests.support.processdeploy import ENV, NEW_REVISION, WEB, ProcessSite, wait_for
+from tests.support.processdeploy import ENV, NEW_REVISION, WEB, ProcessSite, position, wait_for
 from tests.support.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -36,11 +36,6 @@ STEPS = [
     "verify celery",
     "record",
 ]
-
-
-def position(step: str) -> int:
-    """Where a step stands; the two checks that run together stand at the same place."""
-    return STEPS.index("wait healthy" if step == "verify celery" else step)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +119,7 @@ def test_a_signal_at_any_step_ends_in_the_undo(site: ProcessSite, step: str, sig
     assert "Traceback" not in out + err
     stopped = interrupted_steps(events)
     # A step may end before the signal lands: then the next one takes it, never none.
-    assert stopped and min(position(s) for s in stopped) >= position(step), events
+    assert stopped and min(position(STEPS, s) for s in stopped) >= position(STEPS, step), events
     assert any(f"interrupted at {s}" in err for s in stopped)
     assert_undone(site, previous, events)
 
