@@ -1,11 +1,14 @@
-"""``invoke deploy`` and ``invoke rollback`` under docker compose, on a real engine, as one story.
+"""``invoke deploy`` and ``invoke rollback`` under docker compose, on a real engine.
 
 Creating and removing containers is slow with the vfs storage driver (seconds each), so the
-compose scenarios share one project and run in order: deploy v1, a dry run of v2 that changes
-nothing, deploy v2 (with a migration), roll back to v1 with its images present (no build), then
-remove v2's images and roll back to v2, which is rebuilt from a git worktree of its tag while
-the operator's working tree (a newer commit and uncommitted edits) is left alone. The failure
-scenarios run on the process runtime (test_deploy_process.py), where a deploy takes seconds.
+compose scenarios share one project and two releases: v1 (the first commit) and v2 (a marker in
+the image and migration 0004). Each test brings the stack to the state it starts from with
+``Stack.deployed`` / ``Stack.running`` (deploying a commit or rolling back only when the state
+is not there yet), so any test runs alone or in any order: a deploy of v1, a dry run of v2 that
+changes nothing, a deploy of v2 (with the migration), a rollback to v1 with its images present
+(no build), and a rollback to v2 after its images were removed, rebuilt from a git worktree of
+its tag while the operator's working tree is left alone. The failure scenarios run on the
+process runtime (test_deploy_process.py, test_deploy_faults.py), where a deploy takes seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.support import parts
+from tests.support.cli import Run
 from tests.support.deployproject import (
     COMPOSE_ENV,
     EXAMPLE,
@@ -39,13 +43,25 @@ MARKER = "example/exampleapp/marker.txt"  # copied into the image: which commit 
 NEW_REVISION = "example/migrations/versions/0004_nick.py"
 
 
+V2_FILES = {
+    MARKER: "v2\n",
+    NEW_REVISION: migration(
+        "0004",
+        'op.add_column("users", sa.Column("nick", sa.Text))',
+        'op.drop_column("users", "nick")',
+    ),
+}
+
+
 @dataclass
 class Stack:
     project: DeployProject
     compose_project: str
     image: str
     port: str
-    tags: dict[str, str] = field(default_factory=dict)  # v1, v2 -> release tag
+    commits: dict[str, str] = field(default_factory=dict)  # v1, v2 -> sha
+    tags: dict[str, str] = field(default_factory=dict)  # v1, v2 -> tag of its last deploy
+    runs: dict[str, Run] = field(default_factory=dict)  # v1, v2 -> that deploy's CLI run
 
     def images(self) -> dict[str, str]:
         """Tag -> image id of this stack's images on the engine."""
@@ -68,13 +84,52 @@ class Stack:
         name = docker("ps", "-q", "--filter", label, "--filter", service).split()[0]
         return docker("exec", name, *argv)
 
-    def release(self, tag: str) -> dict[str, Any]:
-        found = [r for r in self.project.releases(ENV) if r["tag"] == tag]
-        assert found, f"no release record for {tag}"
+    def release(self, tag: str, action: str = "deploy") -> dict[str, Any]:
+        found = [r for r in self.project.releases(ENV) if r["tag"] == tag and r["action"] == action]
+        assert found, f"no {action} record for {tag}"
         return found[-1]
 
     def database(self) -> tuple[str | None, dict[str, int]]:
         return self.project.database(ENV)
+
+    # -- bringing the stack to a test's starting point ---------------------------------------
+
+    def commit(self, name: str) -> str:
+        """The sha of v1 (the first commit) or v2 (committed on first need)."""
+        if name not in self.commits:
+            assert name == "v2"
+            self.commits[name] = self.project.commit("v2: a nick column, and a marker", V2_FILES)
+        return self.commits[name]
+
+    def deploy(self, name: str, *args: str) -> Run:
+        """``invoke deploy`` of v1's or v2's commit (checked out, then back to the branch)."""
+        self.project.git("checkout", "-q", "--detach", self.commit(name))
+        try:
+            run = self.project.deploy(ENV, *args)
+        finally:
+            self.project.git("checkout", "-q", "main")
+        if run.returncode == 0 and not args:
+            self.tags[name], self.runs[name] = self.project.releases(ENV)[-1]["tag"], run
+        return run
+
+    def deployed(self, name: str) -> str:
+        """The tag of a good release of v1 or v2, deployed now if there is none (v1 first:
+        its code cannot run on v2's schema)."""
+        if name == "v2":
+            self.deployed("v1")
+        if name not in self.tags:
+            run = self.deploy(name)
+            assert run.returncode == 0, run.output
+        return self.tags[name]
+
+    def running(self, name: str) -> str:
+        """v1 or v2 serving (deployed, or rolled back to, if it is not)."""
+        tag = self.deployed(name)
+        if health(self.port)[1].get("release") != tag:
+            run = self.project.rollback(ENV, tag)
+            assert run.returncode == 0, run.output
+        assert health(self.port)[1]["release"] == tag
+        return tag
 
 
 def docker(*args: str, timeout: float = 120) -> str:
@@ -97,6 +152,7 @@ def stack(
     project = DeployProject(tmp_path_factory.mktemp("deploy-compose") / "app", wheelhouse=True)
     built = Stack(project, unique("dtdeploy"), unique("deploytools-deploy"), str(free_port()))
     project.configure({ENV: compose_env(built.compose_project, built.image)})
+    built.commits["v1"] = project.git("rev-parse", "HEAD").strip()
     project.init_env(
         ENV,
         {
@@ -155,123 +211,113 @@ def _user_columns(stack: Stack) -> list[str]:
         engine.dispose()
 
 
-class TestComposeReleases:
-    incremental = True
+def test_a_deploy_records_the_release_and_serves_it(stack: Stack) -> None:
+    project = stack.project
+    tag = stack.running("v1")
+    run = stack.runs["v1"]  # the deploy that made it
 
-    def test_first_deploy_records_the_release_and_serves_it(self, stack: Stack) -> None:
-        project = stack.project
-        head = project.git("rev-parse", "HEAD").strip()
+    record = stack.release(tag)
+    assert (record["action"], record["result"]) == ("deploy", "ok")
+    assert record["sha"] == stack.commits["v1"]
+    assert record["images"] == {f"{stack.image}:{tag}": stack.images()[tag]}
+    assert record["revision"] == "0003"
+    assert list(project.file(f"backups/{ENV}").glob(f"{record['backup']}*"))
+    env_file = project.file(f"config/{ENV}.env").read_bytes()
+    assert record["env_hash"] == hashlib.sha256(env_file).hexdigest()
+    assert tag in project.release_tags()
+    assert project.git("rev-list", "-n", "1", tag).strip() == stack.commits["v1"]
+    status, body = health(stack.port)
+    assert (status, body["release"], body["database"], body["redis"]) == (200, tag, "ok", "ok")
+    image = f"{stack.image}:{tag}"
+    assert stack.containers() == {
+        "backend": (image, "running"),
+        "celery-worker": (image, "running"),
+    }
+    journal = project.file(f".deploytools/{ENV}/journal.jsonl").read_text()
+    for secret in ("SECRET_KEY", "OPENAI_API_KEY", "POSTGRES_PASSWORD"):
+        assert project.env_values(ENV)[secret] not in run.output + journal
+    _no_lock(stack)
 
-        run = project.deploy(ENV)
 
-        assert run.returncode == 0, run.output
-        record = project.releases(ENV)[-1]
-        tag = stack.tags["v1"] = record["tag"]
-        assert (record["action"], record["result"], record["sha"]) == ("deploy", "ok", head)
-        assert record["images"] == {f"{stack.image}:{tag}": stack.images()[tag]}
-        assert record["revision"] == "0003"
-        assert list(project.file(f"backups/{ENV}").glob(f"{record['backup']}*"))
-        env_file = project.file(f"config/{ENV}.env").read_bytes()
-        assert record["env_hash"] == hashlib.sha256(env_file).hexdigest()
-        assert tag in project.release_tags()
-        assert project.git("rev-list", "-n", "1", tag).strip() == head
-        status, body = health(stack.port)
-        assert (status, body["release"], body["database"], body["redis"]) == (200, tag, "ok", "ok")
-        image = f"{stack.image}:{tag}"
-        assert stack.containers() == {
-            "backend": (image, "running"),
-            "celery-worker": (image, "running"),
-        }
-        journal = project.file(f".deploytools/{ENV}/journal.jsonl").read_text()
-        for secret in ("SECRET_KEY", "OPENAI_API_KEY", "POSTGRES_PASSWORD"):
-            assert project.env_values(ENV)[secret] not in run.output + journal
-        _no_lock(stack)
+def test_dry_run_of_the_next_release_changes_nothing(stack: Stack) -> None:
+    stack.running("v1")
+    sha = stack.commit("v2")
+    before = _world(stack)
 
-    def test_dry_run_of_the_next_release_changes_nothing(self, stack: Stack) -> None:
-        project = stack.project
-        sha = project.commit(
-            "v2: a nick column, and a marker in the image",
-            {
-                MARKER: "v2\n",
-                NEW_REVISION: migration(
-                    "0004",
-                    'op.add_column("users", sa.Column("nick", sa.Text))',
-                    'op.drop_column("users", "nick")',
-                ),
-            },
-        )
-        before = _world(stack)
+    run = stack.deploy("v2", "--dry-run")
 
-        run = project.deploy(ENV, "--dry-run")
+    assert run.returncode == 0, run.output
+    assert _world(stack) == before
+    assert "dry run: nothing is changed" in run.output
+    assert "alembic upgrade head: 0004" in run.output
+    assert f"release-{ENV}-" in run.output and sha[:7] in run.output
+    assert "docker compose" in run.output and " build" in run.output and " up " in run.output
 
-        assert run.returncode == 0, run.output
-        assert _world(stack) == before
-        assert "dry run: nothing is changed" in run.output
-        assert "alembic upgrade head: 0004" in run.output
-        assert f"release-{ENV}-" in run.output and sha[:7] in run.output
-        assert "docker compose" in run.output and " build" in run.output and " up " in run.output
 
-    def test_second_deploy_migrates_and_keeps_the_first_images(self, stack: Stack) -> None:
-        project, v1 = stack.project, stack.tags["v1"]
-        v1_image = stack.images()[v1]
+def test_a_deploy_with_a_migration_keeps_the_images_of_the_one_before(stack: Stack) -> None:
+    v1 = stack.running("v1")
+    v1_image = stack.images()[v1]
 
-        run = project.deploy(ENV)
+    run = stack.deploy("v2")
 
-        assert run.returncode == 0, run.output
-        tag = stack.tags["v2"] = project.releases(ENV)[-1]["tag"]
-        assert stack.release(tag)["revision"] == "0004"
-        assert stack.database()[0] == "0004" and "nick" in _user_columns(stack)
-        assert health(stack.port)[1]["release"] == tag
-        assert stack.in_backend("cat", "/app/exampleapp/marker.txt") == "v2\n"
-        assert stack.images()[v1] == v1_image  # what a rollback needs is still there
-        _no_lock(stack)
+    assert run.returncode == 0, run.output
+    tag = stack.tags["v2"]
+    assert stack.release(tag)["revision"] == "0004"
+    assert stack.database()[0] == "0004" and "nick" in _user_columns(stack)
+    assert health(stack.port)[1]["release"] == tag
+    assert stack.in_backend("cat", "/app/exampleapp/marker.txt") == "v2\n"
+    assert stack.images()[v1] == v1_image  # what a rollback needs is still there
+    _no_lock(stack)
 
-    def test_rollback_with_images_present_builds_nothing(self, stack: Stack) -> None:
-        project, v1 = stack.project, stack.tags["v1"]
-        images = stack.images()
-        plan = project.rollback(ENV, v1, "--dry-run")
-        assert plan.returncode == 0, plan.output
-        assert f"images of {v1} are present: no build" in plan.output
-        assert "alembic downgrade 0004 -> 0003" in plan.output
-        assert stack.images() == images and stack.database()[0] == "0004"
 
-        run = project.rollback(ENV, v1)
+def test_rollback_with_images_present_builds_nothing(stack: Stack) -> None:
+    project, v1 = stack.project, stack.deployed("v1")
+    stack.running("v2")
+    images = stack.images()
+    plan = project.rollback(ENV, v1, "--dry-run")
+    assert plan.returncode == 0, plan.output
+    assert f"images of {v1} are present: no build" in plan.output
+    assert "alembic downgrade 0004 -> 0003" in plan.output
+    assert stack.images() == images and stack.database()[0] == "0004"
 
-        assert run.returncode == 0, run.output
-        assert stack.images() == images  # no image built, none removed
-        prepared = [e for e in _steps(stack) if e["step"] == "prepare release"][-1]
-        assert prepared["built"] is False
-        record = project.releases(ENV)[-1]
-        assert (record["action"], record["result"], record["tag"]) == ("rollback", "ok", v1)
-        assert record["revision"] == "0003"
-        assert stack.database()[0] == "0003" and "nick" not in _user_columns(stack)
-        assert health(stack.port)[1]["release"] == v1
-        image = f"{stack.image}:{v1}"
-        assert stack.containers() == {
-            "backend": (image, "running"),
-            "celery-worker": (image, "running"),
-        }
-        assert stack.in_backend("ls", "/app/exampleapp").split().count("marker.txt") == 0
-        _no_lock(stack)
+    run = project.rollback(ENV, v1)
 
-    def test_rollback_after_its_images_were_removed_builds_from_a_worktree(
-        self, stack: Stack
-    ) -> None:
-        project, v2 = stack.project, stack.tags["v2"]
-        # The operator has moved on: a newer commit, an edited file, an untracked one.
-        head = project.commit("v3: not deployed", {MARKER: "v3\n"})
-        readme = project.file("example/README.md")
-        readme.write_text(readme.read_text() + "\nlocal notes, not committed\n")
-        project.file("notes.txt").write_text("untracked\n")
-        status = project.git("status", "--porcelain")
-        tree = {
-            k: v
-            for k, v in project.snapshot().items()
-            if not k.startswith((".deploytools/", "backups/"))
-        }
-        docker("image", "rm", f"{stack.image}:{v2}")
-        assert v2 not in stack.images()
+    assert run.returncode == 0, run.output
+    assert stack.images() == images  # no image built, none removed
+    prepared = [e for e in _steps(stack) if e["step"] == "prepare release"][-1]
+    assert prepared["built"] is False
+    record = project.releases(ENV)[-1]
+    assert (record["action"], record["result"], record["tag"]) == ("rollback", "ok", v1)
+    assert record["revision"] == "0003"
+    assert stack.database()[0] == "0003" and "nick" not in _user_columns(stack)
+    assert health(stack.port)[1]["release"] == v1
+    image = f"{stack.image}:{v1}"
+    assert stack.containers() == {
+        "backend": (image, "running"),
+        "celery-worker": (image, "running"),
+    }
+    assert stack.in_backend("ls", "/app/exampleapp").split().count("marker.txt") == 0
+    _no_lock(stack)
 
+
+def test_rollback_after_its_images_were_removed_builds_from_a_worktree(stack: Stack) -> None:
+    project, v2 = stack.project, stack.deployed("v2")
+    stack.running("v1")
+    # The operator has moved on: a newer commit, an edited file, an untracked one.
+    head = project.commit("v3: not deployed", {MARKER: "v3\n"})
+    readme = project.file("example/README.md")
+    readme.write_text(readme.read_text() + "\nlocal notes, not committed\n")
+    project.file("notes.txt").write_text("untracked\n")
+    status = project.git("status", "--porcelain")
+    tree = {
+        k: v
+        for k, v in project.snapshot().items()
+        if not k.startswith((".deploytools/", "backups/"))
+    }
+    docker("image", "rm", f"{stack.image}:{v2}")
+    assert v2 not in stack.images()
+
+    try:
         run = project.rollback(ENV, v2)
 
         assert run.returncode == 0, run.output
@@ -293,3 +339,6 @@ class TestComposeReleases:
         assert len(project.git("worktree", "list").splitlines()) == 1
         assert not (project.state_dir(ENV) / "worktrees" / v2).exists()
         _no_lock(stack)
+    finally:
+        project.git("checkout", "--", "example/README.md")
+        project.file("notes.txt").unlink(missing_ok=True)
