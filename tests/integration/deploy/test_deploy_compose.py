@@ -14,6 +14,7 @@ process runtime (test_deploy_process.py, test_deploy_faults.py), where a deploy 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -245,13 +246,17 @@ def test_dry_run_of_the_next_release_changes_nothing(stack: Stack) -> None:
     before = _world(stack)
 
     run = stack.deploy("v2", "--dry-run")
+    plan = stack.deploy("v2", "--dry-run", "--json")
 
     assert run.returncode == 0, run.output
+    assert plan.returncode == 0, plan.output
     assert _world(stack) == before
     assert "dry run: nothing is changed" in run.output
-    assert "alembic upgrade head: 0004" in run.output
-    assert f"release-{ENV}-" in run.output and sha[:7] in run.output
-    assert "docker compose" in run.output and " build" in run.output and " up " in run.output
+    actions = {s["step"]: "\n".join(s["actions"]) for s in json.loads(plan.stdout)["plan"]}
+    assert "alembic upgrade head: 0004" in actions["migrate"]
+    assert f"release-{ENV}-" in actions["snapshot"] and sha[:7] in actions["snapshot"]
+    assert "docker compose" in actions["build"] and " build" in actions["build"]
+    assert "docker compose" in actions["start"] and " up " in actions["start"]
 
 
 def test_a_deploy_with_a_migration_keeps_the_images_of_the_one_before(stack: Stack) -> None:
