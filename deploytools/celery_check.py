@@ -575,8 +575,13 @@ def _client(urls: BrokerUrls, timeout: float) -> Iterator[Any]:
     try:
         yield app
     finally:
-        _close_result_backend(app.backend)
-        app.close()
+        # Best effort: what the check found stands, and closing can fail where the check did
+        # not need it to work (a broker lost at the end; rpc://, whose result consumer cannot
+        # stop when no result was awaited).
+        with contextlib.suppress(Exception):
+            _close_result_backend(app.backend)
+        with contextlib.suppress(Exception):
+            app.close()
 
 
 def _one_try(connection: Any) -> Any:

@@ -17,15 +17,18 @@ from deploytools.celery_check import (
     CANARY_QUEUE,
     MARGIN,
     SERVER_ROUNDS,
+    BrokerUrls,
     CeleryCheckFailed,
     Rounds,
     _Checks,
+    _client,
     _Voice,
     broker_urls,
     verify_celery,
 )
 from deploytools.errors import Interrupted, OperatorError
 from deploytools.ui import Ui
+from tests.support.procs import free_port
 from tests.support.stackenv import make_settings
 
 TASKS = ["deploytools.canary", "exampleapp.add [rate_limit=10/m]"]
@@ -325,3 +328,10 @@ def test_warnings_stop_once_the_caller_stopped_listening() -> None:
     voice.close()  # the check was given up: its thread may still try to speak
     voice.warn("not heard")
     assert "heard" in err.getvalue() and "not heard" not in err.getvalue()
+
+
+def test_closing_the_client_never_hides_what_the_check_found() -> None:
+    """rpc://'s result consumer cannot stop when no result was awaited (it never started)."""
+    urls = BrokerUrls(f"amqp://u:p@127.0.0.1:{free_port()}//", "rpc://", {})
+    with pytest.raises(LookupError, match="what the check found"), _client(urls, 1.0):
+        raise LookupError("what the check found")
