@@ -330,8 +330,8 @@ def _journal(conf: EnvironmentSettings, host: Host, ui: Ui) -> Journal:
 def _locked(conf: EnvironmentSettings, host: Host, command: str, wait: float) -> Iterator[None]:
     """Hold the deploy lock, waiting up to ``wait`` seconds for another run (``--lock-wait``)."""
     lock = DeployLock.of(conf, host)
-    lock.acquire(Holder.me(command), wait=wait)
-    try:
+    try:  # acquire inside: a signal right after it must find the lock released here too
+        lock.acquire(Holder.me(command), wait=wait)
         yield
     finally:
         lock.release()
