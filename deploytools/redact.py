@@ -51,9 +51,16 @@ def encodings(secret: str) -> set[str]:
     JSON without the quotes, ASCII-escaped or not (an app's JSON body), and that inside another
     JSON string (such a body quoted in an error that the journal or ``--json`` encodes again);
     URL escapes, also with lower-case hex; ``shlex.quote``; repr of the text and of its UTF-8.
+    Also the forms inside a longer quoted word (``shlex.join(["--password=" + secret])``,
+    the repr of a message holding the secret): the quotes escaped, whichever quote the word
+    uses.
     """
     forms = {secret, shlex.quote(secret), repr(secret)[1:-1], ascii(secret)[1:-1]}
     forms.add(repr(secret.encode())[2:-1])
+    forms.add(secret.replace("'", "'\"'\"'"))  # in a single-quoted shell word
+    # In a repr that chose single quotes (the text holds both kinds): ' escaped, " as is.
+    in_single = repr(secret + "'\"")[1:-4]
+    forms.update({in_single, in_single.replace("\\'", "'")})
     for inner in (True, False):
         once = json.dumps(secret, ensure_ascii=inner)[1:-1]
         forms.add(once)
