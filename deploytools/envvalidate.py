@@ -22,7 +22,7 @@ from deploytools.findings import Finding, count
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
 from deploytools.platform import private_file_mode_ok
-from deploytools.redact import url_password
+from deploytools.redact import Redactor, url_password
 from deploytools.ui import Ui
 
 GIT_TIMEOUT = 10.0
@@ -64,6 +64,24 @@ def validate_environment(
     doc = envfile.read(target)
     learn_secrets(ui.redact, doc, rules)
     return validate(doc, target, settings, rules, host or LocalHost(), read_example(settings))
+
+
+def learned_values(settings: EnvironmentSettings, redactor: Redactor) -> dict[str, str]:
+    """The env file's values, once ``redactor`` has learnt every secret in it: keys the rules
+    mark secret, secret-looking names, URL passwords, repeated and malformed lines. Every task
+    that reads the env file reads it through here, so none masks less than ``env.validate``."""
+    path = settings.path(settings.env_file)
+    values = envfile.load_values(path)
+    doc = envfile.read(path)
+    try:
+        rules = rules_for(settings)
+    except OperatorError:  # no rules file: secret-looking names and URL passwords only
+        redactor.learn_env(list(doc.assignments()))
+        for fragment in doc.fragment_texts:
+            redactor.add(fragment)
+    else:
+        learn_secrets(redactor, doc, rules)
+    return values
 
 
 def read_example(settings: EnvironmentSettings) -> EnvDocument | None:

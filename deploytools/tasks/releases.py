@@ -17,13 +17,12 @@ def _journal(c: Context, env: str | None, ui: Ui) -> Journal:
     """The environment's journal, shown masked with the env file's secrets: a journal written
     by an older version may hold one in a form it did not mask."""
     from deploytools import targets
-    from deploytools.envfile import load_values
+    from deploytools.envvalidate import learned_values
     from deploytools.journal import Journal
 
     conf = settings(c, env)
-    env_file = conf.path(conf.env_file)
-    if env_file.is_file():
-        ui.redact.learn_env(load_values(env_file))
+    if conf.path(conf.env_file).is_file():
+        learned_values(conf, ui.redact)
     host = targets.primary(conf)
     return Journal(host, targets.state_dir(conf, host), ui.redact)
 
@@ -33,7 +32,9 @@ def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> 
     """List recorded releases (deploys and rollbacks), newest first; * marks the running one."""
     from deploytools.release import current_release
 
-    recorded = _journal(c, env, ui).releases()
+    journal = _journal(c, env, ui)
+    recorded = journal.releases()
+    journal.warn_damaged(ui.warn)
     if json:
         ui.emit_json(list(reversed(recorded)))
         return
@@ -64,7 +65,9 @@ def history(
     c: Context, ui: Ui, env: str | None = None, json: bool = False, limit: int = 50
 ) -> None:
     """Show the journal: every step of every deploy and rollback, with durations and results."""
-    records = _journal(c, env, ui).records()[-limit:]
+    journal = _journal(c, env, ui)
+    records = journal.records()[-limit:]
+    journal.warn_damaged(ui.warn)
     if json:
         ui.emit_json(records)
         return
