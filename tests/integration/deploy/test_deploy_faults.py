@@ -13,13 +13,14 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.deployproject import DeployProject, migration, process_env, stop_process
+from tests.support.cli import Run
+from tests.support.deployproject import migration, stop_process
 from tests.support.processdeploy import ENV, NEW_REVISION, WEB, ProcessSite, position, wait_for
-from tests.support.procs import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -36,26 +37,6 @@ STEPS = [
     "verify celery",
     "record",
 ]
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployProject]:
-    proj = DeployProject(tmp_path_factory.mktemp("deploy-faults") / "app")
-    proj.configure({ENV: process_env(probe_timeout=8)})
-    proj.init_env(ENV, {"PORT": str(free_port())})
-    try:
-        yield proj
-    finally:
-        proj.invoke("stack.down", "--env", ENV)
-
-
-@pytest.fixture
-def site(project: DeployProject) -> Iterator[ProcessSite]:
-    here = ProcessSite(project)
-    try:
-        yield here
-    finally:
-        here.recover()
 
 
 def journaled(site: ProcessSite, count: int, kind: str, step: str) -> Callable[[], bool]:
@@ -206,16 +187,34 @@ def test_a_third_signal_abandons_the_undo_and_says_what_is_left(site: ProcessSit
     assert again.returncode == 0, again.output
 
 
-def test_a_deploy_with_no_journal_undoes_to_what_the_runtime_runs(site: ProcessSite) -> None:
-    """The journal is lost: a failed deploy must not stop the serving release for good."""
+@pytest.fixture
+def journal(site: ProcessSite) -> Iterator[tuple[Path, str]]:
+    """The journal of a serving site (and the tag it serves), put back as it was after the
+    test, which damages it: the tests after it read the journal whole."""
     previous = site.running()
-    journal = site.project.state_dir(ENV) / "journal.jsonl"
-    journal.unlink()
+    path = site.project.state_dir(ENV) / "journal.jsonl"
+    saved = path.read_bytes()
+    try:
+        yield path, previous
+    finally:
+        path.write_bytes(saved)
+
+
+def failed_broken_deploy(site: ProcessSite) -> Run:
     sha = broken_release(site)
     try:
-        run = site.project.deploy(ENV)
+        return site.project.deploy(ENV)
     finally:
         site.take_back(sha)
+
+
+def test_a_deploy_with_no_journal_undoes_to_what_the_runtime_runs(
+    site: ProcessSite, journal: tuple[Path, str]
+) -> None:
+    """The journal is lost: a failed deploy must not stop the serving release for good."""
+    path, previous = journal
+    path.unlink()
+    run = failed_broken_deploy(site)
     assert run.returncode == 1, run.output
     assert f"but the stack runs {previous}" in run.stderr
     assert f"release {previous} started again" in run.stderr
@@ -223,25 +222,18 @@ def test_a_deploy_with_no_journal_undoes_to_what_the_runtime_runs(site: ProcessS
 
 
 def test_a_damaged_journal_line_is_skipped_and_the_runtime_says_what_runs(
-    site: ProcessSite,
+    site: ProcessSite, journal: tuple[Path, str]
 ) -> None:
-    previous = site.running()
-    journal = site.project.state_dir(ENV) / "journal.jsonl"
-    lines = journal.read_text().splitlines(keepends=True)
+    path, previous = journal
+    lines = path.read_text().splitlines(keepends=True)
     last = max(i for i, line in enumerate(lines) if '"kind": "release"' in line)
-    damaged = '{"kind": "release", "tag": \n'  # a disk error in the running release's record
-    lines[last] = damaged
-    journal.write_text("".join(lines))
-    sha = broken_release(site)
-    try:
-        run = site.project.deploy(ENV)
-        history = site.project.invoke("history", "--env", ENV, "--json")
-    finally:
-        site.take_back(sha)
-        journal.write_text(journal.read_text().replace(damaged, ""))  # for the tests after
+    lines[last] = '{"kind": "release", "tag": \n'  # a disk error in the running release's record
+    path.write_text("".join(lines))
+    run = failed_broken_deploy(site)
+    history = site.project.invoke("history", "--env", ENV, "--json")
     assert run.returncode == 1, run.output
     assert "Traceback" not in run.output + history.output
-    assert history.returncode == 0
+    assert history.returncode == 0 and "1 damaged journal line" in history.stderr
     assert f"release {previous} started again" in run.stderr
     assert site.serves(previous)
 
