@@ -46,7 +46,7 @@ class LintMigrations:
         if skipped is not None:
             ctx.ui.warn(f"migration lint skipped: {skipped.problem}")
         for finding in report.warnings:
-            ctx.ui.warn(str(finding))
+            ctx.ui.warn(finding.what)
         if report.errors:
             rules = dict.fromkeys(f.rule for f in report.errors)
             reviewed = ", ".join(f'"{rule}": "why it is safe"' for rule in rules)

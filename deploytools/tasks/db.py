@@ -292,7 +292,7 @@ def lint(
     if json:
         ui.emit_json([vars(f) for f in report.findings])
     for finding in report.findings:
-        (ui.error if finding.severity == "error" else ui.warn)(str(finding).split(": ", 1)[1])
+        (ui.error if finding.severity == "error" else ui.warn)(finding.what)
     if report.errors:
         raise DeployFailure(
             f"{len(report.errors)} unsafe migration step(s) for production environment {conf.name}",
