@@ -42,6 +42,8 @@ class EnvLine:
     value: str | None = None
     prefix: str = ""  # "export " kept when the line is rewritten
     comment: str = ""  # an inline comment after the value, kept when the line is rewritten
+    quote: str = ""  # the quote around the value as written: "", "'" or '"'
+    written: str = ""  # the value as written, between its quotes (other readers decode it apart)
 
 
 @dataclass
@@ -182,7 +184,7 @@ def _parse_line(number: int, text: str, doc: EnvDocument) -> EnvLine:
         return EnvLine(number, text, key, "", prefix)
     value = INLINE_COMMENT.sub("", raw).rstrip()
     comment = raw[len(value) :] if INLINE_COMMENT.search(raw) else ""
-    return EnvLine(number, text, key, value, prefix, comment)
+    return EnvLine(number, text, key, value, prefix, comment, written=value)
 
 
 def _quoted(number: int, text: str, key: str, prefix: str, raw: str, doc: EnvDocument) -> EnvLine:
@@ -216,7 +218,7 @@ def _quoted(number: int, text: str, key: str, prefix: str, raw: str, doc: EnvDoc
         )
         return EnvLine(number, text)
     value = ESCAPES[quote].sub(lambda m: codecs.decode(m.group(), "unicode-escape"), raw[1:i])
-    return EnvLine(number, text, key, value, prefix, tail)
+    return EnvLine(number, text, key, value, prefix, tail, quote, raw[1:i])
 
 
 def _fragments(text: str) -> list[str]:
@@ -269,17 +271,26 @@ def update(host: Host, path: str, values: Mapping[str, str]) -> EnvDocument:
 
 def load_values(path: Path) -> dict[str, str]:
     """The env file's values (``None`` values, i.e. bare keys, become empty strings)."""
-    from dotenv import dotenv_values
-
     if not path.is_file():
         raise OperatorError(
             f"env file {path} not found",
             "create it from its example (invoke env.init --env NAME) and fill in the values",
         )
     try:
-        raw = dotenv_values(path, interpolate=False)
+        return parse_values(path.read_bytes())
     except (OSError, UnicodeDecodeError) as exc:
         raise OperatorError(
             f"cannot read env file {path}: {exc}", "check its permissions and encoding"
         ) from None
+
+
+def parse_values(data: bytes) -> dict[str, str]:
+    """What python-dotenv reads from env file bytes, never interpolated: the one reading of an
+    env file that deploytools, the host tools and (through a derived copy) compose all share."""
+    import io
+
+    from dotenv import dotenv_values
+
+    text = io.StringIO(data.decode("utf-8"), newline=None)  # as open() reads: \r\n -> \n
+    raw = dotenv_values(stream=text, interpolate=False)
     return {k: v or "" for k, v in raw.items()}
