@@ -128,10 +128,8 @@ class ComposeRuntime:
         self._config = found
 
     def _write_env_file(self) -> None:
-        """The copy of the env file compose reads: python-dotenv's values, quoted for compose.
-
-        Rewritten by every run (atomically, 0600): it always holds the env file's values now.
-        """
+        """The copy of the env file compose reads: python-dotenv's values, quoted for compose
+        (0600, rewritten whenever the env file's values change)."""
         try:
             source = self.host.read_file(self.source_env_file)
         except OSError as exc:
@@ -149,15 +147,24 @@ class ComposeRuntime:
                 "save it as UTF-8",
             ) from None
         text = envcompose.render(values, self.source_env_file)
-        self.host.makedirs(self.state, mode=0o700)
-        self.host.write_file(self.env_file, text.encode("utf-8"), mode=envfile.ENV_FILE_MODE)
+        self._keep(self.env_file, text.encode("utf-8"), envfile.ENV_FILE_MODE)
 
     def _write_labels(self, services: list[str]) -> None:
         """A compose file (JSON is YAML) that labels every service's containers with the
         environment: ``up`` has no ``--label``, and the operator's files stay as they are."""
         labels = {name: {"labels": {ENV_LABEL: self.settings.name}} for name in services}
         data = json.dumps({"services": labels}, indent=2) + "\n"
-        self.host.write_file(self.labels_file, data.encode("utf-8"), mode=0o644)
+        self._keep(self.labels_file, data.encode("utf-8"), 0o644)
+
+    def _keep(self, path: str, data: bytes, mode: int) -> None:
+        """Write ``path`` (atomically) unless it holds ``data`` already: a run that changes
+        nothing, a dry run included, leaves it as it was."""
+        try:
+            if self.host.read_file(path) == data:
+                return
+        except OSError:
+            self.host.makedirs(self.state, mode=0o700)
+        self.host.write_file(path, data, mode=mode)
 
     def _refuse_other_environments(self) -> None:
         """Never act on another environment's containers that share this project name (on

@@ -257,7 +257,7 @@ def test_a_running_service_with_a_healthcheck_but_no_health_yet_is_starting(
 
 
 def test_compose_reads_a_private_copy_of_the_env_file_that_keeps_its_values(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host = FakeDocker()
     source = b"A=abc$def\nB=\"it's $$\"\nC=\"x\\\"y\"\nD\n"
@@ -271,6 +271,16 @@ def test_compose_reads_a_private_copy_of_the_env_file_that_keeps_its_values(
     config = next(c for c in host.commands if "config" in c)
     assert config[config.index("--env-file") + 1] == f"{STATE}/compose.env"
     assert host.envs[host.commands.index(config)]["ENV_FILE"] == f"{STATE}/compose.env"
+
+    written = dict(host.files)
+    unchanged = "an unchanged copy was written again"
+    monkeypatch.setattr(host, "write_file", lambda *a, **k: pytest.fail(unchanged))
+    runtime(tmp_path, host).check()  # the next run, the env file as it was
+    assert host.files == written
+    monkeypatch.undo()
+    host.files[ENV_FILE] = source + b"E=x$y\n"
+    runtime(tmp_path, host).check()
+    assert host.files[f"{STATE}/compose.env"] == copy + b"E='x$y'\n"
 
 
 def test_an_env_file_missing_on_the_host_stops_before_compose_runs(tmp_path: Path) -> None:
