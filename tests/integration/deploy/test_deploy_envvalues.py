@@ -151,9 +151,12 @@ def site(
         images={ENV: unique("deploytools-envval"), RAW: unique("deploytools-envraw")},
         tags={},
     )
-    raw = deep_merge(
-        compose_env(built.projects[RAW], built.images[RAW]), {"env_file": f"config/{RAW}.env"}
-    )
+    # The worker boots while the deploy pings it: on a machine shared by other test runs it
+    # needs longer than the repository's 10 s. What is checked here is the env values.
+    booting = {"celery": {"ping_timeout": 60}}
+    ok = deep_merge(compose_env(built.projects[ENV], built.images[ENV]), booting)
+    raw = deep_merge(compose_env(built.projects[RAW], built.images[RAW]), booting)
+    raw["env_file"] = f"config/{RAW}.env"
     raw["compose"]["files"] = [*COMPOSE_FILES, RAW_FILE.removeprefix("example/")]
     project.file(RAW_FILE).write_text(
         "# The operator's env file itself: compose reads it as it is (as a hand-made compose\n"
@@ -161,7 +164,7 @@ def site(
         "services:\n  sidecar:\n    image: deploytools-test-absent:never\n"
         "    env_file: [../config/craw.env]\n    network_mode: host\n"
     )
-    project.configure({ENV: compose_env(built.projects[ENV], built.images[ENV]), RAW: raw})
+    project.configure({ENV: ok, RAW: raw})
     role = f"app_{secrets.token_hex(3)}"
     for env, db in ((ENV, "envvalues_ok"), (RAW, "envvalues_raw")):
         url = database_with_password(postgres_server, db, role, password)
