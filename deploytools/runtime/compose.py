@@ -169,9 +169,10 @@ class ComposeRuntime:
     def _refuse_other_environments(self) -> None:
         """Never act on another environment's containers that share this project name (on
         another deploytools checkout, or under a name the config could not compare)."""
+        found = self._query(cmd.containers(self.project.name, self.docker)).stdout
         theirs = {
-            str(entry.get("Name", "")): env
-            for entry in parse_ps(self._query(cmd.ps(self.project)).stdout)
+            str(entry.get("Names", "")): env
+            for entry in parse_ps(found)
             if (env := environment_of(entry)) not in (None, self.settings.name)
         }
         if theirs:
@@ -383,8 +384,8 @@ def parse_ps(text: str) -> list[dict[str, Any]]:
 
 
 def environment_of(entry: dict[str, Any]) -> str | None:
-    """The environment a container of ``ps`` belongs to: its label, else the one its image's
-    release tag names (a container started before labels, or by hand); None if neither."""
+    """The environment a container (of ``docker ps``) belongs to: its label, else the one its
+    image's release tag names (a container started before labels, or by hand); or None."""
     for label in str(entry.get("Labels") or "").split(","):
         name, _, value = label.partition("=")
         if name == ENV_LABEL:

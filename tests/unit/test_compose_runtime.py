@@ -69,6 +69,9 @@ class FakeDocker(MemoryHost):
             release = self.envs[-1].get("RELEASE_ID", "dev")
             config = json.dumps(self.config).replace("${RELEASE_ID}", release)
             return self.answers.get("config", (0, config))
+        if argv[1] == "ps":  # docker ps: the project's containers by label, "Names"
+            rows = [{**r, "Names": r.get("Name")} for r in parse_ps(self.ps)]
+            return 0, "\n".join(json.dumps(r) for r in rows)
         if "ps" in words:
             return 0, self.ps
         return 0, ""
@@ -163,7 +166,7 @@ def test_preflight_names_what_is_missing_and_the_fix(
     assert len(host.commands) <= 3  # the preflight's own questions only
 
 
-def test_a_healthy_preflight_asks_docker_twice_and_only_once_per_run(tmp_path: Path) -> None:
+def test_a_healthy_preflight_asks_docker_three_times_and_only_once_per_run(tmp_path: Path) -> None:
     host = FakeDocker()
     rt = runtime(tmp_path, host)
     rt.check()
@@ -171,12 +174,13 @@ def test_a_healthy_preflight_asks_docker_twice_and_only_once_per_run(tmp_path: P
     assert rt.healthchecked() == set()
     rt.check()
     assert [c[1:] for c in host.commands if "compose" not in c] == [
-        ["version", "--format", "{{.Server.Version}}"]
-    ]
-    assert [c[-3:] for c in host.commands if "compose" in c] == [
-        ["config", "--format", "json"],
-        ["--all", "--format", "json"],  # ps: no other environment's containers
-    ]
+        ["version", "--format", "{{.Server.Version}}"],
+        [
+            "ps", "--all", "--filter", "label=com.docker.compose.project=p",
+            "--format", "{{json .}}",
+        ],  # no other environment's containers in the project
+    ]  # fmt: skip
+    assert [c[-3:] for c in host.commands if "compose" in c] == [["config", "--format", "json"]]
 
 
 def test_a_broken_compose_file_surfaces_composes_own_message(tmp_path: Path) -> None:
