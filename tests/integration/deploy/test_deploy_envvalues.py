@@ -32,6 +32,7 @@ from tests.support.deployproject import (
     DeployProject,
     compose_env,
     health,
+    remove_images,
     unique,
 )
 from tests.support.procs import free_port
@@ -185,14 +186,7 @@ def site(
     finally:
         for env in (ENV, RAW):
             project.invoke("stack.down", "--env", env, timeout=600)
-            tags = docker("images", built.images[env], "--format", "{{.Tag}}").split()
-            for tag in tags:
-                subprocess.run(
-                    ["docker", "image", "rm", "-f", f"{built.images[env]}:{tag}"],
-                    capture_output=True,
-                    timeout=300,
-                    check=False,
-                )
+            remove_images(built.images[env])
 
 
 def test_containers_and_host_tools_read_the_same_values(site: Site) -> None:
