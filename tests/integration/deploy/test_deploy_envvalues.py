@@ -161,9 +161,13 @@ def site(
     raw["compose"]["files"] = [*COMPOSE_FILES, RAW_FILE.removeprefix("example/")]
     project.file(RAW_FILE).write_text(
         "# The operator's env file itself: compose reads it as it is (as a hand-made compose\n"
-        "# call or an older deploytools would). The image is not there: `up` fails.\n"
-        "services:\n  sidecar:\n    image: deploytools-test-absent:never\n"
+        "# call or an older deploytools would). The image is not there: `up` fails, before\n"
+        "# it creates the services that wait for this one.\n"
+        "services:\n"
+        "  sidecar:\n    image: deploytools-test-absent:never\n"
         "    env_file: [../config/craw.env]\n    network_mode: host\n"
+        "  backend:\n    depends_on: [sidecar]\n"
+        "  celery-worker:\n    depends_on: [sidecar]\n"
     )
     project.configure({ENV: ok, RAW: raw})
     role = f"app_{secrets.token_hex(3)}"
