@@ -75,14 +75,17 @@ class EnvDocument:
     def set(self, key: str, value: str) -> EnvDocument:
         """A copy with ``key`` set: its last assignment rewritten in place, else appended."""
         lines = list(self.lines)
+        quoted = quote_value(value)
+        quote = quoted[0] if quoted[:1] in ("'", '"') else ""
+        written = quoted[1:-1] if quote else quoted
         for i in range(len(lines) - 1, -1, -1):
             ln = lines[i]
             if ln.key == key:
-                text = f"{ln.prefix}{key}={quote_value(value)}{ln.comment}"
-                lines[i] = replace(ln, text=text, value=value)
+                text = f"{ln.prefix}{key}={quoted}{ln.comment}"
+                lines[i] = replace(ln, text=text, value=value, quote=quote, written=written)
                 return replace(self, lines=lines)
         number = len(lines) + 1
-        lines.append(EnvLine(number, f"{key}={quote_value(value)}", key, value))
+        lines.append(EnvLine(number, f"{key}={quoted}", key, value, quote=quote, written=written))
         return replace(self, lines=lines)
 
     def render(self) -> str:

@@ -100,3 +100,9 @@ def test_findings_name_the_keys_compose_would_change_and_never_a_value() -> None
     text = " ".join(f.problem + f.fix for f in found)
     for value in ("abc", "def", "Zx9", "Qw8Er7Ty6", "dir"):
         assert value not in text
+
+
+def test_a_value_set_by_deploytools_is_read_as_written() -> None:
+    doc = envfile.parse(b"A=old\n").set("A", "it's $HOME").set("B", "c:\\dir$x")
+    assert doc.render() == envfile.parse(doc.render().encode()).render()
+    assert [envfile.parse(doc.render().encode()).lines[i] for i in (0, 1)] == doc.lines
