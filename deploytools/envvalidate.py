@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploytools import envcheck, envfile, launch
+from deploytools import envcheck, envcompose, envfile, launch
 from deploytools.commands import git
 from deploytools.config import EnvironmentSettings
 from deploytools.envcheck import learn_secrets
@@ -104,6 +104,8 @@ def validate(
     broken = {f.key for f in doc.findings if f.key}
     findings += envcheck.check_values(values, doc.line_of(), rules, published, broken)
     findings += [rules.apply_severity(f) for f in launch.env_file_findings(values, doc.line_of())]
+    if settings.runtime == "compose":
+        findings += [rules.apply_severity(f) for f in envcompose.compose_findings(doc)]
     findings += compare_with_example(doc, example, settings.env_example, rules)
     if holds_secrets(doc, rules):
         findings += check_mode(path, rules)
