@@ -9,6 +9,7 @@ the old image without building; ``has_release`` says whether those images are st
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from deploytools.commands import compose as cmd
-from deploytools.config import ComposeSettings, EnvironmentSettings
+from deploytools.config import ComposeSettings, EnvironmentSettings, ServiceSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
-from deploytools.runtime.base import MISSING, RUNNING, ServiceStatus, check_release
+from deploytools.runtime.base import MISSING, RUNNING, ServiceStatus, check_release, log_tail
 from deploytools.targets import on_host
 
 INSTALL_DOCKER = (
@@ -33,6 +34,10 @@ INSTALL_COMPOSE = (
 # own (``images``), whatever release is asked for later.
 ANY_RELEASE = "deploytools-any-release"
 START_DOCKER = "start the Docker daemon (systemctl start docker, or dockerd) and check DOCKER_HOST"
+# What `up` says when the target of a service_completed_successfully condition fails.
+_NOT_COMPLETED = re.compile(
+    r'service "(?P<service>[^"]+)" didn\'t complete successfully: exit (?P<code>-?\d+)'
+)
 # Worst first: the state that decides a service made of several containers.
 _SEVERITY = ("dead", "exited", "restarting", "paused", "created", "removing", RUNNING)
 
@@ -119,6 +124,43 @@ class ComposeRuntime:
             and not (service.get("healthcheck") or {}).get("disable")
         }
 
+    def one_shots(self) -> set[str]:
+        """Services that run to completion: declared ``oneshot``, the target of a
+        ``service_completed_successfully`` condition, or restarted "no" (compose's default)
+        and given no health check to pass (a server without a restart policy has a probe).
+
+        A one-shot that Docker restarts even when it exits 0 (``always``, ``unless-stopped``)
+        would run again and again: an operator error, found before anything changes.
+        """
+        services = self._services_config()
+        awaited = {
+            name
+            for service in services.values()
+            for name, dep in (service.get("depends_on") or {}).items()
+            if isinstance(dep, dict) and dep.get("condition") == "service_completed_successfully"
+        }
+        checked = self.healthchecked()
+        found = set()
+        for name, service in services.items():
+            conf = self.settings.services.get(name, ServiceSettings())
+            policy = str(service.get("restart") or "no")
+            probed = bool(conf.probe.url) or (conf.compose_health and name in checked)
+            if conf.oneshot is None:
+                oneshot = name in awaited or (policy == "no" and not probed)
+            else:
+                oneshot = conf.oneshot
+            if oneshot and policy.split(":")[0] in ("always", "unless-stopped"):
+                why = "oneshot = true" if conf.oneshot else "awaited to complete"
+                raise OperatorError(
+                    f"service {name} is a one-shot ({why}) but its compose restart policy is "
+                    f"{policy!r}: Docker would start it again each time it completes",
+                    f'give {name} restart: "no" (or "on-failure") in the compose file, or set '
+                    f"environments.{self.settings.name}.services.{name}.oneshot = false",
+                )
+            if oneshot:
+                found.add(name)
+        return found
+
     def _services_config(self) -> dict[str, Any]:
         self.check()
         return dict((self._config or {}).get("services") or {})
@@ -203,7 +245,10 @@ class ComposeRuntime:
                 f"images of release {release!r} are not on {self.host.name}: {', '.join(missing)}",
                 f"build them: invoke stack.build --env {self.settings.name} --release {release}",
             )
-        self._run(cmd.up(self.project, services), release=release)
+        try:
+            self._run(cmd.up(self.project, services), release=release)
+        except CommandError as exc:
+            raise self._one_shot_failed(exc) or exc from None
 
     def stop(self, services: Sequence[str] = ()) -> None:
         self.require_services(services)
@@ -216,14 +261,17 @@ class ComposeRuntime:
     # -- looking at it -------------------------------------------------------------------------
 
     def status(self) -> dict[str, ServiceStatus]:
+        """``ps --all``, then one ``docker inspect`` of every container for its restart count
+        (``ps`` does not carry it): two commands whatever the number of containers."""
         out = self._query(cmd.ps(self.project)).stdout
         found: dict[str, list[dict[str, Any]]] = {}
         for entry in parse_ps(out):
             found.setdefault(str(entry.get("Service", "")), []).append(entry)
+        restarts = self._restart_counts([e for entries in found.values() for e in entries])
         result = {name: ServiceStatus(name, MISSING) for name in self.services()}
         checked = self.healthchecked()
         for name, entries in found.items():
-            status = _service_status(name, entries)
+            status = _service_status(name, entries, restarts)
             if name in checked and status.state == RUNNING and not status.health:
                 # Docker shows no health for a moment while a container (re)starts: a service
                 # with a healthcheck is not healthy until the check says so.
@@ -243,6 +291,38 @@ class ComposeRuntime:
     def current_release(self) -> str | None:
         running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
         return max(set(running), key=running.count) if running else None
+
+    def _restart_counts(self, entries: list[dict[str, Any]]) -> dict[str, int]:
+        """Container id -> its restart count; a container gone meanwhile is simply left out."""
+        ids = [str(e["ID"]) for e in entries if e.get("ID")]
+        if not ids:
+            return {}
+        done = self._query(cmd.restart_counts(ids, self.docker), check=False)
+        counts = {}
+        for line in done.stdout.splitlines():
+            full, _, count = line.strip().partition(" ")
+            short = next((i for i in ids if full.startswith(i)), None)
+            if short is not None and count.isdigit():
+                counts[short] = int(count)
+        return counts
+
+    def _one_shot_failed(self, exc: CommandError) -> DeployFailure | None:
+        """``up`` waits for the target of a ``service_completed_successfully`` condition and
+        fails when it exits non-zero: say which one-shot, its exit code and its log."""
+        found = _NOT_COMPLETED.search(exc.output)
+        if found is None or found["service"] not in self.services():
+            return None
+        name, code = found["service"], found["code"]
+        lines = [
+            f"one-shot {name} failed (exit code {code}): the services that wait for it to "
+            "complete (service_completed_successfully) were not started",
+            *log_tail(self, name),
+        ]
+        return DeployFailure(
+            "\n".join(lines),
+            f"see the log above; more with: invoke stack.logs --env {self.settings.name} "
+            f"--service {name}",
+        )
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -300,8 +380,11 @@ def parse_ps(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
 
 
-def _service_status(name: str, entries: list[dict[str, Any]]) -> ServiceStatus:
-    """Several containers (replicas) of one service: the worst of them speaks for it."""
+def _service_status(
+    name: str, entries: list[dict[str, Any]], restarts: dict[str, int]
+) -> ServiceStatus:
+    """Several containers (replicas) of one service: the worst of them speaks for it; their
+    restarts add up, and their ids together say which containers these are."""
 
     def rank(entry: dict[str, Any]) -> tuple[int, int]:
         state = str(entry.get("State", "")).lower()
@@ -319,6 +402,8 @@ def _service_status(name: str, entries: list[dict[str, Any]]) -> ServiceStatus:
         exit_code=int(exit_code) if isinstance(exit_code, int) else None,
         release=image.rpartition(":")[2] if ":" in image else "",
         detail=str(worst.get("Name", "")),
+        instance=",".join(sorted(str(e.get("ID", "")) for e in entries)),
+        restarts=sum(restarts.get(str(e.get("ID", "")), 0) for e in entries),
     )
 
 

@@ -33,6 +33,7 @@ class ValidateEnv:
         if report.errors:
             envvalidate.show(ctx.ui, report)  # the table, then OperatorError
         ctx.runtime.check()
+        ctx.runtime.one_shots()  # a one-shot the runtime would restart: refused now, not later
         return {"env_keys": report.keys, "env_warnings": report.warnings}
 
 
