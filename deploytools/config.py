@@ -47,6 +47,9 @@ class ProbeSettings(Model):
     interval: float = Field(0.1, gt=0, le=5)
     consecutive: int = Field(2, ge=1)
     request_timeout: float = Field(2.0, gt=0)
+    # Once healthy, it must stay so (probes passing, same process, no restart) this long before
+    # it counts: Swarm's update `monitor` (5 s) and Nomad's `min_healthy_time` do the same.
+    min_healthy: float = Field(5.0, ge=0, le=600)
 
 
 class ServiceSettings(Model):

@@ -18,7 +18,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.deployproject import DeployProject, health, migration, stop_process
+from tests.support.deployproject import (
+    DeployProject,
+    assert_undone_after_dying,
+    dies_after_healthy,
+    health,
+    migration,
+    stop_process,
+)
 from tests.support.processdeploy import ENV, NEW_REVISION, WEB, ProcessSite, wait_for
 
 pytestmark = pytest.mark.integration
@@ -364,3 +371,20 @@ def _tree(project: DeployProject) -> dict[str, Any]:
     """The operator's files: everything but the deploy's own state, backups and data."""
     skip = (".deploytools/", "backups/", "example/var/")
     return {k: v for k, v in project.snapshot().items() if not k.startswith(skip)}
+
+
+def test_a_backend_that_dies_after_its_first_healthy_answer_is_undone(site: ProcessSite) -> None:
+    """Healthy twice in a row, then gone 3 s later: within min_healthy (5 s), so the release
+    is not recorded good; the one before serves again."""
+    project = site.project
+    previous = site.running()
+    dying = dies_after_healthy(project.file(WEB).read_text(), 3.0)
+    sha = project.commit("a release that dies 3 s after its first healthy answer", {WEB: dying})
+    try:
+        run = project.deploy(ENV)
+    finally:
+        site.take_back(sha)
+
+    assert_undone_after_dying(project, ENV, run, previous, r"stopped \(exited, exit code 1\)")
+    assert site.serves(previous)
+    site.no_leftovers()
