@@ -11,6 +11,7 @@ back the old code too, which the tests see through the backend's answers.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import signal
 import time
@@ -79,6 +80,7 @@ def test_dry_run_changes_nothing(site: ProcessSite) -> None:
     try:
         before = _world(site)
         deploy = project.deploy(ENV, "--dry-run")
+        plan = project.deploy(ENV, "--dry-run", "--json")
         rollbacks = [project.rollback(ENV, other, "--dry-run") for other in others[-1:]]
         after = _world(site)
     finally:
@@ -88,6 +90,10 @@ def test_dry_run_changes_nothing(site: ProcessSite) -> None:
     assert "alembic upgrade head: 0004" in deploy.output
     assert f"release-{ENV}-" in deploy.output and sha[:7] in deploy.output
     assert "uvicorn" in deploy.output  # the exact command the runtime would start
+    actions = {s["step"]: s["actions"] for s in json.loads(plan.stdout)["plan"]}
+    assert [a.split(":")[0] for a in actions["wait healthy"]] == ["backend", "celery-worker"]
+    assert all(a.endswith(", then stay healthy for 5 s (same process, no restart)")
+               for a in actions["wait healthy"])  # fmt: skip
     for other, plan in zip(others[-1:], rollbacks, strict=True):
         assert plan.returncode == 0, plan.output
         assert f"images of {other} are present: no build" in plan.output
