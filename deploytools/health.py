@@ -39,6 +39,7 @@ from deploytools.runtime.base import (
     Runtime,
     ServiceStatus,
     log_tail,
+    see_logs,
 )
 from deploytools.templating import fill
 from deploytools.ui import Ui
@@ -55,6 +56,15 @@ class ProbeError(Exception):
 Fetch = Callable[[str, float], tuple[int, str]]
 
 
+@dataclass(frozen=True)
+class Held:
+    """A service since it became healthy: when (seconds into the wait), and the state it must
+    keep (the same containers or process, as many restarts)."""
+
+    since: float
+    state: ServiceStatus
+
+
 @dataclass
 class Target:
     """What to wait for on one service, and what was seen so far."""
@@ -69,8 +79,7 @@ class Target:
     passes: int = 0
     last: str = "not checked yet"
     status: ServiceStatus | None = None
-    healthy_at: float | None = None  # seconds into the wait; from then on it is held
-    held: ServiceStatus | None = None  # its state when it became healthy: what it must keep
+    held: Held | None = None  # set once it is healthy: it must then stay so
 
     @property
     def hold(self) -> float:
@@ -266,8 +275,8 @@ class _Waiter:
             )
         if target.oneshot:
             return self._completed(target, status)
-        if target.healthy_at is not None:
-            return self._still_healthy(target, status)
+        if target.held is not None:
+            return self._still_healthy(target, target.held, status)
         if status.crashed:
             raise self._failure(
                 target,
@@ -312,7 +321,7 @@ class _Waiter:
                 self.done.append(Healthy(target.service, seconds, probe, status.release))
                 self.ui.success(f"{target.service} healthy after {seconds:.1f}s ({probe})")
                 return True
-            target.healthy_at, target.held = seconds, status
+            target.held = Held(seconds, status)
             self.ui.success(
                 f"{target.service} healthy after {seconds:.1f}s ({probe}); "
                 f"it must stay so for {target.hold:g}s"
@@ -324,32 +333,29 @@ class _Waiter:
             raise self._failure(target, f"{target.service} not healthy after {target.timeout:g}s")
         return False
 
-    def _still_healthy(self, target: Target, status: ServiceStatus) -> bool:
+    def _still_healthy(self, target: Target, held: Held, status: ServiceStatus) -> bool:
         """Held: any change of process, any restart, any failed check fails the wait."""
-        assert target.healthy_at is not None and target.held is not None
-        change = _replaced(target.held, status, self.runtime.kind)
+        change = _replaced(held.state, status, self.runtime.kind)
         if change is None:
             budget = target.probe.request_timeout
             reason = _reason(target, status, self.fetch, budget, self.ui.redact)
             if reason is not None:  # the state in hand may predate the cause: ask again
                 fresh = self.runtime.status().get(target.service, status)
                 target.status = fresh
-                change = _replaced(target.held, fresh, self.runtime.kind)
+                change = _replaced(held.state, fresh, self.runtime.kind)
                 change = change or f"its health check failed: {reason}"
         elapsed = self.clock() - self.started
         if change is not None:
             target.last = change
             raise self._failure(
                 target,
-                f"{target.service} was healthy at {target.healthy_at:.1f}s, then failed "
-                f"{elapsed - target.healthy_at:.1f}s later: {change}",
+                f"{target.service} was healthy at {held.since:.1f}s, then failed "
+                f"{elapsed - held.since:.1f}s later: {change}",
             )
-        if elapsed - target.healthy_at < target.hold:
+        if elapsed - held.since < target.hold:
             return False
         probe = target.describe_probe()
-        self.done.append(
-            Healthy(target.service, target.healthy_at, probe, status.release, target.hold)
-        )
+        self.done.append(Healthy(target.service, held.since, probe, status.release, target.hold))
         self.ui.success(f"{target.service} stayed healthy for {target.hold:g}s")
         return True
 
@@ -366,11 +372,7 @@ class _Waiter:
             detail = f" ({target.status.detail})" if target.status.detail else ""
             lines.append(f"  state: {target.status.describe()}{detail}")
         lines.extend(log_tail(self.runtime, target.service))
-        return DeployFailure(
-            "\n".join(lines),
-            f"see the log above; more with: invoke stack.logs --env {self.settings.name} "
-            f"--service {target.service}",
-        )
+        return DeployFailure("\n".join(lines), see_logs(self.settings.name, target.service))
 
 
 def _replaced(before: ServiceStatus, now: ServiceStatus, kind: str) -> str | None:

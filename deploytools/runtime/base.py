@@ -160,3 +160,8 @@ def log_tail(runtime: Runtime, service: str, lines: int = LOG_LINES) -> list[str
         log = f"(could not read the log: {exc.problem})"
     body = log.splitlines() or ["(empty)"]
     return [f"  last {lines} log lines of {service}:", *(f"    {line}" for line in body)]
+
+
+def see_logs(env: str, service: str) -> str:
+    """The fix of a failure that showed a service's log tail: where to read more of it."""
+    return f"see the log above; more with: invoke stack.logs --env {env} --service {service}"

@@ -20,7 +20,14 @@ from deploytools.commands import compose as cmd
 from deploytools.config import ComposeSettings, EnvironmentSettings, ServiceSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
-from deploytools.runtime.base import MISSING, RUNNING, ServiceStatus, check_release, log_tail
+from deploytools.runtime.base import (
+    MISSING,
+    RUNNING,
+    ServiceStatus,
+    check_release,
+    log_tail,
+    see_logs,
+)
 from deploytools.targets import on_host
 
 INSTALL_DOCKER = (
@@ -143,7 +150,7 @@ class ComposeRuntime:
         found = set()
         for name, service in services.items():
             conf = self.settings.services.get(name, ServiceSettings())
-            policy = str(service.get("restart") or "no")
+            policy = _restart_policy(service)
             probed = bool(conf.probe.url) or (conf.compose_health and name in checked)
             if conf.oneshot is None:
                 oneshot = name in awaited or (policy == "no" and not probed)
@@ -318,11 +325,7 @@ class ComposeRuntime:
             "complete (service_completed_successfully) were not started",
             *log_tail(self, name),
         ]
-        return DeployFailure(
-            "\n".join(lines),
-            f"see the log above; more with: invoke stack.logs --env {self.settings.name} "
-            f"--service {name}",
-        )
+        return DeployFailure("\n".join(lines), see_logs(self.settings.name, name))
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -405,6 +408,14 @@ def _service_status(
         instance=",".join(sorted(str(e.get("ID", "")) for e in entries)),
         restarts=sum(restarts.get(str(e.get("ID", "")), 0) for e in entries),
     )
+
+
+def _restart_policy(service: dict[str, Any]) -> str:
+    """``restart``, else ``deploy.restart_policy`` (which compose honours too), else "no"."""
+    if service.get("restart"):
+        return str(service["restart"])
+    condition = ((service.get("deploy") or {}).get("restart_policy") or {}).get("condition")
+    return {"any": "always", "on-failure": "on-failure"}.get(str(condition), "no")
 
 
 def _explained(exc: CommandError) -> DeployFailure:

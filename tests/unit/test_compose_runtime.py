@@ -294,6 +294,7 @@ def test_one_shots_are_declared_awaited_or_unrestarted_services_with_no_check(
             "setup": {"condition": "service_completed_successfully", "required": True},
             "migrate": {"condition": "service_started", "required": True}}},
         "seed": {"restart": "on-failure"},  # declared below
+        "swarmish": {"deploy": {"restart_policy": {"condition": "any"}}},  # compose honours it
         "tail": {},  # declared long-running below
     }  # fmt: skip
     services = {
