@@ -59,6 +59,7 @@ COMPOSE_FILES = ("example/docker-compose.prod.yml", "example/docker-compose.test
 NOT_COPIED = ("backups", "bench", "tests", ".deploytools")
 COMMAND_TIMEOUT = 900.0  # any one deploy, rollback or command
 PROBE_INTERVAL, PROBE_PASSES, HEALTH_TIMEOUT = 0.1, 2, 180.0  # deploy.toml's defaults
+MIN_HEALTHY = 5.0  # probe.min_healthy: once healthy, the deploy watches it this much longer
 DEPLOY_STEPS = ("backup", "build", "migrate", "start", "wait healthy", "verify celery")
 RERUN = (
     "python bench/deploy_rollback.py --runs {runs} --users {users} --settle {settle:g}"
@@ -311,8 +312,9 @@ class Project:
 
     def wait_healthy(self, release: str, url: str) -> None:
         """Both containers running and GET /health healthy on ``release``, PROBE_PASSES polls in
-        a row: what the deploy waits for (deploy.toml: the container healthchecks are not
-        waited on, the probe and celery.verify check the same and more)."""
+        a row, then still so for MIN_HEALTHY: what the deploy waits for (deploy.toml: the
+        container healthchecks are not waited on, the probe and celery.verify check the same
+        and more)."""
         import httpx
 
         from deploytools.health import STATUS_INTERVAL
@@ -320,8 +322,9 @@ class Project:
 
         deadline = time.monotonic() + HEALTH_TIMEOUT
         passes, asked = 0, -STATUS_INTERVAL
+        held: float | None = None  # when it became healthy
         with httpx.Client(trust_env=False) as client:
-            while passes < PROBE_PASSES:
+            while held is None or time.monotonic() - held < MIN_HEALTHY:
                 tick = time.monotonic()
                 if tick - asked >= STATUS_INTERVAL:  # `ps` no more often than the deploy asks
                     rows = parse_ps(self.compose(release, "ps", "--format", "json"))
@@ -335,7 +338,11 @@ class Project:
                     except (httpx.HTTPError, ValueError):
                         healthy = False
                 passes = passes + 1 if healthy else 0
-                if tick > deadline:
+                if held is not None and not healthy:
+                    raise BenchError(f"stack healthy, then not, while held: {rows}")
+                if held is None and passes >= PROBE_PASSES:
+                    held = time.monotonic()
+                if held is None and tick > deadline:
                     raise BenchError(f"stack not healthy after {HEALTH_TIMEOUT:.0f}s: {rows}")
                 time.sleep(max(0.0, tick + PROBE_INTERVAL - time.monotonic()))
 

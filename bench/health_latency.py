@@ -69,6 +69,7 @@ def main(trials: int) -> None:
                             "url": "http://127.0.0.1:{PORT}/health",
                             "json_fields": {"status": "healthy"},
                             "timeout": 10,
+                            "min_healthy": 0,  # the detection alone, not the hold after it
                         },
                     }
                 },

@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from deploytools.errors import OperatorError
 
@@ -40,6 +47,9 @@ class ProbeSettings(Model):
     interval: float = Field(0.1, gt=0, le=5)
     consecutive: int = Field(2, ge=1)
     request_timeout: float = Field(2.0, gt=0)
+    # Once healthy, it must stay so (probes passing, same process, no restart) this long before
+    # it counts: Swarm's update `monitor` (5 s) and Nomad's `min_healthy_time` do the same.
+    min_healthy: float = Field(5.0, ge=0, le=600)
 
 
 class ServiceSettings(Model):
@@ -48,6 +58,18 @@ class ServiceSettings(Model):
     command: list[str] = Field(default_factory=list)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     compose_health: bool = True
+    # A one-shot (a migration, collectstatic) is done when it exits 0. None: the runtime says
+    # (compose: restart policy "no", or the target of a service_completed_successfully).
+    oneshot: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_shot_has_no_probe(self) -> ServiceSettings:
+        if self.oneshot and self.probe.url:
+            raise ValueError(
+                "a one-shot service is done when it exits 0 and has no HTTP probe: "
+                "remove probe.url or oneshot"
+            )
+        return self
 
 
 class ComposeSettings(Model):

@@ -1,13 +1,20 @@
-"""Wait until every service of a stack is healthy - or say exactly why it is not.
+"""Wait until every service of a stack is healthy, and stays so - or say exactly why it is not.
 
 A service passes a check when the runtime reports it running, its compose healthcheck (if it
 has one and ``compose_health`` is on) says healthy, and its HTTP probe (if it has a ``url``)
 answers the expected status with the expected JSON fields. It is healthy after ``consecutive``
-passes in a row. All services are polled together, every ``probe.interval`` seconds (the
-runtime's state every ``STATUS_INTERVAL``), each against its own ``probe.timeout`` (capped by
-``timeouts.health``); a service that exits or restarts while waited on fails the wait at once.
-A failure names the service, the probe, the last answer and ends with the service's last log
-lines.
+passes in a row, and it counts once it has stayed healthy for ``probe.min_healthy`` seconds:
+probes still passing, the same containers or process, its restart count unchanged (a release
+that answers once and then crash-loops must not be recorded as good). A one-shot service (a
+migration, collectstatic: ``Runtime.one_shots``) is done instead when it exits 0, however fast,
+and fails the wait at once when it exits otherwise.
+
+All services are waited for together, every ``probe.interval`` seconds (the runtime's state
+every ``STATUS_INTERVAL``), each against its own ``probe.timeout`` (capped by
+``timeouts.health``), so the holds overlap: a wait lasts the slowest service's time to become
+healthy plus its ``min_healthy``, not a sum. A service that exits or restarts while waited on
+fails the wait at once. A failure names the service, the probe, the last answer and ends with
+the service's last log lines.
 
 Probe URLs take ``{NAME}`` placeholders from the env file; a loopback URL is reached through
 ``Host.forward``, so a remote host's probe works without opening its port to the network.
@@ -25,11 +32,18 @@ from urllib.parse import urlsplit, urlunsplit
 from deploytools.config import EnvironmentSettings, ProbeSettings, ServiceSettings
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.base import Host
-from deploytools.runtime.base import MISSING, RUNNING, Runtime, ServiceStatus
+from deploytools.runtime.base import (
+    MISSING,
+    RESTARTING,
+    RUNNING,
+    Runtime,
+    ServiceStatus,
+    log_tail,
+    see_logs,
+)
 from deploytools.templating import fill
 from deploytools.ui import Ui
 
-LOG_LINES = 20
 STATUS_INTERVAL = 0.5  # seconds between two looks at the runtime's state (see _Waiter.run)
 BODY_CHARS = 300
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -42,6 +56,15 @@ class ProbeError(Exception):
 Fetch = Callable[[str, float], tuple[int, str]]
 
 
+@dataclass(frozen=True)
+class Held:
+    """A service since it became healthy: when (seconds into the wait), and the state it must
+    keep (the same containers or process, as many restarts)."""
+
+    since: float
+    state: ServiceStatus
+
+
 @dataclass
 class Target:
     """What to wait for on one service, and what was seen so far."""
@@ -51,12 +74,33 @@ class Target:
     compose_health: bool
     url: str | None  # as configured, placeholders filled (shown in messages)
     timeout: float
+    oneshot: bool = False
     fetch_url: str | None = None  # the same URL through a forwarded port
     passes: int = 0
     last: str = "not checked yet"
     status: ServiceStatus | None = None
+    held: Held | None = None  # set once it is healthy: it must then stay so
+
+    @property
+    def hold(self) -> float:
+        """How long it must stay healthy once it is; a one-shot is done when it completes."""
+        return 0.0 if self.oneshot else self.probe.min_healthy
+
+    def describe_plan(self) -> str:
+        """One line of a dry run's plan: what the wait will insist on for this service."""
+        if self.oneshot:
+            return f"{self.service}: one-shot, must exit 0 within {self.timeout:.0f} s"
+        line = (
+            f"{self.service}: {self.describe_probe()}, {self.probe.consecutive} passes in a row "
+            f"within {self.timeout:.0f} s"
+        )
+        if self.hold > 0:
+            line += f", then stay healthy for {self.hold:g} s (same process, no restart)"
+        return line
 
     def describe_probe(self) -> str:
+        if self.oneshot:
+            return "one-shot: done when it exits 0"
         checks = []
         if self.url:
             fields = ", ".join(f"{k} == {v!r}" for k, v in self.probe.json_fields.items())
@@ -72,9 +116,10 @@ class Target:
 @dataclass(frozen=True)
 class Healthy:
     service: str
-    seconds: float
+    seconds: float  # when it became healthy (a one-shot: when it completed)
     probe: str
     release: str = ""
+    held: float = 0.0  # how long it then stayed healthy
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +127,7 @@ class Healthy:
             "seconds": round(self.seconds, 3),
             "probe": self.probe,
             "release": self.release,
+            "held": self.held,
         }
 
 
@@ -101,6 +147,7 @@ def targets_for(
     """
     cap = timeout if timeout is not None else settings.timeouts.health
     found = []
+    one_shots = runtime.one_shots()
     for name in runtime.require_services(services):
         conf = settings.services.get(name, ServiceSettings())
         where = f"environments.{settings.name}.services.{name}.probe"
@@ -122,6 +169,7 @@ def targets_for(
                 compose_health=conf.compose_health and runtime.kind == "compose",
                 url=url,
                 timeout=min(conf.probe.timeout, cap) if timeout is None else cap,
+                oneshot=name in one_shots,
             )
         )
     return found
@@ -156,7 +204,8 @@ def wait_healthy(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Healthy]:
-    """Block until the services are healthy; raise ``DeployFailure`` with the details if not.
+    """Block until the services are healthy and have stayed so (one-shots: completed); raise
+    ``DeployFailure`` with the details if not.
 
     ``timeout`` replaces every service's own timeout (the command line's ``--timeout``);
     ``release`` is what ``{RELEASE_ID}`` in a probe's ``json_fields`` must equal.
@@ -194,7 +243,8 @@ class _Waiter:
 
         A compose status is a ``docker compose ps`` process: ten a second would take a core
         from the services starting up. A service with an HTTP probe is judged at each probe
-        (with the latest state); one without, at each new state only.
+        (with the latest state); one without, at each new state only. Services being held
+        stay in the loop: their probes go on at the same pace.
         """
         pending = {t.service: t for t in targets}
         interval = min((t.probe.interval for t in targets), default=0.1)
@@ -206,26 +256,57 @@ class _Waiter:
             if fresh:
                 statuses, asked = self.runtime.status(), tick
             for target in list(pending.values()):
-                if not fresh and target.fetch_url is None:
+                if not fresh and (target.fetch_url is None or target.oneshot):
                     continue  # nothing new to judge it by
-                if self._healthy(target, statuses.get(target.service)):
+                if self._done(target, statuses.get(target.service)):
                     del pending[target.service]
             if pending:
                 sleep(max(0.0, tick + interval - self.clock()))
         return self.done
 
-    def _healthy(self, target: Target, status: ServiceStatus | None) -> bool:
+    def _done(self, target: Target, status: ServiceStatus | None) -> bool:
         status = status or ServiceStatus(target.service, MISSING)
         target.status = status
-        if status.crashed or status.state == MISSING:
-            verb = (
-                "is not running (was it started?)"
-                if status.state == MISSING
-                else f"stopped ({status.describe()})"
-            )
+        if status.state == MISSING:
             raise self._failure(
-                target, f"{target.service} {verb} while waiting for it to become healthy"
+                target,
+                f"{target.service} is not running (was it started?) while waiting for it to "
+                + ("complete" if target.oneshot else "become healthy"),
             )
+        if target.oneshot:
+            return self._completed(target, status)
+        if target.held is not None:
+            return self._still_healthy(target, target.held, status)
+        if status.crashed:
+            raise self._failure(
+                target,
+                f"{target.service} stopped ({status.describe()}) while waiting for it to "
+                "become healthy",
+            )
+        return self._healthy(target, status)
+
+    def _completed(self, target: Target, status: ServiceStatus) -> bool:
+        """A one-shot: done at exit 0, failed at any other end; else it is still at work."""
+        elapsed = self.clock() - self.started
+        target.last = f"state is {status.describe()}"
+        if status.completed:
+            self.done.append(
+                Healthy(target.service, elapsed, "completed (exit code 0)", status.release)
+            )
+            self.ui.success(f"{target.service} completed after {elapsed:.1f}s (exit code 0)")
+            return True
+        if status.crashed:
+            code = f"exit code {status.exit_code}"
+            if status.exit_code is None:
+                code = "exit code unknown"
+            raise self._failure(target, f"one-shot {target.service} failed ({code})")
+        if elapsed >= target.timeout:
+            raise self._failure(
+                target, f"one-shot {target.service} did not complete within {target.timeout:g}s"
+            )
+        return False
+
+    def _healthy(self, target: Target, status: ServiceStatus) -> bool:
         elapsed = self.clock() - self.started
         budget = max(0.05, target.timeout - elapsed)
         reason = _reason(target, status, self.fetch, budget, self.ui.redact)
@@ -236,35 +317,76 @@ class _Waiter:
                 return False
             seconds = self.clock() - self.started
             probe = target.describe_probe()
-            self.done.append(Healthy(target.service, seconds, probe, status.release))
-            self.ui.success(f"{target.service} healthy after {seconds:.1f}s ({probe})")
-            return True
+            if target.hold <= 0:
+                self.done.append(Healthy(target.service, seconds, probe, status.release))
+                self.ui.success(f"{target.service} healthy after {seconds:.1f}s ({probe})")
+                return True
+            target.held = Held(seconds, status)
+            self.ui.success(
+                f"{target.service} healthy after {seconds:.1f}s ({probe}); "
+                f"it must stay so for {target.hold:g}s"
+            )
+            return False
         target.passes = 0
         target.last = reason
         if self.clock() - self.started >= target.timeout:
             raise self._failure(target, f"{target.service} not healthy after {target.timeout:g}s")
         return False
 
+    def _still_healthy(self, target: Target, held: Held, status: ServiceStatus) -> bool:
+        """Held: any change of process, any restart, any failed check fails the wait."""
+        change = _replaced(held.state, status, self.runtime.kind)
+        if change is None:
+            budget = target.probe.request_timeout
+            reason = _reason(target, status, self.fetch, budget, self.ui.redact)
+            if reason is not None:  # the state in hand may predate the cause: ask again
+                fresh = self.runtime.status().get(target.service, status)
+                target.status = fresh
+                change = _replaced(held.state, fresh, self.runtime.kind)
+                change = change or f"its health check failed: {reason}"
+        elapsed = self.clock() - self.started
+        if change is not None:
+            target.last = change
+            raise self._failure(
+                target,
+                f"{target.service} was healthy at {held.since:.1f}s, then failed "
+                f"{elapsed - held.since:.1f}s later: {change}",
+            )
+        if elapsed - held.since < target.hold:
+            return False
+        probe = target.describe_probe()
+        self.done.append(Healthy(target.service, held.since, probe, status.release, target.hold))
+        self.ui.success(f"{target.service} stayed healthy for {target.hold:g}s")
+        return True
+
     def _failure(self, target: Target, headline: str) -> DeployFailure:
-        lines = [
-            headline,
-            f"  probe: {target.describe_probe()}, {target.probe.consecutive} passes in a row",
-            f"  last result: {target.last}",
-        ]
+        lines = [headline]
+        if target.oneshot:
+            lines.append(f"  check: {target.describe_probe()}")
+        else:
+            lines += [
+                f"  probe: {target.describe_probe()}, {target.probe.consecutive} passes in a row",
+                f"  last result: {target.last}",
+            ]
         if target.status is not None:
             detail = f" ({target.status.detail})" if target.status.detail else ""
             lines.append(f"  state: {target.status.describe()}{detail}")
-        try:
-            log = self.runtime.logs(target.service, LOG_LINES).rstrip()
-        except DeployFailure as exc:
-            log = f"(could not read the log: {exc.problem})"
-        lines.append(f"  last {LOG_LINES} log lines of {target.service}:")
-        lines.extend(f"    {line}" for line in (log.splitlines() or ["(empty)"]))
-        return DeployFailure(
-            "\n".join(lines),
-            f"see the log above; more with: invoke stack.logs --env {self.settings.name} "
-            f"--service {target.service}",
-        )
+        lines.extend(log_tail(self.runtime, target.service))
+        return DeployFailure("\n".join(lines), see_logs(self.settings.name, target.service))
+
+
+def _replaced(before: ServiceStatus, now: ServiceStatus, kind: str) -> str | None:
+    """How ``now`` is no longer what was healthy at ``before``: restarted, replaced, stopped."""
+    if before.restarts is not None and now.restarts is not None and now.restarts > before.restarts:
+        return f"restarted (restart count {before.restarts} -> {now.restarts})"
+    if now.state == RESTARTING:  # seen between its exit and Docker's count of the restart
+        return "restarted (it exited and is being started again)"
+    if before.instance and now.instance and now.instance != before.instance:
+        what = "pid changed" if kind == "process" else "container replaced"
+        return f"{what} ({before.instance} -> {now.instance})"
+    if now.state != RUNNING:
+        return f"stopped ({now.describe()})"
+    return None
 
 
 def _reason(

@@ -118,6 +118,13 @@ def image_ids(images: Sequence[str], docker: str = "docker") -> Argv:
     return [docker, "image", "inspect", "--format", "{{.Id}}", *images]
 
 
+def restart_counts(containers: Sequence[str], docker: str = "docker") -> Argv:
+    """``<full id> <restarts>`` per container; a container that is gone is an error on stderr
+    (the others are still printed)."""
+    fields = "{{.Id}} {{.RestartCount}}"
+    return [docker, "inspect", "--type", "container", "--format", fields, *containers]
+
+
 def remove_images(images: Sequence[str], docker: str = "docker") -> Argv:
     """Untag the images (layers still used by other tags stay)."""
     return [docker, "image", "rm", *images]

@@ -1,7 +1,7 @@
 """What every runtime offers the steps and tasks: start, stop, look at and talk to a stack.
 
-A runtime acts on one host. ``status`` is the only thing health waiting needs from it, so a
-wait works the same for containers and for plain processes.
+A runtime acts on one host. ``status``, ``one_shots`` and ``logs`` are all that health waiting
+needs from it, so a wait works the same for containers and for plain processes.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from deploytools.errors import OperatorError
+from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.base import Result
 
 RUNNING = "running"
 EXITED = "exited"
 RESTARTING = "restarting"
 MISSING = "missing"  # configured, but no container or process at all
+LOG_LINES = 20  # a failure shows this many of the service's last log lines
 # A release id becomes an image tag: Docker's tag grammar.
 RELEASE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -42,11 +43,19 @@ class ServiceStatus:
     exit_code: int | None = None
     release: str = ""
     detail: str = ""  # e.g. a container name or a pid
+    # Which containers or process run it: another value means it was replaced meanwhile.
+    instance: str = ""
+    restarts: int | None = None  # restarts by the runtime's own policy; None: not counted
 
     @property
     def crashed(self) -> bool:
         """It was started and is not running any more (or is being restarted after an exit)."""
         return self.state in (EXITED, RESTARTING, "dead")
+
+    @property
+    def completed(self) -> bool:
+        """It ran to its end and said it succeeded: a one-shot's success."""
+        return self.state == EXITED and self.exit_code == 0
 
     def describe(self) -> str:
         words = [self.state]
@@ -64,6 +73,7 @@ class ServiceStatus:
             "exit_code": self.exit_code,
             "release": self.release,
             "detail": self.detail,
+            "restarts": self.restarts,
         }
 
 
@@ -124,6 +134,13 @@ class Runtime(Protocol):
         """Every known service by name, including those that are not running."""
         ...
 
+    def one_shots(self) -> set[str]:
+        """Services that run to completion (a migration, collectstatic): done once they exit 0.
+
+        An ``OperatorError`` when a declaration contradicts the runtime's own configuration.
+        """
+        ...
+
     def logs(self, service: str, lines: int = 50) -> str: ...
 
     def exec(self, service: str, command: Sequence[str]) -> Result:
@@ -133,3 +150,18 @@ class Runtime(Protocol):
     def current_release(self) -> str | None:
         """The release the running services were started on, if one can tell."""
         ...
+
+
+def log_tail(runtime: Runtime, service: str, lines: int = LOG_LINES) -> list[str]:
+    """The last ``lines`` of a service's log, headed and indented for a failure message."""
+    try:
+        log = runtime.logs(service, lines).rstrip()
+    except DeployFailure as exc:
+        log = f"(could not read the log: {exc.problem})"
+    body = log.splitlines() or ["(empty)"]
+    return [f"  last {lines} log lines of {service}:", *(f"    {line}" for line in body)]
+
+
+def see_logs(env: str, service: str) -> str:
+    """The fix of a failure that showed a service's log tail: where to read more of it."""
+    return f"see the log above; more with: invoke stack.logs --env {env} --service {service}"

@@ -23,10 +23,17 @@ from typing import Any
 
 from deploytools import envcompose, envfile
 from deploytools.commands import compose as cmd
-from deploytools.config import ComposeSettings, EnvironmentSettings
+from deploytools.config import ComposeSettings, EnvironmentSettings, ServiceSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
-from deploytools.runtime.base import MISSING, RUNNING, ServiceStatus, check_release
+from deploytools.runtime.base import (
+    MISSING,
+    RUNNING,
+    ServiceStatus,
+    check_release,
+    log_tail,
+    see_logs,
+)
 from deploytools.targets import on_host, state_dir
 
 INSTALL_DOCKER = (
@@ -45,6 +52,10 @@ LABELS_FILE = "compose.labels.yml"
 ENV_LABEL = "io.deploytools.environment"
 # A deploy's release tag names its environment: release-<env>-<UTC stamp>-<sha>.
 RELEASE_TAG = re.compile(r"release-(?P<env>[a-z][a-z0-9_-]{0,31})-\d{8}T\d{6}Z-")
+# What `up` says when the target of a service_completed_successfully condition fails.
+_NOT_COMPLETED = re.compile(
+    r'service "(?P<service>[^"]+)" didn\'t complete successfully: exit (?P<code>-?\d+)'
+)
 # Worst first: the state that decides a service made of several containers.
 _SEVERITY = ("dead", "exited", "restarting", "paused", "created", "removing", RUNNING)
 
@@ -197,6 +208,43 @@ class ComposeRuntime:
             and not (service.get("healthcheck") or {}).get("disable")
         }
 
+    def one_shots(self) -> set[str]:
+        """Services that run to completion: declared ``oneshot``, the target of a
+        ``service_completed_successfully`` condition, or restarted "no" (compose's default)
+        and given no health check to pass (a server without a restart policy has a probe).
+
+        A one-shot that Docker restarts even when it exits 0 (``always``, ``unless-stopped``)
+        would run again and again: an operator error, found before anything changes.
+        """
+        services = self._services_config()
+        awaited = {
+            name
+            for service in services.values()
+            for name, dep in (service.get("depends_on") or {}).items()
+            if isinstance(dep, dict) and dep.get("condition") == "service_completed_successfully"
+        }
+        checked = self.healthchecked()
+        found = set()
+        for name, service in services.items():
+            conf = self.settings.services.get(name, ServiceSettings())
+            policy = _restart_policy(service)
+            probed = bool(conf.probe.url) or (conf.compose_health and name in checked)
+            if conf.oneshot is None:
+                oneshot = name in awaited or (policy == "no" and not probed)
+            else:
+                oneshot = conf.oneshot
+            if oneshot and policy.split(":")[0] in ("always", "unless-stopped"):
+                why = "oneshot = true" if conf.oneshot else "awaited to complete"
+                raise OperatorError(
+                    f"service {name} is a one-shot ({why}) but its compose restart policy is "
+                    f"{policy!r}: Docker would start it again each time it completes",
+                    f'give {name} restart: "no" (or "on-failure") in the compose file, or set '
+                    f"environments.{self.settings.name}.services.{name}.oneshot = false",
+                )
+            if oneshot:
+                found.add(name)
+        return found
+
     def _services_config(self) -> dict[str, Any]:
         self.check()
         return dict((self._config or {}).get("services") or {})
@@ -281,7 +329,10 @@ class ComposeRuntime:
                 f"images of release {release!r} are not on {self.host.name}: {', '.join(missing)}",
                 f"build them: invoke stack.build --env {self.settings.name} --release {release}",
             )
-        self._run(cmd.up(self._labelled(), services), release=release)
+        try:
+            self._run(cmd.up(self._labelled(), services), release=release)
+        except CommandError as exc:
+            raise self._one_shot_failed(exc) or exc from None
 
     def stop(self, services: Sequence[str] = ()) -> None:
         self.require_services(services)
@@ -294,15 +345,18 @@ class ComposeRuntime:
     # -- looking at it -------------------------------------------------------------------------
 
     def status(self) -> dict[str, ServiceStatus]:
+        """``ps --all``, then one ``docker inspect`` of every container for its restart count
+        (``ps`` does not carry it): two commands whatever the number of containers."""
         self.check()
         out = self._query(cmd.ps(self.project)).stdout
         found: dict[str, list[dict[str, Any]]] = {}
         for entry in parse_ps(out):
             found.setdefault(str(entry.get("Service", "")), []).append(entry)
+        restarts = self._restart_counts([e for entries in found.values() for e in entries])
         result = {name: ServiceStatus(name, MISSING) for name in self.services()}
         checked = self.healthchecked()
         for name, entries in found.items():
-            status = _service_status(name, entries)
+            status = _service_status(name, entries, restarts)
             if name in checked and status.state == RUNNING and not status.health:
                 # Docker shows no health for a moment while a container (re)starts: a service
                 # with a healthcheck is not healthy until the check says so.
@@ -322,6 +376,34 @@ class ComposeRuntime:
     def current_release(self) -> str | None:
         running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
         return max(set(running), key=running.count) if running else None
+
+    def _restart_counts(self, entries: list[dict[str, Any]]) -> dict[str, int]:
+        """Container id -> its restart count; a container gone meanwhile is simply left out."""
+        ids = [str(e["ID"]) for e in entries if e.get("ID")]
+        if not ids:
+            return {}
+        done = self._query(cmd.restart_counts(ids, self.docker), check=False)
+        counts = {}
+        for line in done.stdout.splitlines():
+            full, _, count = line.strip().partition(" ")
+            short = next((i for i in ids if full.startswith(i)), None)
+            if short is not None and count.isdigit():
+                counts[short] = int(count)
+        return counts
+
+    def _one_shot_failed(self, exc: CommandError) -> DeployFailure | None:
+        """``up`` waits for the target of a ``service_completed_successfully`` condition and
+        fails when it exits non-zero: say which one-shot, its exit code and its log."""
+        found = _NOT_COMPLETED.search(exc.output)
+        if found is None or found["service"] not in self.services():
+            return None
+        name, code = found["service"], found["code"]
+        lines = [
+            f"one-shot {name} failed (exit code {code}): the services that wait for it to "
+            "complete (service_completed_successfully) were not started",
+            *log_tail(self, name),
+        ]
+        return DeployFailure("\n".join(lines), see_logs(self.settings.name, name))
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -394,8 +476,11 @@ def environment_of(entry: dict[str, Any]) -> str | None:
     return match.group("env") if match else None
 
 
-def _service_status(name: str, entries: list[dict[str, Any]]) -> ServiceStatus:
-    """Several containers (replicas) of one service: the worst of them speaks for it."""
+def _service_status(
+    name: str, entries: list[dict[str, Any]], restarts: dict[str, int]
+) -> ServiceStatus:
+    """Several containers (replicas) of one service: the worst of them speaks for it; their
+    restarts add up, and their ids together say which containers these are."""
 
     def rank(entry: dict[str, Any]) -> tuple[int, int]:
         state = str(entry.get("State", "")).lower()
@@ -413,7 +498,17 @@ def _service_status(name: str, entries: list[dict[str, Any]]) -> ServiceStatus:
         exit_code=int(exit_code) if isinstance(exit_code, int) else None,
         release=image.rpartition(":")[2] if ":" in image else "",
         detail=str(worst.get("Name", "")),
+        instance=",".join(sorted(str(e.get("ID", "")) for e in entries)),
+        restarts=sum(restarts.get(str(e.get("ID", "")), 0) for e in entries),
     )
+
+
+def _restart_policy(service: dict[str, Any]) -> str:
+    """``restart``, else ``deploy.restart_policy`` (which compose honours too), else "no"."""
+    if service.get("restart"):
+        return str(service["restart"])
+    condition = ((service.get("deploy") or {}).get("restart_policy") or {}).get("condition")
+    return {"any": "always", "on-failure": "on-failure"}.get(str(condition), "no")
 
 
 def _explained(exc: CommandError) -> DeployFailure:

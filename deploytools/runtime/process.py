@@ -7,6 +7,10 @@ to terminate and kills it after ``timeouts.stop``.
 
 Placeholders in a command: ``{python}`` is the interpreter running deploytools (``python3`` on a
 remote host) and ``{NAME}`` any key of the env file, e.g. ``--port {PORT}``.
+
+A service declared ``oneshot`` (a migration, collectstatic) runs under a small Python wrapper
+that writes its exit code beside its PID file: a later run, or one over SSH, can then tell a
+one-shot that completed from one that failed.
 """
 
 from __future__ import annotations
@@ -158,6 +162,19 @@ spec = json.load(sys.stdin)
 env = {**os.environ, **spec["env"]}
 sys.exit(subprocess.call(spec["argv"], cwd=spec["cwd"], env=env, stdin=subprocess.DEVNULL))
 """
+# Runs a one-shot's argv (after the exit file's path) and records how it ended, atomically.
+_ONESHOT = """\
+import os, subprocess, sys
+try:
+    code = subprocess.call(sys.argv[2:])
+except OSError as exc:
+    print(f"deploytools: cannot run {sys.argv[2]}: {exc}", flush=True)
+    code = 127
+with open(sys.argv[1] + ".tmp", "w") as out:
+    out.write(str(code))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+sys.exit(code)
+"""
 _SURVEY = """\
 import json, os, shutil, sys
 programs = json.load(sys.stdin)
@@ -232,6 +249,7 @@ class ProcessRuntime:
         self.launcher: Launcher = launcher or (LocalLauncher() if local else PosixLauncher(host))
         self.python = sys.executable if local else "python3"
         self.commands = {n: s.command for n, s in settings.services.items() if s.command}
+        self.oneshot = {n for n, s in settings.services.items() if s.command and s.oneshot}
         self.run_dir = f"{state_dir(settings, host)}/run"
         self.releases_dir = f"{state_dir(settings, host)}/releases"
         self.app_dir = on_host(settings, settings.app_dir, host)
@@ -282,6 +300,9 @@ class ProcessRuntime:
 
     def services(self) -> list[str]:
         return list(self.commands)
+
+    def one_shots(self) -> set[str]:
+        return set(self.oneshot)
 
     def require_services(self, names: Sequence[str]) -> list[str]:
         unknown = [n for n in names if n not in self.commands]
@@ -348,9 +369,13 @@ class ProcessRuntime:
         for name in names:
             stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
             header = f"--- deploytools: {name} release {release} starting at {stamp} ---\n"
+            argv = argvs[name]
+            if name in self.oneshot:
+                self.host.remove(self._exitfile(name))
+                argv = [self.python, "-c", _ONESHOT, self._exitfile(name), *argv]
             try:
                 cwd = self._cwd(release)
-                pid = self.launcher.spawn(argvs[name], cwd, env, self._log(name), header)
+                pid = self.launcher.spawn(argv, cwd, env, self._log(name), header)
             except (OSError, CommandError) as exc:
                 raise DeployFailure(
                     f"cannot start {name} on {self.host.name} ({argvs[name][0]}): {exc}",
@@ -374,14 +399,24 @@ class ProcessRuntime:
                 continue
             pid = int(record["pid"])
             running, code = self.launcher.state(pid)
+            if not running and code is None:
+                code = self._exit_code(name)
             result[name] = ServiceStatus(
                 name,
                 RUNNING if running else EXITED,
                 exit_code=code,
                 release=str(record.get("release", "")),
                 detail=f"pid {pid}",
+                instance=str(pid),
             )
         return result
+
+    def _exit_code(self, service: str) -> int | None:
+        """What a one-shot's wrapper recorded; None for a service that has none."""
+        if service not in self.oneshot or not self.host.exists(self._exitfile(service)):
+            return None
+        text = self.host.read_file(self._exitfile(service)).decode(errors="replace").strip()
+        return int(text) if text.lstrip("-").isdigit() else None
 
     def logs(self, service: str, lines: int = 50) -> str:
         self.require_services([service])
@@ -422,6 +457,9 @@ class ProcessRuntime:
     def _log(self, service: str) -> str:
         return f"{self.run_dir}/{service}.log"
 
+    def _exitfile(self, service: str) -> str:
+        return f"{self.run_dir}/{service}.exit"
+
     def _record(self, service: str) -> dict[str, Any] | None:
         path = self._pidfile(service)
         if not self.host.exists(path):
@@ -453,6 +491,7 @@ class ProcessRuntime:
             _children.pop(pid, None)
         for name in services:
             self.host.remove(self._pidfile(name))
+            self.host.remove(self._exitfile(name))
 
     def _gone(self, pid: int, timeout: float) -> bool:
         deadline = self._clock() + timeout

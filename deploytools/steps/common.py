@@ -33,6 +33,7 @@ class ValidateEnv:
         if report.errors:
             envvalidate.show(ctx.ui, report)  # the table, then OperatorError
         ctx.runtime.check()
+        ctx.runtime.one_shots()  # a one-shot the runtime would restart: refused now, not later
         return {"env_keys": report.keys, "env_warnings": report.warnings}
 
 
@@ -100,11 +101,8 @@ class WaitHealthy:
     def plan(self, ctx: RunContext) -> list[str]:
         from deploytools.health import targets_for
 
-        return [
-            f"{t.service}: {t.describe_probe()}, {t.probe.consecutive} passes in a row "
-            f"within {t.timeout:.0f} s"
-            for t in targets_for(ctx.settings, ctx.runtime, ctx.env_values, release=ctx.release)
-        ]
+        targets = targets_for(ctx.settings, ctx.runtime, ctx.env_values, release=ctx.release)
+        return [t.describe_plan() for t in targets]
 
     def prepare(self, ctx: RunContext) -> None:
         from deploytools.health import load_modules

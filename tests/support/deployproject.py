@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -298,6 +299,37 @@ def database_state(url: str) -> tuple[str | None, dict[str, int]]:
     finally:
         engine.dispose()
     return revision, counts
+
+
+def dies_after_healthy(web: str, seconds: float) -> str:
+    """The example's web.py (text ``web``) made to exit 1 ``seconds`` after its first healthy
+    answer: a release that passes its health checks, then crashes."""
+    anchor = "    return JSONResponse(body, status_code=200 if healthy else 503)\n"
+    top = 'log = logging.getLogger("exampleapp")\n'
+    assert web.count(anchor) == 1 and web.count(top) == 1
+    dying = (
+        f"    if healthy and not _DYING:  # test: exit {seconds:g} s after the first healthy one\n"
+        f"        _DYING.append(threading.Timer({seconds}, os._exit, (1,)))\n"
+        "        _DYING[0].start()\n"
+    )
+    state = "import os\nimport threading\n\n_DYING: list[threading.Timer] = []\n"
+    return web.replace(top, top + state).replace(anchor, dying + anchor)
+
+
+def assert_undone_after_dying(
+    project: DeployProject, env: str, run: Run, previous: str, change: str
+) -> None:
+    """A deploy of ``dies_after_healthy``: failed at the health wait, which says how the backend
+    failed once healthy (``change``, a regex), the release journaled as failed and ``previous``
+    verified healthy again by the undo."""
+    assert run.returncode == 1, run.output
+    assert "failed at step 'wait healthy'" in run.stderr
+    said = rf"backend was healthy at \d+\.\ds, then failed \d+\.\ds later: {change}\n"
+    assert re.search(said, run.stderr), run.stderr
+    assert "last 20 log lines of backend:" in run.stderr
+    assert f"release {previous} verified healthy again" in run.stderr
+    failed = project.releases(env)[-1]
+    assert (failed["result"], failed["failed_step"]) == ("failed", "wait healthy")
 
 
 def migration(revision: str, upgrade: str, downgrade: str = "pass", down: str = "0003") -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from deploytools.errors import DeployFailure, OperatorError
+from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Result
 from deploytools.runtime.compose import ComposeRuntime, parse_ps
 from tests.support.memhost import MemoryHost
@@ -20,9 +20,9 @@ ENV_FILE = "/srv/app/config/prod.env"
 STATE = "/srv/app/.deploytools/t"
 PS_ROWS = [
     {"Service": "backend", "State": "running", "Health": "healthy", "ExitCode": 0,
-     "Image": "exampleapp:r1", "Name": "p-backend-1"},
+     "Image": "exampleapp:r1", "Name": "p-backend-1", "ID": "b0000000000a"},
     {"Service": "celery-worker", "State": "restarting", "Health": "", "ExitCode": 0,
-     "Image": "exampleapp:r1", "Name": "p-celery-worker-1"},
+     "Image": "exampleapp:r1", "Name": "p-celery-worker-1", "ID": "c0000000000a"},
 ]  # fmt: skip
 
 
@@ -33,6 +33,7 @@ class FakeDocker(MemoryHost):
         super().__init__("web-1", self._answer)
         self.files[ENV_FILE] = b"PORT=8000\n"
         self.images = {"exampleapp:r1": "sha256:aaa"}
+        self.restarts = {"b0000000000a": 0, "c0000000000a": 4}  # container id -> RestartCount
         self.answers = answers
         self.envs: list[dict[str, str]] = []
         self.ps = json.dumps(PS_ROWS)
@@ -48,7 +49,7 @@ class FakeDocker(MemoryHost):
     ) -> Result:
         self.envs.append(dict(env or {}))
         done = super().run(argv, **kw)
-        if done.ok:
+        if done.ok or argv[1] == "inspect":  # inspect prints what it found, even failing
             return done
         return Result(done.argv, done.returncode, "", done.stdout, done.duration)  # as stderr
 
@@ -62,6 +63,14 @@ class FakeDocker(MemoryHost):
             return 0, "2.40.3\n"
         if argv[1] == "version":
             return self.answers.get("server", (0, "26.1.5\n"))
+        if argv[1] == "inspect":  # restart counts: full ids, the gone ones left out
+            found = [f"{i}{'0' * 52} {self.restarts[i]}" for i in argv[6:] if i in self.restarts]
+            return 0 if len(found) == len(argv[6:]) else 1, "".join(f"{f}\n" for f in found)
+        if "logs" in words:
+            tail = int(argv[argv.index("--tail") + 1])
+            return 0, "".join(f"{argv[-1]} line {i}\n" for i in range(30)[-tail:])
+        if "up" in words and "up" in self.answers:
+            return self.answers["up"]
         if argv[1:3] == ["image", "inspect"]:
             image = argv[-1]
             return (0, self.images[image] + "\n") if image in self.images else (1, "No such image")
@@ -77,7 +86,9 @@ class FakeDocker(MemoryHost):
         return 0, ""
 
 
-def runtime(tmp_path: Path, host: FakeDocker) -> ComposeRuntime:
+def runtime(
+    tmp_path: Path, host: FakeDocker, services: dict[str, Any] | None = None
+) -> ComposeRuntime:
     settings = make_settings(
         tmp_path,
         runtime="compose",
@@ -85,6 +96,7 @@ def runtime(tmp_path: Path, host: FakeDocker) -> ComposeRuntime:
         state_dir=".deploytools",
         compose={"project_name": "p", "directory": "example", "files": ["a.yml", "/abs/b.yml"]},
         hosts=[{"name": "web-1", "address": "10.0.0.1", "root": "/srv/app"}],
+        services=services or {},
     )
     return ComposeRuntime(settings, host)
 
@@ -345,3 +357,85 @@ def test_own_unlabelled_and_hand_tagged_containers_are_ours(tmp_path: Path) -> N
     host.ps = json.dumps(rows)
     runtime(tmp_path, host).up("r1")
     assert any("up" in c for c in host.commands)
+
+
+def test_status_counts_restarts_with_one_inspect_of_every_container(tmp_path: Path) -> None:
+    host = FakeDocker()
+    replica = {**PS_ROWS[0], "Name": "p-backend-2", "ID": "b0000000000b"}
+    host.ps = json.dumps([*PS_ROWS, replica, {**PS_ROWS[0], "ID": "gone0000000a"}])
+    host.restarts["b0000000000b"] = 2
+    rt = runtime(tmp_path, host)
+    rt.check()
+    before = len(host.commands)
+    status = rt.status()
+    inspects = [c for c in host.commands[before:] if c[1] == "inspect"]
+    assert inspects == [
+        ["docker", "inspect", "--type", "container", "--format", "{{.Id}} {{.RestartCount}}",
+         "b0000000000a", "b0000000000b", "gone0000000a", "c0000000000a"],
+    ]  # fmt: skip
+    assert len(host.commands) - before == 2  # ps, then that inspect
+    assert status["backend"].restarts == 2  # its replicas' restarts add up
+    assert status["backend"].instance == "b0000000000a,b0000000000b,gone0000000a"
+    assert status["celery-worker"].restarts == 4
+
+
+def test_one_shots_are_declared_awaited_or_unrestarted_services_with_no_check(
+    tmp_path: Path,
+) -> None:
+    host = FakeDocker()
+    host.config["services"] = {
+        "backend": {"restart": "unless-stopped", "healthcheck": {"test": ["CMD", "true"]}},
+        "migrate": {"restart": "no"},
+        "collectstatic": {},  # compose's default policy: "no"
+        "web": {},  # no policy either, but an HTTP probe (below): it serves
+        "worker": {"healthcheck": {"test": ["CMD", "true"]}},  # ... or a healthcheck
+        "setup": {"restart": "on-failure:3"},
+        "app": {"restart": "always", "depends_on": {
+            "setup": {"condition": "service_completed_successfully", "required": True},
+            "migrate": {"condition": "service_started", "required": True}}},
+        "seed": {"restart": "on-failure"},  # declared below
+        "swarmish": {"deploy": {"restart_policy": {"condition": "any"}}},  # compose honours it
+        "tail": {},  # declared long-running below
+    }  # fmt: skip
+    services = {
+        "web": {"probe": {"url": "http://127.0.0.1:8000/"}},
+        "seed": {"oneshot": True},
+        "tail": {"oneshot": False},
+    }
+    found = runtime(tmp_path, host, services).one_shots()
+    assert found == {"migrate", "collectstatic", "setup", "seed"}
+
+
+@pytest.mark.parametrize(("policy", "declared"), [("always", True), ("unless-stopped", None)])
+def test_a_one_shot_that_docker_would_restart_is_an_operator_error(
+    tmp_path: Path, policy: str, declared: bool | None
+) -> None:
+    host = FakeDocker()
+    host.config["services"] = {
+        "migrate": {"restart": policy},
+        "backend": {"depends_on": {"migrate": {"condition": "service_completed_successfully"}}},
+    }
+    with pytest.raises(OperatorError) as failure:
+        runtime(tmp_path, host, {"migrate": {"oneshot": declared}}).one_shots()
+    assert "service migrate is a one-shot" in failure.value.problem
+    assert f"restart policy is {policy!r}" in failure.value.problem
+    assert 'restart: "no"' in failure.value.fix and "services.migrate.oneshot" in failure.value.fix
+
+
+def test_up_that_a_failed_one_shot_stopped_names_it_with_its_log(tmp_path: Path) -> None:
+    said = 'service "backend" didn\'t complete successfully: exit 3'
+    host = FakeDocker(up=(1, f" Container p-backend-1  Waiting\n{said}\n"))
+    with pytest.raises(DeployFailure) as failure:
+        runtime(tmp_path, host).up("r1")
+    text = failure.value.problem
+    assert text.startswith("one-shot backend failed (exit code 3): the services that wait")
+    assert "last 20 log lines of backend:\n    backend line 10\n" in text
+    assert text.endswith("backend line 29")
+    assert "invoke stack.logs --env t --service backend" in failure.value.fix
+
+
+def test_up_that_fails_otherwise_keeps_composes_words(tmp_path: Path) -> None:
+    host = FakeDocker(up=(1, "Error response from daemon: no space left on device"))
+    with pytest.raises(CommandError) as failure:
+        runtime(tmp_path, host).up("r1")
+    assert "no space left on device" in failure.value.output

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploytools.config import ProbeSettings
+from deploytools.config import ProbeSettings, ServiceSettings
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.health import BODY_CHARS, STATUS_INTERVAL, ProbeError, judge, wait_healthy
+from deploytools.health import (
+    BODY_CHARS,
+    STATUS_INTERVAL,
+    ProbeError,
+    judge,
+    targets_for,
+    wait_healthy,
+)
 from deploytools.hosts.base import Result
 from deploytools.redact import Redactor
 from deploytools.runtime.base import ServiceStatus
@@ -43,8 +52,9 @@ class FakeRuntime:
 
     kind = "process"
 
-    def __init__(self, states: dict[str, ServiceStatus]) -> None:
+    def __init__(self, states: dict[str, ServiceStatus], oneshot: Sequence[str] = ()) -> None:
         self.states = states
+        self.oneshot = set(oneshot)
         self.status_calls = 0
 
     def services(self) -> list[str]:
@@ -60,6 +70,9 @@ class FakeRuntime:
         self.status_calls += 1
         return dict(self.states)
 
+    def one_shots(self) -> set[str]:
+        return set(self.oneshot)
+
     def logs(self, service: str, lines: int = 50) -> str:
         return "".join(f"{service} line {i}\n" for i in range(30)[-lines:])
 
@@ -71,13 +84,18 @@ def running(name: str, health: str = "") -> ServiceStatus:
     return ServiceStatus(name, "running", health=health, release="r1", detail=f"{name}-1")
 
 
-def settings(tmp_path: Path, **probe: Any) -> Any:
+def settings(tmp_path: Path, min_healthy: float = 0.0, **probe: Any) -> Any:
+    """Backend (HTTP probe, 5 s) and worker (running is enough, 3 s); no hold unless asked."""
     backend_probe = {"url": "http://127.0.0.1:{PORT}/health", "json_fields": {"status": "healthy"}}
+    held = {"min_healthy": min_healthy}
     return make_settings(
         tmp_path,
         services={
-            "backend": {"command": ["x"], "probe": {**backend_probe, "timeout": 5, **probe}},
-            "celery-worker": {"command": ["y"], "probe": {"timeout": 3}},
+            "backend": {
+                "command": ["x"],
+                "probe": {**backend_probe, "timeout": 5, **held, **probe},
+            },
+            "celery-worker": {"command": ["y"], "probe": {"timeout": 3, **held}},
         },
     )
 
@@ -287,3 +305,220 @@ def test_judge_shows_no_part_of_a_secret_cut_or_squeezed_in_the_body(secret: str
     body = json.dumps({"pad": "p" * pad, "detail": secret})
     shown = str(judge(ProbeSettings(), 503, body, Redactor([secret])))
     assert "Zq8vN3r" not in shown and shown.endswith('"detail": "***"}')
+
+
+# -- staying healthy (probe.min_healthy) -------------------------------------------------------
+
+
+def counted(name: str, restarts: int = 0, instance: str = "c1") -> ServiceStatus:
+    """A running container as compose reports it: its id and its restart count."""
+    return ServiceStatus(
+        name, "running", release="r1", detail=f"{name}-1", instance=instance, restarts=restarts
+    )
+
+
+def test_a_healthy_service_is_held_for_min_healthy_and_the_holds_overlap(tmp_path: Path) -> None:
+    clock = Clock()
+    rt = FakeRuntime({"backend": running("backend"), "celery-worker": running("celery-worker")})
+    probed: list[float] = []
+
+    def fetch(url: str, timeout: float) -> tuple[int, str]:
+        probed.append(clock.now)
+        if clock.now < 1.0:
+            raise ProbeError("ConnectError: refused")
+        return 200, HEALTHY
+
+    done = wait(tmp_path, rt, fetch, clock, conf=settings(tmp_path, min_healthy=5))
+
+    by_name = {h.service: h for h in done}
+    assert by_name["celery-worker"].seconds == pytest.approx(STATUS_INTERVAL)
+    assert 1.0 <= by_name["backend"].seconds <= 1.2
+    assert {h.held for h in done} == {5.0}
+    # One hold for both, not one after the other: the backend's 5 s end the wait.
+    assert by_name["backend"].seconds + 5.0 <= clock.now <= by_name["backend"].seconds + 5.2
+    # The probe went on every 0.1 s while it was held.
+    held = [t for t in probed if t > by_name["backend"].seconds]
+    assert len(held) >= 49 and max(b - a for a, b in itertools.pairwise(held)) < 0.11
+
+
+def changes_at(
+    clock: Clock, rt: FakeRuntime, at: float, later: ServiceStatus, *, refused: bool = False
+) -> Callable[[str, float], tuple[int, str]]:
+    """A healthy probe; from ``at`` on the backend is ``later`` (and refuses, if ``refused``)."""
+
+    def fetch(url: str, timeout: float) -> tuple[int, str]:
+        if clock.now >= at:
+            rt.states["backend"] = later
+            if refused:
+                raise ProbeError("ConnectError: [Errno 111] Connection refused")
+        return 200, HEALTHY
+
+    return fetch
+
+
+def held_failure(
+    tmp_path: Path, rt: FakeRuntime, clock: Clock, fetch: Callable[[str, float], tuple[int, str]]
+) -> str:
+    """Wait for the backend alone, held 5 s, which must fail: what the failure says."""
+    with pytest.raises(DeployFailure) as failure:
+        wait(tmp_path, rt, fetch, clock, services=["backend"], conf=settings(tmp_path, 5))
+    return failure.value.problem
+
+
+def test_a_restart_while_held_fails_the_wait_naming_the_restart_counts(tmp_path: Path) -> None:
+    clock = Clock()
+    rt = FakeRuntime({"backend": counted("backend")})
+    rt.kind = "compose"
+    # It crashed and Docker started it again at once: running at every look.
+    fetch = changes_at(clock, rt, 3.1, counted("backend", restarts=1))
+
+    text = held_failure(tmp_path, rt, clock, fetch)
+
+    assert text.startswith(
+        "backend was healthy at 0.1s, then failed 3.4s later: restarted (restart count 0 -> 1)"
+    ), text
+    assert "backend line 29" in text  # its log
+    assert clock.now == pytest.approx(3.5)
+
+
+def test_a_failed_probe_while_held_fails_the_wait(tmp_path: Path) -> None:
+    clock = Clock()
+    rt = FakeRuntime({"backend": running("backend")})
+
+    def fetch(url: str, timeout: float) -> tuple[int, str]:
+        return (503, '{"status": "unhealthy"}') if clock.now >= 2.0 else (200, HEALTHY)
+
+    assert held_failure(tmp_path, rt, clock, fetch).startswith(
+        "backend was healthy at 0.1s, then failed 1.9s later: its health check failed: "
+        "HTTP 503 (expected 200)"
+    )
+
+
+def test_a_probe_refused_because_the_process_died_says_it_died(tmp_path: Path) -> None:
+    """The state in hand is up to STATUS_INTERVAL old: the runtime is asked again."""
+    clock = Clock()
+    rt = FakeRuntime({"backend": ServiceStatus("backend", "running", instance="101")})
+    gone = ServiceStatus("backend", "exited", exit_code=1, instance="101")
+
+    text = held_failure(tmp_path, rt, clock, changes_at(clock, rt, 3.05, gone, refused=True))
+
+    assert text.startswith(
+        "backend was healthy at 0.1s, then failed 3.0s later: stopped (exited, exit code 1)\n"
+    ), text
+    assert "state: exited, exit code 1" in text
+
+
+@pytest.mark.parametrize(
+    ("later", "change"),
+    [
+        (ServiceStatus("backend", "running", instance="202", detail="pid 202"),
+         "pid changed (101 -> 202)"),
+        (ServiceStatus("backend", "exited", exit_code=1, instance="101", detail="pid 101"),
+         "stopped (exited, exit code 1)"),
+    ],
+)  # fmt: skip
+def test_a_process_replaced_or_gone_while_held_fails_the_wait(
+    tmp_path: Path, later: ServiceStatus, change: str
+) -> None:
+    clock = Clock()
+    rt = FakeRuntime({"backend": ServiceStatus("backend", "running", instance="101")})
+    text = held_failure(tmp_path, rt, clock, changes_at(clock, rt, 3.0, later))
+    assert re.match(r"backend was healthy at 0\.1s, then failed 3\.\ds later: ", text), text
+    assert change in text.splitlines()[0]
+
+
+# -- one-shot services ---------------------------------------------------------------------------
+
+
+def one_shot_settings(tmp_path: Path) -> Any:
+    """The two long-running services (held 5 s) and a one-shot ``migrate`` given 3 s."""
+    base = settings(tmp_path, min_healthy=5)
+    migrate = {"command": ["m"], "oneshot": True, "probe": {"timeout": 3, "min_healthy": 5}}
+    return base.model_copy(
+        update={"services": {**base.services, "migrate": ServiceSettings.model_validate(migrate)}}
+    )
+
+
+def exited(name: str, code: int | None) -> ServiceStatus:
+    return ServiceStatus(name, "exited", exit_code=code, release="r1", detail=f"{name}-1")
+
+
+@pytest.mark.parametrize("runs_for", [0.0, 2.0])
+def test_a_one_shot_that_exits_0_is_done_however_fast_it_exits(
+    tmp_path: Path, runs_for: float
+) -> None:
+    clock = Clock()
+    rt = FakeRuntime({"migrate": running("migrate")}, oneshot=["migrate"])
+
+    def status() -> dict[str, ServiceStatus]:
+        rt.states["migrate"] = running("migrate") if clock.now < runs_for else exited("migrate", 0)
+        return dict(rt.states)
+
+    rt.status = status  # type: ignore[method-assign]
+    done = wait(tmp_path, rt, lambda u, t: (200, HEALTHY), clock, conf=one_shot_settings(tmp_path),
+                services=["migrate"])  # fmt: skip
+    assert [(h.service, h.probe, h.held) for h in done] == [
+        ("migrate", "completed (exit code 0)", 0.0)
+    ]
+    assert done[0].seconds == pytest.approx(runs_for) and clock.now == pytest.approx(runs_for)
+
+
+def test_one_shots_complete_while_the_others_are_held(tmp_path: Path) -> None:
+    clock = Clock()
+    rt = FakeRuntime(
+        {"backend": running("backend"), "celery-worker": running("celery-worker"),
+         "migrate": exited("migrate", 0)},
+        oneshot=["migrate"],
+    )  # fmt: skip
+    done = wait(tmp_path, rt, lambda u, t: (200, HEALTHY), clock, conf=one_shot_settings(tmp_path))
+    assert {h.service: h.held for h in done} == {"backend": 5, "celery-worker": 5, "migrate": 0}
+    assert clock.now < 6.0
+
+
+def test_a_one_shot_that_exits_non_zero_fails_the_wait_at_once(tmp_path: Path) -> None:
+    clock = Clock()
+    rt = FakeRuntime(
+        {"backend": running("backend"), "migrate": exited("migrate", 1)}, oneshot=["migrate"]
+    )
+    with pytest.raises(DeployFailure) as failure:
+        wait(tmp_path, rt, lambda u, t: (503, "{}"), clock, conf=one_shot_settings(tmp_path),
+             services=["backend", "migrate"])  # fmt: skip
+    text = failure.value.problem
+    assert text.startswith("one-shot migrate failed (exit code 1)\n"), text
+    assert "check: one-shot: done when it exits 0" in text
+    assert "state: exited, exit code 1 (migrate-1)" in text
+    assert "last 20 log lines of migrate:" in text and "migrate line 29" in text
+    assert "--service migrate" in failure.value.fix
+    assert clock.now == 0.0
+
+
+def test_a_one_shot_that_does_not_complete_in_its_timeout_fails(tmp_path: Path) -> None:
+    clock = Clock()
+    rt = FakeRuntime({"migrate": running("migrate")}, oneshot=["migrate"])
+    with pytest.raises(DeployFailure) as failure:
+        wait(tmp_path, rt, lambda u, t: (200, HEALTHY), clock, conf=one_shot_settings(tmp_path))
+    assert failure.value.problem.startswith("one-shot migrate did not complete within 3s")
+    assert "state: running" in failure.value.problem
+    assert 3.0 <= clock.now < 3.6
+    assert rt.status_calls <= 8  # a one-shot without a probe is looked at with each new state
+
+
+def test_a_long_running_service_that_exits_0_still_fails(tmp_path: Path) -> None:
+    clock = Clock()
+    rt = FakeRuntime({"celery-worker": exited("celery-worker", 0)})
+    with pytest.raises(DeployFailure) as failure:
+        wait(tmp_path, rt, lambda u, t: (200, HEALTHY), clock)
+    assert failure.value.problem.startswith(
+        "celery-worker stopped (exited, exit code 0) while waiting for it to become healthy"
+    )
+
+
+def test_the_plan_says_what_each_service_must_do(tmp_path: Path) -> None:
+    rt = FakeRuntime({"backend": running("backend"), "migrate": running("migrate")},
+                     oneshot=["migrate"])  # fmt: skip
+    targets = targets_for(one_shot_settings(tmp_path), rt, VALUES)  # type: ignore[arg-type]
+    assert [t.describe_plan() for t in targets] == [
+        "backend: GET http://127.0.0.1:8123/health -> 200 with status == 'healthy', 2 passes in "
+        "a row within 5 s, then stay healthy for 5 s (same process, no restart)",
+        "migrate: one-shot, must exit 0 within 3 s",
+    ]

@@ -29,11 +29,14 @@ from tests.support.deployproject import (
     COMPOSE_ENV,
     EXAMPLE,
     DeployProject,
+    assert_undone_after_dying,
     compose_env,
+    dies_after_healthy,
     health,
     migration,
     unique,
 )
+from tests.support.processdeploy import WEB
 from tests.support.procs import free_port
 from tests.support.require import require
 
@@ -347,3 +350,26 @@ def test_rollback_after_its_images_were_removed_builds_from_a_worktree(stack: St
     finally:
         project.git("checkout", "--", "example/README.md")
         project.file("notes.txt").unlink(missing_ok=True)
+
+
+def test_a_backend_that_dies_after_its_first_healthy_answer_is_undone(stack: Stack) -> None:
+    """Docker brings it back at once (restart: unless-stopped), so every look finds it running:
+    its restart count says it crashed. Not recorded good; v1 serves again."""
+    project, v1 = stack.project, stack.running("v1")
+    project.git("checkout", "-q", "--detach", stack.commit("v1"))
+    try:
+        dying = dies_after_healthy(project.file(WEB).read_text(), 3.0)
+        project.commit("a backend that dies 3 s after its first healthy answer", {WEB: dying})
+        run = project.deploy(ENV)
+    finally:
+        project.git("checkout", "-q", "main")
+
+    restarted = r"restarted \((restart count 0 -> 1|it exited and is being started again)\)"
+    assert_undone_after_dying(project, ENV, run, v1, restarted)
+    assert health(stack.port)[1]["release"] == v1
+    image = f"{stack.image}:{v1}"
+    assert stack.containers() == {
+        "backend": (image, "running"),
+        "celery-worker": (image, "running"),
+    }
+    _no_lock(stack)

@@ -11,6 +11,7 @@ back the old code too, which the tests see through the backend's answers.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import signal
 import time
@@ -18,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.deployproject import DeployProject, health, migration, stop_process
+from tests.support.deployproject import (
+    DeployProject,
+    assert_undone_after_dying,
+    dies_after_healthy,
+    health,
+    migration,
+    stop_process,
+)
 from tests.support.processdeploy import ENV, NEW_REVISION, WEB, ProcessSite, wait_for
 
 pytestmark = pytest.mark.integration
@@ -72,6 +80,7 @@ def test_dry_run_changes_nothing(site: ProcessSite) -> None:
     try:
         before = _world(site)
         deploy = project.deploy(ENV, "--dry-run")
+        plan = project.deploy(ENV, "--dry-run", "--json")
         rollbacks = [project.rollback(ENV, other, "--dry-run") for other in others[-1:]]
         after = _world(site)
     finally:
@@ -81,6 +90,10 @@ def test_dry_run_changes_nothing(site: ProcessSite) -> None:
     assert "alembic upgrade head: 0004" in deploy.output
     assert f"release-{ENV}-" in deploy.output and sha[:7] in deploy.output
     assert "uvicorn" in deploy.output  # the exact command the runtime would start
+    actions = {s["step"]: s["actions"] for s in json.loads(plan.stdout)["plan"]}
+    assert [a.split(":")[0] for a in actions["wait healthy"]] == ["backend", "celery-worker"]
+    assert all(a.endswith(", then stay healthy for 5 s (same process, no restart)")
+               for a in actions["wait healthy"])  # fmt: skip
     for other, plan in zip(others[-1:], rollbacks, strict=True):
         assert plan.returncode == 0, plan.output
         assert f"images of {other} are present: no build" in plan.output
@@ -364,3 +377,20 @@ def _tree(project: DeployProject) -> dict[str, Any]:
     """The operator's files: everything but the deploy's own state, backups and data."""
     skip = (".deploytools/", "backups/", "example/var/")
     return {k: v for k, v in project.snapshot().items() if not k.startswith(skip)}
+
+
+def test_a_backend_that_dies_after_its_first_healthy_answer_is_undone(site: ProcessSite) -> None:
+    """Healthy twice in a row, then gone 3 s later: within min_healthy (5 s), so the release
+    is not recorded good; the one before serves again."""
+    project = site.project
+    previous = site.running()
+    dying = dies_after_healthy(project.file(WEB).read_text(), 3.0)
+    sha = project.commit("a release that dies 3 s after its first healthy answer", {WEB: dying})
+    try:
+        run = project.deploy(ENV)
+    finally:
+        site.take_back(sha)
+
+    assert_undone_after_dying(project, ENV, run, previous, r"stopped \(exited, exit code 1\)")
+    assert site.serves(previous)
+    site.no_leftovers()

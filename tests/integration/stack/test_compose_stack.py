@@ -8,6 +8,8 @@ release r1 brings it back to that state first; a test leaves the worker as its s
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import subprocess
 import uuid
@@ -52,6 +54,24 @@ class Stack:
         """Back to every service running ``release`` and healthy (a test's starting point)."""
         self.runtime.up(release)
         self.wait(ui)
+
+    def extended(self, name: str, compose: str, image: str) -> ComposeRuntime:
+        """The same project with one more compose file (``compose``, written as ``name``)."""
+        extra = self.root / name
+        extra.write_text(compose)
+        settings = compose_settings(
+            self.root,
+            Path(self.settings.env_file),
+            self.runtime.project.name,
+            image,
+            extra_files=(str(extra),),
+        )
+        return ComposeRuntime(settings, LocalHost())
+
+    def wait_with(self, runtime: ComposeRuntime, ui: CapturedUi, **kwargs: Any) -> Any:
+        return wait_healthy(
+            runtime.settings, runtime, ui.ui, host=LocalHost(), env_values=self.values, **kwargs
+        )
 
 
 @pytest.fixture(scope="module")
@@ -157,27 +177,15 @@ def test_worker_that_crashes_on_start_fails_the_wait_quickly(
     stack: Stack, example_image: Image, captured: CapturedUi
 ) -> None:
     # Whatever the worker runs now is replaced (--no-deps): no need to restore r1 first.
-    crash = stack.root / "crash.yml"
-    crash.write_text(
+    crash = (
         "services:\n"
         "  celery-worker:\n"
         '    command: ["python", "-c", "import sys; print(\'worker boom\'); sys.exit(3)"]\n'
     )
-    crashing = ComposeRuntime(
-        compose_settings(
-            stack.root,
-            Path(stack.settings.env_file),
-            stack.runtime.project.name,
-            example_image.name,
-            extra_files=(str(crash),),
-        ),
-        LocalHost(),
-    )
+    crashing = stack.extended("crash.yml", crash, example_image.name)
     crashing.up("r1", ["celery-worker"])
     with pytest.raises(DeployFailure) as failure:
-        wait_healthy(
-            crashing.settings, crashing, captured.ui, host=LocalHost(), env_values=stack.values
-        )
+        stack.wait_with(crashing, captured)
     text = failure.value.problem
     assert text.startswith("celery-worker stopped (")  # not "not healthy after 120s"
     assert "worker boom" in text
@@ -212,3 +220,101 @@ def test_containers_carry_their_environment_and_no_other_environment_acts_on_the
 
     assert _containers(stack.runtime.project.name) == before
     assert stack.runtime.current_release() == "r1"
+
+
+# -- one-shot services, and services that must stay healthy -------------------------------------
+
+
+def one_shot(name: str, code: str, *, restart: str = '"no"', extra: str = "") -> str:
+    """A compose service of the example's image that runs ``code`` (Python) and exits."""
+    return (
+        f"  {name}:\n"
+        "    image: ${IMAGE_NAME}:${RELEASE_ID}\n"
+        "    env_file: ${ENV_FILE}\n"
+        "    network_mode: host\n"
+        f"    restart: {restart}\n"
+        f"    command: {json.dumps(['python', '-c', code])}\n"
+        f"{extra}"
+    )
+
+
+@pytest.mark.parametrize("seconds", [0, 2])
+def test_a_one_shot_that_exits_0_is_done_however_long_it_runs(
+    stack: Stack, example_image: Image, captured: CapturedUi, seconds: int
+) -> None:
+    stack.healthy_on("r1", captured)
+    code = f"import time; print('migrating'); time.sleep({seconds}); print('migrated')"
+    runtime = stack.extended("oneshot.yml", "services:\n" + one_shot("migrate", code),
+                             example_image.name)  # fmt: skip
+    assert runtime.one_shots() == {"migrate"}
+    runtime.up("r1", ["migrate"])
+
+    done = {h.service: h for h in stack.wait_with(runtime, captured)}
+
+    assert set(done) == {"backend", "celery-worker", "migrate"}
+    assert (done["migrate"].probe, done["migrate"].held) == ("completed (exit code 0)", 0.0)
+    if seconds:  # seen running first, then done: the same verdict
+        assert done["migrate"].seconds >= 1.0
+    assert done["backend"].held == 5.0  # the long-running ones were held
+    assert "migrate completed after" in captured.text
+    assert runtime.status()["migrate"].completed
+
+
+def test_a_one_shot_that_exits_1_fails_the_wait_naming_it_with_its_log(
+    stack: Stack, example_image: Image, captured: CapturedUi
+) -> None:
+    code = "import sys; print('migration 0004: no such table: users'); sys.exit(1)"
+    runtime = stack.extended("oneshot.yml", "services:\n" + one_shot("migrate", code),
+                             example_image.name)  # fmt: skip
+    runtime.up("r1", ["migrate"])
+
+    with pytest.raises(DeployFailure) as failure:
+        stack.wait_with(runtime, captured, services=["migrate"])
+
+    text = failure.value.problem
+    assert text.startswith("one-shot migrate failed (exit code 1)\n"), text
+    assert "migration 0004: no such table: users" in text  # its log
+    assert "--service migrate" in failure.value.fix
+
+
+def test_up_names_the_failed_one_shot_that_a_service_waits_for(
+    stack: Stack, example_image: Image, captured: CapturedUi
+) -> None:
+    bad = "import sys; print('collectstatic: disk full'); sys.exit(2)"
+    after = "import time; time.sleep(300)"
+    waits = "    depends_on:\n      collect: {condition: service_completed_successfully}\n"
+    compose = "services:\n" + one_shot("collect", bad) + one_shot("after", after, extra=waits)
+    runtime = stack.extended("awaited.yml", compose, example_image.name)
+    assert runtime.one_shots() == {"collect", "after"}  # "after": no restart policy, no check
+
+    with pytest.raises(DeployFailure) as failure:
+        runtime.up("r1", ["collect", "after"])
+
+    text = failure.value.problem
+    assert text.startswith("one-shot collect failed (exit code 2): the services that wait"), text
+    assert "collectstatic: disk full" in text
+    assert runtime.status()["after"].state == "created"  # never started
+
+
+def test_a_service_restarted_after_its_first_healthy_look_fails_the_wait(
+    stack: Stack, example_image: Image, captured: CapturedUi
+) -> None:
+    """Docker restarts it at once (unless-stopped): running again at every look, but its
+    restart count moved."""
+    code = "import sys, time; print('up'); time.sleep(3); print('dying'); sys.exit(1)"
+    flaky = one_shot("flaky", code, restart="unless-stopped")
+    runtime = stack.extended("flaky.yml", "services:\n" + flaky, example_image.name)
+    assert runtime.one_shots() == set()
+    runtime.up("r1", ["flaky"])
+    try:
+        with pytest.raises(DeployFailure) as failure:
+            stack.wait_with(runtime, captured, services=["flaky"])
+    finally:
+        runtime.stop(["flaky"])
+    text = failure.value.problem
+    assert re.match(
+        r"flaky was healthy at \d+\.\ds, then failed \d+\.\ds later: "
+        r"restarted \((restart count 0 -> 1|it exited and is being started again)\)",
+        text,
+    ), text
+    assert "dying" in text

@@ -21,7 +21,7 @@ from deploytools.errors import DeployFailure
 from deploytools.health import wait_healthy
 from deploytools.hosts.local import LocalHost
 from deploytools.platform import pid_alive
-from deploytools.runtime.process import ProcessRuntime
+from deploytools.runtime.process import PosixLauncher, ProcessRuntime
 from tests.integration.stack.conftest import CapturedUi
 from tests.support.procs import free_port
 from tests.support.stackenv import make_settings
@@ -225,3 +225,39 @@ def test_log_and_pid_files_are_private(tmp_path: Path) -> None:
         runtime.down()
     assert modes == dict.fromkeys(names, 0o600)
     assert wide.read_text().startswith("an older run's output\n--- deploytools: old release r1")
+
+
+def test_one_shot_processes_are_judged_by_their_recorded_exit_code(
+    tmp_path: Path, captured: CapturedUi
+) -> None:
+    """Started as over SSH (``PosixLauncher``: this machine's python3 and kill), so the launcher
+    cannot know how a process ended: the one-shot's wrapper records it."""
+    runs = "import time; print('migrating'); time.sleep(1.5); print('migrated')"
+    fails = "import sys; print('collect: no such directory'); sys.exit(3)"
+    settings = make_settings(
+        tmp_path,
+        services={
+            "migrate": {"command": ["{python}", "-c", runs], "oneshot": True},
+            "collect": {"command": ["{python}", "-c", fails], "oneshot": True},
+        },
+        timeouts={"stop": 5},
+    )
+    host = LocalHost()
+    runtime = ProcessRuntime(settings, host, {}, launcher=PosixLauncher(host))
+    assert runtime.one_shots() == {"migrate", "collect"}
+    try:
+        runtime.up("r1")
+        done = wait_healthy(settings, runtime, captured.ui, host=host, env_values={},
+                            services=["migrate"])  # fmt: skip
+        with pytest.raises(DeployFailure) as failure:
+            wait_healthy(settings, runtime, captured.ui, host=host, env_values={},
+                         services=["collect"])  # fmt: skip
+        status = runtime.status()
+    finally:
+        runtime.down()
+    assert [(h.service, h.probe) for h in done] == [("migrate", "completed (exit code 0)")]
+    assert done[0].seconds >= 1.0  # seen running first
+    assert failure.value.problem.startswith("one-shot collect failed (exit code 3)\n")
+    assert "collect: no such directory" in failure.value.problem
+    assert (status["migrate"].exit_code, status["collect"].exit_code) == (0, 3)
+    assert not list(Path(runtime.run_dir).glob("*.exit"))  # down forgets them with the pids

@@ -75,6 +75,7 @@ def test_up_wait_verify_status_logs_down(project: TempProject) -> None:
     up = project.invoke("stack.up", "--env", "ptest", "--release", "c1", "--wait")
     assert up.returncode == 0, up.output
     assert "backend healthy after" in up.stderr
+    assert "backend stayed healthy for 5s" in up.stderr  # held, as in a deploy
 
     verify = project.invoke("celery.verify", "--env", "ptest", "--json")
     assert verify.returncode == 0, verify.output
@@ -87,7 +88,8 @@ def test_up_wait_verify_status_logs_down(project: TempProject) -> None:
     assert {s["state"] for s in states.values()} == {"running"}
     assert states["backend"]["release"] == "c1"
 
-    logs = project.invoke("stack.logs", "--env", "ptest", "--service", "backend", "--lines", "50")
+    # --wait probed /health every 0.1 s for a while (and 5 s more, held): many access lines.
+    logs = project.invoke("stack.logs", "--env", "ptest", "--service", "backend", "--lines", "500")
     assert logs.returncode == 0
     assert "backend release c1 starting" in logs.stdout
 
