@@ -13,6 +13,7 @@ our own added last; a project holding another environment's containers is refuse
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -77,7 +78,7 @@ class ComposeRuntime:
         self.state = state_dir(settings, host)
         self.source_env_file = on_host(settings, settings.env_file, host)
         self.env_file = f"{self.state}/{ENV_FILE_COPY}"  # what compose reads
-        self.labels_file = f"{self.state}/{LABELS_FILE}"
+        self.labels_file = f"{self.state}/{LABELS_FILE}"  # named after its content by check()
         self.project = cmd.Project(
             name=self.conf.project_name,
             files=tuple(_join(directory, f) for f in self.conf.files),
@@ -162,10 +163,17 @@ class ComposeRuntime:
 
     def _write_labels(self, services: list[str]) -> None:
         """A compose file (JSON is YAML) that labels every service's containers with the
-        environment: ``up`` has no ``--label``, and the operator's files stay as they are."""
+        environment: ``up`` has no ``--label``, and the operator's files stay as they are.
+
+        Named after its content: it names these files' services, and a service it names that a
+        set of files lacks would make compose refuse that set (the undo starts the previous
+        release with its own files, which may have fewer services).
+        """
         labels = {name: {"labels": {ENV_LABEL: self.settings.name}} for name in services}
-        data = json.dumps({"services": labels}, indent=2) + "\n"
-        self._keep(self.labels_file, data.encode("utf-8"), 0o644)
+        data = (json.dumps({"services": labels}, indent=2) + "\n").encode("utf-8")
+        stem = LABELS_FILE.removesuffix(".yml")
+        self.labels_file = f"{self.state}/{stem}-{hashlib.sha256(data).hexdigest()[:12]}.yml"
+        self._keep(self.labels_file, data, 0o644)
 
     def _keep(self, path: str, data: bytes, mode: int) -> None:
         """Write ``path`` (atomically) unless it holds ``data`` already: a run that changes

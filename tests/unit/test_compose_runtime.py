@@ -106,9 +106,10 @@ def test_remote_paths_project_and_compose_variables(tmp_path: Path) -> None:
     rt = runtime(tmp_path, host)
     rt.up("r1")
     up = host.commands[-1]
+    assert rt.labels_file.startswith(f"{STATE}/compose.labels-")
     assert up[:14] == [
         "docker", "compose", "-p", "p", "-f", "/srv/app/example/a.yml", "-f", "/abs/b.yml",
-        "-f", f"{STATE}/compose.labels.yml",
+        "-f", rt.labels_file,
         "--env-file", f"{STATE}/compose.env", "--project-directory", "/srv/app/example",
     ]  # fmt: skip
     assert up[14:] == ["up", "--detach", "--pull", "never", "--no-build", "--remove-orphans"]
@@ -311,8 +312,9 @@ def test_an_env_file_missing_on_the_host_stops_before_compose_runs(tmp_path: Pat
 
 def test_up_labels_every_service_with_the_environment(tmp_path: Path) -> None:
     host = FakeDocker()
-    runtime(tmp_path, host).up("r1")
-    labels = json.loads(host.files[f"{STATE}/compose.labels.yml"])
+    rt = runtime(tmp_path, host)
+    rt.up("r1")
+    labels = json.loads(host.files[rt.labels_file])
     assert labels == {
         "services": {
             "backend": {"labels": {"io.deploytools.environment": "t"}},
@@ -320,7 +322,21 @@ def test_up_labels_every_service_with_the_environment(tmp_path: Path) -> None:
         }
     }
     config = next(c for c in host.commands if "config" in c)
-    assert f"{STATE}/compose.labels.yml" not in config  # written from what config says
+    assert not any("compose.labels" in word for word in config)  # written from what it says
+
+
+def test_each_set_of_compose_files_gets_the_labels_of_its_own_services(tmp_path: Path) -> None:
+    """Another file set (the previous release's, with fewer services) must not meet a labels
+    file naming a service it lacks: compose would refuse the whole project."""
+    host = FakeDocker()
+    full = runtime(tmp_path, host)
+    full.check()
+    del host.config["services"]["celery-worker"]  # the previous release's files: one service
+    fewer = runtime(tmp_path, host)
+    fewer.check()
+    assert fewer.labels_file != full.labels_file
+    assert list(json.loads(host.files[fewer.labels_file])["services"]) == ["backend"]
+    assert len(json.loads(host.files[full.labels_file])["services"]) == 2
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from deploytools.config import EnvironmentSettings
+from deploytools.config import EnvironmentSettings, deep_merge
 from deploytools.hosts.local import LocalHost
 from deploytools.runtime.compose import ComposeRuntime
 from deploytools.ui import Ui
@@ -54,9 +54,15 @@ def write_env(path: Path, values: dict[str, str]) -> Path:
 
 
 def compose_settings(
-    root: Path, env_file: Path, project: str, image: str, extra_files: tuple[str, ...] = ()
+    root: Path,
+    env_file: Path,
+    project: str,
+    image: str,
+    extra_files: tuple[str, ...] = (),
+    services: dict[str, Any] | None = None,
 ) -> EnvironmentSettings:
-    """The example stack under compose (prod file + test override) with tight test timeouts."""
+    """The example stack under compose (prod file + test override) with tight test timeouts;
+    ``services`` adds to (or overrides) the services' settings."""
     return make_settings(
         root,
         runtime="compose",
@@ -67,16 +73,19 @@ def compose_settings(
             "files": [*COMPOSE_FILES, *extra_files],
             "image_name": image,
         },
-        services={
-            "backend": {
-                "probe": {
-                    "url": "http://127.0.0.1:{PORT}/health",
-                    "json_fields": {"status": "healthy"},
-                    "timeout": 120,
-                }
+        services=deep_merge(
+            {
+                "backend": {
+                    "probe": {
+                        "url": "http://127.0.0.1:{PORT}/health",
+                        "json_fields": {"status": "healthy"},
+                        "timeout": 120,
+                    }
+                },
+                "celery-worker": {"probe": {"timeout": 120}},
             },
-            "celery-worker": {"probe": {"timeout": 120}},
-        },
+            services or {},
+        ),
         celery={"expected_workers": 1, "ping_timeout": 2, "canary_timeout": 15},
         timeouts={"stop": 5, "command": 900},
     )

@@ -55,7 +55,9 @@ class Stack:
         self.runtime.up(release)
         self.wait(ui)
 
-    def extended(self, name: str, compose: str, image: str) -> ComposeRuntime:
+    def extended(
+        self, name: str, compose: str, image: str, services: dict[str, Any] | None = None
+    ) -> ComposeRuntime:
         """The same project with one more compose file (``compose``, written as ``name``)."""
         extra = self.root / name
         extra.write_text(compose)
@@ -65,6 +67,7 @@ class Stack:
             self.runtime.project.name,
             image,
             extra_files=(str(extra),),
+            services=services,
         )
         return ComposeRuntime(settings, LocalHost())
 
@@ -225,6 +228,9 @@ def test_containers_carry_their_environment_and_no_other_environment_acts_on_the
 # -- one-shot services, and services that must stay healthy -------------------------------------
 
 
+NO_HEALTHCHECK = "    healthcheck: {disable: true}\n"
+
+
 def one_shot(name: str, code: str, *, restart: str = '"no"', extra: str = "") -> str:
     """A compose service of the example's image that runs ``code`` (Python) and exits."""
     return (
@@ -301,9 +307,12 @@ def test_a_service_restarted_after_its_first_healthy_look_fails_the_wait(
 ) -> None:
     """Docker restarts it at once (unless-stopped): running again at every look, but its
     restart count moved."""
-    code = "import sys, time; print('up'); time.sleep(3); print('dying'); sys.exit(1)"
-    flaky = one_shot("flaky", code, restart="unless-stopped")
-    runtime = stack.extended("flaky.yml", "services:\n" + flaky, example_image.name)
+    code = "import sys, time; print('up'); time.sleep(4); print('dying'); sys.exit(1)"
+    # No healthcheck: seen healthy at its first looks, however loaded the machine; then held
+    # for longer than it lives, so its death is always within the hold.
+    flaky = one_shot("flaky", code, restart="unless-stopped", extra=NO_HEALTHCHECK)
+    held = {"flaky": {"probe": {"min_healthy": 60}}}
+    runtime = stack.extended("flaky.yml", "services:\n" + flaky, example_image.name, held)
     assert runtime.one_shots() == set()
     runtime.up("r1", ["flaky"])
     try:
