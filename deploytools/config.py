@@ -115,6 +115,8 @@ class TimeoutSettings(Model):
     health: float = Field(120.0, gt=0)
     stop: float = Field(20.0, gt=0)
     query: float = Field(30.0, gt=0)  # a status, log or version query to a runtime
+    # How long an undo waits for a Docker engine that went away (restarted) to answer again.
+    engine: float = Field(60.0, gt=0)
     lock_ttl: float = Field(3600.0, gt=0)
 
 

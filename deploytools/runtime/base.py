@@ -133,3 +133,9 @@ class Runtime(Protocol):
     def current_release(self) -> str | None:
         """The release the running services were started on, if one can tell."""
         ...
+
+    def unreachable(self, timeout: float) -> str | None:
+        """What this runtime needs and does not answer within ``timeout`` (``the Docker engine
+        on web-1``), or None when it can act now."""
+        ...
+

@@ -12,6 +12,7 @@ import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import replace
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,14 @@ INSTALL_COMPOSE = (
 # own (``images``), whatever release is asked for later.
 ANY_RELEASE = "deploytools-any-release"
 START_DOCKER = "start the Docker daemon (systemctl start docker, or dockerd) and check DOCKER_HOST"
+# What the docker CLI says when no engine answers on its socket (or the answer broke off).
+DAEMON_GONE = (
+    "cannot connect to the docker daemon",
+    "is the docker daemon running",
+    "error during connect",
+)
+# A probe of an engine that went away: long enough for a loaded one, short beside an undo's wait.
+PROBE_TIMEOUT = 10.0
 # Worst first: the state that decides a service made of several containers.
 _SEVERITY = ("dead", "exited", "restarting", "paused", "created", "removing", RUNNING)
 
@@ -81,7 +90,7 @@ class ComposeRuntime:
                     f"no permission to use the Docker daemon {where}: {text}",
                     "run as a user in the docker group (or as root)",
                 )
-            raise DeployFailure(f"the Docker daemon is not reachable {where}: {text}", START_DOCKER)
+            raise self._unreachable(f"`docker version` failed with {text!r}")
         try:  # its output holds the env file's values: never shown, not even on a timeout
             config = self._query(cmd.config_json(self.project), release=ANY_RELEASE, check=False)
         except CommandError:
@@ -244,6 +253,13 @@ class ComposeRuntime:
         running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
         return max(set(running), key=running.count) if running else None
 
+    def unreachable(self, timeout: float) -> str | None:
+        """``the Docker engine on HOST`` when ``docker version`` gets no server answer within
+        ``timeout``; None when it answers."""
+        if self._server_answer(timeout) is None:
+            return None
+        return f"the Docker engine on {self.host.name}"
+
     # -- plumbing -------------------------------------------------------------------------------
 
     def _env(self, release: str | None) -> dict[str, str]:
@@ -274,7 +290,7 @@ class ComposeRuntime:
         self, argv: list[str], release: str | None, check: bool, cwd: str | None, timeout: float
     ) -> Result:
         try:
-            return self.host.run(
+            done = self.host.run(
                 argv,
                 env=self._env(release),
                 cwd=cwd or self.project.directory,
@@ -286,7 +302,51 @@ class ComposeRuntime:
                 raise DeployFailure(
                     f"the docker CLI is not installed on {exc.host}", INSTALL_DOCKER
                 ) from None
-            raise _explained(exc) from None
+            raise self._explained(exc) from None
+        said = done.stderr + done.stdout
+        if not done.ok and any(words in said.lower() for words in DAEMON_GONE):
+            # An unchecked command's failure means "absent" to its caller (an image): not
+            # when the engine itself is gone.
+            raise self._unreachable(f"`{_shown(argv)}` failed with {_last_line(said)!r}")
+        return done
+
+    def _explained(self, exc: CommandError) -> DeployFailure:
+        """Docker's failures that have a known fix get it; the rest keep compose's own words.
+
+        An engine that stops during a command (dockerd restarted) makes compose fail with
+        whatever broke first (``failed to update store for object type *libnetwork.endpoint``):
+        a ``docker version`` then tells an engine that went away from a command that failed.
+        """
+        text = exc.output.lower()
+        if "is not a docker command" in text or ("unknown command" in text and "compose" in text):
+            return DeployFailure(
+                f"`docker compose` (v2) is not available on {exc.host}", INSTALL_COMPOSE
+            )
+        said = _last_line(exc.output) if exc.returncode is not None else "no answer in time"
+        what = f"`{_shown(exc.argv)}` failed with {said!r}"
+        if any(words in text for words in DAEMON_GONE):
+            return self._unreachable(what)
+        probe = self._server_answer(PROBE_TIMEOUT)
+        if probe is not None:
+            return self._unreachable(f"{what} and `docker version` with {probe!r}")
+        return exc
+
+    def _unreachable(self, what: str) -> DeployFailure:
+        return DeployFailure(
+            f"the Docker engine on {self.host.name} is unreachable: {what}", START_DOCKER
+        )
+
+    def _server_answer(self, timeout: float) -> str | None:
+        """None when the engine answers ``docker version``; else what the CLI said."""
+        try:
+            done = self.host.run(
+                cmd.server_version(self.docker), env=self._env(None), timeout=timeout, check=False
+            )
+        except CommandError as exc:
+            return "no answer in time" if exc.returncode is None else _last_line(exc.output)
+        if done.ok and done.stdout.strip():
+            return None
+        return _last_line(done.stderr or done.stdout)
 
 
 def parse_ps(text: str) -> list[dict[str, Any]]:
@@ -322,22 +382,20 @@ def _service_status(name: str, entries: list[dict[str, Any]]) -> ServiceStatus:
     )
 
 
-def _explained(exc: CommandError) -> DeployFailure:
-    """Docker's failures that have a known fix get it; the rest keep compose's own words."""
-    text = exc.output.lower()
-    if "cannot connect to the docker daemon" in text or "is the docker daemon running" in text:
-        return DeployFailure(f"the Docker daemon is not reachable on {exc.host}", START_DOCKER)
-    if "is not a docker command" in text or ("unknown command" in text and "compose" in text):
-        return DeployFailure(
-            f"`docker compose` (v2) is not available on {exc.host}", INSTALL_COMPOSE
-        )
-    return exc
-
-
 def _join(directory: str, path: str) -> str:
     if path.startswith("/") or (len(path) > 2 and path[1] == ":"):  # POSIX or Windows absolute
         return path
     return f"{directory.rstrip('/')}/{path}"
+
+
+def _shown(argv: Sequence[str]) -> str:
+    """A command as an operator knows it: ``docker compose up``, ``docker image inspect``."""
+    if argv[1:2] != ["compose"]:
+        return " ".join(["docker", *takewhile(lambda a: not a.startswith("-"), argv[1:3])])
+    rest = list(argv[2:])
+    while rest and rest[0].startswith("-"):  # the project's -p/-f/--env-file/... and values
+        rest = rest[2:]
+    return " ".join(["docker", "compose", *rest[:1]])
 
 
 def _last_line(text: str) -> str:

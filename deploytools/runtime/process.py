@@ -401,6 +401,10 @@ class ProcessRuntime:
         running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
         return max(set(running), key=running.count) if running else None
 
+    def unreachable(self, timeout: float) -> str | None:
+        """Processes need no engine; the host's own connection is bounded by its timeouts."""
+        return None
+
     # -- plumbing ---------------------------------------------------------------------------
 
     def _environment(self, release: str) -> dict[str, str]:

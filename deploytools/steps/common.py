@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from deploytools.errors import DeployFailure
 from deploytools.lock import DeployLock, Holder
 from deploytools.steps.base import RunContext
+
+ENGINE_POLL = 0.5  # seconds between two questions to an engine the undo waits for
 
 
 class ValidateEnv:
@@ -88,10 +92,36 @@ class Start:
     def undo(self, ctx: RunContext) -> str:
         previous = ctx.facts.get("previous_release")
         if previous:
+            waited = _wait_for_runtime(ctx, previous)
             ctx.runtime.up(previous)
-            return f"release {previous} started again"
+            return f"release {previous} started again{waited}"
         ctx.runtime.down()
         return "stack stopped (no earlier release to return to)"
+
+
+def _wait_for_runtime(ctx: RunContext, previous: str) -> str:
+    """Before the undo starts ``previous``: an engine that went away during the start (dockerd
+    stopped or restarted) gets ``timeouts.engine`` to answer again, asked every ENGINE_POLL s.
+
+    Returns what was waited for, for the undo's summary; raises, saying that nothing was
+    restored and how to restore it, when the engine does not come back in time.
+    """
+    limit = ctx.settings.timeouts.engine
+    started = time.monotonic()
+    gone = ctx.runtime.unreachable(limit)
+    if gone is None:
+        return ""
+    ctx.ui.warn(f"{gone} does not answer: waiting up to {limit:g} s for it to restore {previous}")
+    while (left := limit - (time.monotonic() - started)) > 0:
+        ctx.pause(min(ENGINE_POLL, left))
+        if ctx.runtime.unreachable(max(left, ENGINE_POLL)) is None:
+            return f" once {gone} answered again ({time.monotonic() - started:.1f} s later)"
+    failure = DeployFailure(
+        f"nothing was restored: {gone} did not answer within {limit:g} s",
+        f"when it is back run invoke stack.up --env {ctx.settings.name} --release {previous}",
+    )
+    ctx.ui.warn(str(failure))  # the summary table shows it too, but this is what to do next
+    raise failure
 
 
 class WaitHealthy:

@@ -1,0 +1,109 @@
+"""The start's undo when the engine went away: the step against a scripted runtime, on the
+real clock."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from deploytools.config import EnvironmentSettings
+from deploytools.errors import DeployFailure
+from deploytools.journal import Journal
+from deploytools.runtime.base import ServiceStatus
+from deploytools.steps.base import RunContext
+from deploytools.steps.common import Start
+from deploytools.ui import Ui
+from tests.support.memhost import MemoryHost
+
+
+class Runtime:
+    """An engine that answers from the ``answers_from``-th question on (None: never)."""
+
+    kind = "compose"
+
+    def __init__(self, answers_from: int | None = 1, states: dict[str, Any] | None = None):
+        self.answers_from = answers_from
+        self.asked: list[float] = []
+        self.ups: list[str] = []
+        self.states = states or {"web": ("running", "r0"), "worker": ("running", "r0")}
+        self.logs_of = {"web": "", "worker": ""}
+        self.full: str | None = None
+
+    def unreachable(self, timeout: float) -> str | None:
+        self.asked.append(time.monotonic())
+        if self.answers_from is not None and len(self.asked) >= self.answers_from:
+            return None
+        return "the Docker engine on mem"
+
+    def up(self, release: str, services: Sequence[str] = ()) -> None:
+        self.ups.append(release)
+
+    def status(self) -> dict[str, ServiceStatus]:
+        if self.states == "gone":
+            raise DeployFailure("the Docker engine on mem is unreachable: ...")
+        return {n: ServiceStatus(n, s, release=r) for n, (s, r) in self.states.items()}
+
+    def logs(self, service: str, lines: int = 50) -> str:
+        return self.logs_of[service]
+
+    def out_of_space(self) -> str | None:
+        if self.full == "cannot tell":
+            raise DeployFailure("the Docker engine on mem is unreachable")
+        return self.full
+
+
+def context(runtime: Runtime, engine: float = 5.0) -> tuple[RunContext, io.StringIO]:
+    host = MemoryHost()
+    err = io.StringIO()
+    settings = EnvironmentSettings(
+        name="t", env_file="x", env_example="y", runtime="compose",
+        compose={"project_name": "p"}, timeouts={"engine": engine},
+    )  # fmt: skip
+    ctx = RunContext(settings, host, Ui(stderr=err, stdout=io.StringIO()), Journal(host, "/s"), {})
+    ctx.facts["previous_release"] = "r0"
+    ctx._runtime = runtime  # type: ignore[assignment]
+    return ctx, err
+
+
+def test_the_undo_waits_for_an_engine_that_went_away_then_restores() -> None:
+    runtime = Runtime(answers_from=4)
+    ctx, err = context(runtime)
+    began = time.monotonic()
+    said = Start().undo(ctx)
+    took = time.monotonic() - began
+    assert runtime.ups == ["r0"]
+    assert said.startswith("release r0 started again once the Docker engine on mem answered")
+    said = " ".join(err.getvalue().split())
+    assert "the Docker engine on mem does not answer: waiting up to 5 s" in said
+    assert len(runtime.asked) == 4
+    gaps = [b - a for a, b in zip(runtime.asked, runtime.asked[1:], strict=False)]
+    assert all(0.45 <= gap <= 1.0 for gap in gaps), gaps  # asked every half second
+    assert 1.4 <= took <= 3.0
+
+
+def test_an_engine_that_answers_is_not_waited_for() -> None:
+    runtime = Runtime()
+    ctx, err = context(runtime)
+    assert Start().undo(ctx) == "release r0 started again"
+    assert len(runtime.asked) == 1 and err.getvalue() == ""
+
+
+def test_an_engine_that_never_comes_back_leaves_nothing_restored_and_says_how() -> None:
+    runtime = Runtime(answers_from=None)
+    ctx, err = context(runtime, engine=1.2)
+    began = time.monotonic()
+    with pytest.raises(DeployFailure) as failure:
+        Start().undo(ctx)
+    took = time.monotonic() - began
+    assert 1.2 <= took <= 2.5
+    assert runtime.ups == []
+    assert failure.value.problem == (
+        "nothing was restored: the Docker engine on mem did not answer within 1.2 s"
+    )
+    assert failure.value.fix == "when it is back run invoke stack.up --env t --release r0"
+    said = " ".join(err.getvalue().split())  # said plainly, not only in the summary table
+    assert " ".join(str(failure.value).split()) in said
