@@ -139,3 +139,12 @@ class Runtime(Protocol):
         on web-1``), or None when it can act now."""
         ...
 
+
+def whole_release(runtime: Runtime) -> str | None:
+    """The release every service runs now, as the runtime shows it; None when one of them is
+    not running, or they run different releases (a start cut short, a crash)."""
+    statuses = list(runtime.status().values())
+    releases = {s.release for s in statuses}
+    if statuses and len(releases) == 1 and all(s.state == RUNNING for s in statuses):
+        return releases.pop() or None
+    return None

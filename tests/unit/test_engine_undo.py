@@ -1,5 +1,5 @@
-"""The start's undo when the engine went away: the step against a scripted runtime, on the
-real clock."""
+"""The start's undo when the engine went away, and what "running" means to a rollback: steps
+against a scripted runtime, on the real clock."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from deploytools import flows
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure
 from deploytools.journal import Journal
-from deploytools.runtime.base import ServiceStatus
+from deploytools.runtime.base import ServiceStatus, whole_release
 from deploytools.steps.base import RunContext
 from deploytools.steps.common import Start
 from deploytools.ui import Ui
@@ -107,3 +108,28 @@ def test_an_engine_that_never_comes_back_leaves_nothing_restored_and_says_how() 
     assert failure.value.fix == "when it is back run invoke stack.up --env t --release r0"
     said = " ".join(err.getvalue().split())  # said plainly, not only in the summary table
     assert " ".join(str(failure.value).split()) in said
+
+
+@pytest.mark.parametrize(
+    ("states", "whole"),
+    [
+        ({"web": ("running", "r1"), "worker": ("running", "r1")}, "r1"),
+        ({"web": ("created", "r2"), "worker": ("created", "r2")}, None),  # a start cut short
+        ({"web": ("running", "r1"), "worker": ("created", "r2")}, None),
+        ({"web": ("running", "r1"), "worker": ("running", "r2")}, None),
+        ({"web": ("missing", ""), "worker": ("missing", "")}, None),
+    ],
+)
+def test_a_release_runs_when_every_service_runs_it(
+    states: dict[str, Any], whole: str | None
+) -> None:
+    assert whole_release(Runtime(states=states)) == whole  # type: ignore[arg-type]
+
+
+def test_a_rollback_asks_the_runtime_what_runs_and_the_journal_only_when_it_cannot() -> None:
+    """The journal's last good release r0 sat in `Created` after dockerd restarted: a rollback
+    to it is no "already running"."""
+    cut_short = Runtime(states={"web": ("created", "r1"), "worker": ("created", "r1")})
+    assert flows._running_now(context(cut_short)[0]) is None
+    assert flows._running_now(context(Runtime())[0]) == "r0"
+    assert flows._running_now(context(Runtime(states="gone"))[0]) == "r0"  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ test here is mostly the engine's own start and stop.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,4 +80,66 @@ def test_an_engine_stopped_for_10s_during_start_is_waited_for_and_the_release_be
         "web": (image, "running"),
         "worker": (image, "running"),
     }
+    assert site.marked_running()[0] == [v1]
+
+
+def test_an_engine_that_does_not_come_back_in_time_leaves_the_way_back_said(
+    tmp_path: Path, engine: ExtraEngine
+) -> None:
+    """dockerd stopped while compose recreates the containers (its first `create` of the new
+    release), back only after the deploy gave up: nothing was restored, and the output says
+    how to restore; then `releases` does not claim the release before runs and `rollback` to
+    it is no "already running" (today both new containers sat in Created)."""
+    site = TinySite(tmp_path / "app", engine, timeouts={"engine": 3})
+    v1 = site.deployed()
+    site.release("v2")
+    created = engine.events(
+        "type=container",
+        "event=create",
+        f"label=com.docker.compose.project={site.compose_project}",
+        fmt='{{index .Actor.Attributes "image"}}',
+    )
+
+    stopped = threading.Event()
+
+    def stop_at_the_first_new_container() -> None:
+        assert created.stdout is not None
+        for line in created.stdout:  # ends when the engine stops or the stream is killed
+            if line.strip() and line.split()[0] != f"{site.image}:{v1}":
+                engine.terminate()
+                stopped.set()
+                return
+
+    watcher = threading.Thread(target=stop_at_the_first_new_container, daemon=True)
+    watcher.start()
+    proc = site.start_deploy()
+    try:
+        wait_for("a container of the new release", stopped.is_set, proc, timeout=120)
+    finally:
+        out, err = stop_process(proc, timeout=300)
+        created.kill()  # its stream ends: the watcher with it
+        watcher.join(30)
+        created.wait(30)
+        assert created.stdout is not None
+        created.stdout.close()
+    engine.wait_stopped()
+
+    said = flat(out + err)
+    assert proc.returncode == 1, said
+    assert "the Docker engine on local is unreachable" in said
+    assert (
+        "nothing was restored: the Docker engine on local did not answer within 3 s fix: when "
+        f"it is back run invoke stack.up --env {ENV} --release {v1}"
+    ) in said
+    engine.start()
+    states = site.containers()
+    assert not all(c[:2] == (f"{site.image}:{v1}", "running") for c in states.values()), states
+    marked, warned = site.marked_running()
+    assert marked == []
+    assert f"the journal says {v1} runs, but the stack runs no release on every service" in warned
+
+    back = site.cli("rollback", "--env", ENV, "--tag", v1)
+
+    assert back.returncode == 0, back.output
+    assert site.serves() == v1
     assert site.marked_running()[0] == [v1]
