@@ -59,6 +59,9 @@ class ComposeSettings(Model):
     # Build inputs git does not track (e.g. a wheelhouse), relative to ``directory``: a
     # rollback that rebuilds in a git worktree of its tag takes them from the working tree.
     untracked_inputs: list[str] = Field(default_factory=list)
+    # Free space Docker's data root must keep beyond the images of a release about to start:
+    # its containers' writable layers and logs grow there (a full disk crash-loops them).
+    min_free_mb: int = Field(256, ge=0)
 
 
 class DatabaseSettings(Model):

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from deploytools.errors import OperatorError
-from deploytools.hosts.base import Result
+from deploytools.commands import fs
+from deploytools.errors import DeployFailure, OperatorError
+from deploytools.hosts.base import Host, Result
 
 RUNNING = "running"
 EXITED = "exited"
 RESTARTING = "restarting"
 MISSING = "missing"  # configured, but no container or process at all
+MB = 1024 * 1024
 # A release id becomes an image tag: Docker's tag grammar.
 RELEASE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -148,3 +150,12 @@ def whole_release(runtime: Runtime) -> str | None:
     if statuses and len(releases) == 1 and all(s.state == RUNNING for s in statuses):
         return releases.pop() or None
     return None
+
+
+def free_space(host: Host, path: str, timeout: float) -> int | None:
+    """Bytes free on the disk holding ``path`` on ``host`` (``df``); None when ``df`` cannot
+    tell (no such path on that host, no ``df``)."""
+    try:
+        return fs.parse_free_space(host.run(fs.free_space(path), timeout=timeout).stdout)
+    except DeployFailure:
+        return None

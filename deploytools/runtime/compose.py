@@ -20,7 +20,14 @@ from deploytools.commands import compose as cmd
 from deploytools.config import ComposeSettings, EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
-from deploytools.runtime.base import MISSING, RUNNING, ServiceStatus, check_release
+from deploytools.runtime.base import (
+    MB,
+    MISSING,
+    RUNNING,
+    ServiceStatus,
+    check_release,
+    free_space,
+)
 from deploytools.targets import on_host
 
 INSTALL_DOCKER = (
@@ -182,7 +189,10 @@ class ComposeRuntime:
         return [f"{self._shown_env(release)} {shlex.join(argv)}"]
 
     def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:
-        return [f"{self._shown_env(release)} {shlex.join(cmd.up(self.project, services))}"]
+        return [
+            f"{self._shown_env(release)} {shlex.join(cmd.up(self.project, services))}",
+            f"first: free space on Docker's data root >= the images + {self.conf.min_free_mb} MB",
+        ]
 
     def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         self.check()
@@ -212,7 +222,53 @@ class ComposeRuntime:
                 f"images of release {release!r} are not on {self.host.name}: {', '.join(missing)}",
                 f"build them: invoke stack.build --env {self.settings.name} --release {release}",
             )
+        self._check_room(release, services)
         self._run(cmd.up(self.project, services), release=release)
+
+    def _check_room(self, release: str, services: Sequence[str]) -> None:
+        """Refuse, before compose stops anything, a start that Docker's data root has no room
+        for: the images of the services to (re)create plus ``compose.min_free_mb``.
+
+        Services already running this release are left as they are by ``up`` and need nothing
+        (an undo returning to what still runs is never refused). The free space is read with
+        ``df`` on this host; a data root this host cannot see (a remote ``DOCKER_HOST``, Docker
+        Desktop's VM) is not checked.
+        """
+        now = self.status()
+        creating = [
+            name
+            for name in services or self.services()
+            if (now[name].state, now[name].release) != (RUNNING, release)
+        ]
+        if not creating:
+            return
+        root, free = self._data_root_free()
+        if free is None:
+            return
+        images = self._images_of(creating, release)
+        sizes = self._query(cmd.image_sizes(images, self.docker), check=False).stdout.split()
+        size = sum(int(n) for n in sizes if n.isdigit())
+        margin = self.conf.min_free_mb
+        need = size + margin * MB
+        if free < need:
+            raise DeployFailure(
+                f"not enough room to start release {release} on {self.host.name}: Docker's data "
+                f"root {root} has {free / MB:.1f} MB free, {need / MB:.1f} MB needed (images "
+                f"{size / MB:.1f} MB + compose.min_free_mb {margin} MB); nothing was stopped",
+                f"free space in {root} (docker image prune, docker builder prune, old logs), "
+                f"or lower environments.{self.settings.name}.compose.min_free_mb",
+            )
+
+    def _images_of(self, services: Sequence[str], release: str) -> list[str]:
+        """The images ``services`` run on ``release`` (a release's own tag put in)."""
+        config = self._services_config()
+        named = (str(config.get(name, {}).get("image") or "") for name in services)
+        return list(dict.fromkeys(i.replace(ANY_RELEASE, release) for i in named if i))
+
+    def _data_root_free(self) -> tuple[str, int | None]:
+        """Docker's data root, and the bytes free there as ``df`` on this host sees them."""
+        root = self._query(cmd.data_root(self.docker)).stdout.strip()
+        return root, free_space(self.host, root, self.settings.timeouts.query)
 
     def stop(self, services: Sequence[str] = ()) -> None:
         self.require_services(services)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from deploytools.commands import compose
 from deploytools.errors import CommandError, DeployFailure
-from tests.unit.test_compose_runtime import FakeDocker, runtime
+from tests.unit.test_compose_runtime import PS_ROWS, FakeDocker, runtime
 
 GONE = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is it running?"
 # What compose v2.40 printed when dockerd was stopped during `up` (seen on a real engine).
@@ -106,3 +108,64 @@ def test_unreachable_names_the_engine_only_when_it_does_not_answer(tmp_path: Pat
     assert rt.unreachable(5.0) is None
     host.answers["server"] = (1, GONE)
     assert rt.unreachable(5.0) == "the Docker engine on web-1"
+
+
+def test_up_refuses_before_anything_stops_when_the_data_root_lacks_room(tmp_path: Path) -> None:
+    host = Engine()
+    host.free_kb = 300 * 1024  # 300 MB: not r2's 150 MB image + the 256 MB margin
+    with pytest.raises(DeployFailure) as failure:
+        runtime(tmp_path, host).up("r2")
+    assert failure.value.problem == (
+        "not enough room to start release r2 on web-1: Docker's data root /var/lib/docker has "
+        "300.0 MB free, 406.0 MB needed (images 150.0 MB + compose.min_free_mb 256 MB); "
+        "nothing was stopped"
+    )
+    assert "docker image prune" in failure.value.fix
+    assert "environments.t.compose.min_free_mb" in failure.value.fix
+    assert host.ups() == 0
+    assert ["docker", "info", "--format", "{{.DockerRootDir}}"] in host.commands
+    assert ["df", "-P", "-k", "--", "/var/lib/docker"] in host.commands
+    host.free_kb = 410 * 1024
+    runtime(tmp_path, host).up("r2")
+    assert host.ups() == 1
+
+
+def test_what_already_runs_needs_no_room(tmp_path: Path) -> None:
+    """An undo returning to the release that still runs is never refused for room."""
+    host = Engine()
+    host.ps = json.dumps([dict(row, State="running") for row in PS_ROWS])
+    host.free_kb = 0
+    runtime(tmp_path, host).up("r1")
+    assert host.ups() == 1
+    assert not [c for c in host.commands if c[0] == "df"]
+
+
+def test_only_the_services_to_create_count(tmp_path: Path) -> None:
+    """backend runs r1; the worker (restarting) is re-created: its image is what it needs."""
+    host = Engine()
+    host.config["services"]["celery-worker"] = {"image": "worker:${RELEASE_ID}"}
+    host.images["worker:r1"] = "sha256:ccc"
+    host.sizes["worker:r1"] = 10 * MB
+    host.free_kb = 265 * 1024  # 10 MB + 256 MB would not fit; 100 MB more (backend) even less
+    with pytest.raises(DeployFailure, match=r"266\.0 MB needed \(images 10\.0 MB"):
+        runtime(tmp_path, host).up("r1")
+
+
+def test_a_data_root_this_host_cannot_see_is_not_checked(tmp_path: Path) -> None:
+    """A remote DOCKER_HOST or Docker Desktop: df here knows nothing of that disk."""
+    host = Engine(info=(0, "/mnt/elsewhere/docker\n"))
+    host.free_kb = 0
+    runtime(tmp_path, host).up("r2")
+    assert host.ups() == 1
+
+
+def test_the_room_questions_argv() -> None:
+    assert compose.data_root() == ["docker", "info", "--format", "{{.DockerRootDir}}"]
+    assert compose.image_sizes(["a:1", "b:1"], "/usr/bin/docker") == [
+        "/usr/bin/docker", "image", "inspect", "--format", "{{.Size}}", "a:1", "b:1"
+    ]  # fmt: skip
+
+
+def test_the_plan_of_up_says_the_room_check(tmp_path: Path) -> None:
+    plan = runtime(tmp_path, Engine()).plan_up("r2")
+    assert plan[1] == "first: free space on Docker's data root >= the images + 256 MB"

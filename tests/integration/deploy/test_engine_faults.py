@@ -1,7 +1,7 @@
-"""A Docker engine that goes away during a deploy's start.
+"""A Docker engine that goes away during a deploy's start, and one without room to start.
 
 Each test has a Docker engine of its own (``ExtraEngine``: its own socket and data root), so
-it may stop it and restart it; the CLI reaches it through ``DOCKER_HOST`` in its
+it may stop it, restart it or fill its disk; the CLI reaches it through ``DOCKER_HOST`` in its
 environment. The app is the tiny busybox one (``tinyapp``): an image built in a second, so a
 test here is mostly the engine's own start and stop.
 """
@@ -23,6 +23,7 @@ from tests.support.tinyapp import ENV, TinySite
 pytestmark = pytest.mark.integration
 
 DOWN_FOR = 10.0  # seconds the engine stays away (a dockerd restart that takes its time)
+MB = 1024 * 1024
 
 
 @pytest.fixture
@@ -143,3 +144,39 @@ def test_an_engine_that_does_not_come_back_in_time_leaves_the_way_back_said(
     assert back.returncode == 0, back.output
     assert site.serves() == v1
     assert site.marked_running()[0] == [v1]
+
+
+@pytest.fixture
+def small_engine() -> Iterator[ExtraEngine]:
+    """An engine whose data root is a 64 MB file system."""
+    with ExtraEngine(data_root_mb=64) as own:
+        yield own
+
+
+def test_a_nearly_full_data_root_refuses_the_start_before_anything_stops(
+    small_engine: ExtraEngine, tmp_path: Path
+) -> None:
+    """Room for the build, not for the containers: the deploy refuses before compose stops
+    anything (same containers, still serving), and says where and how much."""
+    site = TinySite(tmp_path / "app", small_engine, compose={"min_free_mb": 24})
+    v1 = site.deployed()
+    before = site.containers()
+    site.release("v2")
+    filler = small_engine.data_root / "filler"
+    with filler.open("wb") as out:  # leave 12 MB: enough for the build (about 2 MB)
+        out.write(b"\0" * (small_engine.free_bytes() - 12 * MB))
+    try:
+        run = site.deploy()
+    finally:
+        filler.unlink()
+
+    said = flat(run.output)
+    assert run.returncode == 1, said
+    assert "deploy failed at step 'start': not enough room to start release" in said
+    root = small_engine.data_root
+    assert f"Docker's data root {root} has" in said
+    assert "needed (images 1.9 MB + compose.min_free_mb 24 MB); nothing was stopped" in said
+    assert site.containers() == before  # not one container stopped or recreated
+    assert site.serves() == v1
+    build = [e for e in site.project.journal(ENV) if e.get("step") == "build"][-1]
+    assert build["kind"] == "step.done"  # it was the start that was refused
