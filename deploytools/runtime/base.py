@@ -7,7 +7,7 @@ wait works the same for containers and for plain processes.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +20,9 @@ RUNNING = "running"
 EXITED = "exited"
 RESTARTING = "restarting"
 MISSING = "missing"  # configured, but no container or process at all
+LOG_LINES = 50  # of a stopped service, searched for the reason it stopped
+# What a process prints (strerror of ENOSPC) when the disk it writes to is full.
+NO_SPACE = "No space left on device"
 MB = 1024 * 1024
 # A release id becomes an image tag: Docker's tag grammar.
 RELEASE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -141,6 +144,10 @@ class Runtime(Protocol):
         on web-1``), or None when it can act now."""
         ...
 
+    def out_of_space(self) -> str | None:
+        """Which services stopped because the disk is full, and where; None if none did."""
+        ...
+
 
 def whole_release(runtime: Runtime) -> str | None:
     """The release every service runs now, as the runtime shows it; None when one of them is
@@ -159,3 +166,20 @@ def free_space(host: Host, path: str, timeout: float) -> int | None:
         return fs.parse_free_space(host.run(fs.free_space(path), timeout=timeout).stdout)
     except DeployFailure:
         return None
+
+
+def disk_full(runtime: Runtime, host: str, place: Callable[[], str]) -> str | None:
+    """``runtime.out_of_space``: the services that stopped (exited, restarting) with
+    ``NO_SPACE`` in their last log lines; ``place()`` says where the disk is full."""
+    names = [
+        name
+        for name, status in runtime.status().items()
+        if status.crashed and NO_SPACE.lower() in runtime.logs(name, LOG_LINES).lower()
+    ]
+    if not names:
+        return None
+    return f"a disk is full on {host}: {', '.join(names)} stopped with {NO_SPACE!r} ({place()})"
+
+
+def free_said(free: int | None) -> str:
+    return "free space unknown" if free is None else f"{free / MB:.1f} MB free"

@@ -26,6 +26,8 @@ from deploytools.runtime.base import (
     RUNNING,
     ServiceStatus,
     check_release,
+    disk_full,
+    free_said,
     free_space,
 )
 from deploytools.targets import on_host
@@ -315,6 +317,16 @@ class ComposeRuntime:
         if self._server_answer(timeout) is None:
             return None
         return f"the Docker engine on {self.host.name}"
+
+    def out_of_space(self) -> str | None:
+        def place() -> str:
+            root, free = self._data_root_free()
+            where = f"Docker's data root {root}: {free_said(free)}"
+            if free is not None and free >= self.conf.min_free_mb * MB:
+                where += "; the full one is a volume or tmpfs the service writes to"
+            return where
+
+        return disk_full(self, self.host.name, place)
 
     # -- plumbing -------------------------------------------------------------------------------
 

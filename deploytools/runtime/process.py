@@ -32,7 +32,16 @@ from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.hosts.local import LocalHost
 from deploytools.launch import POINTER, Limits, launch_problems, limits_for, string_size
-from deploytools.runtime.base import EXITED, MISSING, RUNNING, ServiceStatus, check_release
+from deploytools.runtime.base import (
+    EXITED,
+    MISSING,
+    RUNNING,
+    ServiceStatus,
+    check_release,
+    disk_full,
+    free_said,
+    free_space,
+)
 from deploytools.targets import on_host, state_dir
 from deploytools.templating import fill
 
@@ -404,6 +413,13 @@ class ProcessRuntime:
     def unreachable(self, timeout: float) -> str | None:
         """Processes need no engine; the host's own connection is bounded by its timeouts."""
         return None
+
+    def out_of_space(self) -> str | None:
+        def place() -> str:
+            free = free_space(self.host, self.app_dir, self.settings.timeouts.query)
+            return f"{self.app_dir}: {free_said(free)}"
+
+        return disk_full(self, self.host.name, place)
 
     # -- plumbing ---------------------------------------------------------------------------
 

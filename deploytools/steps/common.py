@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from deploytools.errors import DeployFailure
 from deploytools.lock import DeployLock, Holder
 from deploytools.steps.base import RunContext
 
 ENGINE_POLL = 0.5  # seconds between two questions to an engine the undo waits for
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class ValidateEnv:
@@ -124,6 +128,29 @@ def _wait_for_runtime(ctx: RunContext, previous: str) -> str:
     raise failure
 
 
+def disk_said(check: Callable[P, R]) -> Callable[P, R]:
+    """A check that fails because a service died of a full disk says so first: a Celery check
+    only sees that no worker answers, a health wait that a service stopped. ``check`` takes
+    the ``RunContext`` among its arguments."""
+
+    @functools.wraps(check)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return check(*args, **kwargs)
+        except DeployFailure as exc:
+            ctx = next(a for a in args if isinstance(a, RunContext))
+            try:
+                full = ctx.runtime.out_of_space()
+            except DeployFailure:  # the runtime cannot say: the check's own words stand
+                full = None
+            if full:
+                exc.problem = f"{full}\n{exc.problem}"
+                exc.args = (exc.problem,)
+            raise
+
+    return checked
+
+
 class WaitHealthy:
     name = "wait healthy"
 
@@ -141,6 +168,7 @@ class WaitHealthy:
 
         load_modules()
 
+    @disk_said
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools.health import wait_healthy
 
@@ -175,6 +203,7 @@ class VerifyCelery:
 
             load_modules(ctx.settings, ctx.env_values)
 
+    @disk_said
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.settings.celery is None:
             return {"celery": "skipped"}
@@ -191,6 +220,7 @@ class VerifyCelery:
         return {"celery": report.as_dict()}
 
 
+@disk_said
 def verify_running(ctx: RunContext, release: str) -> str:
     """After an undo: the release we went back to must answer its health checks again."""
     from deploytools.celery_check import verify_celery

@@ -169,3 +169,23 @@ def test_the_room_questions_argv() -> None:
 def test_the_plan_of_up_says_the_room_check(tmp_path: Path) -> None:
     plan = runtime(tmp_path, Engine()).plan_up("r2")
     assert plan[1] == "first: free space on Docker's data root >= the images + 256 MB"
+
+
+def test_a_service_that_died_of_a_full_disk_is_named_with_where(tmp_path: Path) -> None:
+    host = Engine()  # the worker is restarting (PS_ROWS)
+    rt = runtime(tmp_path, host)
+    assert rt.out_of_space() is None  # its log says nothing of the disk
+    host.logs["celery-worker"] = "OSError: [Errno 28] No space left on device: '/app/x'\n"
+    host.free_kb = 512
+    assert rt.out_of_space() == (
+        "a disk is full on web-1: celery-worker stopped with 'No space left on device' "
+        "(Docker's data root /var/lib/docker: 0.5 MB free)"
+    )
+    host.free_kb = 300 * 1024  # more than compose.min_free_mb: not the data root, then
+    assert rt.out_of_space() == (
+        "a disk is full on web-1: celery-worker stopped with 'No space left on device' "
+        "(Docker's data root /var/lib/docker: 300.0 MB free; the full one is a volume or tmpfs "
+        "the service writes to)"
+    )
+    host.logs["backend"] = "No space left on device\n"  # running: it did not stop of it
+    assert "backend" not in (rt.out_of_space() or "")

@@ -1,5 +1,5 @@
-"""The start's undo when the engine went away, and what "running" means to a rollback: steps
-against a scripted runtime, on the real clock."""
+"""The start's undo when the engine went away, a failed check that a full disk explains, and
+what "running" means to a rollback: steps against a scripted runtime, on the real clock."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from deploytools import flows
+from deploytools.celery_check import CeleryCheckFailed
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure
 from deploytools.journal import Journal
-from deploytools.runtime.base import ServiceStatus, whole_release
+from deploytools.runtime.base import ServiceStatus, disk_full, whole_release
 from deploytools.steps.base import RunContext
-from deploytools.steps.common import Start
+from deploytools.steps.common import Start, disk_said
 from deploytools.ui import Ui
 from tests.support.memhost import MemoryHost
 
@@ -108,6 +109,48 @@ def test_an_engine_that_never_comes_back_leaves_nothing_restored_and_says_how() 
     assert failure.value.fix == "when it is back run invoke stack.up --env t --release r0"
     said = " ".join(err.getvalue().split())  # said plainly, not only in the summary table
     assert " ".join(str(failure.value).split()) in said
+
+
+def test_a_failed_check_says_first_that_the_disk_is_full() -> None:
+    runtime = Runtime()
+    runtime.full = "a disk is full on mem: worker stopped with 'No space left on device'"
+    ctx, _ = context(runtime)
+
+    @disk_said
+    def check(ctx: RunContext) -> None:
+        raise CeleryCheckFailed("no-workers", "no worker answering: none within 10s")
+
+    with pytest.raises(CeleryCheckFailed) as failure:
+        check(ctx)
+    assert failure.value.kind == "no-workers"  # the same failure, said better
+    assert failure.value.problem == f"{runtime.full}\nno worker answering: none within 10s"
+    assert str(failure.value).startswith(runtime.full)
+
+
+@pytest.mark.parametrize("full", [None, "cannot tell"])
+def test_a_failed_check_without_a_full_disk_keeps_its_words(full: str | None) -> None:
+    runtime = Runtime()
+    runtime.full = full
+    ctx, _ = context(runtime)
+
+    @disk_said
+    def check(ctx: RunContext) -> None:
+        raise DeployFailure("backend not healthy after 60s")
+
+    with pytest.raises(DeployFailure) as failure:
+        check(ctx)
+    assert failure.value.problem == "backend not healthy after 60s"
+
+
+def test_disk_full_names_only_stopped_services_whose_log_says_so() -> None:
+    runtime = Runtime(states={"web": ("running", "r1"), "worker": ("restarting", "r1")})
+    runtime.logs_of = {"web": "No space left on device", "worker": "ok"}
+    assert disk_full(runtime, "mem", lambda: "?") is None  # type: ignore[arg-type]
+    runtime.logs_of["worker"] = "dd: error writing '/fill': No space left on device\n"
+    assert disk_full(runtime, "mem", lambda: "/data: 0.0 MB free") == (  # type: ignore[arg-type]
+        "a disk is full on mem: worker stopped with 'No space left on device' "
+        "(/data: 0.0 MB free)"
+    )
 
 
 @pytest.mark.parametrize(

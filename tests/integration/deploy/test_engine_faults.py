@@ -180,3 +180,25 @@ def test_a_nearly_full_data_root_refuses_the_start_before_anything_stops(
     assert site.serves() == v1
     build = [e for e in site.project.journal(ENV) if e.get("step") == "build"][-1]
     assert build["kind"] == "step.done"  # it was the start that was refused
+
+
+def test_a_worker_that_dies_of_a_full_disk_is_said_to(
+    engine: ExtraEngine, tmp_path: Path
+) -> None:
+    """The worker of the new release writes to its 1 MB tmpfs until `No space left on device`
+    and exits: the deploy's failure says a disk is full (and that it is not the data root),
+    not only that the worker stopped."""
+    site = TinySite(tmp_path / "app", engine)
+    v1 = site.deployed()
+    site.release("v2: a worker that fills a disk", worker="dd if=/dev/zero of=/scratch/f; exit 1\n")
+
+    run = site.deploy()
+
+    said = flat(run.output)
+    assert run.returncode == 1, said
+    assert (
+        "deploy failed at step 'wait healthy': a disk is full on local: worker stopped with "
+        f"'No space left on device' (Docker's data root {engine.data_root}: "
+    ) in said
+    assert "MB free; the full one is a volume or tmpfs the service writes to)" in said
+    assert site.serves() == v1
