@@ -7,7 +7,7 @@ wait works the same for containers and for plain processes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -149,14 +149,15 @@ class Runtime(Protocol):
         ...
 
 
-def whole_release(runtime: Runtime) -> str | None:
-    """The release every service runs now, as the runtime shows it; None when one of them is
-    not running, or they run different releases (a start cut short, a crash)."""
+def whole_release(runtime: Runtime, ours: Collection[str]) -> str | None:
+    """The release the whole stack runs now, as the runtime shows it: every service running,
+    and those on one of ``ours`` (the releases recorded; not a postgres:16 beside them) all on
+    the same. None after a start cut short, a crash, or a stack left half on each release."""
     statuses = list(runtime.status().values())
-    releases = {s.release for s in statuses}
-    if statuses and len(releases) == 1 and all(s.state == RUNNING for s in statuses):
-        return releases.pop() or None
-    return None
+    if not statuses or any(s.state != RUNNING for s in statuses):
+        return None
+    releases = {s.release for s in statuses if s.release in ours}
+    return releases.pop() if len(releases) == 1 else None
 
 
 def free_space(host: Host, path: str, timeout: float) -> int | None:

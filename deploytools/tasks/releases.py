@@ -29,7 +29,11 @@ def _journal(conf: EnvironmentSettings, ui: Ui) -> tuple[Journal, dict[str, str]
 
 
 def _confirmed(
-    conf: EnvironmentSettings, values: dict[str, str], ui: Ui, record: dict[str, Any] | None
+    conf: EnvironmentSettings,
+    values: dict[str, str],
+    ui: Ui,
+    record: dict[str, Any] | None,
+    recorded: list[dict[str, Any]],
 ) -> dict[str, Any] | None:
     """The journal's running release if the stack runs it (every service, on the primary
     host): a start cut short leaves the last good release recorded but running nowhere."""
@@ -41,7 +45,8 @@ def _confirmed(
     if record is None:
         return None
     try:
-        runs = whole_release(runtime_for(conf, targets.primary(conf), values))
+        runtime = runtime_for(conf, targets.primary(conf), values)
+        runs = whole_release(runtime, {str(r.get("tag")) for r in recorded})
     except DeployToolsError as exc:
         ui.warn(f"* is the journal's word: the stack could not be asked ({exc.problem})")
         return record
@@ -65,7 +70,7 @@ def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> 
     if json:
         ui.emit_json(list(reversed(recorded)))
         return
-    running = _confirmed(conf, values, ui, current_release(recorded))
+    running = _confirmed(conf, values, ui, current_release(recorded), recorded)
     rows = [
         [
             "*" if r is running else "",

@@ -157,6 +157,7 @@ def test_disk_full_names_only_stopped_services_whose_log_says_so() -> None:
     ("states", "whole"),
     [
         ({"web": ("running", "r1"), "worker": ("running", "r1")}, "r1"),
+        ({"web": ("running", "r1"), "db": ("running", "16-alpine")}, "r1"),  # not a release
         ({"web": ("created", "r2"), "worker": ("created", "r2")}, None),  # a start cut short
         ({"web": ("running", "r1"), "worker": ("created", "r2")}, None),
         ({"web": ("running", "r1"), "worker": ("running", "r2")}, None),
@@ -166,13 +167,15 @@ def test_disk_full_names_only_stopped_services_whose_log_says_so() -> None:
 def test_a_release_runs_when_every_service_runs_it(
     states: dict[str, Any], whole: str | None
 ) -> None:
-    assert whole_release(Runtime(states=states)) == whole  # type: ignore[arg-type]
+    assert whole_release(Runtime(states=states), {"r0", "r1", "r2"}) == whole  # type: ignore[arg-type]
 
 
 def test_a_rollback_asks_the_runtime_what_runs_and_the_journal_only_when_it_cannot() -> None:
     """The journal's last good release r0 sat in `Created` after dockerd restarted: a rollback
     to it is no "already running"."""
     cut_short = Runtime(states={"web": ("created", "r1"), "worker": ("created", "r1")})
-    assert flows._running_now(context(cut_short)[0]) is None
-    assert flows._running_now(context(Runtime())[0]) == "r0"
-    assert flows._running_now(context(Runtime(states="gone"))[0]) == "r0"  # type: ignore[arg-type]
+    recorded = {"r0", "r1"}
+    assert flows._running_now(context(cut_short)[0], recorded) is None
+    assert flows._running_now(context(Runtime())[0], recorded) == "r0"
+    gone = Runtime(states="gone")  # type: ignore[arg-type]
+    assert flows._running_now(context(gone)[0], recorded) == "r0"
