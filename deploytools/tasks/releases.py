@@ -32,20 +32,21 @@ def _confirmed(
     conf: EnvironmentSettings,
     values: dict[str, str],
     ui: Ui,
-    record: dict[str, Any] | None,
+    journal: Journal,
     recorded: list[dict[str, Any]],
 ) -> dict[str, Any] | None:
-    """The journal's running release if the stack runs it (every service, on the primary
+    """The journal's running release if the stack runs it (every service, on the journal's
     host): a start cut short leaves the last good release recorded but running nowhere."""
-    from deploytools import targets
     from deploytools.errors import DeployToolsError
+    from deploytools.release import current_release
     from deploytools.runtime import runtime_for
     from deploytools.runtime.base import whole_release
 
+    record = current_release(recorded)
     if record is None:
         return None
     try:
-        runtime = runtime_for(conf, targets.primary(conf), values)
+        runtime = runtime_for(conf, journal.host, values)
         runs = whole_release(runtime, {str(r.get("tag")) for r in recorded})
     except DeployToolsError as exc:
         ui.warn(f"* is the journal's word: the stack could not be asked ({exc.problem})")
@@ -62,15 +63,13 @@ def _confirmed(
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """List recorded releases (deploys and rollbacks), newest first; * marks the running one."""
-    from deploytools.release import current_release
-
     conf = settings(c, env)
     journal, values = _journal(conf, ui)
     recorded = journal.releases()
     if json:
         ui.emit_json(list(reversed(recorded)))
         return
-    running = _confirmed(conf, values, ui, current_release(recorded), recorded)
+    running = _confirmed(conf, values, ui, journal, recorded)
     rows = [
         [
             "*" if r is running else "",
