@@ -12,6 +12,16 @@ In order, each step bounded in time, each failure with its own message:
 The broker URL comes from the env file (``celery.broker_key``); an empty one means Celery's
 server-less filesystem broker of the local environment. A loopback broker on a remote host is
 reached through ``Host.forward``. celery is imported only here, when a check runs.
+
+Bounded in time, whatever the broker does. Every broker and result-backend call waits at most
+``ping_timeout`` and none is retried (``_client``), and each step of the check has a budget
+(``_Watch``): connecting and pinging ``ping_timeout`` each, the registered-tasks query
+``reply_window`` + ``ping_timeout``, the canaries ``canary_timeout``, closing ``ping_timeout``.
+A step that has not ended ``MARGIN`` (3 s) after its budget fails the check, whatever blocks it
+(kombu's clean-up calls after a failure, each waiting its own timeout; a lock held on a
+filesystem broker's file); the step is left in its daemon thread, silent. So a broker that is
+gone, or accepts connections and never answers, fails the check within ``ping_timeout`` + 3 s,
+and one lost later fails it within the budget of the step it was lost in, + 3 s.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from deploytools.config import CelerySettings, EnvironmentSettings
@@ -54,6 +64,10 @@ class Rounds:
 SERVER_ROUNDS = Rounds(0.25, 1.0)  # replies through Redis take milliseconds
 REDIS_POLL = 0.05  # seconds: our client's BRPOP timeout on a Redis broker (see _prompt_replies)
 FILESYSTEM_ROUNDS = Rounds(3.0, 3.0)  # workers poll the filesystem broker once a second
+MARGIN = 3.0  # seconds a step of the check may run beyond its budget (see _Watch)
+WATCH = 0.1  # seconds between looks at ``stopping`` while a check runs in its thread
+
+R = TypeVar("R")
 
 
 class CeleryCheckFailed(DeployFailure):
@@ -151,8 +165,10 @@ def verify_celery(
 ) -> CeleryReport:
     """Run the checks; ``release`` None skips the release comparison (and says so).
 
-    ``stopping`` set (a step beside this one was interrupted) ends the check at its next
-    round with ``Interrupted``."""
+    A broker that is gone or never answers fails it within ``ping_timeout`` + 3 s, and no
+    step of it outlives its budget by more than 3 s (see the module's docstring).
+    ``stopping`` set (a step beside this one was interrupted) ends it at once with
+    ``Interrupted``."""
     conf = celery_settings(settings)
     urls = broker_urls(settings, env_values)
     host = host or LocalHost()
@@ -162,18 +178,24 @@ def verify_celery(
             "the filesystem Celery broker only works on this machine",
             f"set {conf.broker_key} to a Redis URL for environment {settings.name}",
         )
-    with _reachable(urls, host, conf.ping_timeout) as reached, _client(reached) as app:
-        rounds = FILESYSTEM_ROUNDS if urls.filesystem else SERVER_ROUNDS
-        checks = _Checks(app, conf, ui, clock, rounds, stopping=stopping)
+    voice = _Voice(ui)
+    abandoned = threading.Event()  # the check's own ``stopping``: ends it at its next round
+    with _reachable(urls, host, conf.ping_timeout) as reached:  # bounded by the host's timeouts
+        watch = _Watch("connecting to the broker", conf.ping_timeout)
         try:
-            report = checks.run(release)
-        except json.JSONDecodeError:
-            if not urls.filesystem:
-                raise
-            # kombu's filesystem transport creates an exchange file empty, then locks and writes
-            # it: a reader in between (a worker that just started binds its queues) sees no JSON.
-            time.sleep(FS_RACE_PAUSE)
-            report = checks.run(release)
+            report = _bounded(
+                lambda: _check(
+                    urls, reached, host, conf, release, voice.warn, clock, watch, abandoned
+                ),
+                watch,
+                stopping or threading.Event(),
+                lambda step, limit: _broker_failed(
+                    urls, host, f"broker did not answer within {limit:g}s while {step}"
+                ),
+            )
+        finally:
+            voice.close()
+            abandoned.set()
     report.seconds = clock() - started
     ui.success(
         f"celery: {len(report.workers)} worker(s) answered, tasks registered, "
@@ -183,25 +205,129 @@ def verify_celery(
     return report
 
 
+def _check(
+    urls: BrokerUrls,
+    reached: BrokerUrls,
+    host: Host,
+    conf: CelerySettings,
+    release: str | None,
+    warn: Callable[[str], None],
+    clock: Callable[[], float],
+    watch: _Watch,
+    stopping: threading.Event,
+) -> CeleryReport:
+    """The checks themselves, run in ``verify_celery``'s thread; ``reached``: ``urls`` as
+    this machine reaches them (through a forwarded port for a remote loopback broker)."""
+    with _client(reached, conf.ping_timeout) as app:
+        try:
+            if not urls.filesystem:
+                _prompt_replies(app)
+            rounds = FILESYSTEM_ROUNDS if urls.filesystem else SERVER_ROUNDS
+            checks = _Checks(app, conf, warn, clock, rounds, stopping, watch.enter)
+            try:
+                return checks.run(release)
+            except json.JSONDecodeError:
+                if not urls.filesystem:
+                    raise
+                # kombu's filesystem transport creates an exchange file empty, then locks and
+                # writes it: a reader in between (a worker that just started binds its queues)
+                # sees no JSON.
+                time.sleep(FS_RACE_PAUSE)
+                return checks.run(release)
+        except _broker_errors(app) as exc:
+            raise _error_failure(urls, host, exc, conf.ping_timeout) from None
+
+
+class _Watch:
+    """The step the check is at, and when it must have ended: its budget + ``MARGIN``."""
+
+    def __init__(self, step: str, budget: float) -> None:
+        self.enter(step, budget)
+
+    def enter(self, step: str, budget: float) -> None:
+        limit = budget + MARGIN
+        self.now = (step, limit, time.monotonic() + limit)  # one assignment: read whole
+
+
+def _bounded(
+    work: Callable[[], R],
+    watch: _Watch,
+    stopping: threading.Event,
+    late: Callable[[str, float], BaseException],
+) -> R:
+    """``work()`` in a daemon thread, waited for while its current step is within its time
+    (else ``late(step, limit)`` is raised) and ``stopping`` is clear (else ``Interrupted``).
+
+    The backstop behind every broker call's own timeout. What still blocks is left behind in
+    its thread: a daemon, so it never keeps the process alive.
+    """
+    results: list[R] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            results.append(work())
+        except BaseException as exc:  # re-raised by the caller, or dropped if it gave up
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="celery check", daemon=True).start()
+    while not done.wait(WATCH):
+        if stopping.is_set():
+            raise Interrupted("told to stop")
+        step, limit, ends = watch.now
+        if time.monotonic() >= ends:
+            raise late(step, limit)
+    if errors:
+        raise errors[0]
+    return results[0]
+
+
+class _Voice:
+    """The check's warnings, shown only while someone waits for the check: one given up at
+    its deadline goes on in its thread, and must not speak into what the caller does next."""
+
+    def __init__(self, ui: Ui) -> None:
+        self._ui = ui
+        self._lock = threading.Lock()
+        self._open = True
+
+    def warn(self, text: str) -> None:
+        with self._lock:
+            if self._open:
+                self._ui.warn(text)
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
+
+
 class _Checks:
     def __init__(
         self,
         app: Any,
         conf: CelerySettings,
-        ui: Ui,
+        warn: Callable[[str], None],
         clock: Callable[[], float],
         rounds: Rounds,
         stopping: threading.Event | None = None,
+        enter: Callable[[str, float], None] = lambda step, budget: None,
     ) -> None:
         self.app = app
         self.conf = conf
-        self.ui = ui
+        self.warn = warn
         self.clock = clock
         self.rounds = rounds  # each longer than the broker's round trip to a worker
         self.stopping = stopping or threading.Event()
+        self.enter = enter  # each step with its budget (_Watch)
 
     def run(self, release: str | None) -> CeleryReport:
+        conf = self.conf
+        self.enter("pinging the workers", conf.ping_timeout)
         pinged = self._ping()
+        self.enter("asking the workers for their tasks", conf.reply_window + conf.ping_timeout)
         # Each worker is told to consume a queue of its own now; the queue keeps the canary
         # until the worker listens, so the registered-tasks round trip runs meanwhile. (The
         # canaries themselves go out after it: sent before, they came back 0.3 s later.)
@@ -211,13 +337,15 @@ class _Checks:
             workers = sorted(registered)
             extra = [w for w in workers if w not in pinged]
             if extra:
-                self.ui.warn(
+                self.warn(
                     f"{len(workers)} workers answered, {self.conf.expected_workers} expected: "
                     + ", ".join(workers)
                 )
                 consuming += self._consume(extra)
             self._tasks(registered)
+            self.enter("waiting for the canary tasks", conf.canary_timeout)
             releases = self._canaries(workers, release)
+            self.enter("closing", conf.ping_timeout)
         finally:
             for worker in consuming:
                 self.app.control.cancel_consumer(_queue(worker), destination=[worker], reply=False)
@@ -237,14 +365,7 @@ class _Checks:
         conf = self.conf
 
         def ping(budget: float) -> dict[str, Any]:
-            try:
-                replies = self.app.control.ping(timeout=budget, limit=conf.expected_workers)
-            except Exception as exc:  # kombu/redis raise their own classes: "broker said no"
-                raise CeleryCheckFailed(
-                    "broker-unreachable",
-                    f"the Celery broker refused the ping: {type(exc).__name__}: {exc}",
-                    "check the broker URL, its password and that the broker is up",
-                ) from None
+            replies = self.app.control.ping(timeout=budget, limit=conf.expected_workers)
             return {name: reply[name] for reply in replies or [] for name in reply}
 
         names = sorted(self._in_rounds(ping, lambda got: len(got) >= conf.expected_workers))
@@ -331,7 +452,9 @@ class _Checks:
 
         conf = self.conf
         sent = {
-            w: self.app.send_task(conf.canary_task, queue=_queue(w), expires=conf.canary_timeout)
+            w: self.app.send_task(
+                conf.canary_task, queue=_queue(w), expires=conf.canary_timeout, retry=False
+            )
             for w in workers
         }
         deadline = self.clock() + conf.canary_timeout
@@ -371,7 +494,7 @@ class _Checks:
                 "an old worker is still running: restart or remove it (invoke stack.up)",
             )
         if release is None:
-            self.ui.warn("no release given: the canary answered but its release was not compared")
+            self.warn("no release given: the canary answered but its release was not compared")
         return releases
 
 
@@ -405,12 +528,7 @@ def _reachable(urls: BrokerUrls, host: Host, timeout: float) -> Iterator[BrokerU
         try:
             socket.create_connection(address, timeout=timeout).close()
         except OSError as exc:
-            shown = Redactor()(urls.broker)
-            raise CeleryCheckFailed(
-                "broker-unreachable",
-                f"broker unreachable: {shown} (from {host.name}): {exc}",
-                "start the broker, or fix the broker URL in the env file",
-            ) from None
+            raise _broker_failed(urls, host, "broker unreachable", str(exc)) from None
         yield BrokerUrls(broker, backend, urls.transport_options)
 
 
@@ -428,29 +546,57 @@ def _forward(stack: contextlib.ExitStack, host: Host, url: str) -> str:
 
 
 @contextlib.contextmanager
-def _client(urls: BrokerUrls) -> Iterator[Any]:
-    """A bare Celery client app: no task code of the application needed, JSON only."""
+def _client(urls: BrokerUrls, timeout: float) -> Iterator[Any]:
+    """A bare Celery client app: no task code of the application needed, JSON only.
+
+    Every call to the broker or the result backend waits ``timeout`` seconds at most and is
+    not retried: by default redis-py waits on a silent socket forever, and kombu retries a
+    lost connection without end (``_one_try``).
+    """
     from celery import Celery
 
     app = Celery(
         "deploytools-verify", broker=urls.broker, backend=urls.backend, set_as_current=False
     )
+    app.amqp.Connection = _one_try(app.amqp.Connection)
+    bounds = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "max_retries": 0}
     app.conf.update(
         broker_connection_retry=False,
         broker_connection_max_retries=0,
+        broker_connection_timeout=timeout,
+        broker_transport_options={**bounds, **urls.transport_options},
+        redis_socket_timeout=timeout,
+        redis_socket_connect_timeout=timeout,
+        result_backend_transport_options={"retry_policy": {"max_retries": 0}},
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
     )
-    if urls.transport_options:
-        app.conf.broker_transport_options = urls.transport_options
-    else:
-        _prompt_replies(app)
     try:
         yield app
     finally:
-        _close_result_backend(app.backend)
-        app.close()
+        # Best effort: what the check found stands, and closing can fail where the check did
+        # not need it to work (a broker lost at the end; rpc://, whose result consumer cannot
+        # stop when no result was awaited).
+        with contextlib.suppress(Exception):
+            _close_result_backend(app.backend)
+        with contextlib.suppress(Exception):
+            app.close()
+
+
+def _one_try(connection: Any) -> Any:
+    """kombu's ``Connection`` with no retry loop: control commands publish with
+    ``retry=True`` and no limit, which re-connects to a broker that is gone every second,
+    forever. Here the first failure is the check's failure."""
+
+    class OneTry(connection):  # type: ignore[misc]  # kombu has no type hints
+        def ensure(
+            self, obj: Any, fun: Any, errback: Any = None, max_retries: Any = None, *args: Any,
+            **opts: Any,
+        ) -> Any:
+            return super().ensure(obj, fun, errback, 0, *args, **opts)
+
+    return OneTry
 
 
 def _prompt_replies(app: Any) -> None:
@@ -459,20 +605,76 @@ def _prompt_replies(app: Any) -> None:
     kombu waits for control replies with BRPOP and a server-side timeout of 1 s, and reads out
     a pending BRPOP before it goes on: a round asked to last 0.25 s ran on to that second, and
     a worker ready during it was seen ~1.1 s later (against ~0.3 s with a 0.05 s BRPOP).
-    Redis takes a fractional timeout since 6.0; an older server, or a broker that will not say
-    within the probe's bounds, keeps kombu's default (the ping then reports what is wrong).
+    Redis takes a fractional timeout since 6.0; an older server, or one that refuses INFO,
+    keeps kombu's default. A broker that does not answer fails here (``_broker_errors``).
     """
-    bounded = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0, "max_retries": 0}
-    try:
-        with app.connection_for_read(transport_options=bounded) as conn:
-            if conn.transport.driver_type != "redis":
-                return
-            version = str(conn.default_channel.client.info("server").get("redis_version", ""))
-    except Exception:  # kombu/redis raise their own classes; the ping says it better
-        return
-    major = version.split(".")[0]
+    with app.connection_for_read() as conn:
+        if conn.transport.driver_type != "redis":
+            return
+        from redis.exceptions import ResponseError
+
+        try:
+            info = conn.default_channel.client.info("server")
+        except ResponseError:  # INFO renamed away or denied by an ACL: the ping still works
+            return
+    major = str(info.get("redis_version", "")).split(".")[0]
     if major.isdigit() and int(major) >= 6:
-        app.conf.broker_transport_options = {"polling_interval": REDIS_POLL}
+        options = app.conf.broker_transport_options
+        app.conf.broker_transport_options = {**options, "polling_interval": REDIS_POLL}
+
+
+def _broker_errors(app: Any) -> tuple[type[BaseException], ...]:
+    """What the broker's and the result backend's libraries raise when their server fails."""
+    from kombu.exceptions import KombuError
+
+    conn = app.connection_for_write()
+    backend = app.backend
+    listed = (
+        *conn.connection_errors,
+        *conn.channel_errors,
+        *getattr(backend, "connection_errors", ()),
+        *getattr(backend, "channel_errors", ()),
+    )
+    # kombu lists KeyError among Redis's errors: one of ours would be a bug, not the broker.
+    own = tuple(e for e in listed if e.__module__ != "builtins")
+    return (KombuError, OSError, *own)  # kombu re-raises them as its OperationalError
+
+
+def _broker_failed(
+    urls: BrokerUrls, host: Host, problem: str, detail: str = ""
+) -> CeleryCheckFailed:
+    """``problem``, the broker as the operator wrote it (password masked), then ``detail``."""
+    text = f"{problem}: {_where(urls)} (from {host.name})" + (f": {detail}" if detail else "")
+    return CeleryCheckFailed(
+        "broker-unreachable",
+        text,
+        "start the broker or let it run again (not stopped, frozen, out of memory or disk), "
+        "or fix the broker URL in the env file",
+    )
+
+
+def _error_failure(
+    urls: BrokerUrls, host: Host, error: BaseException, timeout: float
+) -> CeleryCheckFailed:
+    """What a broker library raised, said plainly: a timeout, or the library's own words."""
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    cause: BaseException | None = error
+    while cause is not None:  # kombu wraps redis-py's error, which wraps the socket's
+        if isinstance(cause, (TimeoutError, RedisTimeout)):
+            return _broker_failed(urls, host, f"broker did not answer within {timeout:g}s")
+        cause = cause.__cause__ or cause.__context__
+    text = str(error).strip()
+    said = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return _broker_failed(urls, host, "broker error", said)
+
+
+def _where(urls: BrokerUrls) -> str:
+    """The broker as the operator wrote it, password masked (its folders' root for the
+    filesystem broker)."""
+    if urls.filesystem:
+        return f"{FILESYSTEM} in {Path(urls.transport_options['control_folder']).parent}"
+    return Redactor()(urls.broker)
 
 
 def _close_result_backend(backend: Any) -> None:

@@ -247,12 +247,68 @@ def load_settings(
     if env not in deploy_file.environments:
         known = ", ".join(sorted(deploy_file.environments))
         raise OperatorError(f"unknown environment {env!r} in {path}", f"use one of: {known}")
+    layers = (overrides or {}, cli or {})
+    settings = _environment(deploy_file, env, path, layers)
+    check_compose_project(settings, _others(deploy_file, env, path), path)
+    return settings
+
+
+def _environment(
+    deploy_file: DeployFile, env: str, path: Path, layers: tuple[Mapping[str, Any], ...] = ()
+) -> EnvironmentSettings:
     merged: dict[str, Any] = {}
-    for layer in (deploy_file.defaults, deploy_file.environments[env], overrides or {}, cli or {}):
+    for layer in (deploy_file.defaults, deploy_file.environments[env], *layers):
         merged = deep_merge(merged, layer)
     merged["name"] = env
     merged["root"] = path.parent.parent
     return validate_model(EnvironmentSettings, merged, path, prefix=f"environments.{env}")
+
+
+def _others(deploy_file: DeployFile, env: str, path: Path) -> list[EnvironmentSettings]:
+    """The file's other environments that load; one that does not says so in its own tasks."""
+    found = []
+    for name in sorted(deploy_file.environments):
+        if name != env and ENV_NAME.match(name):
+            try:
+                found.append(_environment(deploy_file, name, path))
+            except OperatorError:
+                continue
+    return found
+
+
+def engines(settings: EnvironmentSettings) -> set[str]:
+    """Where the environment's compose projects live: this machine's Docker engine, or each
+    host's (named by address and SSH port, as the config knows them)."""
+    if not settings.hosts:
+        return {"this machine"}
+    return {f"{h.address.lower()}:{h.port}" for h in settings.hosts}
+
+
+def check_compose_project(
+    settings: EnvironmentSettings, others: list[EnvironmentSettings], path: Path
+) -> None:
+    """Refuse a compose project name that another environment uses on the same engine.
+
+    Compose knows a project by its name on an engine: two environments sharing one would each
+    take over, replace and remove the other's containers, and each journal would name a
+    release the other had replaced.
+    """
+    if settings.compose is None or settings.runtime != "compose":
+        return
+    name = settings.compose.project_name
+    for other in others:
+        if other.runtime != "compose" or other.compose is None:
+            continue
+        shared = engines(settings) & engines(other)
+        if other.compose.project_name == name and shared:
+            key = "compose.project_name"
+            raise OperatorError(
+                f"{path}: environments.{settings.name}.{key} and environments.{other.name}.{key}"
+                f" are both {name!r} on the same Docker engine ({', '.join(sorted(shared))}):"
+                " each environment would take over and remove the other's containers",
+                f"give environments.{settings.name}.{key} (or environments.{other.name}.{key})"
+                " a name no other environment uses on that engine",
+            )
 
 
 def environment_names(config_path: str | Path = DEFAULT_CONFIG) -> list[str]:

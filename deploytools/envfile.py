@@ -42,6 +42,8 @@ class EnvLine:
     value: str | None = None
     prefix: str = ""  # "export " kept when the line is rewritten
     comment: str = ""  # an inline comment after the value, kept when the line is rewritten
+    quote: str = ""  # the quote around the value as written: "", "'" or '"'
+    written: str = ""  # the value as written, between its quotes (other readers decode it apart)
 
 
 @dataclass
@@ -73,14 +75,17 @@ class EnvDocument:
     def set(self, key: str, value: str) -> EnvDocument:
         """A copy with ``key`` set: its last assignment rewritten in place, else appended."""
         lines = list(self.lines)
+        quoted = quote_value(value)
+        quote = quoted[0] if quoted[:1] in ("'", '"') else ""
+        written = quoted[1:-1] if quote else quoted
         for i in range(len(lines) - 1, -1, -1):
             ln = lines[i]
             if ln.key == key:
-                text = f"{ln.prefix}{key}={quote_value(value)}{ln.comment}"
-                lines[i] = replace(ln, text=text, value=value)
+                text = f"{ln.prefix}{key}={quoted}{ln.comment}"
+                lines[i] = replace(ln, text=text, value=value, quote=quote, written=written)
                 return replace(self, lines=lines)
         number = len(lines) + 1
-        lines.append(EnvLine(number, f"{key}={quote_value(value)}", key, value))
+        lines.append(EnvLine(number, f"{key}={quoted}", key, value, quote=quote, written=written))
         return replace(self, lines=lines)
 
     def render(self) -> str:
@@ -182,7 +187,7 @@ def _parse_line(number: int, text: str, doc: EnvDocument) -> EnvLine:
         return EnvLine(number, text, key, "", prefix)
     value = INLINE_COMMENT.sub("", raw).rstrip()
     comment = raw[len(value) :] if INLINE_COMMENT.search(raw) else ""
-    return EnvLine(number, text, key, value, prefix, comment)
+    return EnvLine(number, text, key, value, prefix, comment, written=value)
 
 
 def _quoted(number: int, text: str, key: str, prefix: str, raw: str, doc: EnvDocument) -> EnvLine:
@@ -216,7 +221,7 @@ def _quoted(number: int, text: str, key: str, prefix: str, raw: str, doc: EnvDoc
         )
         return EnvLine(number, text)
     value = ESCAPES[quote].sub(lambda m: codecs.decode(m.group(), "unicode-escape"), raw[1:i])
-    return EnvLine(number, text, key, value, prefix, tail)
+    return EnvLine(number, text, key, value, prefix, tail, quote, raw[1:i])
 
 
 def _fragments(text: str) -> list[str]:
@@ -269,17 +274,26 @@ def update(host: Host, path: str, values: Mapping[str, str]) -> EnvDocument:
 
 def load_values(path: Path) -> dict[str, str]:
     """The env file's values (``None`` values, i.e. bare keys, become empty strings)."""
-    from dotenv import dotenv_values
-
     if not path.is_file():
         raise OperatorError(
             f"env file {path} not found",
             "create it from its example (invoke env.init --env NAME) and fill in the values",
         )
     try:
-        raw = dotenv_values(path, interpolate=False)
+        return parse_values(path.read_bytes())
     except (OSError, UnicodeDecodeError) as exc:
         raise OperatorError(
             f"cannot read env file {path}: {exc}", "check its permissions and encoding"
         ) from None
+
+
+def parse_values(data: bytes) -> dict[str, str]:
+    """What python-dotenv reads from env file bytes, never interpolated: the one reading of an
+    env file that deploytools, the host tools and (through a derived copy) compose all share."""
+    import io
+
+    from dotenv import dotenv_values
+
+    text = io.StringIO(data.decode("utf-8"), newline=None)  # as open() reads: \r\n -> \n
+    raw = dotenv_values(stream=text, interpolate=False)
     return {k: v or "" for k, v in raw.items()}

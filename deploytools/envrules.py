@@ -37,9 +37,11 @@ RULE_NAMES = frozenset(
         "syntax", "bom", "unterminated-quote", "duplicate", "empty-comment", "required",
         "format", "placeholder", "weak-value", "strength", "managed", "production",
         "file-mode", "git-tracked", "git-ignore", "git-unavailable", "example-missing",
-        "example-unknown", "no-example", "unknown-key", "too-large",
+        "example-unknown", "no-example", "unknown-key", "too-large", "compose-value",
     }
 )  # fmt: skip
+# Rules that only warn unless the rules file says otherwise (the rest are errors).
+WARNING_RULES: dict[str, Severity] = {"compose-value": "warning"}
 
 Format = Literal["text", "url", "int", "number", "bool", "percent", "choice", "pattern", "password"]
 
@@ -193,7 +195,7 @@ def resolve(rules: RulesFile, env: str, production: bool, path: Path) -> EnvRule
     if env in rules.environments:
         layers.append(rules.environments[env])
     merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in rules.keys.items()}
-    severity = dict(rules.severity)
+    severity = {**WARNING_RULES, **rules.severity}
     for layer in layers:
         for name, entry in layer.keys.items():
             merged[name] = deep_merge(merged.get(name, {}), entry)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploytools import envcheck, envfile, launch
+from deploytools import envcheck, envcompose, envfile, launch
 from deploytools.commands import git
 from deploytools.config import EnvironmentSettings
 from deploytools.envcheck import learn_secrets
@@ -22,7 +22,7 @@ from deploytools.findings import Finding, count
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
 from deploytools.platform import private_file_mode_ok
-from deploytools.redact import url_password
+from deploytools.redact import Redactor, url_password
 from deploytools.ui import Ui
 
 GIT_TIMEOUT = 10.0
@@ -66,6 +66,24 @@ def validate_environment(
     return validate(doc, target, settings, rules, host or LocalHost(), read_example(settings))
 
 
+def learned_values(settings: EnvironmentSettings, redactor: Redactor) -> dict[str, str]:
+    """The env file's values, once ``redactor`` has learnt every secret in it: keys the rules
+    mark secret, secret-looking names, URL passwords, repeated and malformed lines. Every task
+    that reads the env file reads it through here, so none masks less than ``env.validate``."""
+    path = settings.path(settings.env_file)
+    values = envfile.load_values(path)
+    doc = envfile.read(path)
+    try:
+        rules = rules_for(settings)
+    except OperatorError:  # no rules file: secret-looking names and URL passwords only
+        redactor.learn_env(list(doc.assignments()))
+        for fragment in doc.fragment_texts:
+            redactor.add(fragment)
+    else:
+        learn_secrets(redactor, doc, rules)
+    return values
+
+
 def read_example(settings: EnvironmentSettings) -> EnvDocument | None:
     path = settings.path(settings.env_example)
     return envfile.parse(path.read_bytes()) if path.is_file() else None
@@ -86,6 +104,8 @@ def validate(
     broken = {f.key for f in doc.findings if f.key}
     findings += envcheck.check_values(values, doc.line_of(), rules, published, broken)
     findings += [rules.apply_severity(f) for f in launch.env_file_findings(values, doc.line_of())]
+    if settings.runtime == "compose":
+        findings += [rules.apply_severity(f) for f in envcompose.compose_findings(doc)]
     findings += compare_with_example(doc, example, settings.env_example, rules)
     if holds_secrets(doc, rules):
         findings += check_mode(path, rules)

@@ -11,7 +11,7 @@ from typing import Any
 
 from deploytools import targets
 from deploytools.config import EnvironmentSettings
-from deploytools.envfile import load_values
+from deploytools.envvalidate import learned_values
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.local import LocalHost
 from deploytools.interrupts import INTERRUPTS
@@ -47,10 +47,10 @@ def context(
 ) -> tuple[RunContext, DeployLock]:
     host = targets.primary(settings)
     state = targets.state_dir(settings, host)
-    values = load_values(settings.path(settings.env_file))
-    ui.redact.learn_env(values)
+    values = learned_values(settings, ui.redact)
     ctx = RunContext(settings, host, ui, Journal(host, state, ui.redact), values, dry_run=dry_run)
     previous = current_release(ctx.journal.releases())
+    ctx.journal.warn_damaged(ui.warn)
     ctx.facts["previous_release"] = previous["tag"] if previous else None
     return ctx, DeployLock.of(settings, host)
 
@@ -137,12 +137,13 @@ def _run(
         return None
     # From here a signal never cuts the journal short: the pipeline takes it where it can
     # stop (a step), and the failed release's record and the lock's release always happen.
-    with INTERRUPTS.installed() as guard, guard.deferred():
+    with INTERRUPTS.deferred():
         try:
             with Progress(ctx.ui) as progress:
                 result = pipeline.run(ctx, progress)
             if not result.ok and ctx.release:
-                abandoned = {"undo_abandoned": result.abandoned} if result.abandoned else {}
+                left = result.abandoned
+                abandoned = {"undo_abandoned": left} if left is not None else {}
                 release_record(
                     ctx,
                     name,
@@ -153,8 +154,8 @@ def _run(
                 )
         finally:
             lock.release()
-        if guard.pending:
-            ctx.ui.warn(f"{guard.pending} after the {name} had ended: nothing more to stop")
+        if INTERRUPTS.pending:
+            ctx.ui.warn(f"{INTERRUPTS.pending} after the {name} had ended: nothing more to stop")
     return result
 
 

@@ -14,8 +14,8 @@ says, region by region, what a signal may do there:
   run's undo; one more Ctrl-C never does.
 
 Signal handlers run in the main thread only; in any other thread (or on a platform without
-the signal) the guard leaves things as they are. A SIGINT that the parent set to be ignored
-(``nohup``, a background job of a script) stays ignored.
+the signal) the guard leaves things as they are. A signal that the parent set to be ignored
+(SIGHUP under ``nohup``, SIGINT in a background job of a script) stays ignored.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class Interrupts:
             self.reset()
             for signum in NAMES:
                 previous = signal.getsignal(signum)
-                if signum == signal.SIGINT and previous is signal.SIG_IGN:
+                if previous is signal.SIG_IGN:  # nohup (SIGHUP), a background job (SIGINT)
                     continue
                 self._previous[signum] = previous
                 signal.signal(signum, self._handle)
@@ -131,6 +131,11 @@ class Interrupts:
             name, self.pending = self.pending, None
             self._stop()
             raise Interrupted(name)
+
+    def defer(self, signal_: BaseException) -> None:
+        """Hand a signal that stopped nothing (what it interrupted ended well all the same)
+        to the next ``raising()``, so that it is not lost."""
+        self.pending = str(signal_) or "signal"
 
     @contextlib.contextmanager
     def _mode(self, mode: Mode) -> Iterator[None]:

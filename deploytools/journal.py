@@ -8,6 +8,7 @@ Every record passes the redactor before it is written: its strings, then its JSO
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +59,14 @@ class Journal:
             else:
                 self.damaged += 1
         return found
+
+    def warn_damaged(self, warn: Callable[[str], None]) -> None:
+        """Say that the last read skipped lines (so nobody trusts a partial history unseen)."""
+        if self.damaged:
+            warn(
+                f"{self.damaged} damaged journal line(s) skipped in {self.host.name}:{self.path}"
+                " (not a whole JSON record)"
+            )
 
     def releases(self) -> list[dict[str, Any]]:
         """Release manifests, oldest first."""

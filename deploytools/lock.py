@@ -83,24 +83,32 @@ class DeployLock:
     def acquire(self, holder: Holder, wait: float = 0.0) -> None:
         """Take the lock, or fail at once with the holder's details (after ``wait`` seconds).
 
-        Every task that takes the lock has ``--lock-wait``, which the failure suggests.
+        Every task that takes the lock has ``--lock-wait``, which the failure suggests. If
+        taking it fails half-way (a signal, a lost connection), what was created is removed.
         """
         self.host.makedirs(self.state_dir)
         deadline = self._clock() + wait
-        while not self._create():
-            if self._clock() >= deadline:
-                current = self._written_holder()
-                who = current.describe() if current else "an unknown holder (no holder.json)"
-                stale = self.stale_reason(current)
-                raise DeployFailure(
-                    f"the deploy lock at {self.host.name}:{self.path} is held by {who}"
-                    + (f" - it looks stale: {stale}" if stale else ""),
-                    "wait for it (--lock-wait SECONDS), or if it is stale: "
-                    f"invoke lock.release --force --env {self.env}",
-                )
-            self._sleep(POLL_SECONDS)
-        data = json.dumps(asdict(holder), indent=2).encode()
-        self.host.write_file(f"{self.path}/{HOLDER_FILE}", data, mode=0o600)
+        try:
+            while not self._create():
+                if self._clock() >= deadline:
+                    raise self._conflict()
+                self._sleep(POLL_SECONDS)
+            data = json.dumps(asdict(holder), indent=2).encode()
+            self.host.write_file(f"{self.path}/{HOLDER_FILE}", data, mode=0o600)
+        except BaseException:
+            self.release()  # a no-op unless this call created the lock
+            raise
+
+    def _conflict(self) -> DeployFailure:
+        current = self._written_holder()
+        who = current.describe() if current else "an unknown holder (no holder.json)"
+        stale = self.stale_reason(current)
+        return DeployFailure(
+            f"the deploy lock at {self.host.name}:{self.path} is held by {who}"
+            + (f" - it looks stale: {stale}" if stale else ""),
+            "wait for it (--lock-wait SECONDS), or if it is stale: "
+            f"invoke lock.release --force --env {self.env}",
+        )
 
     def _create(self) -> bool:
         """Create the lock directory; once it exists it is ours to remove, even if a signal

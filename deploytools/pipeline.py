@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,7 +47,8 @@ class PipelineResult:
     failed_step: str | None = None
     error: str = ""
     undone: list[str] = field(default_factory=list)
-    abandoned: list[str] = field(default_factory=list)  # undo steps left when signalled again
+    # Signalled again during the undo: the undo steps it left ([] if only the check was left).
+    abandoned: list[str] | None = None
     duration: float = 0.0
     exit_code: int = 0
 
@@ -57,7 +59,7 @@ class PipelineResult:
             "failed_step": self.failed_step,
             "error": self.error,
             "undone": self.undone,
-            **({"undo_abandoned": self.abandoned} if self.abandoned else {}),
+            **({"undo_abandoned": self.abandoned} if self.abandoned is not None else {}),
             "duration": round(self.duration, 3),
             "steps": [
                 {
@@ -167,7 +169,7 @@ class Pipeline:
                 failed_step=result.failed_step,
                 error=result.error,
                 undone=result.undone,
-                **({"undo_abandoned": result.abandoned} if result.abandoned else {}),
+                **({"undo_abandoned": result.abandoned} if result.abandoned is not None else {}),
                 duration=round(result.duration, 3),
             )
         return result
@@ -178,14 +180,17 @@ class Pipeline:
         """Run ``step``; it ends once the next stage's ``prepare`` (beside it) has ended too.
 
         A Ctrl-C or SIGTERM during that wait interrupts this step like one during its run.
-        A step that failed does not wait: its undo may import what it needs meanwhile.
+        A step that failed does not wait: its undo may import what it needs meanwhile. A
+        ``final`` step (the record) runs to its end whatever comes: a signal then finds the
+        run done, not half-recorded and undone.
         """
-        t0 = self._begin(ctx, progress, step)
-        began = False
+        t0, began = self._clock(), False
         try:
+            self._begin(ctx, progress, step)
             with INTERRUPTS.raising():  # a signal recorded while it journalled: this step's
                 began = True
-                detail = step.run(ctx) or {}
+                with INTERRUPTS.deferred() if getattr(step, "final", False) else nullcontext():
+                    detail = step.run(ctx) or {}
                 _wait([prepared], limit=PREPARE_LIMIT)
         except (Exception, KeyboardInterrupt) as exc:
             return replace(self._end(ctx, progress, step, t0, exc), began=began)
@@ -198,21 +203,14 @@ class Pipeline:
         lock = threading.Lock()  # one member at a time shows and journals how it ended
         began: set[int] = set()
         ended: dict[int, _Ended] = {}
-        starts = [self._begin(ctx, progress, step) for step in steps]
+        t0 = self._clock()
+        try:
+            for step in steps:
+                self._begin(ctx, progress, step)
+        except Exception as exc:  # the journal is out of reach: no member runs
+            return [replace(self._end(ctx, progress, s, t0, exc), began=False) for s in steps]
 
         finished = [threading.Event() for _ in steps]  # not Thread.join: see _wait
-
-        def conclude(index: int, got: dict[str, Any] | BaseException) -> _Ended:
-            """``_end``, but if showing or journaling fails (a lost connection) the member still
-            ends, failed, rather than leaving the group without its outcome."""
-            step, t0 = steps[index], starts[index]
-            try:
-                return self._end(ctx, progress, step, t0, got)
-            except Exception as exc:
-                error = got if isinstance(got, BaseException) else exc
-                took = self._clock() - t0
-                outcome = StepOutcome(step.name, "failed", took, error=_message(error))
-                return _Ended(step, outcome, error, self._clock())
 
         def work(index: int) -> None:
             step = steps[index]
@@ -228,7 +226,7 @@ class Pipeline:
                 if isinstance(got, BaseException) and ctx.stopping.is_set():
                     got = Interrupted(f"interrupted at {step.name}")  # failed because told to
                 with lock:
-                    ended[index] = conclude(index, got)
+                    ended[index] = self._end(ctx, progress, step, t0, got)
             finally:
                 finished[index].set()
 
@@ -244,7 +242,8 @@ class Pipeline:
             with lock:
                 for i in range(len(steps)):
                     if i not in began:  # the signal came first
-                        ended[i] = replace(conclude(i, exc), began=False)
+                        gone = self._end(ctx, progress, steps[i], t0, exc)
+                        ended[i] = replace(gone, began=False)
                         finished[i].set()
             _wait(finished)  # each member is bounded by its own timeouts
             for end in ended.values():
@@ -259,16 +258,14 @@ class Pipeline:
                     end.outcome.status = "interrupted"
                     end.outcome.error = f"interrupted at {end.step.name}"
             if all(end.error is None for end in ended.values()):
-                # Every member ended well all the same: the next step takes the signal.
-                INTERRUPTS.pending = str(exc) or "signal"
+                INTERRUPTS.defer(exc)  # every member ended well all the same: the next step's
         if all(event.is_set() for event in finished):
             ctx.stopping.clear()  # the undo and its checks come next
         return [ended[i] for i in range(len(steps))]
 
-    def _begin(self, ctx: RunContext, progress: Progress, step: Step) -> float:
+    def _begin(self, ctx: RunContext, progress: Progress, step: Step) -> None:
         progress.start(step.name)
         ctx.journal.append("step.start", pipeline=self.name, step=step.name)
-        return self._clock()
 
     def _end(
         self,
@@ -278,27 +275,35 @@ class Pipeline:
         t0: float,
         got: dict[str, Any] | BaseException,
     ) -> _Ended:
-        """Show, journal and return how ``step`` ended: ``got`` is its detail or its error."""
+        """Show, journal and return how ``step`` ended: ``got`` is its detail or its error.
+
+        If showing or journalling fails (the journal's host is gone), the step still ends,
+        failed, with the error it had (or that one): never without an outcome.
+        """
         elapsed = self._clock() - t0
-        if not isinstance(got, BaseException):
-            progress.finish(step.name, "done", elapsed)
+        error = got if isinstance(got, BaseException) else None
+        detail = got if isinstance(got, dict) else {}
+        if error is None:
+            status, message = "done", ""
+        elif isinstance(error, KeyboardInterrupt):
+            status, message = "interrupted", f"interrupted at {step.name}"
+        else:
+            status, message = "failed", _message(error)
+        try:
+            progress.finish(step.name, status, elapsed)
+            fields = detail if error is None else {"error": message}
             ctx.journal.append(
-                "step.done", pipeline=self.name, step=step.name, duration=round(elapsed, 3), **got
+                f"step.{status}",
+                pipeline=self.name,
+                step=step.name,
+                duration=round(elapsed, 3),
+                **fields,
             )
-            return _Ended(step, StepOutcome(step.name, "done", elapsed, got), at=self._clock())
-        interrupted = isinstance(got, KeyboardInterrupt)
-        status = "interrupted" if interrupted else "failed"
-        message = f"interrupted at {step.name}" if interrupted else _message(got)
-        progress.finish(step.name, status, elapsed)
-        ctx.journal.append(
-            f"step.{status}",
-            pipeline=self.name,
-            step=step.name,
-            duration=round(elapsed, 3),
-            error=message,
-        )
-        outcome = StepOutcome(step.name, status, elapsed, error=message)
-        return _Ended(step, outcome, got, at=self._clock())
+        except Exception as exc:
+            error = error or exc
+            status, message = "failed", _message(error)
+        outcome = StepOutcome(step.name, status, elapsed, detail if error is None else {}, message)
+        return _Ended(step, outcome, error, self._clock())
 
     def _undo(
         self, ctx: RunContext, done: list[Step], result: PipelineResult, progress: Progress

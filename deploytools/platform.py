@@ -85,10 +85,9 @@ def private_file_mode_ok(mode: int) -> bool:
 
 
 def arg_max() -> int:
-    """This machine's ``ARG_MAX``: arguments and environment of a new process, in bytes."""
-    if sys.platform == "win32":
-        return 32767  # characters of a command line
+    """This machine's ``ARG_MAX``: arguments and environment of a new process, in bytes (a
+    Windows host's limits do not come from here: see ``launch.limits_for``)."""
     try:
         return int(os.sysconf("SC_ARG_MAX"))
-    except (ValueError, OSError):
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows), or no answer
         return 256 * 1024  # POSIX guarantees at least 4096; every current system has this

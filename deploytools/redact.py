@@ -5,6 +5,11 @@ name (``*_KEY``, ``*_SECRET``, ``*PASSWORD*``, ``*TOKEN*``), and the password in
 secret whatever its key. The ``Redactor`` learns a value once and masks it wherever it appears:
 raw, and as our outputs re-encode it on the way (an HTTP body's JSON escapes, then the journal's
 JSON around that message; a URL's percent-escapes; shell quoting; Python's repr).
+
+A secret holding ``$`` is also learned in the pieces docker compose cuts it into when it reads
+such a value unescaped (an operator's own compose call, a file an older deploytools passed on):
+``The "kW2m..." variable is not set`` names the part after a ``$``, and the value compose keeps
+is the part before it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ MIN_SECRET_LEN = 3
 WHOLE_WORD_BELOW = 8
 WORD_CHAR = "A-Za-z0-9"
 WORD_RUN = re.compile(rf"[{WORD_CHAR}]+")
+# What follows a ``$`` that compose reads as a variable: ``{name...}`` or a name.
+VARIABLE_REFERENCE = re.compile(r"\{(?P<braced>[^}]*)\}?|(?P<name>[A-Za-z0-9_]+)")
+# What compose replaces: ``$$`` by ``$``, a variable (unset: empty) by its value.
+INTERPOLATION = re.compile(r"\$(?:\$|\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)")
 PERCENT_HEX = re.compile(r"%[0-9A-F]{2}")
 
 
@@ -45,15 +54,42 @@ def url_password(value: str) -> str | None:
     return match.group("pw") if match else None
 
 
+def dollar_fragments(secret: str) -> list[str]:
+    """The parts of ``secret`` that compose shows or keeps when it interpolates its ``$``s.
+
+    The text before the first ``$``, and for each ``$`` what follows it up to the next one and
+    the variable name compose reads there (inside ``{}`` too, named in its warning); and the
+    value compose yields when those variables are not set. Together no longer than three times
+    the secret, whatever the number of ``$``s. What follows a name alone is not learned: in a
+    secret URL that is its host and database, which compose never shows apart.
+    """
+    first, *rest = secret.split("$")
+    kept = INTERPOLATION.sub(lambda m: "$" if m.group() == "$$" else "", secret)
+    fragments = [first, kept]
+    for piece in rest:
+        fragments.append(piece)
+        reference = VARIABLE_REFERENCE.match(piece)
+        if reference:
+            fragments.append(reference.group("braced") or reference.group("name") or "")
+    return [f for f in fragments if f and f != secret]
+
+
 def encodings(secret: str) -> set[str]:
     """The forms ``secret`` takes in our output, the raw one included.
 
     JSON without the quotes, ASCII-escaped or not (an app's JSON body), and that inside another
     JSON string (such a body quoted in an error that the journal or ``--json`` encodes again);
     URL escapes, also with lower-case hex; ``shlex.quote``; repr of the text and of its UTF-8.
+    Also the forms inside a longer quoted word (``shlex.join(["--password=" + secret])``,
+    the repr of a message holding the secret): the quotes escaped, whichever quote the word
+    uses.
     """
     forms = {secret, shlex.quote(secret), repr(secret)[1:-1], ascii(secret)[1:-1]}
     forms.add(repr(secret.encode())[2:-1])
+    forms.add(secret.replace("'", "'\"'\"'"))  # in a single-quoted shell word
+    # In a repr that chose single quotes (the text holds both kinds): ' escaped, " as is.
+    in_single = repr(secret + "'\"")[1:-4]
+    forms.update({in_single, in_single.replace("\\'", "'")})
     for inner in (True, False):
         once = json.dumps(secret, ensure_ascii=inner)[1:-1]
         forms.add(once)
@@ -111,6 +147,13 @@ class Redactor:
         self._learn(unquote(pw))
 
     def _learn(self, secret: str) -> None:
+        self._learn_one(secret)
+        if "$" in secret:
+            for fragment in dollar_fragments(secret):
+                self._learn_one(fragment)
+
+    def _learn_one(self, secret: str) -> None:
+        """Short ones are left out, and those below ``WHOLE_WORD_BELOW`` masked as words."""
         if len(secret) >= MIN_SECRET_LEN and secret not in self._secrets:
             self._secrets.add(secret)
             self._pattern = None

@@ -43,9 +43,12 @@ class Database:
 
 def database_url(settings: EnvironmentSettings, redactor: Redactor | None = None) -> str:
     """The environment's database URL from its env file; the redactor learns the file's secrets."""
-    values = load_values(settings.path(settings.env_file))
     if redactor is not None:
-        redactor.learn_env(values)
+        from deploytools.envvalidate import learned_values
+
+        values = learned_values(settings, redactor)
+    else:
+        values = load_values(settings.path(settings.env_file))
     key = settings.database.url_key
     url = values.get(key, "").strip()
     if not url:

@@ -79,9 +79,13 @@ class Finding:
     reviewed: str | None = None  # the revision's reason when the rule is reviewed
 
     def __str__(self) -> str:
+        return f"{self.severity}: {self.what}"
+
+    @property
+    def what(self) -> str:
+        """The finding without its severity (for a warning or an error line that says it)."""
         note = f" [reviewed: {self.reviewed}]" if self.reviewed else ""
-        head = f"{self.severity}: revision {self.revision}: {self.rule}"
-        return f"{head}: {self.why}: {self.statement}{note}"
+        return f"revision {self.revision}: {self.rule}: {self.why}: {self.statement}{note}"
 
 
 @dataclass(frozen=True)

@@ -135,4 +135,13 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
         return proc.communicate(timeout=STOP_GRACE)
     except subprocess.TimeoutExpired:
         platform.terminate_group(proc.pid, kill=True)
-        return proc.communicate()
+    try:
+        return proc.communicate(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired as exc:  # a child that left the group holds the pipes
+        return _text(exc.stdout), _text(exc.stderr)
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode(errors="replace")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import ENV_NAME, Result, check_secret_env
-from deploytools.hosts.liveness import Bounds, Watchdog
+from deploytools.hosts.liveness import Bounds, Watchdog, probe
 from deploytools.hosts.tunnel import forward_local
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ TIMEOUT_EXITS = (124, 137)  # coreutils `timeout`: timed out (TERM), or killed a
 NO_EXIT_STATUS = -1  # paramiko's exit status of a channel that closed without reporting one
 NEW_FILE_MODE = 0o600  # like LocalHost (mkstemp): a new file may hold secrets
 CHUNK = 65536
+PID_MARK = "deploytools-group "  # the first stderr line of a remote command: its process group
 
 
 def remote_command(
@@ -66,8 +67,22 @@ def remote_command(
         words = ["env", *(f"{key}={value}" for key, value in env.items()), *words]
     if timeout is not None:
         words = ["timeout", "-k", f"{KILL_GRACE:g}", f"{timeout:g}", *words]
-    command = shlex.join(words)
+    # sshd starts the command in a session of its own; it says its process group first (one
+    # stderr line, taken out again by ``_announced``) and becomes the command, so that an
+    # interrupted run can stop the whole group (``SshHost._stop_remote``).
+    words = ["sh", "-c", f'echo "{PID_MARK}$$" >&2 && exec "$@"', "sh", *words]
+    command = "exec " + shlex.join(words)  # the login shell becomes it: $$ is the session's
     return f"cd {shlex.quote(cwd)} && {command}" if cwd else command
+
+
+def _announced(err: bytes) -> tuple[int | None, bytes]:
+    """The process group the remote command announced, and its stderr without that line."""
+    mark = PID_MARK.encode()
+    if not err.startswith(mark) or b"\n" not in err:
+        return None, err
+    line, _, rest = err.partition(b"\n")
+    group = line[len(mark) :]
+    return (int(group) if group.isdigit() else None), rest
 
 
 def _secrets_preamble(names: Sequence[str]) -> str:
@@ -285,13 +300,18 @@ class SshHost:
         # Backstop in case the remote `timeout` itself hangs: give it its grace period and more.
         deadline = None if timeout is None else started + timeout + KILL_GRACE + 10
         channel, watchdog = self._open_channel()
+        out, err = bytearray(), bytearray()
         try:
             channel.exec_command(command)
-            out, err, returncode = _exchange(channel, feed, deadline)
+            returncode = _exchange(channel, feed, deadline, out, err)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise self._broken(watchdog, exc) from None
+        except BaseException:  # Ctrl-C, SIGTERM: the remote command stops with us
+            self._stop_remote(channel, _announced(bytes(err))[0])
+            raise
         finally:
             channel.close()
+        err[:] = _announced(bytes(err))[1]
         if returncode == NO_EXIT_STATUS and not watchdog.alive():
             raise self._broken(watchdog)
         duration = time.monotonic() - started
@@ -310,8 +330,10 @@ class SshHost:
         dest: tuple[str, int] | None = None,
         origin: tuple[str, int] | None = None,
     ) -> tuple[Any, Watchdog]:
-        """A new channel and the watchdog of its connection; a channel the peer did not even
-        refuse in time means a stall."""
+        """A new channel and the watchdog of its connection. A channel the peer did not even
+        refuse in time means a stall if the connection does not answer a probe either (sshd
+        confirms a forwarded channel only once its own connect is done: that can be slow on a
+        live connection, which other steps still use)."""
         import paramiko
 
         transport, watchdog = self._connection()
@@ -319,10 +341,31 @@ class SshHost:
         try:
             channel = transport.open_channel(kind, dest, origin, timeout=self.bounds.answer)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            if watchdog.alive() and time.monotonic() - started >= self.bounds.answer:
+            slow = time.monotonic() - started >= self.bounds.answer
+            if slow and watchdog.alive() and not probe(transport, self.bounds.answer):
                 watchdog.fail(f"no answer to opening a channel within {self.bounds.answer:g}s")
             raise self._broken(watchdog, exc) from None
         return channel, watchdog
+
+    def _stop_remote(self, channel: Any, group: int | None) -> None:
+        """Stop an interrupted remote command's whole process group: TERM, then KILL after
+        ``KILL_GRACE``; bounded. Closing the channel alone would leave it running until its
+        remote ``timeout``, and an undo would race it. Best effort: if the connection is gone
+        (or the command never said its group), that ``timeout`` is all that is left."""
+        if group is None:
+            return
+        for signal_name in ("TERM", "KILL"):
+            try:
+                killer, _ = self._open_channel()
+                try:
+                    killer.exec_command(shlex.join(["kill", f"-{signal_name}", "--", f"-{group}"]))
+                    killer.status_event.wait(self.bounds.answer)
+                finally:
+                    killer.close()
+            except (DeployFailure, OSError, EOFError):
+                return
+            if channel.status_event.wait(KILL_GRACE):
+                return
 
     # -- files --------------------------------------------------------------------------------
 
@@ -469,9 +512,10 @@ class SshHost:
 
 
 def _exchange(
-    channel: Any, stdin: bytes, deadline: float | None
-) -> tuple[bytes, bytes, int | None]:
-    """Feed stdin (in a thread, so a chatty command cannot deadlock us) and collect output.
+    channel: Any, stdin: bytes, deadline: float | None, out: bytearray, err: bytearray
+) -> int | None:
+    """Feed stdin (in a thread, so a chatty command cannot deadlock us) and collect output
+    into ``out`` and ``err`` (the caller's: what came so far is there if this is interrupted).
 
     Returns ``None`` as the exit code if ``deadline`` passed first.
     """
@@ -480,7 +524,6 @@ def _exchange(
         feeder.start()
     else:
         channel.shutdown_write()  # EOF at once, like stdin=DEVNULL locally
-    out, err = bytearray(), bytearray()
     while True:
         drained = False
         while channel.recv_ready():
@@ -491,10 +534,10 @@ def _exchange(
             drained = True
         finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
         if finished and not drained:
-            return bytes(out), bytes(err), channel.recv_exit_status()
+            return int(channel.recv_exit_status())
         wait = 0.5 if deadline is None else deadline - time.monotonic()
         if wait <= 0:
-            return bytes(out), bytes(err), None
+            return None
         if channel.eof_received:  # output is complete; only the exit status is still to come
             channel.status_event.wait(min(wait, 0.5))
         elif not drained:

@@ -4,11 +4,17 @@ Images are tagged with the release id: the compose files name their image
 ``${IMAGE_NAME}:${RELEASE_ID}``, and every command gets ``RELEASE_ID``, ``IMAGE_NAME`` and
 ``ENV_FILE`` in its environment. A rollback therefore runs ``up`` with the old id and reuses
 the old image without building; ``has_release`` says whether those images are still there.
+
+``ENV_FILE`` (and ``--env-file``) is not the operator's env file but a copy in the state
+directory that compose reads exactly as python-dotenv reads the original (``envcompose``).
+The containers ``up`` starts carry the environment's name in a label, from a compose file of
+our own added last; a project holding another environment's containers is refused.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,6 +22,7 @@ from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
+from deploytools import envcompose, envfile
 from deploytools.commands import compose as cmd
 from deploytools.config import ComposeSettings, EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
@@ -30,7 +37,7 @@ from deploytools.runtime.base import (
     free_said,
     free_space,
 )
-from deploytools.targets import on_host
+from deploytools.targets import on_host, state_dir
 
 INSTALL_DOCKER = (
     "install Docker Engine (Debian: apt-get install docker.io) and make `docker` found on PATH"
@@ -43,6 +50,11 @@ INSTALL_COMPOSE = (
 # own (``images``), whatever release is asked for later.
 ANY_RELEASE = "deploytools-any-release"
 START_DOCKER = "start the Docker daemon (systemctl start docker, or dockerd) and check DOCKER_HOST"
+ENV_FILE_COPY = "compose.env"  # in the environment's state directory, on the compose host
+LABELS_FILE = "compose.labels.yml"
+ENV_LABEL = "io.deploytools.environment"
+# A deploy's release tag names its environment: release-<env>-<UTC stamp>-<sha>.
+RELEASE_TAG = re.compile(r"release-(?P<env>[a-z][a-z0-9_-]{0,31})-\d{8}T\d{6}Z-")
 # What the docker CLI says when no engine answers on its socket (or the answer broke off).
 DAEMON_GONE = (
     "cannot connect to the docker daemon",
@@ -69,7 +81,10 @@ class ComposeRuntime:
         self.host = host
         self.docker = docker
         directory = on_host(settings, self.conf.directory, host)
-        self.env_file = on_host(settings, settings.env_file, host)
+        self.state = state_dir(settings, host)
+        self.source_env_file = on_host(settings, settings.env_file, host)
+        self.env_file = f"{self.state}/{ENV_FILE_COPY}"  # what compose reads
+        self.labels_file = f"{self.state}/{LABELS_FILE}"
         self.project = cmd.Project(
             name=self.conf.project_name,
             files=tuple(_join(directory, f) for f in self.conf.files),
@@ -81,10 +96,12 @@ class ComposeRuntime:
     # -- preflight -------------------------------------------------------------------------
 
     def check(self) -> None:
-        """A reachable daemon, and compose v2 reading valid compose files - or exactly why not.
+        """A reachable daemon, compose v2 reading valid compose files, and a project that no
+        other environment's containers are in - or exactly why not.
 
-        Two commands when all is well (each ``docker`` call costs about 0.1 s); compose's
-        version is asked only to explain a failing ``config``.
+        Writes the env file copy and the labels file first. Three commands when all is well
+        (each ``docker`` call costs about 0.1 s); compose's version is asked only to explain a
+        failing ``config``.
         """
         if self._config is not None:
             return
@@ -100,6 +117,7 @@ class ComposeRuntime:
                     "run as a user in the docker group (or as root)",
                 )
             raise self._unreachable(f"`docker version` failed with {text!r}")
+        self._write_env_file()
         try:  # its output holds the env file's values: never shown, not even on a timeout
             config = self._query(cmd.config_json(self.project), release=ANY_RELEASE, check=False)
         except CommandError:
@@ -122,7 +140,67 @@ class ComposeRuntime:
                 f"(docker compose says):\n{config.stderr.strip()}",
                 "fix the compose file where named above (`docker compose config` shows the merge)",
             )
-        self._config = json.loads(config.stdout or "{}")
+        found = json.loads(config.stdout or "{}")
+        self._write_labels(list(found.get("services") or {}))
+        self._refuse_other_environments()
+        self._config = found
+
+    def _write_env_file(self) -> None:
+        """The copy of the env file compose reads: python-dotenv's values, quoted for compose
+        (0600, rewritten whenever the env file's values change)."""
+        try:
+            source = self.host.read_file(self.source_env_file)
+        except OSError as exc:
+            raise OperatorError(
+                f"cannot read the env file {self.source_env_file} on {self.host.name}: "
+                f"{exc.strerror or exc}",
+                "put the environment's env file there (mode 600): the containers get their "
+                "settings from it",
+            ) from None
+        try:
+            values = envfile.parse_values(source)
+        except UnicodeDecodeError:
+            raise OperatorError(
+                f"the env file {self.source_env_file} on {self.host.name} is not UTF-8 text",
+                "save it as UTF-8",
+            ) from None
+        text = envcompose.render(values, self.source_env_file)
+        self._keep(self.env_file, text.encode("utf-8"), envfile.ENV_FILE_MODE)
+
+    def _write_labels(self, services: list[str]) -> None:
+        """A compose file (JSON is YAML) that labels every service's containers with the
+        environment: ``up`` has no ``--label``, and the operator's files stay as they are."""
+        labels = {name: {"labels": {ENV_LABEL: self.settings.name}} for name in services}
+        data = json.dumps({"services": labels}, indent=2) + "\n"
+        self._keep(self.labels_file, data.encode("utf-8"), 0o644)
+
+    def _keep(self, path: str, data: bytes, mode: int) -> None:
+        """Write ``path`` (atomically) unless it holds ``data`` already: a run that changes
+        nothing, a dry run included, leaves it as it was."""
+        try:
+            if self.host.read_file(path) == data:
+                return
+        except OSError:
+            self.host.makedirs(self.state, mode=0o700)
+        self.host.write_file(path, data, mode=mode)
+
+    def _refuse_other_environments(self) -> None:
+        """Never act on another environment's containers that share this project name (on
+        another deploytools checkout, or under a name the config could not compare)."""
+        found = self._query(cmd.containers(self.project.name, self.docker)).stdout
+        theirs = {
+            str(entry.get("Names", "")): env
+            for entry in parse_ps(found)
+            if (env := environment_of(entry)) not in (None, self.settings.name)
+        }
+        if theirs:
+            raise OperatorError(
+                f"compose project {self.project.name} on {self.host.name} holds containers of "
+                f"environment {', '.join(sorted(set(theirs.values())))} "
+                f"({', '.join(sorted(theirs))}): {self.settings.name} does not act on them",
+                f"give environments.{self.settings.name}.compose.project_name in deploy.toml "
+                "a name no other environment uses; the other environment's containers stay",
+            )
 
     def services(self) -> list[str]:
         """The services compose would run (those of inactive profiles left out)."""
@@ -192,7 +270,7 @@ class ComposeRuntime:
 
     def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:
         return [
-            f"{self._shown_env(release)} {shlex.join(cmd.up(self.project, services))}",
+            f"{self._shown_env(release)} {shlex.join(cmd.up(self._labelled(), services))}",
             f"first: free space on Docker's data root >= the images + {self.conf.min_free_mb} MB",
         ]
 
@@ -225,7 +303,7 @@ class ComposeRuntime:
                 f"build them: invoke stack.build --env {self.settings.name} --release {release}",
             )
         self._check_room(release, services)
-        self._run(cmd.up(self.project, services), release=release)
+        self._run(cmd.up(self._labelled(), services), release=release)
 
     def _check_room(self, release: str, services: Sequence[str]) -> None:
         """Refuse, before compose stops anything, a start that Docker's data root has no room
@@ -283,6 +361,7 @@ class ComposeRuntime:
     # -- looking at it -------------------------------------------------------------------------
 
     def status(self) -> dict[str, ServiceStatus]:
+        self.check()
         out = self._query(cmd.ps(self.project)).stdout
         found: dict[str, list[dict[str, Any]]] = {}
         for entry in parse_ps(out):
@@ -329,6 +408,10 @@ class ComposeRuntime:
         return disk_full(self, self.host.name, place)
 
     # -- plumbing -------------------------------------------------------------------------------
+
+    def _labelled(self) -> cmd.Project:
+        """The project with the labels file last, for the command that creates containers."""
+        return replace(self.project, files=(*self.project.files, self.labels_file))
 
     def _env(self, release: str | None) -> dict[str, str]:
         env = {"IMAGE_NAME": self.conf.image_name, "ENV_FILE": self.env_file}
@@ -426,6 +509,17 @@ def parse_ps(text: str) -> list[dict[str, Any]]:
         data = json.loads(text)
         return [e for e in data if isinstance(e, dict)]
     return [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
+
+
+def environment_of(entry: dict[str, Any]) -> str | None:
+    """The environment a container (of ``docker ps``) belongs to: its label, else the one its
+    image's release tag names (a container started before labels, or by hand); or None."""
+    for label in str(entry.get("Labels") or "").split(","):
+        name, _, value = label.partition("=")
+        if name == ENV_LABEL:
+            return value
+    match = RELEASE_TAG.match(str(entry.get("Image") or "").rpartition(":")[2])
+    return match.group("env") if match else None
 
 
 def _service_status(name: str, entries: list[dict[str, Any]]) -> ServiceStatus:

@@ -31,7 +31,7 @@ from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.hosts.local import LocalHost
-from deploytools.launch import POINTER, Limits, launch_problems, limits_for, string_size
+from deploytools.launch import Limits, environment_size, launch_problems, limits_for
 from deploytools.runtime.base import (
     EXITED,
     MISSING,
@@ -138,7 +138,7 @@ class LocalLauncher:
 
     def survey(self, programs: Sequence[str]) -> Survey:
         limits = limits_for(sys.platform, platform.arg_max())
-        inherited = sum(string_size(f"{k}={v}") + POINTER for k, v in os.environ.items())
+        inherited = environment_size(os.environ)
         return Survey(limits, inherited, [p for p in programs if shutil.which(p) is None])
 
 
@@ -207,7 +207,9 @@ class PosixLauncher:
         return Result(argv, done.returncode, done.stdout, done.stderr, done.duration)
 
     def survey(self, programs: Sequence[str]) -> Survey:
-        done = self.host.run([self.python, "-c", _SURVEY], stdin=json.dumps(list(programs)))
+        done = self.host.run(
+            [self.python, "-c", _SURVEY], stdin=json.dumps(list(programs)), timeout=30
+        )
         found = json.loads(done.stdout)
         limits = limits_for(str(found["platform"]), int(found["arg_max"]))
         return Survey(limits, int(found["env_bytes"]), list(found["missing"]))
@@ -402,8 +404,8 @@ class ProcessRuntime:
         """Run ``command`` with the service's environment and working directory."""
         self.require_services([service])
         release = str((self._record(service) or {}).get("release", ""))
-        env = {**self.env_values, "RELEASE_ID": release}
         cwd = self._cwd(release) if release else self.app_dir
+        env = self._environment(release)
         return self.launcher.run(list(command), cwd, env, self.settings.timeouts.command)
 
     def current_release(self) -> str | None:

@@ -46,7 +46,7 @@ class LintMigrations:
         if skipped is not None:
             ctx.ui.warn(f"migration lint skipped: {skipped.problem}")
         for finding in report.warnings:
-            ctx.ui.warn(str(finding))
+            ctx.ui.warn(finding.what)
         if report.errors:
             rules = dict.fromkeys(f.rule for f in report.errors)
             reviewed = ", ".join(f'"{rule}": "why it is safe"' for rule in rules)
@@ -65,7 +65,7 @@ class LintMigrations:
         from deploytools.db.lint import LintReport
 
         try:
-            return db.lint(ctx.settings, start=db.current_revision(ctx.settings) or "base"), None
+            return db.lint(ctx.settings, start=None), None  # None: what the database lacks
         except OperatorError as exc:
             if ctx.settings.production:
                 raise
@@ -195,9 +195,14 @@ class Build:
 
 
 class Record:
-    """Write the release manifest to the journal and tag the commit."""
+    """Write the release manifest to the journal and tag the commit.
+
+    ``final``: the point of no return. A signal during it waits for it to end (a few
+    milliseconds), so a release is never recorded ok and then undone.
+    """
 
     name = "record"
+    final = True
 
     def __init__(self, action: str = "deploy") -> None:
         self.action = action

@@ -19,13 +19,13 @@ def verify(
     c: Context, ui: Ui, env: str | None = None, release: str | None = None, json: bool = False
 ) -> None:
     """Ping the workers, count them, check their tasks, round-trip a canary with the release id."""
-    from deploytools import envfile, targets
+    from deploytools import targets
     from deploytools.celery_check import verify_celery
+    from deploytools.envvalidate import learned_values
     from deploytools.runtime import runtime_for
 
     conf = settings(c, env)
-    values = envfile.load_values(conf.path(conf.env_file))
-    ui.redact.learn_env(values)
+    values = learned_values(conf, ui.redact)
     host = targets.primary(conf)
     expected = release or runtime_for(conf, host, values).current_release()
     report = verify_celery(conf, values, expected, ui, host=host)

@@ -292,7 +292,7 @@ def lint(
     if json:
         ui.emit_json([vars(f) for f in report.findings])
     for finding in report.findings:
-        (ui.error if finding.severity == "error" else ui.warn)(str(finding).split(": ", 1)[1])
+        (ui.error if finding.severity == "error" else ui.warn)(finding.what)
     if report.errors:
         raise DeployFailure(
             f"{len(report.errors)} unsafe migration step(s) for production environment {conf.name}",
@@ -330,8 +330,8 @@ def _journal(conf: EnvironmentSettings, host: Host, ui: Ui) -> Journal:
 def _locked(conf: EnvironmentSettings, host: Host, command: str, wait: float) -> Iterator[None]:
     """Hold the deploy lock, waiting up to ``wait`` seconds for another run (``--lock-wait``)."""
     lock = DeployLock.of(conf, host)
-    lock.acquire(Holder.me(command), wait=wait)
-    try:
+    try:  # acquire inside: a signal right after it must find the lock released here too
+        lock.acquire(Holder.me(command), wait=wait)
         yield
     finally:
         lock.release()

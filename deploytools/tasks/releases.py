@@ -18,12 +18,10 @@ def _journal(conf: EnvironmentSettings, ui: Ui) -> tuple[Journal, dict[str, str]
     """The environment's journal, shown masked with the env file's secrets (a journal written
     by an older version may hold one in a form it did not mask), and the env file's values."""
     from deploytools import targets
-    from deploytools.envfile import load_values
+    from deploytools.envvalidate import learned_values
     from deploytools.journal import Journal
 
-    env_file = conf.path(conf.env_file)
-    values = load_values(env_file) if env_file.is_file() else {}
-    ui.redact.learn_env(values)
+    values = learned_values(conf, ui.redact) if conf.path(conf.env_file).is_file() else {}
     host = targets.primary(conf)
     return Journal(host, targets.state_dir(conf, host), ui.redact), values
 
@@ -66,6 +64,7 @@ def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> 
     conf = settings(c, env)
     journal, values = _journal(conf, ui)
     recorded = journal.releases()
+    journal.warn_damaged(ui.warn)
     if json:
         ui.emit_json(list(reversed(recorded)))
         return
@@ -96,7 +95,9 @@ def history(
     c: Context, ui: Ui, env: str | None = None, json: bool = False, limit: int = 50
 ) -> None:
     """Show the journal: every step of every deploy and rollback, with durations and results."""
-    records = _journal(settings(c, env), ui)[0].records()[-limit:]
+    journal = _journal(settings(c, env), ui)[0]
+    records = journal.records()[-limit:]
+    journal.warn_damaged(ui.warn)
     if json:
         ui.emit_json(records)
         return

@@ -37,12 +37,12 @@ class Target:
 
 def stacks(c: Context, ui: Ui, env: str | None) -> Iterator[Target]:
     """The environment's runtime on each of its hosts, with the env file's secrets learnt."""
-    from deploytools import envfile, targets
+    from deploytools import targets
+    from deploytools.envvalidate import learned_values
     from deploytools.runtime import runtime_for
 
     conf = settings(c, env)
-    values = envfile.load_values(conf.path(conf.env_file))
-    ui.redact.learn_env(values)
+    values = learned_values(conf, ui.redact)
     for host in targets.hosts_for(conf):
         yield Target(conf, values, host, runtime_for(conf, host, values))
 

@@ -67,6 +67,32 @@ def test_a_config_error_fails_and_names_the_key(project: TempProject) -> None:
     assert " ok " in run.stdout  # local and staging still pass
 
 
+def test_two_environments_with_one_compose_project_on_one_host_fail_both(
+    project: TempProject,
+) -> None:
+    deploy = project.file("config/deploy.toml")
+    text = deploy.read_text()
+    text = text.replace('project_name = "exampleapp-staging"', 'project_name = "exampleapp"')
+    deploy.write_text(text.replace("staging-1.example.internal", "web-2.example.internal"))
+    clash = (
+        "environments.{}.compose.project_name and environments.{}.compose.project_name are "
+        "both 'exampleapp' on the same Docker engine (web-2.example.internal:22)"
+    )
+
+    run = run_verify(project, "--only", "config")
+    task = project.invoke("stack.status", "--env", "staging")
+
+    assert run.returncode == 1
+    cells = [[c.strip() for c in line.split("│")] for line in run.stdout.splitlines()]
+    results = {row[2]: row[3] for row in cells if len(row) > 4 and row[1] == "config"}
+    assert results == {"local": "ok", "prod": "FAILED", "staging": "FAILED"}
+    assert "environments.prod.compose.project_name and" in run.stdout
+    assert task.returncode == 2, task.output
+    assert clash.format("staging", "prod") in " ".join(task.stderr.split())
+    assert "Traceback" not in task.stderr + run.stderr
+    assert not project.file(".deploytools").exists()  # nothing done
+
+
 def test_a_missing_config_fails_without_traceback(tmp_path: Path) -> None:
     project = TempProject(tmp_path)
     project.file("config/deploy.toml").unlink()

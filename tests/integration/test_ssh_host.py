@@ -155,6 +155,25 @@ def test_timeout_raises_and_stops_the_command(host: Host) -> None:
     assert not _running(f"sleep {marker}"), "the timed-out command is still running"
 
 
+@pytest.mark.parametrize("cwd", [None, "/tmp"])
+def test_an_interrupted_command_stops_on_the_host_too(host: Host, cwd: str | None) -> None:
+    """Ctrl-C or SIGTERM in deploytools stops the command where it runs, within a grace: an
+    undo must not race a remote `docker compose up` that carries on."""
+    import signal
+
+    from deploytools.interrupts import INTERRUPTS
+
+    marker = f"{300 + secrets.randbelow(10_000) / 100_000:.5f}"
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    with INTERRUPTS.installed(), INTERRUPTS.raising(), pytest.raises(KeyboardInterrupt):
+        timer.start()
+        host.run(["sleep", marker], cwd=cwd, timeout=600)
+    deadline = time.monotonic() + 10
+    while _running(f"sleep {marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(f"sleep {marker}"), "the interrupted command is still running"
+
+
 def _running(pattern: str) -> bool:
     done = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
     return done.returncode == 0

@@ -74,7 +74,8 @@ class TempProject:
     def environ(env: dict[str, str] | None = None) -> dict[str, str]:
         """The CLI's environment: this checkout importable, no INVOKE_* leaking in, no colour."""
         environ = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
-        environ.update(PYTHONPATH=str(ROOT), COLUMNS="200", NO_COLOR="1", **(env or {}))
+        # Wide enough that no message wraps: tests read what is said, not how it is laid out.
+        environ.update(PYTHONPATH=str(ROOT), COLUMNS="1000", NO_COLOR="1", **(env or {}))
         return environ
 
     def snapshot(self) -> dict[str, tuple[bytes, int]]:

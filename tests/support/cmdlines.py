@@ -7,24 +7,20 @@ for longer than a sample takes (a few ms), and check with a control that the wat
 
 from __future__ import annotations
 
-import json
-import shlex
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+
+from tests.support.secretforms import forms
 
 PAUSE = 0.002  # seconds between two passes over /proc
 
 
 def encodings(secret: str) -> list[bytes]:
-    """The forms a secret takes on its way into a command line: raw, shell-quoted, JSON-escaped,
-    URL-encoded and repr'd."""
-    forms = {secret, shlex.quote(secret), json.dumps(secret)[1:-1], quote(secret, safe="")}
-    forms.add(repr(secret)[1:-1])
-    return [form.encode() for form in forms]
+    """The forms a secret could take on its way into a command line (``secretforms.forms``)."""
+    return [form.encode() for form in forms(secret).values()]
 
 
 @dataclass

@@ -219,6 +219,19 @@ class DeployProject(TempProject):
         return database_state(self.database_url(env))
 
 
+def remove_images(name: str) -> None:
+    """Untag every tag of the image ``name`` on the engine (a compose module's teardown)."""
+    done = subprocess.run(
+        ["docker", "images", name, "--format", "{{.Tag}}"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    for tag in done.stdout.split():
+        subprocess.run(
+            ["docker", "image", "rm", "-f", f"{name}:{tag}"],
+            capture_output=True, timeout=300, check=False,
+        )  # fmt: skip
+
+
 def stop_process(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[str, str]:
     """Wait for a background CLI run (killing it after ``timeout``); returns its output."""
     try:

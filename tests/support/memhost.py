@@ -40,6 +40,8 @@ class MemoryHost:
         return Result(args, code, out, "", 0.0)
 
     def read_file(self, path: str) -> bytes:
+        if path not in self.files:  # as LocalHost and SshHost say it
+            raise FileNotFoundError(2, "No such file or directory", path)
         return self.files[path]
 
     def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:

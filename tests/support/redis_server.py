@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 
 from tests.support import parts, procs
@@ -37,6 +38,22 @@ class RedisServer(procs.TempServer):
         ]  # fmt: skip
         self._proc = procs.start(argv, self._log, cwd=self._dir)
         procs.wait_until(self._pong, f"redis-server on port {self.port}", self._proc, self._log)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): its port still accepts connections, nothing answers."""
+        if self._running():
+            assert self._proc is not None
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT); harmless on a running one."""
+        if self._running():
+            assert self._proc is not None
+            self._proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        self.resume()  # a frozen server would only act on SIGTERM after the kill timeout
+        super().stop()
 
     def _pong(self) -> bool:
         try:

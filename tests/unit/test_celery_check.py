@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +15,20 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 
 from deploytools.celery_check import (
     CANARY_QUEUE,
+    MARGIN,
     SERVER_ROUNDS,
+    BrokerUrls,
     CeleryCheckFailed,
     Rounds,
     _Checks,
+    _client,
+    _Voice,
     broker_urls,
     verify_celery,
 )
-from deploytools.errors import OperatorError
+from deploytools.errors import Interrupted, OperatorError
 from deploytools.ui import Ui
+from tests.support.procs import free_port
 from tests.support.stackenv import make_settings
 
 TASKS = ["deploytools.canary", "exampleapp.add [rate_limit=10/m]"]
@@ -71,8 +80,9 @@ class FakeApp:
     def cancel_consumer(self, queue: str, destination: list[str], reply: bool) -> None:
         self.calls.append(("cancel_consumer", (queue, destination[0])))
 
-    def send_task(self, name: str, queue: str, expires: float) -> FakeResult:
+    def send_task(self, name: str, queue: str, expires: float, retry: bool) -> FakeResult:
         worker = queue.removeprefix(CANARY_QUEUE).replace("_", "@", 1)
+        assert not retry  # kombu's default retry policy waits on a lost broker for long
         self.calls.append(("send_task", (name, queue)))
         answer = self.workers[worker][1]
         return FakeResult(answer if isinstance(answer, BaseException) else {"release": answer})
@@ -89,7 +99,7 @@ def check(
     assert conf is not None
     err = io.StringIO()
     ui = Ui(stderr=err, stdout=io.StringIO())
-    return _Checks(app, conf, ui, lambda: app.now, rounds).run(release), err.getvalue()
+    return _Checks(app, conf, ui.warn, lambda: app.now, rounds).run(release), err.getvalue()
 
 
 def test_all_good_sends_one_canary_per_worker_through_its_own_queue(tmp_path: Path) -> None:
@@ -240,3 +250,88 @@ def test_filesystem_broker_without_a_worker_is_no_worker_answering(tmp_path: Pat
         verify_celery(conf, {"CELERY_BROKER_URL": "filesystem://"}, "r1", ui)
     assert failure.value.kind == "no-worker"
     assert (tmp_path / "var/celery/control").is_dir()
+
+
+
+@dataclass
+class LockedBroker:
+    root: Path
+    release: Callable[[], None]
+
+
+@pytest.fixture
+def locked_broker(tmp_path: Path) -> Iterator[LockedBroker]:
+    """A filesystem broker whose reply exchange file another holder keeps locked: kombu's
+    client waits on that lock (flock) with no timeout of its own."""
+    fcntl = pytest.importorskip("fcntl")
+    control = tmp_path / "var/celery/control"
+    control.mkdir(parents=True)
+    with (control / "reply.celery.pidbox.exchange").open("a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        yield LockedBroker(control.parent, lambda: fcntl.flock(held.fileno(), fcntl.LOCK_UN))
+
+
+def quick_settings(tmp_path: Path) -> Any:
+    celery = {"ping_timeout": 0.1, "canary_timeout": 0.1, "reply_window": 0}
+    return make_settings(tmp_path, app_dir=str(tmp_path), celery=celery)
+
+
+def check_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "celery check"}
+
+
+def test_a_check_that_blocks_anyway_fails_at_its_deadline_then_ends_silently(
+    tmp_path: Path, locked_broker: LockedBroker
+) -> None:
+    conf = quick_settings(tmp_path)
+    limit = conf.celery.ping_timeout + MARGIN  # the ping's budget and the margin
+    err = io.StringIO()
+    ui = Ui(stderr=err, stdout=io.StringIO())
+    before = check_threads()
+    started = time.monotonic()
+    with pytest.raises(CeleryCheckFailed) as failure:
+        verify_celery(conf, {"CELERY_BROKER_URL": "filesystem://"}, "r1", ui)
+    took = time.monotonic() - started
+    assert failure.value.kind == "broker-unreachable"
+    assert failure.value.problem == (
+        f"broker did not answer within {limit:g}s while pinging the workers: "
+        f"filesystem:// in {locked_broker.root} (from local)"
+    )
+    assert took < limit + 5.0  # generous: a hang is what this catches
+    left = check_threads() - before
+    assert len(left) == 1 and all(t.daemon for t in left)  # it never keeps the process alive
+
+    locked_broker.release()  # the check goes on, sees it was given up, and stops at its round
+    for thread in left:
+        thread.join(20.0)
+        assert not thread.is_alive()
+    assert err.getvalue() == ""  # and it said nothing after its caller had moved on
+
+
+def test_told_to_stop_ends_a_blocked_check_at_once(
+    tmp_path: Path, locked_broker: LockedBroker
+) -> None:
+    conf = quick_settings(tmp_path)
+    stopping = threading.Event()
+    threading.Timer(0.3, stopping.set).start()
+    ui = Ui(stderr=io.StringIO(), stdout=io.StringIO())
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        verify_celery(conf, {"CELERY_BROKER_URL": "filesystem://"}, "r1", ui, stopping=stopping)
+    assert time.monotonic() - started < MARGIN - 1.0  # not cut at the step's time limit
+
+
+def test_warnings_stop_once_the_caller_stopped_listening() -> None:
+    err = io.StringIO()
+    voice = _Voice(Ui(stderr=err, stdout=io.StringIO()))
+    voice.warn("heard")
+    voice.close()  # the check was given up: its thread may still try to speak
+    voice.warn("not heard")
+    assert "heard" in err.getvalue() and "not heard" not in err.getvalue()
+
+
+def test_closing_the_client_never_hides_what_the_check_found() -> None:
+    """rpc://'s result consumer cannot stop when no result was awaited (it never started)."""
+    urls = BrokerUrls(f"amqp://u:p@127.0.0.1:{free_port()}//", "rpc://", {})
+    with pytest.raises(LookupError, match="what the check found"), _client(urls, 1.0):
+        raise LookupError("what the check found")

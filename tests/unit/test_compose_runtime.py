@@ -1,4 +1,5 @@
-"""ComposeRuntime against a scripted docker CLI: preflight messages, images, status parsing."""
+"""ComposeRuntime against a scripted docker CLI: preflight messages, images, status parsing,
+the env file copy compose reads, the environment's label and another environment's containers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from deploytools.runtime.compose import ComposeRuntime, parse_ps
 from tests.support.memhost import MemoryHost
 from tests.support.stackenv import make_settings
 
+ENV_FILE = "/srv/app/config/prod.env"
+STATE = "/srv/app/.deploytools/t"
 PS_ROWS = [
     {"Service": "backend", "State": "running", "Health": "healthy", "ExitCode": 0,
      "Image": "exampleapp:r1", "Name": "p-backend-1"},
@@ -28,6 +31,7 @@ class FakeDocker(MemoryHost):
 
     def __init__(self, **answers: tuple[int, str]) -> None:
         super().__init__("web-1", self._answer)
+        self.files[ENV_FILE] = b"PORT=8000\n"
         self.images = {"exampleapp:r1": "sha256:aaa"}
         self.answers = answers
         self.envs: list[dict[str, str]] = []
@@ -65,6 +69,9 @@ class FakeDocker(MemoryHost):
             release = self.envs[-1].get("RELEASE_ID", "dev")
             config = json.dumps(self.config).replace("${RELEASE_ID}", release)
             return self.answers.get("config", (0, config))
+        if argv[1] == "ps":  # docker ps: the project's containers by label, "Names"
+            rows = [{**r, "Names": r.get("Name")} for r in parse_ps(self.ps)]
+            return 0, "\n".join(json.dumps(r) for r in rows)
         if "ps" in words:
             return 0, self.ps
         return 0, ""
@@ -75,6 +82,7 @@ def runtime(tmp_path: Path, host: FakeDocker) -> ComposeRuntime:
         tmp_path,
         runtime="compose",
         env_file="config/prod.env",
+        state_dir=".deploytools",
         compose={"project_name": "p", "directory": "example", "files": ["a.yml", "/abs/b.yml"]},
         hosts=[{"name": "web-1", "address": "10.0.0.1", "root": "/srv/app"}],
     )
@@ -86,14 +94,15 @@ def test_remote_paths_project_and_compose_variables(tmp_path: Path) -> None:
     rt = runtime(tmp_path, host)
     rt.up("r1")
     up = host.commands[-1]
-    assert up[:12] == [
+    assert up[:14] == [
         "docker", "compose", "-p", "p", "-f", "/srv/app/example/a.yml", "-f", "/abs/b.yml",
-        "--env-file", "/srv/app/config/prod.env", "--project-directory", "/srv/app/example",
+        "-f", f"{STATE}/compose.labels.yml",
+        "--env-file", f"{STATE}/compose.env", "--project-directory", "/srv/app/example",
     ]  # fmt: skip
-    assert up[12:] == ["up", "--detach", "--pull", "never", "--no-build", "--remove-orphans"]
+    assert up[14:] == ["up", "--detach", "--pull", "never", "--no-build", "--remove-orphans"]
     assert host.envs[-1] == {
         "IMAGE_NAME": "exampleapp",
-        "ENV_FILE": "/srv/app/config/prod.env",
+        "ENV_FILE": f"{STATE}/compose.env",
         "RELEASE_ID": "r1",
     }
 
@@ -157,7 +166,7 @@ def test_preflight_names_what_is_missing_and_the_fix(
     assert len(host.commands) <= 3  # the preflight's own questions only
 
 
-def test_a_healthy_preflight_asks_docker_twice_and_only_once_per_run(tmp_path: Path) -> None:
+def test_a_healthy_preflight_asks_docker_three_times_and_only_once_per_run(tmp_path: Path) -> None:
     host = FakeDocker()
     rt = runtime(tmp_path, host)
     rt.check()
@@ -165,8 +174,12 @@ def test_a_healthy_preflight_asks_docker_twice_and_only_once_per_run(tmp_path: P
     assert rt.healthchecked() == set()
     rt.check()
     assert [c[1:] for c in host.commands if "compose" not in c] == [
-        ["version", "--format", "{{.Server.Version}}"]
-    ]
+        ["version", "--format", "{{.Server.Version}}"],
+        [
+            "ps", "--all", "--filter", "label=com.docker.compose.project=p",
+            "--format", "{{json .}}",
+        ],  # no other environment's containers in the project
+    ]  # fmt: skip
     assert [c[-3:] for c in host.commands if "compose" in c] == [["config", "--format", "json"]]
 
 
@@ -224,8 +237,8 @@ def test_plans_show_the_commands_and_run_nothing(tmp_path: Path) -> None:
     host = FakeDocker()
     rt = runtime(tmp_path, host)
     assert rt.plan_build("r2") == [
-        "IMAGE_NAME=exampleapp ENV_FILE=/srv/app/config/prod.env RELEASE_ID=r2 docker compose "
-        "-p p -f /srv/app/example/a.yml -f /abs/b.yml --env-file /srv/app/config/prod.env "
+        f"IMAGE_NAME=exampleapp ENV_FILE={STATE}/compose.env RELEASE_ID=r2 docker compose "
+        f"-p p -f /srv/app/example/a.yml -f /abs/b.yml --env-file {STATE}/compose.env "
         "--project-directory /srv/app/example build"
     ]
     assert rt.plan_up("<release>", ["backend"])[0].endswith(
@@ -245,3 +258,90 @@ def test_a_running_service_with_a_healthcheck_but_no_health_yet_is_starting(
     status = runtime(tmp_path, docker).status()
     assert status["celery-worker"].health == "starting"  # Docker has not said yet: not a pass
     assert status["backend"].health == ""  # no (enabled) healthcheck: running is enough
+
+
+def test_compose_reads_a_private_copy_of_the_env_file_that_keeps_its_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = FakeDocker()
+    source = b"A=abc$def\nB=\"it's $$\"\nC=\"x\\\"y\"\nD\n"
+    host.files[ENV_FILE] = source
+    rt = runtime(tmp_path, host)
+    rt.check()
+    copy = b"A='abc$def'\nB=\"it's $$$$\"\nC='x\"y'\nD=''\n"
+    assert host.files[f"{STATE}/compose.env"] == copy
+    assert host.modes[f"{STATE}/compose.env"] == 0o600
+    assert host.files[ENV_FILE] == source  # the operator's file is left as it is
+    config = next(c for c in host.commands if "config" in c)
+    assert config[config.index("--env-file") + 1] == f"{STATE}/compose.env"
+    assert host.envs[host.commands.index(config)]["ENV_FILE"] == f"{STATE}/compose.env"
+
+    written = dict(host.files)
+    unchanged = "an unchanged copy was written again"
+    monkeypatch.setattr(host, "write_file", lambda *a, **k: pytest.fail(unchanged))
+    runtime(tmp_path, host).check()  # the next run, the env file as it was
+    assert host.files == written
+    monkeypatch.undo()
+    host.files[ENV_FILE] = source + b"E=x$y\n"
+    runtime(tmp_path, host).check()
+    assert host.files[f"{STATE}/compose.env"] == copy + b"E='x$y'\n"
+
+
+def test_an_env_file_missing_on_the_host_stops_before_compose_runs(tmp_path: Path) -> None:
+    host = FakeDocker()
+    del host.files[ENV_FILE]
+    with pytest.raises(OperatorError) as refused:
+        runtime(tmp_path, host).up("r1")
+    assert f"cannot read the env file {ENV_FILE} on web-1" in refused.value.problem
+    assert "mode 600" in refused.value.fix
+    assert [c for c in host.commands if "compose" in c] == []
+
+
+def test_up_labels_every_service_with_the_environment(tmp_path: Path) -> None:
+    host = FakeDocker()
+    runtime(tmp_path, host).up("r1")
+    labels = json.loads(host.files[f"{STATE}/compose.labels.yml"])
+    assert labels == {
+        "services": {
+            "backend": {"labels": {"io.deploytools.environment": "t"}},
+            "celery-worker": {"labels": {"io.deploytools.environment": "t"}},
+        }
+    }
+    config = next(c for c in host.commands if "config" in c)
+    assert f"{STATE}/compose.labels.yml" not in config  # written from what config says
+
+
+@pytest.mark.parametrize(
+    ("mark", "other"),
+    [
+        ({"Labels": "a=b,io.deploytools.environment=staging,c=d"}, "staging"),
+        ({"Image": "exampleapp:release-pre-prod-20250101T120000Z-1a2b3c4"}, "pre-prod"),
+    ],
+)
+def test_containers_of_another_environment_are_never_acted_on(
+    tmp_path: Path, mark: dict[str, str], other: str
+) -> None:
+    host = FakeDocker()
+    host.ps = json.dumps([PS_ROWS[0], {**PS_ROWS[1], **mark}])
+    rt = runtime(tmp_path, host)
+    for act in (lambda: rt.up("r1"), rt.down, rt.status, lambda: rt.stop(["backend"])):
+        with pytest.raises(OperatorError) as refused:
+            act()
+        assert (
+            f"compose project p on web-1 holds containers of environment {other} "
+            "(p-celery-worker-1): t does not act on them"
+        ) in refused.value.problem
+        assert "environments.t.compose.project_name" in refused.value.fix
+    assert [c for c in host.commands if {"up", "down", "stop"} & set(c)] == []
+
+
+def test_own_unlabelled_and_hand_tagged_containers_are_ours(tmp_path: Path) -> None:
+    host = FakeDocker()
+    rows = [
+        {**PS_ROWS[0], "Labels": "io.deploytools.environment=t"},
+        {**PS_ROWS[1], "Image": "exampleapp:release-t-20250101T120000Z-1a2b3c4"},
+        {**PS_ROWS[1], "Image": "exampleapp:dev", "Name": "p-celery-worker-2"},
+    ]
+    host.ps = json.dumps(rows)
+    runtime(tmp_path, host).up("r1")
+    assert any("up" in c for c in host.commands)

@@ -67,7 +67,8 @@ def test_the_password_reaches_the_connecting_clients_through_secret_env_only() -
     given = [(c[0], e) for c, e in zip(host.commands, host.secret_envs, strict=True) if e]
     assert given == [("psql", {"PGPASSWORD": PASSWORD}), ("pg_dump", {"PGPASSWORD": PASSWORD})]
     verification = [c[0] for c in host.commands].index("pg_restore")
-    assert host.envs[verification] == {}  # reading an archive needs no password at all
+    # Reading an archive needs no password at all, in any form.
+    assert host.secret_envs[verification] == {} and "PGPASSFILE" not in host.envs[verification]
     assert not any(PASSWORD.encode() in data for data in host.files.values())  # no password file
     assert PASSWORD not in host.files["/srv/app/.deploytools/test/journal.jsonl"].decode()
 
@@ -107,8 +108,14 @@ def test_in_the_database_service_the_remote_command_lines_only_name_the_password
     engine.verify("/b/x.dump")
     engine.restore("/b/x.dump")
 
+    announce = """exec sh -c 'echo "deploytools-group $$" >&2 && exec "$@"' sh """
     lines = [
-        (remote_command(argv, env, timeout=3600, secret_names=list(secret)), secret_lines(secret))
+        (
+            remote_command(argv, env, timeout=3600, secret_names=list(secret)).removeprefix(
+                announce
+            ),
+            secret_lines(secret),
+        )
         for argv, env, secret in zip(host.commands, host.envs, host.secret_envs, strict=True)
         if "pg_dump" in argv or "pg_restore" in argv
     ]

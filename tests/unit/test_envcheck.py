@@ -61,7 +61,8 @@ def test_a_non_ascii_value_is_refused_saying_why(
     assert f"{what} must be ASCII" in found.problem
     assert "placeholder in another language" in found.problem
     assert "your_" not in found.problem and "ASCII" in found.fix
-    assert not {value, value[position - 1 :]} & {found.problem, found.fix}
+    shown = found.problem + found.fix
+    assert value not in shown and value[position - 1 :] not in shown  # no part of it from there
     assert value[position - 1] not in found.problem + found.fix
 
 

@@ -11,12 +11,13 @@ from rich.console import Console
 
 from deploytools import envfile
 from deploytools.envcheck import learn_secrets
-from deploytools.envvalidate import Report, check_git, compare_with_example, show
+from deploytools.envvalidate import Report, check_git, compare_with_example, show, validate
 from deploytools.errors import CommandError, OperatorError
 from deploytools.findings import Finding
 from deploytools.ui import Ui
 from tests.support.memhost import MemoryHost
 from tests.support.project_rules import rules
+from tests.support.stackenv import make_settings
 
 ENV_PATH = Path("/project/config/prod.env")
 
@@ -121,3 +122,16 @@ def test_json_output_is_on_stdout_and_redacted() -> None:
     data = json.loads(out.getvalue())
     assert data["ok"] is True and data["warnings"] == 1
     assert "MARKER" not in out.getvalue() + err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("runtime", "warned"), [("compose", ["DOLLAR", "ESCAPED"]), ("process", [])]
+)
+def test_values_compose_would_change_are_warnings_of_compose_environments(
+    tmp_path: Path, runtime: str, warned: list[str]
+) -> None:
+    settings = make_settings(tmp_path, runtime=runtime, compose={"project_name": "p"})
+    doc = envfile.parse(b"DOLLAR=Zx9$Qw8Er7Ty6\nESCAPED='c:\\\\dir'\nQUOTED='a$b'\n")
+    report = validate(doc, tmp_path / "t.env", settings, rules("staging"), git_host(1), None)
+    found = [f for f in report.findings if f.rule == "compose-value"]
+    assert [(f.key, f.severity) for f in found] == [(key, "warning") for key in warned]

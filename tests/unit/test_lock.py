@@ -113,3 +113,41 @@ def test_a_lock_without_holder_json_is_stale_once_its_writer_had_time() -> None:
     with pytest.raises(DeployFailure, match=r"looks stale: it has no readable holder\.json"):
         lock.acquire(holder())
     assert clock.now >= 1_000_000.0 + HOLDER_GRACE
+
+
+class FailingWrites(MemoryHost):
+    """holder.json cannot be written: the connection went away, or a signal came."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [OSError("connection lost"), KeyboardInterrupt("SIGTERM")])
+def test_a_lock_taken_half_way_is_not_left_behind(error: BaseException) -> None:
+    host, clock = FailingWrites(error), Clock()
+    lock = make_lock(host, clock)
+    with pytest.raises(type(error)):
+        lock.acquire(holder())
+    assert not lock.locked() and not lock.held
+
+
+def test_a_signal_as_the_lock_directory_is_made_lands_after_it_is_noted_as_held() -> None:
+    import signal
+
+    from deploytools.interrupts import INTERRUPTS
+
+    class SignalledAsItMakesIt(MemoryHost):
+        def create_dir(self, path: str) -> bool:
+            made = super().create_dir(path)
+            os.kill(os.getpid(), signal.SIGTERM)  # handled before create_dir returns
+            return made
+
+    host, clock = SignalledAsItMakesIt(), Clock()
+    lock = make_lock(host, clock)
+    with INTERRUPTS.installed(), INTERRUPTS.raising(), pytest.raises(KeyboardInterrupt):
+        lock.acquire(holder())
+    assert not lock.locked() and not lock.held  # taken, noted, then released by acquire

@@ -413,7 +413,7 @@ def test_a_second_signal_during_the_undo_is_answered_and_the_undo_finishes() -> 
         Recorder("c", log, fail=Interrupted("SIGINT")),
     ]
     result = Pipeline("deploy", steps).run(ctx, Progress(ctx.ui))
-    assert log[-3:] == ["undo c", "undo b", "undo a"] and result.abandoned == []
+    assert log[-3:] == ["undo c", "undo b", "undo a"] and result.abandoned is None
     assert result.exit_code == 130
     assert "signal once more to abandon" in err.getvalue()
 
@@ -456,3 +456,70 @@ def test_a_signal_after_the_last_step_leaves_a_finished_run_finished() -> None:
     )
     assert result.ok and log == ["run a", "run record"]
     assert "after the last step" in err.getvalue()
+
+
+def test_a_journal_that_fails_as_a_step_begins_still_undoes_the_steps_before() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+    append = ctx.journal.append
+
+    def appending(kind: str, **fields: Any) -> dict[str, Any]:
+        if kind == "step.start" and fields.get("step") == "b":
+            raise RuntimeError("the journal's host stopped answering")
+        return append(kind, **fields)
+
+    ctx.journal.append = appending  # type: ignore[method-assign]
+    result = Pipeline("deploy", [Recorder("a", log), Recorder("b", log)]).run(
+        ctx, Progress(ctx.ui)
+    )
+    assert (result.ok, result.failed_step) == (False, "b")
+    assert "stopped answering" in result.error
+    assert log == ["run a", "undo a"]  # b never ran, so it is not undone
+
+
+def test_a_signal_during_the_final_step_lets_it_finish_and_the_run_stands() -> None:
+    ctx, _, err = context()
+    log: list[str] = []
+
+    class Final(Recorder):
+        final = True
+
+        def run(self, ctx: RunContext) -> dict[str, Any]:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            return super().run(ctx)
+
+    result = Pipeline("deploy", [Recorder("a", log), Final("record", log)]).run(
+        ctx, Progress(ctx.ui)
+    )
+    assert result.ok and log == ["run a", "run record"]
+    assert "after the last step" in err.getvalue()
+
+
+def test_a_third_signal_during_the_final_check_is_recorded_as_an_abandoned_undo() -> None:
+    ctx, _, _ = context()
+    log: list[str] = []
+
+    def check(_: RunContext) -> str:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        return "verified"
+
+    steps = [Recorder("a", log), Recorder("b", log, fail=RuntimeError("x"), undo=False)]
+    result = Pipeline("deploy", steps, after_undo=check).run(ctx, Progress(ctx.ui))
+    assert result.abandoned == [] and log == ["run a", "run b", "undo a"]
+    assert ctx.journal.records()[-1]["undo_abandoned"] == []
+    assert result.as_dict()["undo_abandoned"] == []
+
+
+def test_a_damaged_line_inside_the_journal_is_skipped_counted_and_said() -> None:
+    ctx, host, err = context()
+    ctx.journal.append("deploy.start", release="r1")
+    host.files[ctx.journal.path] += b'{"kind": "release", "tag": \n[1, 2]\n'
+    ctx.journal.append("deploy.done", release="r1")
+    assert [r["kind"] for r in ctx.journal.records()] == ["deploy.start", "deploy.done"]
+    assert ctx.journal.damaged == 2
+    ctx.journal.warn_damaged(ctx.ui.warn)
+    assert "2 damaged journal line(s) skipped" in err.getvalue()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +101,17 @@ def test_the_longest_form_wins_where_forms_overlap() -> None:
     text = json.dumps({"v": secret + '"'})
     assert redact(text) == '{"v": "***\\""}'
     assert json.loads(redact(text)) == {"v": MASK + '"'}
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        lambda s: shlex.join(["--password=" + s]),  # a dry run's command line
+        lambda s: repr('said "no" to ' + s),  # a repr that holds both kinds of quotes
+        lambda s: repr("it's " + s),
+        lambda s: repr({"password": s, "note": "it's"}),
+    ],
+)
+def test_a_secret_inside_a_longer_quoted_word_is_masked(shown: Any) -> None:
+    secret = "Pa'ss\"wo\\rd-x9Zq"
+    assert "x9Zq" not in Redactor([secret])(shown(secret))

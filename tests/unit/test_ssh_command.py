@@ -9,13 +9,29 @@ import sys
 import pytest
 
 from deploytools.errors import OperatorError
-from deploytools.hosts.ssh import forget_key_hint, keyscan_hint, remote_command, secret_lines
+from deploytools.hosts.ssh import (
+    _announced,
+    forget_key_hint,
+    keyscan_hint,
+    remote_command,
+    secret_lines,
+)
+
+# Every remote command first says its process group, then becomes the command.
+ANNOUNCE = """exec sh -c 'echo "deploytools-group $$" >&2 && exec "$@"' sh """
 
 
 def test_argv_is_quoted_word_for_word() -> None:
     argv = ["printf", "%s\n", "a b", "it's", "$HOME", "`id`", "; rm -rf /"]
     command = remote_command(argv)
-    assert shlex.split(command) == argv
+    assert command.startswith(ANNOUNCE)
+    assert shlex.split(command.removeprefix(ANNOUNCE)) == argv
+
+
+def test_the_announced_group_is_read_and_taken_out_of_stderr() -> None:
+    assert _announced(b"deploytools-group 4321\noops\n") == (4321, b"oops\n")
+    assert _announced(b"deploytools-grou") == (None, b"deploytools-grou")  # not all there yet
+    assert _announced(b"no announcement\n") == (None, b"no announcement\n")
 
 
 def test_env_cwd_and_timeout_wrap_the_argv() -> None:
@@ -26,13 +42,13 @@ def test_env_cwd_and_timeout_wrap_the_argv() -> None:
         timeout=90,
     )
     assert command == (
-        "cd '/srv/app dir' && timeout -k 5 90 env 'DATABASE_URL=postgresql://u:p w@h/db' A="
-        " alembic upgrade head"
+        f"cd '/srv/app dir' && {ANNOUNCE}timeout -k 5 90 env"
+        " 'DATABASE_URL=postgresql://u:p w@h/db' A= alembic upgrade head"
     )
 
 
 def test_fractional_timeout_is_kept() -> None:
-    assert remote_command(["true"], timeout=0.5) == "timeout -k 5 0.5 true"
+    assert remote_command(["true"], timeout=0.5) == f"{ANNOUNCE}timeout -k 5 0.5 true"
 
 
 @pytest.mark.parametrize("name", ["1ABC", "A-B", "A B", "A=B", ""])
@@ -48,7 +64,7 @@ def test_secrets_are_named_on_the_line_and_their_values_go_first_on_stdin() -> N
         ["psql", "--file=-"], env={"PGOPTIONS": "-c x=1"}, timeout=60, secret_names=["A", "B"]
     )
     assert command == (
-        "timeout -k 5 60 env 'PGOPTIONS=-c x=1' sh -c"
+        f"{ANNOUNCE}timeout -k 5 60 env 'PGOPTIONS=-c x=1' sh -c"
         """ 'IFS= read -r A && IFS= read -r B && export A B && exec "$@"' sh psql --file=-"""
     )
     assert secret_lines({"A": "it's ${x} \\ wörd ", "B": ""}) == "it's ${x} \\ wörd \n\n".encode()

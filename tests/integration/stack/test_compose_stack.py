@@ -9,6 +9,7 @@ release r1 brings it back to that state first; a test leaves the worker as its s
 from __future__ import annotations
 
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import pytest
 
 from deploytools.celery_check import CeleryCheckFailed, verify_celery
 from deploytools.config import EnvironmentSettings
-from deploytools.errors import DeployFailure
+from deploytools.errors import DeployFailure, OperatorError
 from deploytools.health import wait_healthy
 from deploytools.hosts.local import LocalHost
 from deploytools.runtime.compose import ComposeRuntime
@@ -180,3 +181,34 @@ def test_worker_that_crashes_on_start_fails_the_wait_quickly(
     text = failure.value.problem
     assert text.startswith("celery-worker stopped (")  # not "not healthy after 120s"
     assert "worker boom" in text
+
+
+def _containers(project: str) -> dict[str, str]:
+    """Container id -> "<environment label> <state>" of a compose project on the engine."""
+    done = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
+         "--format", '{{.ID}} {{.Label "io.deploytools.environment"}} {{.State}}'],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.strip())
+
+
+def test_containers_carry_their_environment_and_no_other_environment_acts_on_them(
+    stack: Stack, captured: CapturedUi
+) -> None:
+    stack.healthy_on("r1", captured)
+    before = _containers(stack.runtime.project.name)
+    assert sorted(before.values()) == ["t running", "t running"]
+    other = ComposeRuntime(stack.settings.model_copy(update={"name": "u"}), LocalHost())
+
+    for act in (other.status, other.current_release, other.down, lambda: other.up("r1")):
+        with pytest.raises(OperatorError) as refused:
+            act()
+        assert (
+            f"compose project {stack.runtime.project.name} on local holds containers of "
+            "environment t"
+        ) in refused.value.problem
+        assert "u does not act on them" in refused.value.problem
+
+    assert _containers(stack.runtime.project.name) == before
+    assert stack.runtime.current_release() == "r1"

@@ -1,0 +1,40 @@
+"""The process-runtime project a deploy test module starts from, and the site view of it.
+
+One project per module (its own temp repository, port, journal and state): a module's tests
+share it and each starts from ``site.running()``; a module that needs another setup defines its
+own ``project`` fixture, which takes precedence over this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.deployproject import DeployProject, process_env
+from tests.support.processdeploy import ENV, ProcessSite
+from tests.support.procs import free_port
+
+
+@pytest.fixture(scope="module")
+def project(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[DeployProject]:
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    proj = DeployProject(tmp_path_factory.mktemp(name) / "app")
+    proj.configure({ENV: process_env(probe_timeout=8)})
+    proj.init_env(ENV, {"PORT": str(free_port())})
+    try:
+        yield proj
+    finally:
+        proj.invoke("stack.down", "--env", ENV)
+
+
+@pytest.fixture
+def site(project: DeployProject) -> Iterator[ProcessSite]:
+    """The project as a site; after the test, whatever lock a killed run left is removed."""
+    here = ProcessSite(project)
+    try:
+        yield here
+    finally:
+        here.recover()
