@@ -81,6 +81,9 @@ class ComposeSettings(Model):
     # Build inputs git does not track (e.g. a wheelhouse), relative to ``directory``: a
     # rollback that rebuilds in a git worktree of its tag takes them from the working tree.
     untracked_inputs: list[str] = Field(default_factory=list)
+    # Free space Docker's data root must keep beyond the images of a release about to start:
+    # its containers' writable layers and logs grow there (a full disk crash-loops them).
+    min_free_mb: int = Field(256, ge=0)
 
 
 class DatabaseSettings(Model):
@@ -137,6 +140,8 @@ class TimeoutSettings(Model):
     health: float = Field(120.0, gt=0)
     stop: float = Field(20.0, gt=0)
     query: float = Field(30.0, gt=0)  # a status, log or version query to a runtime
+    # How long an undo waits for a Docker engine that went away (restarted) to answer again.
+    engine: float = Field(60.0, gt=0)
     lock_ttl: float = Field(3600.0, gt=0)
 
 

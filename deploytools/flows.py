@@ -194,11 +194,24 @@ def _rollback_target(ctx: RunContext, tag: str) -> dict[str, Any]:
             f"tag {tag!r} {why} in environment {ctx.settings.name}",
             f"roll back to one of: {tags}",
         )
-    if ctx.facts.get("previous_release") == tag:
+    if _running_now(ctx, {str(r.get("tag")) for r in releases}) == tag:
         raise OperatorError(
             f"release {tag} is already running in {ctx.settings.name}", "nothing to do"
         )
     return known[tag]
+
+
+def _running_now(ctx: RunContext, recorded: set[str]) -> str | None:
+    """What runs, as the runtime shows it (every service on one release): after a start cut
+    short the journal's last good release may run nowhere. The journal's word only when the
+    runtime cannot be asked (the validation then says why)."""
+    from deploytools.runtime.base import whole_release
+
+    try:
+        return whole_release(ctx.runtime, recorded)
+    except DeployFailure:
+        previous: str | None = ctx.facts.get("previous_release")
+        return previous
 
 
 def _must_restore(

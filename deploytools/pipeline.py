@@ -414,11 +414,15 @@ def _message(exc: BaseException) -> str:
 
 
 def raise_if_failed(result: PipelineResult, logs_hint: str) -> None:
+    """The run's failure as one message: what failed, what was undone, and what could not be
+    (an undo step that failed leaves something as the failed run left it: said, not hidden)."""
     if not result.ok:
         undone = "; ".join(result.undone) or "nothing needed undoing"
+        broken = [f"{o.name}: {o.error}" for o in result.outcomes if o.status == "undo-failed"]
+        not_undone = "".join(f"\n  NOT undone: {line}" for line in broken)
         failure = DeployFailure(
             f"{result.name} failed at step '{result.failed_step}': {result.error}\n"
-            f"  undone: {undone}",
+            f"  undone: {undone}{not_undone}",
             f"see {logs_hint}",
         )
         failure.exit_code = result.exit_code

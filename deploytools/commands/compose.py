@@ -125,6 +125,16 @@ def restart_counts(containers: Sequence[str], docker: str = "docker") -> Argv:
     return [docker, "inspect", "--type", "container", "--format", fields, *containers]
 
 
+def image_sizes(images: Sequence[str], docker: str = "docker") -> Argv:
+    """One size in bytes per line (the image's layers, shared ones included)."""
+    return [docker, "image", "inspect", "--format", "{{.Size}}", *images]
+
+
+def data_root(docker: str = "docker") -> Argv:
+    """Where the engine keeps images and containers (``/var/lib/docker`` by default)."""
+    return [docker, "info", "--format", "{{.DockerRootDir}}"]
+
+
 def remove_images(images: Sequence[str], docker: str = "docker") -> Argv:
     """Untag the images (layers still used by other tags stay)."""
     return [docker, "image", "rm", *images]

@@ -7,19 +7,24 @@ needs from it, so a wait works the same for containers and for plain processes.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from deploytools.commands import fs
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.hosts.base import Result
+from deploytools.hosts.base import Host, Result
 
 RUNNING = "running"
 EXITED = "exited"
 RESTARTING = "restarting"
 MISSING = "missing"  # configured, but no container or process at all
 LOG_LINES = 20  # a failure shows this many of the service's last log lines
+SEARCHED_LINES = 50  # of a stopped service, searched for the reason it stopped
+# What a process prints (strerror of ENOSPC) when the disk it writes to is full.
+NO_SPACE = "No space left on device"
+MB = 1024 * 1024
 # A release id becomes an image tag: Docker's tag grammar.
 RELEASE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -151,6 +156,15 @@ class Runtime(Protocol):
         """The release the running services were started on, if one can tell."""
         ...
 
+    def unreachable(self, timeout: float) -> str | None:
+        """What this runtime needs and does not answer within ``timeout`` (``the Docker engine
+        on web-1``), or None when it can act now."""
+        ...
+
+    def out_of_space(self) -> str | None:
+        """Which services stopped because the disk is full, and where; None if none did."""
+        ...
+
 
 def log_tail(runtime: Runtime, service: str, lines: int = LOG_LINES) -> list[str]:
     """The last ``lines`` of a service's log, headed and indented for a failure message."""
@@ -165,3 +179,42 @@ def log_tail(runtime: Runtime, service: str, lines: int = LOG_LINES) -> list[str
 def see_logs(env: str, service: str) -> str:
     """The fix of a failure that showed a service's log tail: where to read more of it."""
     return f"see the log above; more with: invoke stack.logs --env {env} --service {service}"
+
+
+def whole_release(runtime: Runtime, ours: Collection[str]) -> str | None:
+    """The release the whole stack runs now, as the runtime shows it: every service running
+    (one-shots aside: they are done once they exited), and those on one of ``ours`` (the
+    releases recorded; not a postgres:16 beside them) all on the same. None after a start cut
+    short, a crash, or a stack left half on each release."""
+    done = runtime.one_shots()
+    statuses = [s for name, s in runtime.status().items() if name not in done]
+    if not statuses or any(s.state != RUNNING for s in statuses):
+        return None
+    releases = {s.release for s in statuses if s.release in ours}
+    return releases.pop() if len(releases) == 1 else None
+
+
+def free_space(host: Host, path: str, timeout: float) -> int | None:
+    """Bytes free on the disk holding ``path`` on ``host`` (``df``); None when ``df`` cannot
+    tell (no such path on that host, no ``df``)."""
+    try:
+        return fs.parse_free_space(host.run(fs.free_space(path), timeout=timeout).stdout)
+    except DeployFailure:
+        return None
+
+
+def disk_full(runtime: Runtime, host: str, place: Callable[[], str]) -> str | None:
+    """``runtime.out_of_space``: the services that stopped (exited, restarting) with
+    ``NO_SPACE`` in their last log lines; ``place()`` says where the disk is full."""
+    names = [
+        name
+        for name, status in runtime.status().items()
+        if status.crashed and NO_SPACE.lower() in runtime.logs(name, SEARCHED_LINES).lower()
+    ]
+    if not names:
+        return None
+    return f"a disk is full on {host}: {', '.join(names)} stopped with {NO_SPACE!r} ({place()})"
+
+
+def free_said(free: int | None) -> str:
+    return "free space unknown" if free is None else f"{free / MB:.1f} MB free"

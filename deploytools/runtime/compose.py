@@ -19,6 +19,7 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import replace
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,14 @@ from deploytools.config import ComposeSettings, EnvironmentSettings, ServiceSett
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.runtime.base import (
+    MB,
     MISSING,
     RUNNING,
     ServiceStatus,
     check_release,
+    disk_full,
+    free_said,
+    free_space,
     log_tail,
     see_logs,
 )
@@ -57,6 +62,14 @@ RELEASE_TAG = re.compile(r"release-(?P<env>[a-z][a-z0-9_-]{0,31})-\d{8}T\d{6}Z-"
 _NOT_COMPLETED = re.compile(
     r'service "(?P<service>[^"]+)" didn\'t complete successfully: exit (?P<code>-?\d+)'
 )
+# What the docker CLI says when no engine answers on its socket (or the answer broke off).
+DAEMON_GONE = (
+    "cannot connect to the docker daemon",
+    "is the docker daemon running",
+    "error during connect",
+)
+# A probe of an engine that went away: long enough for a loaded one, short beside an undo's wait.
+PROBE_TIMEOUT = 10.0
 # Worst first: the state that decides a service made of several containers.
 _SEVERITY = ("dead", "exited", "restarting", "paused", "created", "removing", RUNNING)
 
@@ -110,7 +123,7 @@ class ComposeRuntime:
                     f"no permission to use the Docker daemon {where}: {text}",
                     "run as a user in the docker group (or as root)",
                 )
-            raise DeployFailure(f"the Docker daemon is not reachable {where}: {text}", START_DOCKER)
+            raise self._unreachable(f"`docker version` failed with {text!r}")
         self._write_env_file()
         try:  # its output holds the env file's values: never shown, not even on a timeout
             config = self._query(cmd.config_json(self.project), release=ANY_RELEASE, check=False)
@@ -307,7 +320,10 @@ class ComposeRuntime:
         return [f"{self._shown_env(release)} {shlex.join(argv)}"]
 
     def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:
-        return [f"{self._shown_env(release)} {shlex.join(cmd.up(self._labelled(), services))}"]
+        return [
+            f"{self._shown_env(release)} {shlex.join(cmd.up(self._labelled(), services))}",
+            f"first: free space on Docker's data root >= the images + {self.conf.min_free_mb} MB",
+        ]
 
     def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         self.check()
@@ -337,10 +353,56 @@ class ComposeRuntime:
                 f"images of release {release!r} are not on {self.host.name}: {', '.join(missing)}",
                 f"build them: invoke stack.build --env {self.settings.name} --release {release}",
             )
+        self._check_room(release, services)
         try:
             self._run(cmd.up(self._labelled(), services), release=release)
         except CommandError as exc:
             raise self._one_shot_failed(exc) or exc from None
+
+    def _check_room(self, release: str, services: Sequence[str]) -> None:
+        """Refuse, before compose stops anything, a start that Docker's data root has no room
+        for: the images of the services to (re)create plus ``compose.min_free_mb``.
+
+        Services already running this release are left as they are by ``up`` and need nothing
+        (an undo returning to what still runs is never refused). The free space is read with
+        ``df`` on this host; a data root this host cannot see (a remote ``DOCKER_HOST``, Docker
+        Desktop's VM) is not checked.
+        """
+        now = self.status()
+        creating = [
+            name
+            for name in services or self.services()
+            if (now[name].state, now[name].release) != (RUNNING, release)
+        ]
+        if not creating:
+            return
+        root, free = self._data_root_free()
+        if free is None:
+            return
+        images = self._images_of(creating, release)
+        sizes = self._query(cmd.image_sizes(images, self.docker), check=False).stdout.split()
+        size = sum(int(n) for n in sizes if n.isdigit())
+        margin = self.conf.min_free_mb
+        need = size + margin * MB
+        if free < need:
+            raise DeployFailure(
+                f"not enough room to start release {release} on {self.host.name}: Docker's data "
+                f"root {root} has {free / MB:.1f} MB free, {need / MB:.1f} MB needed (images "
+                f"{size / MB:.1f} MB + compose.min_free_mb {margin} MB); nothing was stopped",
+                f"free space in {root} (docker image prune, docker builder prune, old logs), "
+                f"or lower environments.{self.settings.name}.compose.min_free_mb",
+            )
+
+    def _images_of(self, services: Sequence[str], release: str) -> list[str]:
+        """The images ``services`` run on ``release`` (a release's own tag put in)."""
+        config = self._services_config()
+        named = (str(config.get(name, {}).get("image") or "") for name in services)
+        return list(dict.fromkeys(i.replace(ANY_RELEASE, release) for i in named if i))
+
+    def _data_root_free(self) -> tuple[str, int | None]:
+        """Docker's data root, and the bytes free there as ``df`` on this host sees them."""
+        root = self._query(cmd.data_root(self.docker)).stdout.strip()
+        return root, free_space(self.host, root, self.settings.timeouts.query)
 
     def stop(self, services: Sequence[str] = ()) -> None:
         self.require_services(services)
@@ -413,6 +475,23 @@ class ComposeRuntime:
         ]
         return DeployFailure("\n".join(lines), see_logs(self.settings.name, name))
 
+    def unreachable(self, timeout: float) -> str | None:
+        """``the Docker engine on HOST`` when ``docker version`` gets no server answer within
+        ``timeout``; None when it answers."""
+        if self._server_answer(timeout) is None:
+            return None
+        return f"the Docker engine on {self.host.name}"
+
+    def out_of_space(self) -> str | None:
+        def place() -> str:
+            root, free = self._data_root_free()
+            where = f"Docker's data root {root}: {free_said(free)}"
+            if free is not None and free >= self.conf.min_free_mb * MB:
+                where += "; the full one is a volume or tmpfs the service writes to"
+            return where
+
+        return disk_full(self, self.host.name, place)
+
     # -- plumbing -------------------------------------------------------------------------------
 
     def _labelled(self) -> cmd.Project:
@@ -447,7 +526,7 @@ class ComposeRuntime:
         self, argv: list[str], release: str | None, check: bool, cwd: str | None, timeout: float
     ) -> Result:
         try:
-            return self.host.run(
+            done = self.host.run(
                 argv,
                 env=self._env(release),
                 cwd=cwd or self.project.directory,
@@ -459,7 +538,51 @@ class ComposeRuntime:
                 raise DeployFailure(
                     f"the docker CLI is not installed on {exc.host}", INSTALL_DOCKER
                 ) from None
-            raise _explained(exc) from None
+            raise self._explained(exc) from None
+        said = done.stderr + done.stdout
+        if not done.ok and any(words in said.lower() for words in DAEMON_GONE):
+            # An unchecked command's failure means "absent" to its caller (an image): not
+            # when the engine itself is gone.
+            raise self._unreachable(f"`{_shown(argv)}` failed with {_last_line(said)!r}")
+        return done
+
+    def _explained(self, exc: CommandError) -> DeployFailure:
+        """Docker's failures that have a known fix get it; the rest keep compose's own words.
+
+        An engine that stops during a command (dockerd restarted) makes compose fail with
+        whatever broke first (``failed to update store for object type *libnetwork.endpoint``):
+        a ``docker version`` then tells an engine that went away from a command that failed.
+        """
+        text = exc.output.lower()
+        if "is not a docker command" in text or ("unknown command" in text and "compose" in text):
+            return DeployFailure(
+                f"`docker compose` (v2) is not available on {exc.host}", INSTALL_COMPOSE
+            )
+        said = _last_line(exc.output) if exc.returncode is not None else "no answer in time"
+        what = f"`{_shown(exc.argv)}` failed with {said!r}"
+        if any(words in text for words in DAEMON_GONE):
+            return self._unreachable(what)
+        probe = self._server_answer(PROBE_TIMEOUT)
+        if probe is not None:
+            return self._unreachable(f"{what} and `docker version` with {probe!r}")
+        return exc
+
+    def _unreachable(self, what: str) -> DeployFailure:
+        return DeployFailure(
+            f"the Docker engine on {self.host.name} is unreachable: {what}", START_DOCKER
+        )
+
+    def _server_answer(self, timeout: float) -> str | None:
+        """None when the engine answers ``docker version``; else what the CLI said."""
+        try:
+            done = self.host.run(
+                cmd.server_version(self.docker), env=self._env(None), timeout=timeout, check=False
+            )
+        except CommandError as exc:
+            return "no answer in time" if exc.returncode is None else _last_line(exc.output)
+        if done.ok and done.stdout.strip():
+            return None
+        return _last_line(done.stderr or done.stdout)
 
 
 def parse_ps(text: str) -> list[dict[str, Any]]:
@@ -519,22 +642,20 @@ def _restart_policy(service: dict[str, Any]) -> str:
     return {"any": "always", "on-failure": "on-failure"}.get(str(condition), "no")
 
 
-def _explained(exc: CommandError) -> DeployFailure:
-    """Docker's failures that have a known fix get it; the rest keep compose's own words."""
-    text = exc.output.lower()
-    if "cannot connect to the docker daemon" in text or "is the docker daemon running" in text:
-        return DeployFailure(f"the Docker daemon is not reachable on {exc.host}", START_DOCKER)
-    if "is not a docker command" in text or ("unknown command" in text and "compose" in text):
-        return DeployFailure(
-            f"`docker compose` (v2) is not available on {exc.host}", INSTALL_COMPOSE
-        )
-    return exc
-
-
 def _join(directory: str, path: str) -> str:
     if path.startswith("/") or (len(path) > 2 and path[1] == ":"):  # POSIX or Windows absolute
         return path
     return f"{directory.rstrip('/')}/{path}"
+
+
+def _shown(argv: Sequence[str]) -> str:
+    """A command as an operator knows it: ``docker compose up``, ``docker image inspect``."""
+    if argv[1:2] != ["compose"]:
+        return " ".join(["docker", *takewhile(lambda a: not a.startswith("-"), argv[1:3])])
+    rest = list(argv[2:])
+    while rest and rest[0].startswith("-"):  # the project's -p/-f/--env-file/... and values
+        rest = rest[2:]
+    return " ".join(["docker", "compose", *rest[:1]])
 
 
 def _last_line(text: str) -> str:

@@ -36,7 +36,16 @@ from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.hosts.local import LocalHost
 from deploytools.launch import Limits, environment_size, launch_problems, limits_for
-from deploytools.runtime.base import EXITED, MISSING, RUNNING, ServiceStatus, check_release
+from deploytools.runtime.base import (
+    EXITED,
+    MISSING,
+    RUNNING,
+    ServiceStatus,
+    check_release,
+    disk_full,
+    free_said,
+    free_space,
+)
 from deploytools.targets import on_host, state_dir
 from deploytools.templating import fill
 
@@ -437,6 +446,17 @@ class ProcessRuntime:
     def current_release(self) -> str | None:
         running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
         return max(set(running), key=running.count) if running else None
+
+    def unreachable(self, timeout: float) -> str | None:
+        """Processes need no engine; the host's own connection is bounded by its timeouts."""
+        return None
+
+    def out_of_space(self) -> str | None:
+        def place() -> str:
+            free = free_space(self.host, self.app_dir, self.settings.timeouts.query)
+            return f"{self.app_dir}: {free_said(free)}"
+
+        return disk_full(self, self.host.name, place)
 
     # -- plumbing ---------------------------------------------------------------------------
 

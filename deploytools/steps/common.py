@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
+from deploytools.errors import DeployFailure
 from deploytools.lock import DeployLock, Holder
 from deploytools.steps.base import RunContext
+
+ENGINE_POLL = 0.5  # seconds between two questions to an engine the undo waits for
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class ValidateEnv:
@@ -89,10 +97,59 @@ class Start:
     def undo(self, ctx: RunContext) -> str:
         previous = ctx.facts.get("previous_release")
         if previous:
+            waited = _wait_for_runtime(ctx, previous)
             ctx.runtime.up(previous)
-            return f"release {previous} started again"
+            return f"release {previous} started again{waited}"
         ctx.runtime.down()
         return "stack stopped (no earlier release to return to)"
+
+
+def _wait_for_runtime(ctx: RunContext, previous: str) -> str:
+    """Before the undo starts ``previous``: an engine that went away during the start (dockerd
+    stopped or restarted) gets ``timeouts.engine`` to answer again, asked every ENGINE_POLL s.
+
+    Returns what was waited for, for the undo's summary; raises, saying that nothing was
+    restored and how to restore it, when the engine does not come back in time.
+    """
+    limit = ctx.settings.timeouts.engine
+    started = time.monotonic()
+    gone = ctx.runtime.unreachable(limit)
+    if gone is None:
+        return ""
+    ctx.ui.warn(f"{gone} does not answer: waiting up to {limit:g} s for it to restore {previous}")
+    while (left := limit - (time.monotonic() - started)) > 0:
+        ctx.pause(min(ENGINE_POLL, left))
+        if ctx.runtime.unreachable(max(left, ENGINE_POLL)) is None:
+            return f" once {gone} answered again ({time.monotonic() - started:.1f} s later)"
+    failure = DeployFailure(
+        f"nothing was restored: {gone} did not answer within {limit:g} s",
+        f"when it is back run invoke stack.up --env {ctx.settings.name} --release {previous}",
+    )
+    ctx.ui.warn(str(failure))  # the summary table shows it too, but this is what to do next
+    raise failure
+
+
+def disk_said(check: Callable[P, R]) -> Callable[P, R]:
+    """A check that fails because a service died of a full disk says so first: a Celery check
+    only sees that no worker answers, a health wait that a service stopped. ``check`` takes
+    the ``RunContext`` among its arguments."""
+
+    @functools.wraps(check)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return check(*args, **kwargs)
+        except DeployFailure as exc:
+            ctx = next(a for a in args if isinstance(a, RunContext))
+            try:
+                full = ctx.runtime.out_of_space()
+            except DeployFailure:  # the runtime cannot say: the check's own words stand
+                full = None
+            if full:
+                exc.problem = f"{full}\n{exc.problem}"
+                exc.args = (exc.problem,)
+            raise
+
+    return checked
 
 
 class WaitHealthy:
@@ -109,6 +166,7 @@ class WaitHealthy:
 
         load_modules()
 
+    @disk_said
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools.health import wait_healthy
 
@@ -143,6 +201,7 @@ class VerifyCelery:
 
             load_modules(ctx.settings, ctx.env_values)
 
+    @disk_said
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.settings.celery is None:
             return {"celery": "skipped"}
@@ -159,6 +218,7 @@ class VerifyCelery:
         return {"celery": report.as_dict()}
 
 
+@disk_said
 def verify_running(ctx: RunContext, release: str) -> str:
     """After an undo: the release we went back to must answer its health checks again."""
     from deploytools.celery_check import verify_celery

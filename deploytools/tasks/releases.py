@@ -2,43 +2,73 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 
 from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
 
 if TYPE_CHECKING:
+    from deploytools.config import EnvironmentSettings
     from deploytools.journal import Journal
     from deploytools.ui import Ui
 
 
-def _journal(c: Context, env: str | None, ui: Ui) -> Journal:
-    """The environment's journal, shown masked with the env file's secrets: a journal written
-    by an older version may hold one in a form it did not mask."""
+def _journal(conf: EnvironmentSettings, ui: Ui) -> tuple[Journal, dict[str, str]]:
+    """The environment's journal, shown masked with the env file's secrets (a journal written
+    by an older version may hold one in a form it did not mask), and the env file's values."""
     from deploytools import targets
     from deploytools.envvalidate import learned_values
     from deploytools.journal import Journal
 
-    conf = settings(c, env)
-    if conf.path(conf.env_file).is_file():
-        learned_values(conf, ui.redact)
+    values = learned_values(conf, ui.redact) if conf.path(conf.env_file).is_file() else {}
     host = targets.primary(conf)
-    return Journal(host, targets.state_dir(conf, host), ui.redact)
+    return Journal(host, targets.state_dir(conf, host), ui.redact), values
+
+
+def _confirmed(
+    conf: EnvironmentSettings,
+    values: dict[str, str],
+    ui: Ui,
+    journal: Journal,
+    recorded: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The journal's running release if the stack runs it (every service, on the journal's
+    host): a start cut short leaves the last good release recorded but running nowhere."""
+    from deploytools.errors import DeployToolsError
+    from deploytools.release import current_release
+    from deploytools.runtime import runtime_for
+    from deploytools.runtime.base import whole_release
+
+    record = current_release(recorded)
+    if record is None:
+        return None
+    try:
+        runtime = runtime_for(conf, journal.host, values)
+        runs = whole_release(runtime, {str(r.get("tag")) for r in recorded})
+    except DeployToolsError as exc:
+        ui.warn(f"* is the journal's word: the stack could not be asked ({exc.problem})")
+        return record
+    if runs == record.get("tag"):
+        return record
+    ui.warn(
+        f"the journal says {record.get('tag')} runs, but the stack runs "
+        f"{runs or 'no release on every service'}: not marked (see invoke stack.status)"
+    )
+    return None
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """List recorded releases (deploys and rollbacks), newest first; * marks the running one."""
-    from deploytools.release import current_release
-
-    journal = _journal(c, env, ui)
+    conf = settings(c, env)
+    journal, values = _journal(conf, ui)
     recorded = journal.releases()
     journal.warn_damaged(ui.warn)
     if json:
         ui.emit_json(list(reversed(recorded)))
         return
-    running = current_release(recorded)
+    running = _confirmed(conf, values, ui, journal, recorded)
     rows = [
         [
             "*" if r is running else "",
@@ -65,7 +95,7 @@ def history(
     c: Context, ui: Ui, env: str | None = None, json: bool = False, limit: int = 50
 ) -> None:
     """Show the journal: every step of every deploy and rollback, with durations and results."""
-    journal = _journal(c, env, ui)
+    journal = _journal(settings(c, env), ui)[0]
     records = journal.records()[-limit:]
     journal.warn_damaged(ui.warn)
     if json:

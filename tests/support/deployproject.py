@@ -105,12 +105,17 @@ class DeployProject(TempProject):
 
     # -- set-up -----------------------------------------------------------------------------
 
-    def configure(self, environments: Mapping[str, Mapping[str, Any]]) -> None:
-        """Write deploy.toml (repository defaults + ``environments``) and commit the tree."""
+    def configure(
+        self,
+        environments: Mapping[str, Mapping[str, Any]],
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write deploy.toml (``defaults``, else the repository's, + ``environments``) and
+        commit the tree."""
         base = repo_config()
         data = {
             "project": base["project"],
-            "defaults": base["defaults"],
+            "defaults": base["defaults"] if defaults is None else defaults,
             "environments": environments,
         }
         self.file("config/deploy.toml").write_text(toml_text(data))
@@ -166,7 +171,7 @@ class DeployProject(TempProject):
     def rollback(self, env: str, tag: str, *args: str) -> Run:
         return self.invoke("rollback", "--env", env, "--tag", tag, *args, timeout=DEPLOY_TIMEOUT)
 
-    def start(self, *args: str) -> subprocess.Popen[str]:
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """``python -m invoke ARGS`` in the background (for signals and concurrent runs).
 
         With SIGINT and SIGTERM at their defaults, whatever this test process inherited: a
@@ -176,7 +181,7 @@ class DeployProject(TempProject):
         return subprocess.Popen(
             [sys.executable, "-m", "invoke", *args],
             cwd=self.path,
-            env=self.environ(),
+            env=self.environ(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

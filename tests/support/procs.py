@@ -114,10 +114,14 @@ class TempServer:
         try:
             self.stop()
         finally:
+            self._release()
             shutil.rmtree(self._dir, ignore_errors=True)
 
     def _prepare(self) -> None:
         """One-time set-up before the first ``start``."""
+
+    def _release(self) -> None:
+        """Undo what ``_prepare`` set up outside the directory's files (a mount), once stopped."""
 
     def start(self) -> None:
         raise NotImplementedError

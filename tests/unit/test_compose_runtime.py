@@ -162,7 +162,7 @@ def test_release_id_that_cannot_be_an_image_tag_is_refused(tmp_path: Path) -> No
         ),
         (
             {"server": (1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.")},
-            "Docker daemon is not reachable on web-1",
+            "Docker engine on web-1 is unreachable",
             "start the Docker daemon",
         ),
     ],

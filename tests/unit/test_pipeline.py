@@ -523,3 +523,23 @@ def test_a_damaged_line_inside_the_journal_is_skipped_counted_and_said() -> None
     assert ctx.journal.damaged == 2
     ctx.journal.warn_damaged(ctx.ui.warn)
     assert "2 damaged journal line(s) skipped" in err.getvalue()
+
+
+def test_the_failure_message_says_what_could_not_be_undone() -> None:
+    from deploytools.errors import DeployFailure
+    from deploytools.pipeline import raise_if_failed
+
+    ctx, _, _ = context()
+    log: list[str] = []
+
+    class BadUndo(Recorder):
+        def undo(self, ctx: RunContext) -> str:
+            raise RuntimeError("the engine did not come back")
+
+    steps = [BadUndo("start", log), Recorder("wait", log, fail=RuntimeError("x"), undo=False)]
+    result = Pipeline("deploy", steps).run(ctx, Progress(ctx.ui))
+    with pytest.raises(DeployFailure) as failure:
+        raise_if_failed(result, "the logs")
+    assert "NOT undone: undo start: RuntimeError: the engine did not come back" in str(
+        failure.value
+    )

@@ -127,7 +127,7 @@ def test_docker_not_running_is_named_with_the_fix(project: TempProject) -> None:
         "stack.up", "--env", "dnone", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
     )
     assert run.returncode == 1
-    assert "the Docker daemon is not reachable on local" in run.stderr
+    assert "the Docker engine on local is unreachable" in run.stderr
     assert "start the Docker daemon" in run.stderr
     assert "Traceback" not in run.output
 
