@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -18,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -145,6 +147,17 @@ class TimeoutSettings(Model):
     lock_ttl: float = Field(3600.0, gt=0)
 
 
+@dataclass(frozen=True)
+class Layers:
+    """Where settings came from: the config file (relative to the project root) and what was
+    merged over it. Kept so that a release's own deploy.toml (``deploytools.releaseconfig``)
+    gets the same invoke config and command line as today's."""
+
+    config_file: str = DEFAULT_CONFIG
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    cli: Mapping[str, Any] = field(default_factory=dict)
+
+
 class EnvironmentSettings(Model):
     """One environment (local, staging, prod, ...), with defaults already merged in."""
 
@@ -167,6 +180,7 @@ class EnvironmentSettings(Model):
     parallelism: int = Field(1, ge=1, le=64)
     flags: dict[str, int] = Field(default_factory=dict)
     root: Path = Path(".")
+    _layers: Layers = PrivateAttr(default_factory=Layers)
 
     @field_validator("services")
     @classmethod
@@ -184,6 +198,10 @@ class EnvironmentSettings(Model):
     @property
     def remote(self) -> bool:
         return bool(self.hosts)
+
+    @property
+    def layers(self) -> Layers:
+        return self._layers
 
 
 class ProjectSettings(Model):
@@ -241,7 +259,7 @@ def read_text(path: Path, *, missing: OperatorError | None = None) -> str:
         raise OperatorError(f"cannot read {path}: not UTF-8 text", "save it as UTF-8") from None
 
 
-def parse_toml(text: str, path: Path) -> dict[str, Any]:
+def parse_toml(text: str, path: str | Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -251,8 +269,11 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
 
 
 def read_deploy_file(path: Path) -> DeployFile:
-    raw = parse_toml(read_text(path), path)
-    return validate_model(DeployFile, raw, path)
+    return parse_deploy_file(read_text(path), path)
+
+
+def parse_deploy_file(text: str, path: str | Path) -> DeployFile:
+    return validate_model(DeployFile, parse_toml(text, path), path)
 
 
 def load_settings(
@@ -265,34 +286,43 @@ def load_settings(
     """Load one environment; ``overrides`` come from invoke config, ``cli`` from flags."""
     check_env_name(env)
     path = find_config(config_path)
+    root = path.parent.parent
+    layers = Layers(path.relative_to(root).as_posix(), dict(overrides or {}), dict(cli or {}))
     deploy_file = read_deploy_file(path)
-    if env not in deploy_file.environments:
-        known = ", ".join(sorted(deploy_file.environments))
-        raise OperatorError(f"unknown environment {env!r} in {path}", f"use one of: {known}")
-    layers = (overrides or {}, cli or {})
-    settings = _environment(deploy_file, env, path, layers)
-    check_compose_project(settings, _others(deploy_file, env, path), path)
+    settings = environment(deploy_file, env, path, root, layers)
+    check_compose_project(settings, _others(deploy_file, env, path, root), path)
     return settings
 
 
-def _environment(
-    deploy_file: DeployFile, env: str, path: Path, layers: tuple[Mapping[str, Any], ...] = ()
+def environment(
+    deploy_file: DeployFile, env: str, path: str | Path, root: Path, layers: Layers | None = None
 ) -> EnvironmentSettings:
+    """One environment of a parsed deploy file, ``layers`` merged over it; ``path`` names the
+    file in messages."""
+    if env not in deploy_file.environments:
+        known = ", ".join(sorted(deploy_file.environments))
+        raise OperatorError(f"unknown environment {env!r} in {path}", f"use one of: {known}")
+    layers = layers or Layers()
     merged: dict[str, Any] = {}
-    for layer in (deploy_file.defaults, deploy_file.environments[env], *layers):
+    file_layers = (deploy_file.defaults, deploy_file.environments[env])
+    for layer in (*file_layers, layers.overrides, layers.cli):
         merged = deep_merge(merged, layer)
     merged["name"] = env
-    merged["root"] = path.parent.parent
-    return validate_model(EnvironmentSettings, merged, path, prefix=f"environments.{env}")
+    merged["root"] = root
+    settings = validate_model(EnvironmentSettings, merged, path, prefix=f"environments.{env}")
+    settings._layers = layers
+    return settings
 
 
-def _others(deploy_file: DeployFile, env: str, path: Path) -> list[EnvironmentSettings]:
+def _others(
+    deploy_file: DeployFile, env: str, path: Path, root: Path
+) -> list[EnvironmentSettings]:
     """The file's other environments that load; one that does not says so in its own tasks."""
     found = []
     for name in sorted(deploy_file.environments):
         if name != env and ENV_NAME.match(name):
             try:
-                found.append(_environment(deploy_file, name, path))
+                found.append(environment(deploy_file, name, path, root))
             except OperatorError:
                 continue
     return found
@@ -352,7 +382,7 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def validate_model(model: type[M], raw: Any, path: Path, prefix: str = "") -> M:
+def validate_model(model: type[M], raw: Any, path: str | Path, prefix: str = "") -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -64,6 +64,12 @@ def good_releases(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in releases if r.get("result") == "ok"]
 
 
+def record_of(releases: list[dict[str, Any]], tag: str) -> dict[str, Any] | None:
+    """The newest release record of ``tag`` that names its commit (ok or failed: a tag always
+    names the same commit)."""
+    return next((r for r in reversed(releases) if r.get("tag") == tag and r.get("sha")), None)
+
+
 def current_release(releases: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The release now running: the last healthy deploy or rollback, unless a later run's
     undo was abandoned (then the journal cannot tell: None, and the runtime is asked)."""

@@ -45,3 +45,14 @@ def toplevel() -> Argv:
 def check_ignore(path: str) -> Argv:
     """Exit 0 if ``path`` is ignored by git, 1 if it is not."""
     return ["git", "check-ignore", "--quiet", "--", path]
+
+
+def has_commit(sha: str) -> Argv:
+    """Exit 0 if the commit is in the repository (a shallow clone or a prune may lack it)."""
+    return ["git", "cat-file", "-e", f"{sha}^{{commit}}"]
+
+
+def show_file(sha: str, path: str) -> Argv:
+    """A file as it is in commit ``sha``, ``path`` relative to the working directory; the
+    working tree is not touched."""
+    return ["git", "show", f"{sha}:./{path}"]

@@ -31,3 +31,11 @@ def test_status_check_ref_format_tag_and_worktrees() -> None:
     ]  # fmt: skip
     assert git.worktree_remove("/tmp/wt") == ["git", "worktree", "remove", "--force", "/tmp/wt"]
     assert git.toplevel() == ["git", "rev-parse", "--show-toplevel"]
+
+
+def test_a_commit_is_looked_for_and_a_file_of_it_read_without_a_checkout() -> None:
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert git.has_commit(sha) == ["git", "cat-file", "-e", f"{sha}^{{commit}}"]
+    assert git.show_file(sha, "config/deploy.toml") == [
+        "git", "show", f"{sha}:./config/deploy.toml",
+    ]  # fmt: skip
