@@ -27,6 +27,12 @@ def release_tag(env: str, short_sha: str, when: datetime | None = None) -> str:
     return f"release-{env}-{stamp}-{short_sha}"
 
 
+def looks_like_release(env: str, name: str) -> bool:
+    """``name`` is one a deploy of ``env`` would give its release (``release_tag``): such
+    names are the deploys' own."""
+    return name.startswith(f"release-{env}-")
+
+
 def take_snapshot(host: Host, repo: str, env: str, *, allow_dirty: bool) -> Snapshot:
     """Name the release after HEAD; refuse uncommitted changes unless allowed."""
     try:
@@ -68,6 +74,19 @@ def record_of(releases: list[dict[str, Any]], tag: str) -> dict[str, Any] | None
     """The newest release record of ``tag`` that names its commit (ok or failed: a tag always
     names the same commit)."""
     return next((r for r in reversed(releases) if r.get("tag") == tag and r.get("sha")), None)
+
+
+def recorded_images(records: list[dict[str, Any]], tag: str) -> dict[str, str]:
+    """Image -> id that ``tag`` was last known good with: its newest healthy release record,
+    or a later ``images`` record (the images rebuilt from its commit by an undo or
+    ``stack.build``). Empty when nothing was recorded."""
+    for record in reversed(records):
+        if record.get("tag") != tag:
+            continue
+        kind, result = record.get("kind"), record.get("result")
+        if kind == "images" or (kind == "release" and result == "ok"):
+            return dict(record.get("images") or {})
+    return {}
 
 
 def current_release(releases: list[dict[str, Any]]) -> dict[str, Any] | None:

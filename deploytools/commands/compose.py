@@ -138,3 +138,8 @@ def data_root(docker: str = "docker") -> Argv:
 def remove_images(images: Sequence[str], docker: str = "docker") -> Argv:
     """Untag the images (layers still used by other tags stay)."""
     return [docker, "image", "rm", *images]
+
+
+def tag_image(image_id: str, image: str, docker: str = "docker") -> Argv:
+    """Name the image ``image_id`` ``image`` (``name:tag``), moving the tag if it named another."""
+    return [docker, "image", "tag", image_id, image]

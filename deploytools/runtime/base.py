@@ -7,8 +7,8 @@ needs from it, so a wait works the same for containers and for plain processes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -82,6 +82,19 @@ class ServiceStatus:
         }
 
 
+@dataclass(frozen=True)
+class ImageCheck:
+    """A release's images against the ids recorded with it: what ``up`` may use as it is."""
+
+    retag: dict[str, str] = field(default_factory=dict)  # image -> its recorded id, still here
+    missing: list[str] = field(default_factory=list)  # the recorded image (or the tag) is gone
+    moved: list[str] = field(default_factory=list)  # tags that now name another image
+
+    @property
+    def ready(self) -> bool:
+        return not self.retag and not self.missing
+
+
 class Runtime(Protocol):
     """A stack on one host. ``release`` ids name images (compose) or process generations."""
 
@@ -109,6 +122,15 @@ class Runtime(Protocol):
 
     def has_release(self, release: str) -> bool:
         """``up(release)`` can run without building (a rollback's images are still there)."""
+        ...
+
+    def image_check(self, release: str, recorded: Mapping[str, str]) -> ImageCheck:
+        """How ``release``'s images stand against ``recorded`` (name -> id); with nothing
+        recorded, the tags' presence is all there is to go by. Changes nothing."""
+        ...
+
+    def retag(self, images: Mapping[str, str]) -> None:
+        """Point each image name at the id given (``ImageCheck.retag``)."""
         ...
 
     def remove_release(self, release: str) -> list[str]:

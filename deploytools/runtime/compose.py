@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from itertools import takewhile
 from pathlib import Path
@@ -32,6 +32,7 @@ from deploytools.runtime.base import (
     MB,
     MISSING,
     RUNNING,
+    ImageCheck,
     ServiceStatus,
     check_release,
     disk_full,
@@ -307,6 +308,29 @@ class ComposeRuntime:
     def has_release(self, release: str) -> bool:
         images = self.images(release)
         return bool(images) and len(self.image_ids(release)) == len(images)
+
+    def image_check(self, release: str, recorded: Mapping[str, str]) -> ImageCheck:
+        """A tag naming another id than the one recorded is never used: the recorded image is
+        tagged again if it is still here (by id), else the release must be built again."""
+        present = self.image_ids(release)
+        retag, missing, moved = {}, [], []
+        for image in self.images(release):
+            want, now = recorded.get(image), present.get(image)
+            if want is None or now == want:
+                if now is None:
+                    missing.append(image)
+                continue
+            if now is not None:
+                moved.append(image)
+            if self._query(cmd.image_ids([want], self.docker), check=False).ok:
+                retag[image] = want
+            else:
+                missing.append(image)
+        return ImageCheck(retag, missing, moved)
+
+    def retag(self, images: Mapping[str, str]) -> None:
+        for image, image_id in images.items():
+            self._run(cmd.tag_image(image_id, image, self.docker))
 
     def remove_release(self, release: str) -> list[str]:
         """Untag the release's images; returns what was removed."""

@@ -40,6 +40,7 @@ from deploytools.runtime.base import (
     EXITED,
     MISSING,
     RUNNING,
+    ImageCheck,
     ServiceStatus,
     check_release,
     disk_full,
@@ -341,6 +342,13 @@ class ProcessRuntime:
 
     def has_release(self, release: str) -> bool:
         return self.host.exists(f"{self._code_dir(release)}/{RELEASE_MARKER}")
+
+    def image_check(self, release: str, recorded: Mapping[str, str]) -> ImageCheck:
+        """A release is its code directory: there or not, nothing to tag."""
+        return ImageCheck(missing=[] if self.has_release(release) else [self._code_dir(release)])
+
+    def retag(self, images: Mapping[str, str]) -> None:
+        """Never asked: ``image_check`` has nothing to re-tag for processes."""
 
     def remove_release(self, release: str) -> list[str]:
         self.host.remove(self._code_dir(release))

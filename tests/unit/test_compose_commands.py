@@ -73,3 +73,9 @@ def test_image_commands() -> None:
         "docker", "image", "inspect", "--format", "{{.Id}}", "app:r1", "app:r2"
     ]  # fmt: skip
     assert compose.remove_images(["app:r1"]) == ["docker", "image", "rm", "app:r1"]
+
+
+def test_tag_image_names_an_image_by_its_id() -> None:
+    assert compose.tag_image("sha256:abc", "app:r1", "/usr/bin/docker") == [
+        "/usr/bin/docker", "image", "tag", "sha256:abc", "app:r1"
+    ]  # fmt: skip

@@ -12,6 +12,7 @@ import pytest
 
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Result
+from deploytools.runtime.base import ImageCheck
 from deploytools.runtime.compose import ComposeRuntime, parse_ps
 from tests.support.memhost import MemoryHost
 from tests.support.stackenv import make_settings
@@ -34,6 +35,7 @@ class FakeDocker(MemoryHost):
         self.files[ENV_FILE] = b"PORT=8000\n"
         self.images = {"exampleapp:r1": "sha256:aaa"}
         self.restarts = {"b0000000000a": 0, "c0000000000a": 4}  # container id -> RestartCount
+        self.untagged: set[str] = set()  # image ids still there under no tag
         self.answers = answers
         self.envs: list[dict[str, str]] = []
         self.ps = json.dumps(PS_ROWS)
@@ -73,7 +75,13 @@ class FakeDocker(MemoryHost):
             return self.answers["up"]
         if argv[1:3] == ["image", "inspect"]:
             image = argv[-1]
-            return (0, self.images[image] + "\n") if image in self.images else (1, "No such image")
+            if image in self.images:
+                return 0, self.images[image] + "\n"
+            known = image in self.images.values() or image in self.untagged
+            return (0, image + "\n") if known else (1, "No such image")
+        if argv[1:3] == ["image", "tag"]:
+            self.images[argv[4]] = argv[3]
+            return 0, ""
         if "config" in words and "json" in words:  # interpolated as compose does
             release = self.envs[-1].get("RELEASE_ID", "dev")
             config = json.dumps(self.config).replace("${RELEASE_ID}", release)
@@ -455,3 +463,40 @@ def test_up_that_fails_otherwise_keeps_composes_words(tmp_path: Path) -> None:
     with pytest.raises(CommandError) as failure:
         runtime(tmp_path, host).up("r1")
     assert "no space left on device" in failure.value.output
+
+
+def test_images_that_are_the_recorded_ones_are_used_as_they_are(tmp_path: Path) -> None:
+    host = FakeDocker()
+    check = runtime(tmp_path, host).image_check("r1", {"exampleapp:r1": "sha256:aaa"})
+    assert check.ready and check == ImageCheck()
+    assert not any(c[1:3] == ["image", "tag"] for c in host.commands)
+
+
+def test_a_removed_tag_whose_image_is_still_there_is_given_back(tmp_path: Path) -> None:
+    host = FakeDocker()
+    host.untagged.add("sha256:old")
+    rt = runtime(tmp_path, host)
+    check = rt.image_check("r0", {"exampleapp:r0": "sha256:old"})
+    assert check == ImageCheck(retag={"exampleapp:r0": "sha256:old"})
+    rt.retag(check.retag)
+    assert host.commands[-1] == ["docker", "image", "tag", "sha256:old", "exampleapp:r0"]
+    assert rt.image_check("r0", {"exampleapp:r0": "sha256:old"}).ready
+
+
+def test_a_tag_that_names_another_image_is_never_used(tmp_path: Path) -> None:
+    host = FakeDocker()  # exampleapp:r1 names sha256:aaa; r1 was recorded with sha256:bbb
+    rt = runtime(tmp_path, host)
+    host.untagged.add("sha256:bbb")
+    assert rt.image_check("r1", {"exampleapp:r1": "sha256:bbb"}) == ImageCheck(
+        retag={"exampleapp:r1": "sha256:bbb"}, moved=["exampleapp:r1"]
+    )
+    host.untagged.clear()  # and once the recorded image is gone too: a build, not a re-tag
+    assert rt.image_check("r1", {"exampleapp:r1": "sha256:bbb"}) == ImageCheck(
+        missing=["exampleapp:r1"], moved=["exampleapp:r1"]
+    )
+
+
+def test_with_no_recorded_ids_the_tag_is_all_there_is(tmp_path: Path) -> None:
+    rt = runtime(tmp_path, FakeDocker())
+    assert rt.image_check("r1", {}).ready
+    assert rt.image_check("r2", {}) == ImageCheck(missing=["exampleapp:r2"])
