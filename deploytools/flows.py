@@ -6,7 +6,8 @@ in ``finally``: on success, failure, Ctrl-C and SIGTERM alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from deploytools import targets
@@ -19,7 +20,7 @@ from deploytools.journal import Journal
 from deploytools.lock import DeployLock
 from deploytools.pipeline import Pipeline, PipelineResult, Stage, Together
 from deploytools.progress import Progress
-from deploytools.release import check_tag_name, current_release, good_releases
+from deploytools.release import check_tag_name, current_release, good_releases, recorded_images
 from deploytools.steps.base import RunContext
 from deploytools.steps.common import (
     Start,
@@ -97,7 +98,9 @@ def rollback(
     target = _rollback_target(ctx, tag)
     ctx.release = tag
     ctx.facts.update(
-        sha=target.get("sha"), images=target.get("images", {}), backup=target.get("backup")
+        sha=target.get("sha"),
+        images=recorded_images(ctx.journal.records(), tag),
+        backup=target.get("backup"),
     )
     from deploytools import db
 
@@ -108,6 +111,8 @@ def rollback(
     )
     # A backup first whenever the database will change: the undo (or a person) may need it.
     safety: list[Stage] = [Backup(fact="safety_backup"), database] if now != revision else []
+    # From here on the tag's own config and compose files: its services, probes, Celery.
+    ctx = ctx.for_release(tag)
     steps: list[Stage] = [
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
@@ -132,9 +137,14 @@ def _run(
     name: str, steps: Sequence[Stage], ctx: RunContext, lock: DeployLock
 ) -> PipelineResult | None:
     pipeline = Pipeline(name, steps, after_undo=_verify_previous)
-    if ctx.dry_run:
-        show_plan(ctx.ui, pipeline.plan(ctx))
-        return None
+    with _scratch(ctx):
+        # An undo starts the release that runs now as it was: that its config can be read
+        # from its commit is known before anything changes.
+        if previous := ctx.facts.get("previous_release"):
+            ctx.for_release(previous)
+        if ctx.dry_run:
+            show_plan(ctx.ui, pipeline.plan(ctx))
+            return None
     # From here a signal never cuts the journal short: the pipeline takes it where it can
     # stop (a step), and the failed release's record and the lock's release always happen.
     with INTERRUPTS.deferred():
@@ -157,6 +167,16 @@ def _run(
         if INTERRUPTS.pending:
             ctx.ui.warn(f"{INTERRUPTS.pending} after the {name} had ended: nothing more to stop")
     return result
+
+
+@contextlib.contextmanager
+def _scratch(ctx: RunContext) -> Iterator[None]:
+    """What a dry run wrote to read releases' config is gone when its plan has been shown."""
+    try:
+        yield
+    finally:
+        for directory in ctx.scratch:
+            ctx.host.remove(directory)
 
 
 def _verify_previous(ctx: RunContext) -> str | None:

@@ -8,7 +8,8 @@ to later steps and to undo.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from deploytools.errors import Interrupted
@@ -33,12 +34,42 @@ class RunContext:
     facts: dict[str, Any] = field(default_factory=dict)
     # Set while steps running together are told to stop (one of them was interrupted).
     stopping: threading.Event = field(default_factory=threading.Event)
+    made_with: str = ""  # for a release's own context: whose config and compose files
+    # Directories a dry run wrote to read a release's config; removed when its plan is shown.
+    scratch: list[str] = field(default_factory=list)
     _runtime: Runtime | None = None
+    _origin: RunContext | None = None  # the run's own context, for one of a release
+    _releases: dict[str, RunContext] = field(default_factory=dict)
 
     def pause(self, seconds: float) -> None:
         """Sleep between two looks; raises ``Interrupted`` at once when told to stop."""
         if self.stopping.wait(max(0.0, seconds)):
             raise Interrupted("told to stop")
+
+    def for_release(self, tag: str) -> RunContext:
+        """This run as release ``tag`` was made: its own config and compose files
+        (``deploytools.releaseconfig``), the same host, env file, journal and facts.
+
+        Asked before anything stops, so that a commit that is gone is said while nothing has
+        changed; a dry run writes the compose files where it removes them afterwards.
+        """
+        origin = self._origin or self
+        if tag not in self._releases:
+            from deploytools.releaseconfig import placed_settings
+            from deploytools.targets import state_dir
+
+            where = None
+            if self.dry_run:
+                where = f"{state_dir(origin.settings, self.host)}/plan-{uuid.uuid4().hex[:12]}"
+                self.scratch.append(where)
+            config, settings = placed_settings(
+                origin.settings, tag, self.journal.releases(), self.host, directory=where
+            )
+            self._releases[tag] = replace(
+                origin, settings=settings, release=tag, made_with=config.describe(),
+                _runtime=None, _origin=origin,
+            )  # fmt: skip
+        return self._releases[tag]
 
     @property
     def runtime(self) -> Runtime:

@@ -73,6 +73,8 @@ class Start:
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         replacing = self._running(ctx)
+        if replacing:
+            ctx.for_release(replacing)  # its config, read while nothing has stopped yet
         ctx.runtime.up(ctx.release)
         return {"services": ctx.runtime.services(), "replaced": replacing}
 
@@ -95,13 +97,24 @@ class Start:
         return running or recorded
 
     def undo(self, ctx: RunContext) -> str:
+        """The release before, as it was: its own compose files and config (services only
+        the failed release has are removed: ``up --remove-orphans``), its recorded images."""
+        from deploytools.artifacts import restore_images
+
         previous = ctx.facts.get("previous_release")
-        if previous:
-            waited = _wait_for_runtime(ctx, previous)
-            ctx.runtime.up(previous)
-            return f"release {previous} started again{waited}"
-        ctx.runtime.down()
-        return "stack stopped (no earlier release to return to)"
+        if not previous:
+            ctx.runtime.down()
+            return "stack stopped (no earlier release to return to)"
+        waited = _wait_for_runtime(ctx, previous)
+        back = ctx.for_release(previous)
+        images = restore_images(back.settings, back.runtime, ctx.journal, previous, why="undo")
+        back.runtime.up(previous)
+        how = [back.made_with]
+        if images["retagged"]:
+            how.append(f"re-tagged {', '.join(images['retagged'])}")
+        if images["built"]:
+            how.append("images built again from its commit")
+        return f"release {previous} started again{waited} ({'; '.join(how)})"
 
 
 def _wait_for_runtime(ctx: RunContext, previous: str) -> str:
@@ -220,18 +233,20 @@ class VerifyCelery:
 
 @disk_said
 def verify_running(ctx: RunContext, release: str) -> str:
-    """After an undo: the release we went back to must answer its health checks again."""
+    """After an undo: the release we went back to must answer its own health checks again
+    (its services, probes and Celery settings, not the failed release's)."""
     from deploytools.celery_check import verify_celery
     from deploytools.health import wait_healthy
 
+    back = ctx.for_release(release)
     wait_healthy(
-        ctx.settings,
-        ctx.runtime,
+        back.settings,
+        back.runtime,
         ctx.ui,
         host=ctx.host,
         env_values=ctx.env_values,
         release=release,
     )
-    if ctx.settings.celery is not None:
-        verify_celery(ctx.settings, ctx.env_values, release, ctx.ui, host=ctx.host)
+    if back.settings.celery is not None:
+        verify_celery(back.settings, ctx.env_values, release, ctx.ui, host=ctx.host)
     return f"release {release} verified healthy again"

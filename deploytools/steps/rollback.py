@@ -2,82 +2,28 @@
 
 from __future__ import annotations
 
-import os
-import posixpath
-import shutil
-from pathlib import Path
 from typing import Any
 
-from deploytools.commands import git
+from deploytools.artifacts import plan_restore, restore_images
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import OperatorError
-from deploytools.hosts.local import LocalHost
 from deploytools.steps.base import RunContext
 
 
 class PrepareRelease:
-    """Reuse the tag's images when present; else build them from a separate git worktree."""
+    """The tag's own config, and its images by the ids recorded with it: re-tagged when only
+    the tag is gone, else built from a separate git worktree of its commit."""
 
     name = "prepare release"
 
     def plan(self, ctx: RunContext) -> list[str]:
-        if ctx.runtime.has_release(ctx.release):
-            return [f"images of {ctx.release} are present: no build"]
-        tree = self._worktree(ctx)
-        inputs = _untracked_inputs(ctx.settings)
-        return [
-            " ".join(git.worktree_add(tree, ctx.release)),
-            *([f"link untracked build inputs: {', '.join(inputs)}"] if inputs else []),
-            *ctx.runtime.plan_build(ctx.release),
-            " ".join(git.worktree_remove(tree)),
-        ]
+        made = [ctx.made_with] if ctx.made_with else []
+        return [*made, *plan_restore(ctx.settings, ctx.runtime, ctx.journal, ctx.release)]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        if ctx.runtime.has_release(ctx.release):
-            return {"built": False}
-        tree = self._worktree(ctx)
-        local, repo = LocalHost(), str(ctx.settings.root)
-        local.run(git.worktree_add(tree, ctx.release), cwd=repo)
-        try:
-            # Same env file, state and data, other code: build from the tag, never from the
-            # user's working tree (what git does not track comes from it: untracked_inputs).
-            for name in _untracked_inputs(ctx.settings):
-                _link_tree(ctx.settings.path(name), ctx.settings.root / tree / name)
-            images = ctx.runtime.build(ctx.release, source=ctx.settings.root / tree)
-        finally:
-            local.run(git.worktree_remove(tree), cwd=repo, check=False)
-        ctx.facts["images"] = images
-        return {"built": True, "images": images}
-
-    @staticmethod
-    def _worktree(ctx: RunContext) -> str:
-        return f"{ctx.settings.state_dir}/{ctx.settings.name}/worktrees/{ctx.release}"
-
-
-def _untracked_inputs(settings: EnvironmentSettings) -> list[str]:
-    """compose.untracked_inputs, relative to the project root."""
-    conf = settings.compose
-    if conf is None:
-        return []
-    return [posixpath.join(conf.directory, name) for name in conf.untracked_inputs]
-
-
-def _link_tree(source: Path, target: Path) -> None:
-    """Hard links of ``source`` at ``target`` (copies across file systems); a no-op if absent."""
-    if not source.exists() or target.exists():
-        return
-    if source.is_dir():
-        shutil.copytree(source, target, copy_function=_link_or_copy)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _link_or_copy(str(source), str(target))
-
-
-def _link_or_copy(source: str, target: str) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+        done = restore_images(ctx.settings, ctx.runtime, ctx.journal, ctx.release, why="rollback")
+        ctx.facts["images"] = done["images"]
+        return done
 
 
 class ReturnDatabase:

@@ -80,6 +80,19 @@ def compose_env(project_name: str, image_name: str) -> dict[str, Any]:
     }
 
 
+def deploy_toml(
+    environments: Mapping[str, Mapping[str, Any]], defaults: Mapping[str, Any] | None = None
+) -> str:
+    """A deploy.toml of ``defaults`` (else the repository's) and ``environments``."""
+    base = repo_config()
+    data = {
+        "project": base["project"],
+        "defaults": base["defaults"] if defaults is None else defaults,
+        "environments": environments,
+    }
+    return toml_text(data)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -112,13 +125,7 @@ class DeployProject(TempProject):
     ) -> None:
         """Write deploy.toml (``defaults``, else the repository's, + ``environments``) and
         commit the tree."""
-        base = repo_config()
-        data = {
-            "project": base["project"],
-            "defaults": base["defaults"] if defaults is None else defaults,
-            "environments": environments,
-        }
-        self.file("config/deploy.toml").write_text(toml_text(data))
+        self.file("config/deploy.toml").write_text(deploy_toml(environments, defaults))
         self.commit("the project as cloned")
 
     def init_env(self, env: str, values: Mapping[str, str]) -> None:

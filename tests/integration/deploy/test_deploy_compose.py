@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from deploytools.config import deep_merge
 from tests.support import parts
 from tests.support.cli import Run
 from tests.support.deployproject import (
@@ -31,6 +32,7 @@ from tests.support.deployproject import (
     DeployProject,
     assert_undone_after_dying,
     compose_env,
+    deploy_toml,
     dies_after_healthy,
     health,
     migration,
@@ -66,6 +68,7 @@ class Stack:
     commits: dict[str, str] = field(default_factory=dict)  # v1, v2 -> sha
     tags: dict[str, str] = field(default_factory=dict)  # v1, v2 -> tag of its last deploy
     runs: dict[str, Run] = field(default_factory=dict)  # v1, v2 -> that deploy's CLI run
+    garbage: list[str] = field(default_factory=list)  # image ids left untagged by a test
 
     def images(self) -> dict[str, str]:
         """Tag -> image id of this stack's images on the engine."""
@@ -88,6 +91,25 @@ class Stack:
         name = docker("ps", "-q", "--filter", label, "--filter", service).split()[0]
         return docker("exec", name, *argv)
 
+    def image_of(self, tag: str) -> str:
+        return f"{self.image}:{tag}"
+
+    def recorded(self, tag: str) -> str:
+        """The image id the journal last recorded for ``tag``: its last good release record,
+        or a later record of the images built again from its commit."""
+        found = [
+            e["images"][self.image_of(tag)]
+            for e in self.project.journal(ENV)
+            if e.get("tag") == tag
+            and (e["kind"] == "images" or (e["kind"] == "release" and e["result"] == "ok"))
+        ]
+        return found[-1]
+
+    def marker(self, tag: str) -> str:
+        """The marker file in the image ``tag`` names ("" for v1, which has none)."""
+        script = "cat /app/exampleapp/marker.txt 2>/dev/null || true"
+        return docker("run", "--rm", "--network", "none", self.image_of(tag), "sh", "-c", script)
+
     def release(self, tag: str, action: str = "deploy") -> dict[str, Any]:
         found = [r for r in self.project.releases(ENV) if r["tag"] == tag and r["action"] == action]
         assert found, f"no {action} record for {tag}"
@@ -104,6 +126,14 @@ class Stack:
             assert name == "v2"
             self.commits[name] = self.project.commit("v2: a nick column, and a marker", V2_FILES)
         return self.commits[name]
+
+    def side_commit(self, base: str, message: str, files: dict[str, str]) -> str:
+        """A commit on top of v1 or v2 that main never gets (the next v2 stays v1 + V2_FILES)."""
+        self.project.git("checkout", "-q", "--detach", self.commit(base))
+        try:
+            return self.project.commit(message, files)
+        finally:
+            self.project.git("checkout", "-q", "main")
 
     def deploy(self, name: str, *args: str) -> Run:
         """``invoke deploy`` of v1's or v2's commit (checked out, then back to the branch)."""
@@ -175,9 +205,9 @@ def stack(
         yield built
     finally:
         project.invoke("stack.down", "--env", ENV, timeout=600)
-        for tag in built.images():
+        for image in [f"{built.image}:{tag}" for tag in built.images()] + built.garbage:
             subprocess.run(
-                ["docker", "image", "rm", "-f", f"{built.image}:{tag}"],
+                ["docker", "image", "rm", "-f", image],
                 capture_output=True,
                 timeout=300,
                 check=False,
@@ -373,3 +403,148 @@ def test_a_backend_that_dies_after_its_first_healthy_answer_is_undone(stack: Sta
         "celery-worker": (image, "running"),
     }
     _no_lock(stack)
+
+
+# A service only the "extra" release has; it never passes the probe that release gives it.
+EXTRA_SERVICE = """
+  extra:
+    image: ${IMAGE_NAME:-exampleapp}:${RELEASE_ID:-dev}
+    network_mode: host
+    command: ["python", "-c", "import time; time.sleep(3600)"]
+    stop_signal: SIGKILL
+    restart: unless-stopped
+"""
+
+
+def test_the_undo_of_a_release_that_added_a_service_starts_the_one_before_as_it_was(
+    stack: Stack,
+) -> None:
+    project = stack.project
+    v1 = stack.running("v1")
+    env = deep_merge(
+        compose_env(stack.compose_project, stack.image),
+        {"services": {"extra": {"probe": {"url": "http://127.0.0.1:{PORT}/none", "timeout": 10}}}},
+    )
+    files = {
+        "example/docker-compose.test.yml": (EXAMPLE / "docker-compose.test.yml").read_text()
+        + EXTRA_SERVICE,
+        "config/deploy.toml": deploy_toml({ENV: env}),
+    }
+    stack.commits["extra"] = stack.side_commit("v1", "extra: never healthy", files)
+
+    run = stack.deploy("extra")
+
+    assert run.returncode == 1, run.output
+    assert "extra not healthy after 10s" in run.output
+    assert f"release {v1} started again (using the compose files and config of {v1}" in (
+        run.output
+    )
+    assert f"release {v1} verified healthy again" in run.output
+    assert "did NOT verify" not in run.output
+    image = stack.image_of(v1)
+    assert stack.containers() == {  # nothing of the extra service is left
+        "backend": (image, "running"),
+        "celery-worker": (image, "running"),
+    }
+    assert health(stack.port)[1]["release"] == v1
+    failed = project.releases(ENV)[-1]
+    assert (failed["result"], failed["sha"]) == ("failed", stack.commits["extra"])
+    files = project.state_dir(ENV) / "releases" / v1 / "example"
+    assert sorted(p.name for p in files.iterdir()) == sorted(
+        ["docker-compose.prod.yml", "docker-compose.test.yml"]
+    )
+    assert "extra:" not in (files / "docker-compose.test.yml").read_text()
+    _no_lock(stack)
+
+
+def test_rollback_gives_a_removed_tag_back_to_its_image_and_builds_nothing(stack: Stack) -> None:
+    project, v2 = stack.project, stack.deployed("v2")
+    stack.running("v1")
+    image, recorded = stack.image_of(v2), stack.recorded(v2)
+    keep = stack.image_of(unique("keep"))
+    docker("image", "tag", recorded, keep)  # another name holds the image ...
+    docker("image", "rm", image)  # ... while the release's own tag is removed
+    try:
+        before = project.snapshot()
+        plan = project.rollback(ENV, v2, "--dry-run", "--json")
+        assert plan.returncode == 0, plan.output
+        assert project.snapshot() == before  # the plan read v2's config and left nothing
+        actions = {s["step"]: "\n".join(s["actions"]) for s in json.loads(plan.stdout)["plan"]}
+        assert "worktree" not in actions["prepare release"]
+        assert f"docker image tag {recorded} {image} (tag removed)" in actions["prepare release"]
+        assert f"using the compose files and config of {v2}" in actions["prepare release"]
+
+        run = project.rollback(ENV, v2)
+
+        assert run.returncode == 0, run.output
+        assert stack.images()[v2] == recorded  # the same image, not one built again
+        assert stack.in_backend("cat", "/app/exampleapp/marker.txt") == "v2\n"
+        assert health(stack.port)[1]["release"] == v2
+        prepared = [e for e in _steps(stack) if e["step"] == "prepare release"][-1]
+        assert (prepared["built"], prepared["retagged"]) == (False, [image])
+        _no_lock(stack)
+    finally:
+        docker("image", "rm", keep)
+
+
+def test_a_tag_moved_to_other_code_is_given_back_to_the_recorded_image(stack: Stack) -> None:
+    project, v2 = stack.project, stack.deployed("v2")
+    v1 = stack.running("v1")
+    image, recorded = stack.image_of(v2), stack.recorded(v2)
+    docker("image", "tag", stack.image_of(v1), image)  # v2's name on v1's code now
+
+    run = project.rollback(ENV, v2)
+
+    assert run.returncode == 0, run.output
+    assert stack.in_backend("cat", "/app/exampleapp/marker.txt") == "v2\n"  # v2's code
+    assert stack.images()[v2] == recorded
+    prepared = [e for e in _steps(stack) if e["step"] == "prepare release"][-1]
+    assert (prepared["built"], prepared["retagged"]) == (False, [image])
+    _no_lock(stack)
+
+
+def test_a_tag_moved_to_other_code_whose_image_is_gone_is_built_from_its_commit(
+    stack: Stack,
+) -> None:
+    project, v2 = stack.project, stack.deployed("v2")
+    v1 = stack.running("v1")
+    image, recorded = stack.image_of(v2), stack.recorded(v2)
+    docker("image", "tag", stack.image_of(v1), image)  # v2's name on v1's code now ...
+    docker("image", "rm", recorded)  # ... and v2's own image gone
+
+    run = project.rollback(ENV, v2)
+
+    assert run.returncode == 0, run.output
+    assert stack.in_backend("cat", "/app/exampleapp/marker.txt") == "v2\n"  # v2's code
+    built = stack.images()[v2]
+    assert built not in (recorded, stack.images()[v1])
+    prepared = [e for e in _steps(stack) if e["step"] == "prepare release"][-1]
+    assert (prepared["built"], prepared["images"]) == (True, {image: built})
+    rebuilt = [e for e in project.journal(ENV) if e["kind"] == "images"][-1]
+    assert (rebuilt["tag"], rebuilt["sha"], rebuilt["images"]) == (
+        v2, stack.commits["v2"], {image: built}
+    )  # fmt: skip
+    assert stack.release(v2, "rollback")["images"] == {image: built}
+    assert stack.recorded(v2) == built  # what the next undo or rollback goes by
+    _no_lock(stack)
+
+
+def test_stack_build_of_an_older_release_builds_its_own_commit(stack: Stack) -> None:
+    project, v2 = stack.project, stack.deployed("v2")
+    before = stack.images()[v2]
+    project.file(MARKER).write_text("newer, not committed\n")  # the tree has moved on
+    try:
+        run = project.invoke("stack.build", "--env", ENV, "--release", v2, timeout=900)
+
+        assert run.returncode == 0, run.output
+        built = stack.images()[v2]
+        stack.garbage.append(before)  # untagged now: still used by v2's containers, if any
+        assert stack.marker(v2) == "v2\n"  # its commit's code, not the working tree's
+        assert built != before
+        assert stack.recorded(v2) == built
+        rebuilt = [e for e in project.journal(ENV) if e["kind"] == "images"][-1]
+        assert (rebuilt["tag"], rebuilt["by"]) == (v2, "stack.build")
+        assert f"release {v2} built from its commit {stack.commits['v2'][:12]}" in run.output
+        assert len(project.git("worktree", "list").splitlines()) == 1
+    finally:
+        project.git("checkout", "--", MARKER)
