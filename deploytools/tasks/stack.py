@@ -7,7 +7,7 @@ the environment (``deploytools.runtime``) and ``deploytools.health``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from invoke.context import Context
@@ -17,10 +17,14 @@ from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
 if TYPE_CHECKING:  # heavy: imported when a task runs, not for `invoke --list`
     from deploytools.config import EnvironmentSettings
     from deploytools.hosts.base import Host
+    from deploytools.journal import Journal
     from deploytools.runtime import Runtime
     from deploytools.ui import Ui
 
-RELEASE_HELP = "release id (image tag); default: the release running now, else 'dev'"
+RELEASE_HELP = (
+    "release id (image tag); default: the release running now, else 'dev'. A recorded release "
+    "runs with its own compose files and config, and is built from its own commit"
+)
 SERVICE_HELP = "only this service (repeat for several); default: all"
 TIMEOUT_HELP = (
     "seconds to wait for each service; default: its probe.timeout, capped by timeouts.health"
@@ -33,34 +37,55 @@ class Target:
     values: dict[str, str]
     host: Host
     runtime: Runtime
+    journal: Journal
+    commit: str | None = None  # the recorded release's, whose config the target has (``own``)
 
 
 def stacks(c: Context, ui: Ui, env: str | None) -> Iterator[Target]:
     """The environment's runtime on each of its hosts, with the env file's secrets learnt."""
     from deploytools import targets
     from deploytools.envvalidate import learned_values
+    from deploytools.journal import Journal
     from deploytools.runtime import runtime_for
 
     conf = settings(c, env)
     values = learned_values(conf, ui.redact)
-    for host in targets.hosts_for(conf):
-        yield Target(conf, values, host, runtime_for(conf, host, values))
+    hosts = targets.hosts_for(conf)
+    journal = Journal(hosts[0], targets.state_dir(conf, hosts[0]), ui.redact)
+    for host in hosts:
+        yield Target(conf, values, host, runtime_for(conf, host, values), journal)
 
 
 def _release(runtime: Runtime, release: str | None) -> str:
     return release or runtime.current_release() or "dev"
 
 
+def own(t: Target, release: str) -> Target:
+    """``t`` as ``release`` was made when the journal records it: its compose files and config
+    (``deploytools.releaseconfig``); else ``t`` itself."""
+    from deploytools.releaseconfig import placed_settings
+    from deploytools.runtime import runtime_for
+
+    config, conf = placed_settings(t.settings, release, t.journal.releases(), t.host)
+    if config.sha is None:
+        return t
+    runtime = runtime_for(conf, t.host, t.values)
+    return replace(t, settings=conf, runtime=runtime, commit=config.sha)
+
+
 @task(help={"env": ENV_HELP, "release": RELEASE_HELP})
 def build(c: Context, ui: Ui, env: str | None = None, release: str | None = None) -> None:
-    """Build the images of a release, tagged with its id (compose; processes need no build)."""
+    """Build the images of a release, tagged with its id: a recorded release from its commit."""
+    from deploytools.artifacts import build_release
+
     for t in stacks(c, ui, env):
         rel = _release(t.runtime, release)
-        t.runtime.check()
-        ids = t.runtime.build(rel)
+        t = own(t, rel)
+        ids, commit = build_release(t.settings, t.runtime, t.journal, rel)  # checks the runtime
         for image, image_id in ids.items():
             ui.info(f"{t.host.name}: {image} {image_id}")
-        ui.success(f"{t.host.name}: release {rel} built ({t.runtime.kind})")
+        source = f"its commit {commit[:12]}" if commit else "the working tree"
+        ui.success(f"{t.host.name}: release {rel} built from {source} ({t.runtime.kind})")
 
 
 @task(
@@ -83,14 +108,18 @@ def up(
     wait: bool = False,
 ) -> None:
     """Start (or replace) the services on a release; `--wait` then waits until healthy."""
+    from deploytools.artifacts import build_release, restore_images
     from deploytools.health import targets_for, wait_healthy
 
     for t in stacks(c, ui, env):
         rel = _release(t.runtime, release)
+        t = own(t, rel)
         t.runtime.check()
         targets_for(t.settings, t.runtime, t.values, service or [])  # bad probe: nothing started
-        if build and not t.runtime.has_release(rel):
-            t.runtime.build(rel)
+        if t.commit:  # recorded: its images by id, never a tag that names other code
+            restore_images(t.settings, t.runtime, t.journal, rel, why="stack.up", build=build)
+        elif build and not t.runtime.has_release(rel):
+            build_release(t.settings, t.runtime, t.journal, rel)
         t.runtime.up(rel, service or [])
         ui.success(f"{t.host.name}: started {', '.join(service or t.runtime.services())} on {rel}")
         if wait:

@@ -7,6 +7,8 @@ tests/integration/deploy/test_deploy_process.py.)
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,3 +130,43 @@ def test_lock_release_needs_force_and_a_lock(project: DeployProject) -> None:
     assert "pass --force" in run.stderr
     missing = refused(project, "lock.release", "--env", ENV, "--force")
     assert "no deploy lock at" in missing.stderr
+
+
+def test_stack_build_refuses_a_release_name_the_journal_does_not_know(
+    project: DeployProject,
+) -> None:
+    # Building the working tree under it would pass today's code off as that release.
+    name = "release-local-20990101T000000Z-abc1234"
+    run = refused(project, "stack.build", "--env", ENV, "--release", name)
+    assert f"{name!r} is named like a release of local, but the journal has no record" in (
+        run.stderr
+    )
+    assert "--release dev" in run.stderr
+
+
+def test_a_running_release_whose_commit_is_not_here_stops_a_deploy_before_it_starts(
+    tmp_path: Path,
+) -> None:
+    """A shallow clone lacks the commit of the release an undo would start again: said at
+    once, with the commit to fetch, nothing changed (no lock, the journal as it was)."""
+    proj = DeployProject(tmp_path / "app")
+    proj.configure({ENV: process_env()})
+    proj.init_env(ENV, {"PORT": str(free_port())})
+    gone = "0123456789abcdef0123456789abcdef01234567"
+    tag = "release-local-20260101T000000Z-0123456"
+    record = {"kind": "release", "action": "deploy", "result": "ok", "tag": tag, "sha": gone}
+    proj.state_dir(ENV).mkdir(parents=True)
+    (proj.state_dir(ENV) / "journal.jsonl").write_text(json.dumps(record) + "\n")
+    before = _state(proj)
+    try:
+        for command in (["deploy"], ["deploy", "--dry-run"], ["stack.up", "--release", tag]):
+            run = proj.invoke(*command, "--env", ENV)
+            assert run.returncode == 2, run.output
+            assert "Traceback" not in run.output, run.output
+            assert f"release {tag} was made from commit {gone[:12]}, which is not" in run.stderr
+            assert f"fix: fetch it (git fetch --unshallow, or git fetch origin {gone})" in (
+                run.stderr
+            )
+            assert _state(proj) == before
+    finally:  # had it gone ahead, its processes would outlive the test
+        proj.invoke("stack.down", "--env", ENV)
