@@ -107,14 +107,14 @@ class Start:
             return "stack stopped (no earlier release to return to)"
         waited = _wait_for_runtime(ctx, previous)
         back = ctx.for_release(previous)
+        ctx.ui.info(f"undo start: {back.made_with}")
         images = restore_images(back.settings, back.runtime, ctx.journal, previous, why="undo")
-        back.runtime.up(previous)
-        how = [back.made_with]
         if images["retagged"]:
-            how.append(f"re-tagged {', '.join(images['retagged'])}")
+            ctx.ui.info(f"undo start: re-tagged {', '.join(images['retagged'])} by recorded id")
         if images["built"]:
-            how.append("images built again from its commit")
-        return f"release {previous} started again{waited} ({'; '.join(how)})"
+            ctx.ui.info(f"undo start: images of {previous} built again from its commit")
+        back.runtime.up(previous)
+        return f"release {previous} started again{waited}"
 
 
 def _wait_for_runtime(ctx: RunContext, previous: str) -> str:

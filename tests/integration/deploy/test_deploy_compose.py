@@ -436,9 +436,7 @@ def test_the_undo_of_a_release_that_added_a_service_starts_the_one_before_as_it_
 
     assert run.returncode == 1, run.output
     assert "extra not healthy after 10s" in run.output
-    assert f"release {v1} started again (using the compose files and config of {v1}" in (
-        run.output
-    )
+    assert f"undo start: using the compose files and config of {v1} (commit" in run.output
     assert f"release {v1} verified healthy again" in run.output
     assert "did NOT verify" not in run.output
     image = stack.image_of(v1)
@@ -538,9 +536,9 @@ def test_stack_build_of_an_older_release_builds_its_own_commit(stack: Stack) -> 
 
         assert run.returncode == 0, run.output
         built = stack.images()[v2]
-        stack.garbage.append(before)  # untagged now: still used by v2's containers, if any
+        if built != before:  # the same inputs give the same image; other ones, an untagged one
+            stack.garbage.append(before)
         assert stack.marker(v2) == "v2\n"  # its commit's code, not the working tree's
-        assert built != before
         assert stack.recorded(v2) == built
         rebuilt = [e for e in project.journal(ENV) if e["kind"] == "images"][-1]
         assert (rebuilt["tag"], rebuilt["by"]) == (v2, "stack.build")
