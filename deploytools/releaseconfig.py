@@ -142,6 +142,8 @@ def placed_settings(
     """``release_config`` with its compose files written on ``host`` (under
     ``<state dir>/<env>/releases/<tag>/`` unless ``directory`` says where)."""
     config = release_config(settings, tag, releases)
+    if not config.files:
+        return config, config.settings
     where = directory or f"{state_dir(settings, host)}/releases/{tag}"
     return config, config.place(host, where)
 

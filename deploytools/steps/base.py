@@ -65,9 +65,11 @@ class RunContext:
             config, settings = placed_settings(
                 origin.settings, tag, self.journal.releases(), self.host, directory=where
             )
+            # No recorded commit: today's config, so today's runtime serves.
+            runtime = origin._runtime if config.sha is None else None
             self._releases[tag] = replace(
                 origin, settings=settings, release=tag, made_with=config.describe(),
-                _runtime=None, _origin=origin,
+                _runtime=runtime, _origin=origin,
             )  # fmt: skip
         return self._releases[tag]
 

@@ -107,7 +107,8 @@ class Start:
             return "stack stopped (no earlier release to return to)"
         waited = _wait_for_runtime(ctx, previous)
         back = ctx.for_release(previous)
-        ctx.ui.info(f"undo start: {back.made_with}")
+        if back.settings is not ctx.settings:  # its own config, not today's
+            ctx.ui.info(f"undo start: {back.made_with}")
         images = restore_images(back.settings, back.runtime, ctx.journal, previous, why="undo")
         if images["retagged"]:
             ctx.ui.info(f"undo start: re-tagged {', '.join(images['retagged'])} by recorded id")
