@@ -226,12 +226,14 @@ def free_space(host: Host, path: str, timeout: float) -> int | None:
 
 
 def disk_full(runtime: Runtime, host: str, place: Callable[[], str]) -> str | None:
-    """``runtime.out_of_space``: the services that stopped (exited, restarting) with
-    ``NO_SPACE`` in their last log lines; ``place()`` says where the disk is full."""
+    """``runtime.out_of_space``: the services that stopped (exited, restarting, or restarted
+    by their policy: a snapshot may catch one running again) with ``NO_SPACE`` in their last
+    log lines; ``place()`` says where the disk is full."""
     names = [
         name
         for name, status in runtime.status().items()
-        if status.crashed and NO_SPACE.lower() in runtime.logs(name, SEARCHED_LINES).lower()
+        if (status.crashed or (status.restarts or 0) > 0)
+        and NO_SPACE.lower() in runtime.logs(name, SEARCHED_LINES).lower()
     ]
     if not names:
         return None

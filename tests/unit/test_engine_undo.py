@@ -34,6 +34,7 @@ class Runtime:
         self.states = states or {"web": ("running", "r0"), "worker": ("running", "r0")}
         self.logs_of = {"web": "", "worker": ""}
         self.full: str | None = None
+        self.restarts: int | None = None
 
     def unreachable(self, timeout: float) -> str | None:
         self.asked.append(time.monotonic())
@@ -53,7 +54,10 @@ class Runtime:
     def status(self) -> dict[str, ServiceStatus]:
         if self.states == "gone":
             raise DeployFailure("the Docker engine on mem is unreachable: ...")
-        return {n: ServiceStatus(n, s, release=r) for n, (s, r) in self.states.items()}
+        return {
+            n: ServiceStatus(n, s, release=r, restarts=self.restarts)
+            for n, (s, r) in self.states.items()
+        }
 
     def logs(self, service: str, lines: int = 50) -> str:
         return self.logs_of[service]
@@ -159,6 +163,18 @@ def test_disk_full_names_only_stopped_services_whose_log_says_so() -> None:
     assert disk_full(runtime, "mem", lambda: "/data: 0.0 MB free") == (  # type: ignore[arg-type]
         "a disk is full on mem: worker stopped with 'No space left on device' "
         "(/data: 0.0 MB free)"
+    )
+
+
+def test_disk_full_names_a_service_caught_running_again_after_a_restart() -> None:
+    """A restart policy brings the dead worker back: between two crashes it shows `running`,
+    and only its restart count tells that it stopped."""
+    runtime = Runtime(states={"worker": ("running", "r1")})
+    runtime.logs_of = {"worker": "dd: error writing '/scratch/f': No space left on device\n"}
+    assert disk_full(runtime, "mem", lambda: "?") is None  # type: ignore[arg-type]
+    runtime.restarts = 2
+    assert disk_full(runtime, "mem", lambda: "?") == (  # type: ignore[arg-type]
+        "a disk is full on mem: worker stopped with 'No space left on device' (?)"
     )
 
 
