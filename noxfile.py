@@ -6,6 +6,7 @@ Sessions run in the environment nox itself runs in (``venv_backend="none"``): in
 
 from __future__ import annotations
 
+import os
 import sys
 
 import nox
@@ -29,9 +30,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
-    """Provision real servers (on Debian as root), then the whole suite; posargs go to pytest."""
+    """Provision real servers (on Debian as root), then the whole suite on parallel workers
+    (DEPLOYTOOLS_TEST_WORKERS, default 3: most of a test's time is spent waiting on servers);
+    posargs go to pytest after these, so ``-n 0`` runs in one process."""
     session.run(PY, "tests/provision.py")
-    session.run(PY, "-m", "pytest", *session.posargs)
+    workers = os.environ.get("DEPLOYTOOLS_TEST_WORKERS", "3")
+    session.run(PY, "-m", "pytest", "-n", workers, "--dist", "loadgroup", *session.posargs)
 
 
 @nox.session(venv_backend="none")
