@@ -1,54 +1,26 @@
 """A Docker engine with the compose v2 plugin and the local Python base image.
 
 An engine that already answers is used as it is and left running; otherwise ``dockerd`` is
-started without bridge or iptables (tests use host networking on loopback only), on overlay2
-where the kernel allows it (vfs otherwise), and stopped again on exit. Images stay in
-/var/lib/docker, so the base image is imported only once per storage driver.
+started without bridge or iptables (tests use host networking on loopback only) and stopped
+again on exit. Images stay in /var/lib/docker, so the base image is imported only once.
 """
 
 from __future__ import annotations
 
-import functools
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Self
 
 from tests.support import baseimage, parts, procs
 from tests.support.require import require
 
-
-@functools.cache
-def storage_driver() -> str:
-    """overlay2 where this kernel lets us mount an overlay (root, not in a container without
-    the right), vfs otherwise. vfs copies every image layer for each container: on these
-    machines it made a compose test spend most of its time creating containers."""
-    with tempfile.TemporaryDirectory(prefix="dt-overlay-probe-") as tmp:
-        lower, upper, work, merged = (Path(tmp, d) for d in ("lower", "upper", "work", "merged"))
-        for d in (lower, upper, work, merged):
-            d.mkdir()
-        options = f"lowerdir={lower},upperdir={upper},workdir={work}"
-        mounted = subprocess.run(
-            ["mount", "-t", "overlay", "overlay", "-o", options, str(merged)],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-        if mounted.returncode != 0:
-            return "vfs"
-        subprocess.run(["umount", str(merged)], capture_output=True, timeout=30, check=False)
-        return "overlay2"
-
-
-def dockerd_flags() -> tuple[str, ...]:
-    """No bridge, no iptables (tests use host networking on loopback only)."""
-    return (
-        "--bridge=none",
-        "--iptables=false",
-        "--ip6tables=false",
-        f"--storage-driver={storage_driver()}",
-    )
+DOCKERD_FLAGS = (
+    "--bridge=none",
+    "--iptables=false",
+    "--ip6tables=false",
+    "--storage-driver=vfs",
+)
 
 
 PIDFILE = Path("/var/run/docker.pid")
@@ -90,7 +62,7 @@ class DockerEngine(procs.TempServer):
         require(dockerd is not None, "dockerd (Docker engine)", parts.PROVISION)
         assert dockerd is not None
         _clear_stale_pidfile()
-        self._proc = procs.start([dockerd, *dockerd_flags()], self._log, cwd=self._dir)
+        self._proc = procs.start([dockerd, *DOCKERD_FLAGS], self._log, cwd=self._dir)
         procs.wait_until(self._answers, "dockerd", self._proc, self._log, timeout=90)
 
     def _answers(self) -> bool:

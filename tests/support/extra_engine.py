@@ -1,13 +1,12 @@
 """A Docker engine of a test's own, beside the shared one: for tests that stop or fill an engine.
 
 ``with ExtraEngine() as engine:`` runs ``dockerd`` with its own socket, data root, exec root and
-pid file under a temporary directory (no bridge, no iptables, the shared engine's storage
-driver), so a test may SIGTERM it, restart it or fill its disk without touching anyone else's
-containers. Point a client at it with ``engine.env`` (``DOCKER_HOST``); give it images with
-``load`` (from the shared engine, ``docker save | docker load``) or build them there.
-``data_root_mb`` puts the data root on a tmpfs of that size: a small disk that a test can fill.
-On exit the engine is stopped, whatever it runs, and its directory (mounts included) removed,
-also on failure.
+pid file under a temporary directory (no bridge, no iptables, vfs, as the shared engine), so a
+test may SIGTERM it, restart it or fill its disk without touching anyone else's containers.
+Point a client at it with ``engine.env`` (``DOCKER_HOST``); give it images with ``load`` (from
+the shared engine, ``docker save | docker load``) or build them there. ``data_root_mb`` puts
+the data root on a tmpfs of that size: a small disk that a test can fill. On exit the engine
+is stopped, whatever it runs, and its directory (mounts included) removed, also on failure.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.support import parts, procs
-from tests.support.docker_engine import dockerd_flags
+from tests.support.docker_engine import DOCKERD_FLAGS
 from tests.support.require import require
 
 START_TIMEOUT = 90.0
@@ -76,7 +75,7 @@ class ExtraEngine(procs.TempServer):
             str(self.exec_root),
             "--pidfile",
             str(self.pidfile),
-            *dockerd_flags(),
+            *DOCKERD_FLAGS,
         ]
         self._proc = procs.start(argv, self.log, cwd=self._dir)
         procs.wait_until(self.answers, "extra dockerd", self._proc, self.log, START_TIMEOUT)
