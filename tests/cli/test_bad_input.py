@@ -16,6 +16,7 @@ from deploytools.config import load_settings
 from deploytools.errors import OperatorError
 from deploytools.tasks import ns
 from tests.support.cli import Run, TempProject
+from tests.support.rootproject import ENV, root_project
 
 GOOD_LOCAL = "ENVIRONMENT=development\n"
 
@@ -134,6 +135,27 @@ def test_rules_file_with_a_wrong_type_names_file_and_key_path(project: TempProje
     rules.write_text(rules.read_text().replace("min = 1\nmax = 65535", 'min = "one"\nmax = 65535'))
     run = refused(project, "env.validate", "--env", "local")
     assert "env.rules.toml" in run.stderr and "keys.PORT.min" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "where", "what"),
+    [
+        ("[placeholders.patterns]\nelipsis = false\n", "placeholders.patterns.elipsis",
+         "no built-in placeholder pattern 'elipsis'"),
+        ("[severity]\nfile-mod = 'off'\n", "severity", "unknown rule(s) ['file-mod']"),
+        ("[severity]\nfile-mode = false\n", "severity.file-mode", "'error', 'warning' or 'off'"),
+        ("[password]\nweak_values = 'hunter2'\n", "password.weak_values", "valid list"),
+    ],
+)  # fmt: skip
+def test_a_rules_override_naming_no_built_in_rule_or_of_a_wrong_type(
+    tmp_path: Path, override: str, where: str, what: str
+) -> None:
+    project = root_project(tmp_path)
+    project.file("config/env.rules.toml").write_text(override)
+    project.write_env(ENV, "SHOP_API_TOKEN=tok_Zq8vN3rLk5wT1yXb7mP0sJ4h\n")
+    run = refused(project, "env.validate", "--env", ENV)
+    assert "config/env.rules.toml" in run.stderr and f"{where}: " in run.stderr, run.stderr
+    assert what in run.stderr, run.stderr
 
 
 def test_init_for_an_unknown_environment_changes_nothing(project: TempProject) -> None:
