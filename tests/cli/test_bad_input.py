@@ -158,6 +158,42 @@ def test_a_rules_override_naming_no_built_in_rule_or_of_a_wrong_type(
     assert what in run.stderr, run.stderr
 
 
+GOOD_ROOT_ENV = "SHOP_API_TOKEN=tok_Zq8vN3rLk5wT1yXb7mP0sJ4h\nDATABASE_URL=sqlite:///shop.db\n"
+
+
+@pytest.mark.parametrize(
+    ("ini", "problem"),
+    [
+        ("[alembic]\nprepend_sys_path = .\n", "[alembic] script_location is missing"),
+        ("[alembic]\nscript_location = %(here)s/../elsewhere\n", "outside the project"),
+    ],
+)
+def test_an_alembic_ini_that_does_not_lead_into_the_project(
+    tmp_path: Path, ini: str, problem: str
+) -> None:
+    project = root_project(tmp_path / "shop")
+    project.file("alembic.ini").write_text(ini)
+    project.write_env(ENV, GOOD_ROOT_ENV)
+    for task in ("db.history", "db.current", "db.lint"):
+        run = refused(project, task, "--env", ENV)
+        assert f"{project.file('alembic.ini')}: [alembic] script_location " in run.stderr
+        assert problem in run.stderr
+
+
+def test_a_deploy_stops_at_validate_env_on_a_broken_alembic_ini(tmp_path: Path) -> None:
+    project = root_project(tmp_path)
+    project.file("alembic.ini").write_text("[alembic]\n")
+    project.write_env(ENV, GOOD_ROOT_ENV)
+    before = project.snapshot()
+    run = project.invoke("deploy", "--env", ENV)
+    assert run.returncode == 2 and "Traceback" not in run.output, run.output
+    assert "deploy failed at step 'validate env': " in run.stderr
+    assert "[alembic] script_location is missing" in run.stdout + run.stderr
+    after = project.snapshot()
+    assert set(after) - set(before) == {f".deploytools/{ENV}/journal.jsonl"}  # what was refused
+    assert {k: v for k, v in after.items() if k in before} == before
+
+
 def test_init_for_an_unknown_environment_changes_nothing(project: TempProject) -> None:
     run = refused(project, "env.init", "--env", "qa;touch x")
     assert "is not allowed" in run.stderr

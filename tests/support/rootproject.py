@@ -65,6 +65,7 @@ def downgrade():
 
 def root_project(path: Path) -> TempProject:
     """The project in ``path``: ``shop/`` and ``alembic/`` at the root, one revision ``a1``."""
+    path.mkdir(parents=True, exist_ok=True)
     project = TempProject(path, example=False)
     files = {
         "config/deploy.toml": DEPLOY_TOML,
