@@ -407,7 +407,13 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def validate_model(model: type[M], raw: Any, path: str | Path, prefix: str = "") -> M:
+def validate_model(
+    model: type[M],
+    raw: Any,
+    path: str | Path,
+    prefix: str = "",
+    fix: str = "correct these keys (see config/deploy.toml in the example for every key)",
+) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -417,7 +423,7 @@ def validate_model(model: type[M], raw: Any, path: str | Path, prefix: str = "")
             lines.append(f"{where}: {_expected(err)}")
         raise OperatorError(
             f"{path}: {len(lines)} problem(s) in the configuration:\n  " + "\n  ".join(lines),
-            "correct these keys (see config/deploy.toml in the example for every key)",
+            fix,
         ) from None
 
 

@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import Field, PlainValidator, field_validator
 
 from deploytools.config import (
     EnvironmentSettings,
@@ -37,6 +37,7 @@ from deploytools.redact import is_secret_name
 
 PRODUCTION = "production"
 BUILTIN = "rules/default.env.rules.toml"  # inside the deploytools package
+FIX = f"correct these keys (deploytools/{BUILTIN} shows every key of a rules file)"
 
 # Every rule a finding can carry, so a typo in [severity] is an error rather than ignored.
 RULE_NAMES = frozenset(
@@ -96,11 +97,18 @@ class PasswordPolicy(Model):
     weak_values: list[str]
 
 
-Pattern = Annotated[str, Field(min_length=1), AfterValidator(_compiles)]
+def _pattern_or_off(value: Any) -> str | Literal[False]:
+    """A placeholder pattern: a regular expression, or false (a built-in one switched off)."""
+    if value is False:
+        return False
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a regular expression, or false to switch a built-in one off")
+    return _compiles(value)
 
 
 class PlaceholderPolicy(Model):
-    patterns: dict[str, Pattern | Literal[False]]  # by name; ``false`` switches a built-in off
+    # by name, so that a project can switch one off
+    patterns: dict[str, Annotated[str | Literal[False], PlainValidator(_pattern_or_off)]]
     non_ascii: bool
 
 
@@ -231,7 +239,8 @@ def merge(builtin: Mapping[str, Any], project: Mapping[str, Any], path: Path) ->
             raise OperatorError(
                 f"{path}: placeholders.patterns.{unknown[0]}: there is no built-in placeholder "
                 f"pattern {unknown[0]!r} to switch off (built in: {', '.join(known)})",
-                "name a built-in pattern, or give your own pattern a regular expression",
+                f"name a pattern of deploytools/{BUILTIN}, or give one of your own a regular "
+                "expression",
             )
     return merged
 
@@ -245,12 +254,12 @@ def parse_rules(text: str, path: Path) -> RulesFile:
     """The built-in rules with the project's rules file (its ``text``) over them; errors name
     ``path`` and the key path."""
     raw = merge(builtin_rules(), parse_toml(text, path), path)
-    rules = validate_model(RulesFile, raw, path)
+    rules = validate_model(RulesFile, raw, path, fix=FIX)
     layers = [("keys", rules.keys), ("production.keys", rules.production.keys)]
     layers += [(f"environments.{n}.keys", layer.keys) for n, layer in rules.environments.items()]
     for where, entries in layers:
         for name, entry in entries.items():
-            validate_model(KeyRule, entry, path, prefix=f"{where}.{name}")
+            validate_model(KeyRule, entry, path, prefix=f"{where}.{name}", fix=FIX)
     return rules
 
 
@@ -266,7 +275,9 @@ def resolve(rules: RulesFile, env: str, production: bool, path: Path) -> EnvRule
             merged[name] = deep_merge(merged.get(name, {}), entry)
         levels.update(layer.severity)
     keys = {
-        name: validate_model(KeyRule, entry, path, prefix=f"keys.{name} (as merged for {env})")
+        name: validate_model(
+            KeyRule, entry, path, prefix=f"keys.{name} (as merged for {env})", fix=FIX
+        )
         for name, entry in merged.items()
     }
     severity: dict[str, Severity] = {r: v for r, v in levels.items() if v != "off"}

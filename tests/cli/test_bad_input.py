@@ -144,7 +144,8 @@ def test_rules_file_with_a_wrong_type_names_file_and_key_path(project: TempProje
          "no built-in placeholder pattern 'elipsis'"),
         ("[severity]\nfile-mod = 'off'\n", "severity", "unknown rule(s) ['file-mod']"),
         ("[severity]\nfile-mode = false\n", "severity.file-mode", "'error', 'warning' or 'off'"),
-        ("[password]\nweak_values = 'hunter2'\n", "password.weak_values", "valid list"),
+        ("[placeholders.patterns]\nellipsis = true\n", "placeholders.patterns.ellipsis",
+         "expected a regular expression, or false to switch a built-in one off"),
     ],
 )  # fmt: skip
 def test_a_rules_override_naming_no_built_in_rule_or_of_a_wrong_type(
@@ -156,6 +157,7 @@ def test_a_rules_override_naming_no_built_in_rule_or_of_a_wrong_type(
     run = refused(project, "env.validate", "--env", ENV)
     assert "config/env.rules.toml" in run.stderr and f"{where}: " in run.stderr, run.stderr
     assert what in run.stderr, run.stderr
+    assert "fix: " in run.stderr and "default.env.rules.toml" in run.stderr, run.stderr
 
 
 GOOD_ROOT_ENV = "SHOP_API_TOKEN=tok_Zq8vN3rLk5wT1yXb7mP0sJ4h\nDATABASE_URL=sqlite:///shop.db\n"
