@@ -167,7 +167,8 @@ class EnvironmentSettings(Model):
     name: str
     env_file: str
     env_example: str
-    env_rules: str = "config/env.rules.toml"  # what `env.validate` checks the env file against
+    # The project's env rules, over the built-in ones; the default file may be absent.
+    env_rules: str = "config/env.rules.toml"
     production: bool = False
     runtime: Literal["compose", "process"]
     app_dir: str = "."
