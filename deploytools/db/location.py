@@ -48,17 +48,16 @@ def script_location(ini: Path, root: Path) -> Path:
     parser = configparser.ConfigParser({"here": ini.parent.as_posix()})
     try:
         parser.read_string(read_text(ini), source=str(ini))
-        raw = parser.get(SECTION, KEY) if parser.has_option(SECTION, KEY) else ""
+        raw = parser.get(SECTION, KEY).strip() if parser.has_option(SECTION, KEY) else ""
     except configparser.Error as exc:
         reason = " ".join(str(exc).split())
         raise OperatorError(f"{ini}: cannot be read as alembic reads it: {reason}", FIX) from None
-    if not raw.strip():
+    if not raw:
         raise OperatorError(f"{where} is missing: alembic cannot find env.py without it", FIX)
-    raw = raw.strip()
     if ":" in raw and not PurePath(raw).is_absolute():
         raise OperatorError(
             f"{where} is {raw!r}, a package resource: deploytools never imports the app",
-            f"give {KEY} as a path, e.g. {KEY} = %(here)s/alembic",
+            f"give {KEY} as a path, e.g. {EXAMPLE}",
         )
     location = (ini.parent / raw).resolve()
     project = root.resolve()
@@ -69,4 +68,3 @@ def script_location(ini: Path, root: Path) -> Path:
             f"move the migrations into the project and point {KEY} at them ({EXAMPLE})",
         )
     return location
-
