@@ -86,7 +86,8 @@ def normalise(url: str, key: str = "the database URL") -> PgUrl:
     from sqlalchemy.engine.url import URL
 
     parsed = _parse(url, key)
-    dbname = str(parsed.database)  # _parse refuses a URL without one
+    # As the app's SQLAlchemy reads it (2.1 decodes a %XX in it, 2.0 keeps it); never empty.
+    dbname = str(parsed.database)
     driver = parsed.drivername.partition("+")[2]
     if driver not in DRIVERS:
         raise UrlProblem(

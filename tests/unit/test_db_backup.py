@@ -172,19 +172,19 @@ class OlderLibpq(FakeDbHost):
 
     def run(self, argv: Sequence[str], **kwargs: Any) -> Result:
         if argv[0] == "psql":
-            output = 'psql: error: invalid URI query parameter: "sslnegotiation"'
+            output = 'psql: error: invalid URI query parameter: "target_session_attrs"'
             raise CommandError(list(argv), 2, output, self.name)
         return super().run(argv, **kwargs)
 
 
 def test_client_tools_that_do_not_know_an_option_of_the_url_say_so() -> None:
-    url = f"{URL}?sslnegotiation=direct&sslmode=require"
+    url = f"{URL}?target_session_attrs=read-write&sslmode=require"
     host = OlderLibpq()
     with pytest.raises(OperatorError) as caught:
         db.backup(settings(), host, quiet_ui(), url=url)
     problem = caught.value.problem
     assert problem.startswith("the PostgreSQL client tools on mem do not know an option of")
-    assert 'invalid URI query parameter: "sslnegotiation"' in problem
+    assert 'invalid URI query parameter: "target_session_attrs"' in problem
     assert "install newer PostgreSQL client tools" in caught.value.fix
     assert "pg_dump" not in [c[0] for c in host.commands] and names(host) == []
 

@@ -45,8 +45,8 @@ ENCODED = quote(PASSWORD, safe="")
             "psycopg2",
         ),
         (  # Heroku's spelling; a space in a value is %20 (libpq reads "+" as itself)
-            f"postgres://app:{ENCODED}@db/app%20db?application_name=my%20app",
-            "postgresql://app@db/app%20db?application_name=my%20app",
+            f"postgres://app:{ENCODED}@db/appdb?application_name=my%20app",
+            "postgresql://app@db/appdb?application_name=my%20app",
             None,
             "",
         ),
@@ -93,16 +93,16 @@ def test_an_app_url_becomes_a_libpq_uri_without_password(
 
 def test_deploytools_own_engine_gets_psycopg_and_libpq_options_only() -> None:
     found = normalise(
-        f"postgresql+asyncpg://app:{ENCODED}@db:6432/app%20db?ssl=verify-ca"
+        f"postgresql+asyncpg://app:{ENCODED}@db:6432/appdb?ssl=verify-ca"
         "&prepared_statement_cache_size=0&options=-c%20search_path%3Dapp",
         "DATABASE_URL",
     )
 
     own = found.sqlalchemy
     assert (own.drivername, own.username, own.password) == ("postgresql+psycopg", "app", PASSWORD)
-    assert (own.host, own.port, own.database) == ("db", 6432, "app db")
+    assert (own.host, own.port, own.database) == ("db", 6432, "appdb")
     assert dict(own.query) == {"sslmode": "verify-ca", "options": "-c search_path=app"}
-    assert found.conn.dbname == "app db"
+    assert found.conn.dbname == "appdb"
 
 
 def test_options_of_the_apps_driver_are_dropped_with_a_note() -> None:
