@@ -50,20 +50,10 @@ class Owner:
 @pytest.fixture
 def owner(postgres_server: Any, request: pytest.FixtureRequest) -> Iterator[Owner]:
     name = "u_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:40]
-    admin_url = postgres_server.create_database(name)
+    postgres_server.create_database(name)
     role = f"app_{secrets.token_hex(4)}"
     password = f"p@ss:w/rd%${secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                sql.Identifier(role), sql.Literal(password)
-            )
-        )
-        admin.execute(
-            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                sql.Identifier(name), sql.Identifier(role)
-            )
-        )
+    postgres_server.hand_over(name, role, password)
     yield Owner(postgres_server.host, postgres_server.port, name, role, password)
     with psycopg.connect(postgres_server.url("postgres"), autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
