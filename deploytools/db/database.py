@@ -35,7 +35,6 @@ class Database:
     shown: str  # safe to print: no password
     conn: Conn | None = None  # PostgreSQL
     path: Path | None = None  # SQLite file
-    notes: tuple[str, ...] = ()  # what became of the app's URL on the way (dropped options)
 
 
 def database_url(settings: EnvironmentSettings, redactor: Redactor | None = None) -> str:
@@ -91,9 +90,7 @@ def open_database(
     if say is not None:
         for note in found.notes:
             say(note)
-    return Database(
-        "postgresql", found.sqlalchemy, conn.dbname, conn.uri, conn=conn, notes=found.notes
-    )
+    return Database("postgresql", found.sqlalchemy, conn.dbname, conn.uri, conn=conn)
 
 
 def _sqlite(settings: EnvironmentSettings, url: str) -> Database:
