@@ -96,7 +96,10 @@ class DatabaseSettings(Model):
     jobs: int = Field(1, ge=1, le=64)
     dump_via_service: str | None = None
     min_free_mb: int = Field(100, ge=0)
-    alembic_dir: str = "migrations"
+    # Where env.py is: alembic_dir (relative to app_dir) if set, else alembic_ini's
+    # script_location (deploytools.db.location).
+    alembic_dir: str | None = None
+    alembic_ini: str = "alembic.ini"
     lock_timeout_ms: int = Field(5000, ge=0)
     statement_timeout_ms: int = Field(600_000, ge=0)
     lock_retries: int = Field(3, ge=0)
@@ -164,10 +167,11 @@ class EnvironmentSettings(Model):
     name: str
     env_file: str
     env_example: str
-    env_rules: str = "config/env.rules.toml"  # what `env.validate` checks the env file against
+    # The project's env rules, over the built-in ones; the default file may be absent.
+    env_rules: str = "config/env.rules.toml"
     production: bool = False
     runtime: Literal["compose", "process"]
-    app_dir: str = "example"
+    app_dir: str = "."
     # process runtime: directories of app_dir that every release shares (data, not code)
     shared_dirs: list[str] = Field(default_factory=lambda: ["var"])
     state_dir: str = ".deploytools"
@@ -207,6 +211,8 @@ class EnvironmentSettings(Model):
 class ProjectSettings(Model):
     name: str
     description: str = ""
+    # The environment of a task run without --env (nor deploytools.env in invoke config).
+    default_environment: str | None = None
 
 
 class DeployFile(Model):
@@ -277,21 +283,41 @@ def parse_deploy_file(text: str, path: str | Path) -> DeployFile:
 
 
 def load_settings(
-    env: str,
+    env: str | None,
     *,
     config_path: str | Path = DEFAULT_CONFIG,
     overrides: Mapping[str, Any] | None = None,
     cli: Mapping[str, Any] | None = None,
 ) -> EnvironmentSettings:
-    """Load one environment; ``overrides`` come from invoke config, ``cli`` from flags."""
-    check_env_name(env)
+    """Load one environment (None: the file's ``default_environment``); ``overrides`` come
+    from invoke config, ``cli`` from flags."""
+    if env is not None:
+        check_env_name(env)
     path = find_config(config_path)
     root = path.parent.parent
     layers = Layers(path.relative_to(root).as_posix(), dict(overrides or {}), dict(cli or {}))
     deploy_file = read_deploy_file(path)
+    env = env if env is not None else default_environment(deploy_file, path)
     settings = environment(deploy_file, env, path, root, layers)
     check_compose_project(settings, _others(deploy_file, env, path, root), path)
     return settings
+
+
+def default_environment(deploy_file: DeployFile, path: Path) -> str:
+    """The environment a task runs on when none is given: only one the file names."""
+    known = ", ".join(sorted(deploy_file.environments))
+    name = deploy_file.project.default_environment
+    if name is None:
+        raise OperatorError(
+            f"no environment given, and {path} names no default (environments: {known})",
+            f"pass --env NAME, or set default_environment = NAME under [project] in {path.name}",
+        )
+    if name not in deploy_file.environments:
+        raise OperatorError(
+            f"{path}: project.default_environment {name!r} is not an environment of the file",
+            f"set it to one of: {known}",
+        )
+    return name
 
 
 def environment(
@@ -382,7 +408,13 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def validate_model(model: type[M], raw: Any, path: str | Path, prefix: str = "") -> M:
+def validate_model(
+    model: type[M],
+    raw: Any,
+    path: str | Path,
+    prefix: str = "",
+    fix: str = "correct these keys (see config/deploy.toml in the example for every key)",
+) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -392,7 +424,7 @@ def validate_model(model: type[M], raw: Any, path: str | Path, prefix: str = "")
             lines.append(f"{where}: {_expected(err)}")
         raise OperatorError(
             f"{path}: {len(lines)} problem(s) in the configuration:\n  " + "\n  ".join(lines),
-            "correct these keys (see config/deploy.toml in the example for every key)",
+            fix,
         ) from None
 
 

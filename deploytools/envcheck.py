@@ -3,7 +3,8 @@
 A value is shown (as ``got '...'``) only for keys that are not secret and whose format is a
 short enumerable one (numbers, booleans, choices); anything else is described, not quoted.
 Checks run per key in order of precedence: a missing or placeholder value is reported alone,
-since format and strength problems of a placeholder are noise.
+since format and strength problems of a placeholder are noise. A rule switched off is not
+checked, so the checks after it still run.
 """
 
 from __future__ import annotations
@@ -71,14 +72,14 @@ def check_key(
 ) -> list[Finding]:
     """The problems of one key; in production, those only production rules find are so named."""
     if rules.base is None:
-        return _check_key(key, value, rules, line, published)
-    found = _check_key(key, value, rules.base, line, published)
+        return rules.keep(_check_key(key, value, rules, line, published))
+    found = rules.keep(_check_key(key, value, rules.base, line, published))
     if found:
         return found
-    return [
+    return rules.keep(
         rules.finding(PRODUCTION, f.problem, f.fix, f.key, f.line)
-        for f in _check_key(key, value, rules, line, published)
-    ]
+        for f in rules.keep(_check_key(key, value, rules, line, published))
+    )
 
 
 def _check_key(
@@ -101,27 +102,12 @@ def _check_key(
         state = "missing" if value is None else "empty"
         return [finding("required", f"required key {key} is {state}", f"set {key}{about}")]
     secret = rules.is_secret(key)
-    if any(p.search(value) for p in rules.placeholders):
-        return [
-            finding(
-                "placeholder",
-                f"{key} still holds a placeholder (your_..., <...>, changeme, xxx, TODO, ...)",
-                f"set the real value of {key}{about}",
-            )
-        ]
-    if rules.non_ascii and (secret or rule.format != "text") and not value.isascii():
-        return [finding("placeholder", *_non_ascii(key, value, rule.format, secret))]
-    weak = _weak(key, value, rules, published) if secret else None
-    if weak:
-        return [finding("weak-value", f"the value of {key} {weak}", _new_secret_fix(key))]
-    pw = url_password(value)
-    weak = _weak(key, pw, rules, published) if pw else None
-    if weak:
-        return [
-            finding(
-                "weak-value", f"the password in {key} {weak}", f"use a strong password in {key}"
-            )
-        ]
+    placeholder = _placeholder(key, value, rule, rules, secret, about)
+    if placeholder and rules.checks("placeholder"):
+        return [finding("placeholder", *placeholder)]
+    weak = _weakness(key, value, rules, published, secret)
+    if weak and rules.checks("weak-value"):
+        return [finding("weak-value", *weak)]
     out = [
         finding("format", problem, f"set {key} to {want}")
         for problem, want in _format(key, value, rule, rules, secret)
@@ -132,6 +118,34 @@ def _check_key(
             for p in _strength(value, rule, rules)
         ]
     return out
+
+
+def _placeholder(
+    key: str, value: str, rule: KeyRule, rules: EnvRules, secret: bool, about: str
+) -> tuple[str, str] | None:
+    """(problem, fix) when ``value`` was never filled in."""
+    if any(p.search(value) for p in rules.placeholders):
+        return (
+            f"{key} still holds a placeholder (your_..., <...>, changeme, xxx, TODO, ...)",
+            f"set the real value of {key}{about}",
+        )
+    if rules.non_ascii and (secret or rule.format != "text") and not value.isascii():
+        return _non_ascii(key, value, rule.format, secret)
+    return None
+
+
+def _weakness(
+    key: str, value: str, rules: EnvRules, published: set[str], secret: bool
+) -> tuple[str, str] | None:
+    """(problem, fix) when a secret, or the password inside a URL, is weak."""
+    weak = _weak(key, value, rules, published) if secret else None
+    if weak:
+        return f"the value of {key} {weak}", _new_secret_fix(key)
+    pw = url_password(value)
+    weak = _weak(key, pw, rules, published) if pw else None
+    if weak:
+        return f"the password in {key} {weak}", f"use a strong password in {key}"
+    return None
 
 
 def _new_secret_fix(key: str) -> str:
@@ -326,4 +340,4 @@ def check_example(example: EnvDocument, rules: EnvRules) -> list[Finding]:
                     "managed", f"{key} is set by the deploy", "remove this line", key, line
                 )
             )
-    return findings
+    return rules.keep(findings)

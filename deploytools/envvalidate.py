@@ -75,7 +75,7 @@ def learned_values(settings: EnvironmentSettings, redactor: Redactor) -> dict[st
     doc = envfile.read(path)
     try:
         rules = rules_for(settings)
-    except OperatorError:  # no rules file: secret-looking names and URL passwords only
+    except OperatorError:  # a broken rules file: secret-looking names and URL passwords only
         redactor.learn_env(list(doc.assignments()))
         for fragment in doc.fragment_texts:
             redactor.add(fragment)
@@ -111,7 +111,7 @@ def validate(
         findings += check_mode(path, rules)
     findings += check_git(path, host, rules)
     shown = display_path(path, settings.root)
-    return Report(settings.name, shown, len(values), findings)
+    return Report(settings.name, shown, len(values), rules.keep(findings))
 
 
 def compare_with_example(

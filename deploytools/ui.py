@@ -67,10 +67,12 @@ class Ui:
         styles: Sequence[str] = (),
     ) -> None:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=self.redact(title), title_justify="left")
+        # Text, not markup: a message naming "[alembic]" or "[keys.PORT]" keeps its brackets.
+        table = Table(title=Text(self.redact(title)), title_justify="left")
         for i, column in enumerate(columns):
             table.add_column(column, style=styles[i] if i < len(styles) else None, overflow="fold")
         for row in rows:
-            table.add_row(*(self.redact("" if cell is None else str(cell)) for cell in row))
+            table.add_row(*(Text(self.redact("" if cell is None else str(cell))) for cell in row))
         self.out.print(table)

@@ -11,10 +11,10 @@ alembic is imported inside the functions: ``invoke --list`` must not pay for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deploytools.config import EnvironmentSettings
+from deploytools.db.location import migrations_dir
 from deploytools.errors import OperatorError
 
 if TYPE_CHECKING:
@@ -34,10 +34,6 @@ class Revision:
     reviewed: dict[str, str]  # lint rule -> why it is safe
 
 
-def migrations_dir(settings: EnvironmentSettings) -> Path:
-    return settings.path(settings.app_dir) / settings.database.alembic_dir
-
-
 def alembic_config(settings: EnvironmentSettings, **attributes: Any) -> Config:
     """A programmatic alembic Config: no alembic.ini needed, ``attributes`` reach env.py."""
     import io
@@ -45,11 +41,6 @@ def alembic_config(settings: EnvironmentSettings, **attributes: Any) -> Config:
     from alembic.config import Config
 
     location = migrations_dir(settings)
-    if not (location / "env.py").is_file():
-        raise OperatorError(
-            f"no alembic environment at {location} (env.py missing)",
-            "set database.alembic_dir (relative to app_dir) in config/deploy.toml",
-        )
     config = Config(stdout=io.StringIO())
     config.set_main_option("script_location", str(location))
     config.attributes.update(attributes)

@@ -24,7 +24,7 @@ from deploytools.errors import DeployToolsError, OperatorError
 if TYPE_CHECKING:  # pydantic models and rich cost ~0.3 s to import: not for `invoke --list`
     from deploytools.config import EnvironmentSettings
 
-ENV_HELP = "environment name from config/deploy.toml (local, staging, prod, ...)"
+ENV_HELP = "environment name from config/deploy.toml (default: its project.default_environment)"
 JSON_HELP = "print machine-readable JSON on stdout instead of a table"
 DRY_RUN_HELP = "print what would be done and change nothing"
 LOCK_WAIT_HELP = (
@@ -37,7 +37,7 @@ TaskBody = Callable[..., Any]
 INVOKE_DEFAULTS: dict[str, Any] = {
     "deploytools": {
         "config": "config/deploy.toml",
-        "env": "local",
+        "env": None,  # None: the config file's project.default_environment
         "parallelism": None,
         "timeouts": {
             "command": None,
@@ -182,12 +182,15 @@ def _quick_exit() -> None:
     atexit.register(gc.freeze)
 
 
-def env_name(c: Context, env: str | None) -> str:
-    """The ``--env`` flag, else ``deploytools.env`` from invoke config.
+def env_name(c: Context, env: str | None) -> str | None:
+    """The ``--env`` flag, else ``deploytools.env`` from invoke config; None when neither is
+    set (the config file's default then, if it has one).
 
     An empty ``--env ''`` (a CI variable that was not set) is refused, never the default.
     """
     name = env if env is not None else c.config.get("deploytools", {}).get("env")
+    if name is None:
+        return None
     if not name:
         raise OperatorError("no environment given (--env is empty)", "pass --env NAME")
     return str(name)

@@ -19,7 +19,7 @@ EXIST_OK_HELP = "if the env file already exists, leave it and succeed (for scrip
 def validate(
     c: Context, ui: Ui, env: str | None = None, json: bool = False, file: str | None = None
 ) -> None:
-    """Check an env file against config/env.rules.toml and its example; list every problem."""
+    """Check an env file against the built-in and the project's env rules and its example."""
     from deploytools import envvalidate
     from deploytools.inputs import check_path
 

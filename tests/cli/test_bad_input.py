@@ -16,6 +16,7 @@ from deploytools.config import load_settings
 from deploytools.errors import OperatorError
 from deploytools.tasks import ns
 from tests.support.cli import Run, TempProject
+from tests.support.rootproject import ENV, root_project
 
 GOOD_LOCAL = "ENVIRONMENT=development\n"
 
@@ -134,6 +135,65 @@ def test_rules_file_with_a_wrong_type_names_file_and_key_path(project: TempProje
     rules.write_text(rules.read_text().replace("min = 1\nmax = 65535", 'min = "one"\nmax = 65535'))
     run = refused(project, "env.validate", "--env", "local")
     assert "env.rules.toml" in run.stderr and "keys.PORT.min" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "where", "what"),
+    [
+        ("[placeholders.patterns]\nelipsis = false\n", "placeholders.patterns.elipsis",
+         "no built-in placeholder pattern 'elipsis'"),
+        ("[severity]\nfile-mod = 'off'\n", "severity", "unknown rule(s) ['file-mod']"),
+        ("[severity]\nfile-mode = false\n", "severity.file-mode", "'error', 'warning' or 'off'"),
+        ("[placeholders.patterns]\nellipsis = true\n", "placeholders.patterns.ellipsis",
+         "expected a regular expression, or false to switch a built-in one off"),
+    ],
+)  # fmt: skip
+def test_a_rules_override_naming_no_built_in_rule_or_of_a_wrong_type(
+    tmp_path: Path, override: str, where: str, what: str
+) -> None:
+    project = root_project(tmp_path)
+    project.file("config/env.rules.toml").write_text(override)
+    project.write_env(ENV, "SHOP_API_TOKEN=tok_Zq8vN3rLk5wT1yXb7mP0sJ4h\n")
+    run = refused(project, "env.validate", "--env", ENV)
+    assert "config/env.rules.toml" in run.stderr and f"{where}: " in run.stderr, run.stderr
+    assert what in run.stderr, run.stderr
+    assert "fix: " in run.stderr and "default.env.rules.toml" in run.stderr, run.stderr
+
+
+GOOD_ROOT_ENV = "SHOP_API_TOKEN=tok_Zq8vN3rLk5wT1yXb7mP0sJ4h\nDATABASE_URL=sqlite:///shop.db\n"
+
+
+@pytest.mark.parametrize(
+    ("ini", "problem"),
+    [
+        ("[alembic]\nprepend_sys_path = .\n", "[alembic] script_location is missing"),
+        ("[alembic]\nscript_location = %(here)s/../elsewhere\n", "outside the project"),
+    ],
+)
+def test_an_alembic_ini_that_does_not_lead_into_the_project(
+    tmp_path: Path, ini: str, problem: str
+) -> None:
+    project = root_project(tmp_path / "shop")
+    project.file("alembic.ini").write_text(ini)
+    project.write_env(ENV, GOOD_ROOT_ENV)
+    for task in ("db.history", "db.current", "db.lint"):
+        run = refused(project, task, "--env", ENV)
+        assert f"{project.file('alembic.ini')}: [alembic] script_location " in run.stderr
+        assert problem in run.stderr
+
+
+def test_a_deploy_stops_at_validate_env_on_a_broken_alembic_ini(tmp_path: Path) -> None:
+    project = root_project(tmp_path)
+    project.file("alembic.ini").write_text("[alembic]\n")
+    project.write_env(ENV, GOOD_ROOT_ENV)
+    before = project.snapshot()
+    run = project.invoke("deploy", "--env", ENV)
+    assert run.returncode == 2 and "Traceback" not in run.output, run.output
+    assert "deploy failed at step 'validate env': " in run.stderr
+    assert "[alembic] script_location is missing" in run.stdout + run.stderr
+    after = project.snapshot()
+    assert set(after) - set(before) == {f".deploytools/{ENV}/journal.jsonl"}  # what was refused
+    assert {k: v for k, v in after.items() if k in before} == before
 
 
 def test_init_for_an_unknown_environment_changes_nothing(project: TempProject) -> None:

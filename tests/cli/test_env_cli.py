@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import TempProject
+from tests.support.rootproject import ENV, root_project
 
 
 @pytest.fixture
@@ -120,3 +121,43 @@ def test_environment_choice_precedence_invoke_yaml_then_env_var_then_flag(
         "env.validate", "--env", "local", env={"INVOKE_DEPLOYTOOLS_ENV": "prod"}
     )
     assert "local.env not found" in by_flag.stderr
+
+
+TOKEN = "tok_Zq8vN3rLk5wT1yXb7mP0sJ4h"  # a real-looking secret that must never be shown
+
+
+def findings(run_json: str) -> set[tuple[str, str, str]]:
+    return {(f["rule"], f["key"], f["severity"]) for f in json.loads(run_json)["findings"]}
+
+
+def test_a_project_without_rules_gets_the_built_in_ones(tmp_path: Path) -> None:
+    project = root_project(tmp_path)
+    project.write_env(
+        ENV, f"SHOP_API_TOKEN=changeme\nDATABASE_URL=postgresql://shop:{TOKEN}@db/shop\n", 0o644
+    )
+    run = project.invoke("env.validate", "--env", ENV, "--json")
+    assert run.returncode == 2, run.output
+    assert findings(run.stdout) == {
+        ("placeholder", "SHOP_API_TOKEN", "error"),  # a secret by its name, never filled in
+        ("file-mode", "", "error"),  # it holds secrets and others may read it
+    }
+    assert TOKEN not in run.output and "Traceback" not in run.output
+
+
+def test_a_projects_rules_add_to_and_override_the_built_in_ones(tmp_path: Path) -> None:
+    project = root_project(tmp_path)
+    project.file("config/env.rules.toml").write_text(
+        "[severity]\nfile-mode = 'warning'\n"
+        "[keys.SHOP_MODE]\nrequired = true\nchoices = ['live', 'demo']\n"
+        "[placeholders.patterns]\nellipsis = false\n"
+    )
+    project.write_env(ENV, f"SHOP_API_TOKEN={TOKEN}...\nSHOP_MODE=test\n", 0o644)
+    run = project.invoke("env.validate", "--env", ENV, "--json")
+    assert run.returncode == 2, run.output
+    assert findings(run.stdout) == {
+        ("format", "SHOP_MODE", "error"),
+        ("file-mode", "", "warning"),
+        ("example-unknown", "SHOP_MODE", "warning"),
+        ("example-missing", "DATABASE_URL", "warning"),
+    }
+    assert TOKEN not in run.output

@@ -30,9 +30,12 @@ class Run:
 
 
 class TempProject:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, example: bool = True) -> None:
+        """``example=False``: ``tasks.py`` alone, for a project of the test's own making."""
         self.path = path
         shutil.copy2(ROOT / "tasks.py", path / "tasks.py")
+        if not example:
+            return
         shutil.copytree(ROOT / "config", path / "config", ignore=shutil.ignore_patterns("*.env"))
         shutil.copytree(
             ROOT / "example/migrations",

@@ -30,7 +30,8 @@ def make_settings(
         runtime="process",
         app_dir=str(app_dir),
         root=root,
-        database=DatabaseSettings(**{"min_free_mb": 0, **database}),
+        # the example's layout: env.py in app_dir/migrations, no alembic.ini under ``root``
+        database=DatabaseSettings(**{"min_free_mb": 0, "alembic_dir": "migrations", **database}),
     )
 
 

@@ -75,7 +75,9 @@ def compose_env(project_name: str, image_name: str) -> dict[str, Any]:
             "backend": {"probe": {"timeout": 120}},
             "celery-worker": {"probe": {"timeout": 120}, "compose_health": False},
         },
-        "celery": {"canary_timeout": 15},
+        # A worker boots while the deploy pings it: on a machine running other tests beside
+        # (parallel workers, builds) it needs longer than the repository's 10 s.
+        "celery": {"canary_timeout": 15, "ping_timeout": 60},
         "timeouts": {"stop": 5, "command": 900},
     }
 
@@ -205,7 +207,9 @@ class DeployProject(TempProject):
         path = self.state_dir(env) / "journal.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        # While a deploy runs its last line may be half written: only whole lines count.
+        lines = path.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in lines if line.strip()]
 
     def releases(self, env: str) -> list[dict[str, Any]]:
         return [r for r in self.journal(env) if r["kind"] == "release"]

@@ -129,3 +129,34 @@ def test_config_errors_name_the_file_and_the_key_path(
     problem = caught.value.problem
     assert str(path) in problem
     assert f"{where}: " in problem and expected in problem
+
+
+WITH_DEFAULT = BASE.replace('name = "p"', 'name = "p"\ndefault_environment = "prod"') + (
+    '\n[environments.qa]\nenv_file = "q"\nenv_example = "q"\nruntime = "process"\n'
+)
+
+
+def test_no_environment_is_implied_unless_the_config_names_one(tmp_path: Path) -> None:
+    with pytest.raises(OperatorError) as caught:
+        settings(project(tmp_path), None)
+    assert "no environment given" in caught.value.problem
+    assert "(environments: prod)" in caught.value.problem
+    assert "--env NAME" in caught.value.fix and "default_environment" in caught.value.fix
+
+
+def test_the_config_files_default_environment_is_below_invoke_config_and_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings(project(tmp_path, WITH_DEFAULT), None).name == "prod"
+    assert settings(project(tmp_path, WITH_DEFAULT, "deploytools:\n  env: qa\n"), None).name == "qa"
+    monkeypatch.setenv("INVOKE_DEPLOYTOOLS_ENV", "qa")
+    assert settings(project(tmp_path, WITH_DEFAULT), None).name == "qa"
+    assert settings(project(tmp_path, WITH_DEFAULT), "prod").name == "prod"
+
+
+def test_a_default_environment_the_file_does_not_have_names_the_key(tmp_path: Path) -> None:
+    toml = BASE.replace('name = "p"', 'name = "p"\ndefault_environment = "local"')
+    with pytest.raises(OperatorError) as caught:
+        settings(project(tmp_path, toml), None)
+    assert "project.default_environment 'local' is not an environment" in caught.value.problem
+    assert "deploy.toml" in caught.value.problem and caught.value.fix == "set it to one of: prod"

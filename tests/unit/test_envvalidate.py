@@ -97,6 +97,16 @@ def test_show_renders_a_table_and_raises_with_exit_code_2_on_errors() -> None:
     assert "PORT is out of range" in table and "config/prod.env (prod): 1 error(s)" in table
 
 
+def test_the_table_keeps_square_brackets_of_a_message() -> None:
+    ui, out, _err = capture_ui()
+    fix = "add [keys.SURPRISE] to env.rules.toml; see [alembic] script_location"
+    report = Report("prod", "[x].env", 1, [Finding("unknown-key", "no rule", fix, "SURPRISE")])
+    with pytest.raises(OperatorError):
+        show(ui, report)
+    table = " ".join(out.getvalue().split())
+    assert "[keys.SURPRISE]" in table and "[alembic]" in table and "[x].env (prod)" in table
+
+
 def test_warnings_alone_succeed() -> None:
     ui, _out, err = capture_ui()
     show(
