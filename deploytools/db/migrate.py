@@ -181,7 +181,7 @@ def _migrate(
 ) -> MigrationResult:
     script = script_directory(settings)
     target = resolve(script, target)
-    database = open_database(settings, ui.redact, url=url)
+    database = open_database(settings, ui.redact, url=url, say=ui.info)
     with _connection(database) as conn:
         before = _current(conn)
     steps = _plan(script, direction, before, target)

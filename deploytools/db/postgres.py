@@ -15,7 +15,7 @@ from deploytools.commands import postgres as pg
 from deploytools.config import EnvironmentSettings
 from deploytools.db.database import Database
 from deploytools.db.engine import Facts
-from deploytools.errors import CommandError, DeployFailure
+from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 
 # One psql call (each costs a connection, ~0.07 s): the facts row, then the alembic revisions
@@ -27,6 +27,8 @@ SELECT 'SELECT version_num FROM alembic_version ORDER BY version_num'
  WHERE to_regclass('alembic_version') IS NOT NULL \\gexec
 """
 SERVICE_TMP = "/tmp"
+# libpq's words for a connection option it does not know, in a URI or a conninfo string.
+OPTION_REFUSED = ("invalid URI query parameter", "invalid connection option")
 
 
 class PostgresEngine:
@@ -80,6 +82,14 @@ class PostgresEngine:
         try:
             return self._run(pg.psql(self.conn), stdin=script).stdout.strip()
         except CommandError as exc:
+            if any(refusal in exc.output for refusal in OPTION_REFUSED):
+                key = self.conf.url_key
+                raise OperatorError(
+                    f"the PostgreSQL client tools on {self.host.name} do not know an option of"
+                    f" {key} that deploytools' own libpq takes:\n" + _tail(exc.output),
+                    f"remove that option from {key}, or install newer PostgreSQL client tools"
+                    f" (psql, pg_dump, pg_restore) on {self.host.name}",
+                ) from None
             raise DeployFailure(
                 f"cannot query the database {self.database.shown} on {self.host.name}:\n"
                 + _tail(exc.output),
