@@ -458,23 +458,8 @@ class _Checks:
             self.app.control.inspect(timeout=window).registered() or {}
         )
         late = [w for w in pinged if w not in found]
-        if late:  # broadcasts can be missed like pings: ask again, in rounds
-
-            def registered(budget: float) -> dict[str, Any]:
-                inspect = self.app.control.inspect(
-                    destination=late, limit=len(late), timeout=budget
-                )
-                return dict(inspect.registered() or {})
-
-            found.update(self._in_rounds(registered, lambda got: all(w in got for w in late)))
-        silent = [w for w in pinged if w not in found]
-        if silent:
-            raise CeleryCheckFailed(
-                "worker-silent",
-                f"{', '.join(silent)} answered the ping but not the registered-tasks query "
-                f"within {conf.ping_timeout:g}s",
-                "look at the worker's log (overloaded? shutting down?); retry celery.verify",
-            )
+        if late:
+            found.update(self._ask(late, "registered", "registered-tasks"))
         answered = sorted(set(found) | set(pinged))
         if len(answered) < conf.expected_workers:
             raise CeleryCheckFailed(
@@ -484,6 +469,27 @@ class _Checks:
                 "start the missing workers or lower celery.expected_workers",
             )
         return {w: [t.split(" ")[0] for t in found[w]] for w in answered}
+
+    def _ask(self, workers: list[str], query: str, what: str) -> dict[str, Any]:
+        """``inspect().QUERY()`` of ``workers`` in rounds until each answered (a broadcast can
+        be missed like a ping); one that never does fails the check."""
+
+        def ask(budget: float) -> dict[str, Any]:
+            inspect = self.app.control.inspect(
+                destination=workers, limit=len(workers), timeout=budget
+            )
+            return dict(getattr(inspect, query)() or {})
+
+        found = self._in_rounds(ask, lambda got: all(w in got for w in workers))
+        silent = [w for w in workers if w not in found]
+        if silent:
+            raise CeleryCheckFailed(
+                "worker-silent",
+                f"{', '.join(silent)} answered the ping but not the {what} query "
+                f"within {self.conf.ping_timeout:g}s",
+                "look at the worker's log (overloaded? shutting down?); retry celery.verify",
+            )
+        return found
 
     def _tasks(self, registered: dict[str, list[str]]) -> None:
         roundtrip = [self.conf.roundtrip_task] if self.conf.roundtrip_task else []
@@ -502,22 +508,7 @@ class _Checks:
     def _started(self, workers: list[str], expected: _Expected) -> dict[str, str]:
         """Workers without the canary task: each must have started after ``expected.since``
         (Celery's ``stats``: ``uptime``, whole seconds, by the worker's wall clock)."""
-
-        def stats(budget: float) -> dict[str, Any]:
-            inspect = self.app.control.inspect(
-                destination=workers, limit=len(workers), timeout=budget
-            )
-            return dict(inspect.stats() or {})
-
-        found = self._in_rounds(stats, lambda got: all(w in got for w in workers))
-        silent = [w for w in workers if w not in found]
-        if silent:
-            raise CeleryCheckFailed(
-                "worker-silent",
-                f"{', '.join(silent)} answered the ping but not the stats query "
-                f"within {self.conf.ping_timeout:g}s",
-                "look at the worker's log (overloaded? shutting down?); retry celery.verify",
-            )
+        found = self._ask(workers, "stats", "stats")
         now = self.wall()
         began = {w: now - float(found[w].get("uptime", 0)) for w in workers}
         if expected.release is None or expected.since is None:
