@@ -23,8 +23,9 @@ reached through ``Host.forward``. celery is imported only here, when a check run
 
 Bounded in time, whatever the broker does. Every broker and result-backend call waits at most
 ``ping_timeout`` and none is retried (``_client``), and each step of the check has a budget
-(``_Watch``): connecting and pinging ``ping_timeout`` each, the registered-tasks query
-``reply_window`` + ``ping_timeout``, the canaries ``canary_timeout``, closing ``ping_timeout``.
+(``_Watch``): connecting and pinging ``ping_timeout`` each, the registered-tasks and stats
+queries ``reply_window`` + ``ping_timeout`` each, the canaries and the round trip
+``canary_timeout`` each, closing ``ping_timeout``.
 A step that has not ended ``MARGIN`` (3 s) after its budget fails the check, whatever blocks it
 (kombu's clean-up calls after a failure, each waiting its own timeout; a lock held on a
 filesystem broker's file); the step is left in its daemon thread, silent. So a broker that is
