@@ -110,13 +110,22 @@ class DatabaseSettings(Model):
 
 
 class CelerySettings(Model):
-    app: str = "exampleapp.worker:app"
+    # Where the app's Celery app is defined (``module:attribute``): named in the fix that says
+    # where register_canary goes. deploytools never imports it.
+    app: str | None = None
     broker_key: str = "CELERY_BROKER_URL"
     expected_workers: int = Field(1, ge=1)
     ping_timeout: float = Field(2.0, gt=0)
+    # Sent to each worker that registered it (deploytools_canary.register_canary); a worker
+    # without it is checked by when it started instead.
     canary_task: str = "deploytools.canary"
     canary_timeout: float = Field(10.0, gt=0)
     required_tasks: list[str] = Field(default_factory=list)
+    # An idempotent task of the app, sent to each worker with these arguments: it must succeed
+    # within canary_timeout (a work round trip, with no code added to the app).
+    roundtrip_task: str | None = None
+    roundtrip_args: list[Any] = Field(default_factory=list)
+    roundtrip_kwargs: dict[str, Any] = Field(default_factory=dict)
     backend_key: str = "CELERY_RESULT_BACKEND"
     # Server-less local mode (broker "filesystem://"): queue/, control/ and results/ live under
     # the directory in this env key (relative paths: from app_dir, where the worker runs).
