@@ -358,6 +358,11 @@ class ProcessRuntime:
         self.host.remove(self._code_dir(release))
         return [self._code_dir(release)]
 
+    def stored_releases(self) -> list[str]:
+        """Every directory under releases/, a build cut short (no marker) included; release
+        ids start with their UTC stamp, so sorted is oldest first."""
+        return self.host.listdir(self.releases_dir)
+
     def plan_build(self, release: str) -> list[str]:
         shared = ", ".join(self.settings.shared_dirs) or "none"
         archive = " ".join(git.archive("HEAD", "<temp>.tar"))
