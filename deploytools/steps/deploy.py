@@ -239,8 +239,9 @@ def plan_prune(ctx: RunContext) -> list[str]:
 
 def prune_releases(ctx: RunContext) -> dict[str, Any]:
     """Retention of release artifacts once the release is recorded: keep those of the last
-    ``releases.keep`` good releases and whatever a service still runs; remove the others the
-    deploys made (``release-<env>-…``; a failed deploy's included, names given by hand never).
+    ``releases.keep`` good releases and any a service was last started on (its PID file or
+    container names it); remove the others the deploys made (``release-<env>-…``, a failed
+    deploy's included; names given by hand never).
 
     It never fails the run (the release is recorded healthy): a prune that cannot finish is
     said, and the next run prunes the rest. Returns what the record's journal line shows."""
@@ -267,7 +268,7 @@ def _stored(ctx: RunContext) -> list[str]:
 
 
 def _kept(ctx: RunContext, releases: list[dict[str, Any]], running: set[str]) -> dict[str, str]:
-    """Tag -> why it stays: among the last good releases, or running (this run's included)."""
+    """Tag -> why it stays: among the last good releases, or a service's (this run's too)."""
     keep = kept_releases(releases, ctx.settings.releases.keep)
     for tag in sorted(running | {ctx.release}):
         keep.setdefault(tag, "running")
