@@ -136,6 +136,12 @@ class CelerySettings(Model):
     reply_window: float = Field(0.3, ge=0, le=10)
 
 
+class ReleaseSettings(Model):
+    # Release artifacts kept on each host: those of the last ``keep`` good releases (deploys
+    # and rollbacks that ended ok, distinct tags) and the one running; older ones are pruned.
+    keep: int = Field(5, ge=1)
+
+
 class HostSettings(Model):
     """A remote machine of an environment, reached over SSH with strict host keys."""
 
@@ -187,6 +193,7 @@ class EnvironmentSettings(Model):
     compose: ComposeSettings | None = None
     services: dict[str, ServiceSettings] = Field(default_factory=dict)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
     celery: CelerySettings | None = None
     hosts: list[HostSettings] = Field(default_factory=list)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
