@@ -35,10 +35,12 @@ class Ui:
 
         self.json_mode = json_mode
         self.redact = redactor or Redactor()
-        self.err = err or Console(file=stderr, stderr=stderr is None, highlight=False)
+        if err is None:
+            err = Console(file=stderr, stderr=stderr is None, highlight=False)
+            # Piped into a file or a log, a line is never cut at the guessed 80 columns.
+            err.soft_wrap = not err.is_terminal
+        self.err = err
         self.out = out or Console(file=stdout, highlight=False, soft_wrap=True)
-        # Piped into a file or a log, a line is never cut at the guessed 80 columns.
-        self.err.soft_wrap = not self.err.is_terminal
 
     def _say(self, text: str, style: str = "") -> None:
         self.err.print(self.redact(text), style=style or None, markup=False, highlight=False)

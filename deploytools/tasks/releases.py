@@ -85,7 +85,7 @@ def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> 
     ]
     columns = ["", "tag", "action", "result", "sha", "db revision", "backup", "operator", "at"]
     title = f"releases of {env or 'the default environment'}"
-    # Left out right to left on a narrow terminal: the tag is what one copies from here.
+    # Left out last first on a narrow terminal: the tag is what one copies from here.
     optional = ["backup", "at", "operator", "sha"]
     ui.table(title, columns, rows, ids={"tag", "backup"}, optional=optional)
     from deploytools.release import rollback_targets

@@ -80,6 +80,8 @@ def test_ids_are_whole_in_tables_piped_at_80_columns(deployed: Deployed) -> None
     # piped: the table keeps its width, whatever COLUMNS says (every column is there)
     assert max(len(line) for line in releases.stdout.splitlines()) > 80
     assert "operator" in releases.stdout and "left out" not in releases.output
+    # nor is a message on stderr broken at 80 columns in a log
+    assert f"all on release {deployed.running}" in deployed.second.stderr
 
 
 def test_ids_are_whole_on_an_80_column_terminal(deployed: Deployed) -> None:
