@@ -81,6 +81,12 @@ def kept_releases(releases: list[dict[str, Any]], last: int) -> dict[str, str]:
     return kept
 
 
+def rollback_targets(releases: list[dict[str, Any]], running: str | None) -> list[str]:
+    """The tags a rollback can return to, oldest first: healthy deploys, not the running one."""
+    good = (r.get("tag") for r in good_releases(releases) if r.get("action", "deploy") == "deploy")
+    return sorted({str(tag) for tag in good if tag} - {running})
+
+
 def record_of(releases: list[dict[str, Any]], tag: str) -> dict[str, Any] | None:
     """The newest release record of ``tag`` that names its commit (ok or failed: a tag always
     names the same commit)."""

@@ -51,6 +51,13 @@ class PostgresEngine:
         self.service = self.conf.dump_via_service
         self.compose = list(compose)
 
+    @property
+    def method(self) -> str:
+        how = "pg_dump " + (
+            f"directory format with -j {self.conf.jobs}" if self.is_directory else "custom format"
+        )
+        return how + (f" in compose service {self.service}" if self.service else "")
+
     def facts(self) -> Facts:
         first, *revisions = self._query(FACTS_SCRIPT).splitlines() or [""]
         row = first.split("|")

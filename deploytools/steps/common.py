@@ -227,7 +227,7 @@ class VerifyCelery:
     @disk_said
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.settings.celery is None:
-            return {"celery": "skipped"}
+            return {"skipped": "no celery section in the config"}
         from deploytools.celery_check import verify_celery
 
         report = verify_celery(

@@ -45,7 +45,7 @@ class LintMigrations:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         report, skipped = self._lint(ctx)
         if skipped is not None:
-            ctx.ui.warn(f"migration lint skipped: {skipped.problem}")
+            return {"skipped": skipped.problem}
         for finding in report.warnings:
             ctx.ui.warn(finding.what)
         if report.errors:
@@ -113,18 +113,23 @@ class Backup:
         self.fact = fact
 
     def plan(self, ctx: RunContext) -> list[str]:
+        from deploytools.db.database import open_database
+        from deploytools.db.engine import engine_for
+
         if missing := self._no_database_yet(ctx):
             return [missing]
-        db = ctx.settings.database
-        how = f"{db.format} format" + (f", -j {db.jobs}" if db.format == "directory" else "")
-        return [f"back up ${db.url_key} ({how}) into {db.backup_dir}/, verify by a full read"]
+        database = open_database(ctx.settings, ctx.ui.redact)
+        # The engine the run's db.backup picks, for the same database and host.
+        method = engine_for(ctx.settings, ctx.host, database).method
+        where = ctx.settings.database.backup_dir
+        return [f"back up {database.shown} by {method} into {where}/, verify by a full read"]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import db
 
         if missing := self._no_database_yet(ctx):
             ctx.facts[self.fact] = None
-            return {"backup": None, "skipped": missing}
+            return {"backup": None, "skipped": missing.removeprefix("skipped: ")}
         manifest = db.backup(ctx.settings, ctx.host, ctx.ui, release=ctx.release)
         ctx.facts[self.fact] = manifest.id
         return {"backup": manifest.id, "bytes": manifest.size, "sha256": manifest.sha256}
@@ -136,7 +141,7 @@ class Backup:
 
         database = open_database(ctx.settings, ctx.ui.redact)
         if database.path is not None and not database.path.exists():
-            return f"skipped: no database yet at {database.path} (the migration creates it)"
+            return f"skipped: no database yet at {database.path}: the migration creates it"
         return None
 
 

@@ -284,7 +284,8 @@ def test_two_concurrent_deploys_exactly_one_proceeds(site: ProcessSite) -> None:
     assert codes == [0, 1], outputs
     winner, loser = (first, second) if first.returncode == 0 else (second, first)
     message = outputs[loser.pid][1]
-    assert "the deploy lock at" in message and "is held by" in message
+    assert f"the deploy lock of environment {ENV} (" in message and "is held by" in message
+    assert message.count("is held by") == 1, message  # said once, not in a summary too
     assert f"pid {winner.pid} since" in message
     assert "--lock-wait" in message
     assert f"invoke lock.release --force --env {ENV}" in message
