@@ -417,14 +417,25 @@ def test_a_lock_released_during_the_retries_lets_the_migration_through(
     ui = CapturedUi()
     db.upgrade(settings, ui, "0003")
 
+    retried = threading.Event()
+
+    def release_once_retried() -> None:
+        """The lock goes once the first attempt gave up on it (not after a fixed time: on a
+        loaded machine the migration may reach the lock only after that)."""
+        deadline = time.monotonic() + 60
+        while "attempt 2 of 9" not in ui.text and time.monotonic() < deadline:
+            if retried.wait(0.05):
+                return
+        holder.rollback()
+
     with psycopg.connect(database) as holder:
         holder.execute("SELECT count(*) FROM users")
-        release = threading.Timer(0.5, holder.rollback)
+        release = threading.Thread(target=release_once_retried)
         release.start()
         try:
             result = db.upgrade(settings, ui)
         finally:
-            release.cancel()
+            retried.set()
             release.join()
 
     assert result.after == "0004"
