@@ -6,22 +6,18 @@ read and only ever shown as ``Database.shown``, which has no password.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from deploytools.commands.postgres import SCHEMES, Conn, parse_url
 from deploytools.config import EnvironmentSettings
 from deploytools.envfile import load_values
 from deploytools.errors import OperatorError
-from deploytools.hosts.base import Host
 from deploytools.redact import Redactor
 
 Engine = Literal["postgresql", "sqlite"]
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -90,21 +86,3 @@ def _sqlite(settings: EnvironmentSettings, url: str) -> Database:
     if not path.is_absolute():
         path = settings.path(settings.app_dir) / path
     return Database("sqlite", url, path.name, f"sqlite:///{path}", path=path)
-
-
-@contextmanager
-def reachable_url(
-    settings: EnvironmentSettings, host: Host, redactor: Redactor | None = None
-) -> Iterator[str]:
-    """The database URL as seen from this machine: a loopback URL on a remote host goes
-    through ``host.forward`` (an SSH tunnel); on the local host it is the URL itself."""
-    url = database_url(settings, redactor)
-    database = open_database(settings, redactor, url=url)
-    parts = urlsplit(url)
-    if database.engine != "postgresql" or parts.hostname not in LOOPBACK:
-        yield url
-        return
-    with host.forward(parts.port or 5432) as port:
-        userinfo = parts.netloc.rpartition("@")[0]
-        netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
-        yield urlunsplit(parts._replace(netloc=netloc))
