@@ -208,6 +208,8 @@ def _migrate(
     names = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in steps)
     ui.info(f"{direction} {database.shown} from {before or 'base'} to {target}: {names}")
     record = {"database": database.shown, "before": before, "target": target}
+    if database.path is not None:  # SQLite (local only): its directory, for env.py to open it
+        database.path.parent.mkdir(parents=True, exist_ok=True)
     if journal is not None:
         journal.append(f"db.{direction}", **record, result="started")
     try:
