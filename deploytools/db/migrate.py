@@ -244,10 +244,8 @@ def _check_arrived(
     key = settings.database.url_key
     now = after or "base"
     said = f"still at {now}" if after == before else f"at {now}, not {expected or 'base'}"
-    env_py = migrations_dir(settings) / "env.py"
-    shown = env_py.relative_to(settings.root.resolve()) if env_py.is_relative_to(
-        settings.root.resolve()
-    ) else env_py
+    env_py, root = migrations_dir(settings) / "env.py", settings.root.resolve()
+    shown = env_py.relative_to(root) if env_py.is_relative_to(root) else env_py
     raise DeployFailure(
         f"the migration reported success but {key}'s database is {said}: does {shown} read "
         f"the URL deploytools gives it ({key} in the environment)?",

@@ -104,9 +104,7 @@ def test_a_deploy_migrates_postgres_in_the_release(tmp_path: Path, database: str
     ok(project.invoke("stack.down", "--env", ENV))
 
 
-def test_a_migration_that_moves_no_revision_fails_the_deploy(
-    tmp_path: Path, database: str
-) -> None:
+def test_a_migration_that_moves_no_revision_fails_the_deploy(tmp_path: Path, database: str) -> None:
     project = shop(tmp_path, database, git=True)
     project.file("alembic/env.py").write_text(IGNORES_THE_URL)
     subprocess.run(["git", "commit", "-qam", "sqlite"], cwd=project.path, check=True)
