@@ -148,8 +148,8 @@ class Migrate:
         if not pending:
             return ["alembic: database already at head, nothing to run"]
         return [
-            f"alembic upgrade head in release {ctx.release or '<release>'} "
-            f"({ctx.runtime.kind} runtime): {' -> '.join(pending)}",
+            f"alembic upgrade head: {' -> '.join(pending)} (in release "
+            f"{ctx.release or '<release>'}, {ctx.runtime.kind} runtime)",
             f"then check that ${ctx.settings.database.url_key}'s database is at head",
         ]
 
