@@ -10,13 +10,13 @@ The public API (the deploy pipeline and the ``db.*`` tasks call these; signature
     prune(settings, host, ui, *, dry_run=False) -> PrunePlan
     current_revision(settings, host=None, redactor=None) -> str | None
     pending_revisions(settings, host=None) -> list[str]
-    where(settings, host=None, runtime=None, release=None) -> Where
+    where(settings, host=None, runtime=None, release=None, redactor=None) -> Where
     upgrade(settings, ui, target="head", *, at=None, journal=None) -> MigrationResult
     downgrade(settings, ui, target, *, at=None, journal=None) -> MigrationResult
     downgrade_plan(settings, target, host=None) -> (current, revisions to undo)
     is_reversible(settings, from_rev, to_rev) -> bool
-    offline_sql(settings, *, start=None, end="head", host=None, dialect=None) -> str
-    lint(settings, *, start="base", end="head", host=None, dialect=None) -> LintReport
+    offline_sql(settings, *, start=None, end="head", host=None, dialect=None, redactor=None) -> str
+    lint(settings, *, start="base", end="head", host=None, dialect=None, redactor=None)
     migration_safety(settings) -> LintReport          (the verify gate's check)
 
 Migrations run where the app runs (``at``: the host, the runtime and the release; default this

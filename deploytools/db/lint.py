@@ -31,6 +31,7 @@ from deploytools.db.revisions import Revision, all_revisions
 from deploytools.db.sqltext import Comment, scan
 from deploytools.errors import OperatorError
 from deploytools.hosts.base import Host
+from deploytools.redact import Redactor
 
 SECTION = re.compile(r"^Running upgrade (.*) -> (\S+)$")  # alembic's comment before a revision
 IDENT = r'(?:"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[^\W\d][\w$]*)'
@@ -114,10 +115,13 @@ def lint(
     end: str = "head",
     host: Host | None = None,
     dialect: str | None = None,
+    redactor: Redactor | None = None,
 ) -> LintReport:
     """Lint revisions after ``start`` up to ``end`` (``start=None``: those the database on
     ``host`` lacks), as the SQL env.py renders for the env file's URL (or ``dialect``)."""
-    sql = offline_sql(settings, start=start, end=end, host=host, dialect=dialect)
+    sql = offline_sql(
+        settings, start=start, end=end, host=host, dialect=dialect, redactor=redactor
+    )
     dialect = dialect or open_database(settings).engine
     revisions = {r.id: r for r in all_revisions(settings)}
     return lint_sql(sql, revisions, production=settings.production, dialect=dialect)

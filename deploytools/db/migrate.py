@@ -74,13 +74,17 @@ def where(
     host: Host | None = None,
     runtime: Runtime | None = None,
     release: str | None = None,
+    redactor: Redactor | None = None,
 ) -> Where:
-    """Defaults: this machine, the environment's runtime on it."""
+    """Defaults: this machine, the environment's runtime on it (the env file read through
+    ``redactor`` when given)."""
     from deploytools.hosts.local import LocalHost
     from deploytools.runtime import runtime_for
 
     host = host or LocalHost()
-    return Where(host, runtime or runtime_for(settings, host), release)
+    if runtime is None:
+        runtime = runtime_for(settings, host, _env_values(settings, redactor))
+    return Where(host, runtime, release)
 
 
 def current_revision(
@@ -142,6 +146,7 @@ def offline_sql(
     end: str = "head",
     host: Host | None = None,
     dialect: str | None = None,
+    redactor: Redactor | None = None,
 ) -> str:
     """The SQL of revisions after ``start`` up to ``end`` (``alembic upgrade --sql``), changing
     nothing.
@@ -159,13 +164,13 @@ def offline_sql(
     script = script_directory(settings)
     end = resolve(script, end)
     if start is None:
-        start = current_revision(settings, host) or "base"
+        start = current_revision(settings, host, redactor) or "base"
     start = resolve(script, start)
     if not between(script, end, start):
         return ""
     key = settings.database.url_key
     if dialect is None:
-        values = _env_values(settings)
+        values = _env_values(settings, redactor)
         env: dict[str, str] = {}
     else:
         values, env = {}, {key: f"{dialect}://"}
@@ -183,7 +188,12 @@ def offline_sql(
     return done.stdout
 
 
-def _env_values(settings: EnvironmentSettings) -> dict[str, str]:
+def _env_values(settings: EnvironmentSettings, redactor: Redactor | None) -> dict[str, str]:
+    """The env file's values, through the redactor when there is one (it learns the secrets)."""
+    if redactor is not None:
+        from deploytools.envvalidate import learned_values
+
+        return learned_values(settings, redactor)
     from deploytools.envfile import load_values
 
     return load_values(settings.path(settings.env_file))

@@ -61,7 +61,7 @@ class LintMigrations:
 
         try:
             # start=None: what the database lacks
-            return db.lint(ctx.settings, start=None, host=ctx.host), None
+            return db.lint(ctx.settings, start=None, host=ctx.host, redactor=ctx.ui.redact), None
         except OperatorError as exc:
             if ctx.settings.production:
                 raise

@@ -194,11 +194,12 @@ def migrate(
     conf = settings(c, env)
     host = targets.primary(conf)
     if sql:
-        text = db.offline_sql(conf, start=since, end=to, host=host)
+        text = db.offline_sql(conf, start=since, end=to, host=host, redactor=ui.redact)
         ui.result(text or "-- nothing pending")
         return
     with _locked(conf, host, "db.migrate", lock_wait):
-        db.upgrade(conf, ui, to, at=db.where(conf, host), journal=_journal(conf, host, ui))
+        at = db.where(conf, host, redactor=ui.redact)
+        db.upgrade(conf, ui, to, at=at, journal=_journal(conf, host, ui))
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
@@ -262,7 +263,7 @@ def downgrade(
     listed = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in undo)
     _confirm(ui, f"downgrade {conf.name} from {now} to {target}, undoing {listed}?", yes)
     with _locked(conf, host, f"db.downgrade {target}", lock_wait):
-        at = db.where(conf, host)
+        at = db.where(conf, host, redactor=ui.redact)
         db.downgrade(conf, ui, target, at=at, journal=_journal(conf, host, ui))
 
 
@@ -279,7 +280,7 @@ def lint(
     """Flag migrations that lock or lose data; errors for a production env unless reviewed."""
     conf = settings(c, env)
     if pending:
-        report = db.lint(conf, start=None, host=targets.primary(conf))
+        report = db.lint(conf, start=None, host=targets.primary(conf), redactor=ui.redact)
     else:
         report = db.migration_safety(conf)
     if json:
