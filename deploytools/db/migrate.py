@@ -217,6 +217,7 @@ def _migrate(
         return MigrationResult(before, before, [])
     names = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in steps)
     ui.info(f"{direction} {database.shown} from {before or 'base'} to {target}: {names}")
+    at.runtime.check_migrations()  # refused before the journal says it started
     record = {"database": database.shown, "before": before, "target": target}
     if database.path is not None:  # SQLite (local only): its directory, for env.py to open it
         database.path.parent.mkdir(parents=True, exist_ok=True)

@@ -178,6 +178,11 @@ class Runtime(Protocol):
         """The release the running services were started on, if one can tell."""
         ...
 
+    def check_migrations(self) -> str:
+        """What ``run_alembic`` runs alembic on (the interpreter, the service), or an
+        ``OperatorError`` saying why it could not: asked before anything changes."""
+        ...
+
     def run_alembic(
         self, release: str | None, args: Sequence[str], env: Mapping[str, str]
     ) -> Result:

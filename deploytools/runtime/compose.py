@@ -472,12 +472,8 @@ class ComposeRuntime:
         running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
         return max(set(running), key=running.count) if running else None
 
-    def run_alembic(
-        self, release: str | None, args: Sequence[str], env: Mapping[str, str]
-    ) -> Result:
-        """``alembic ARGS`` in a one-off container of ``database.migrate_service``'s image of
-        ``release`` (None: the release running now), on this (the primary) host; the
-        service's env file is the container's, ``env`` travels as ``-e NAME``."""
+    def check_migrations(self) -> str:
+        """``database.migrate_service``, a service of the compose files."""
         service = self.settings.database.migrate_service
         known = self.services()
         if service not in known:
@@ -487,6 +483,15 @@ class ComposeRuntime:
                 f"set environments.{self.settings.name}.database.migrate_service to the "
                 "service whose image carries alembic and the migrations",
             )
+        return service
+
+    def run_alembic(
+        self, release: str | None, args: Sequence[str], env: Mapping[str, str]
+    ) -> Result:
+        """``alembic ARGS`` in a one-off container of ``database.migrate_service``'s image of
+        ``release`` (None: the release running now), on this (the primary) host; the
+        service's env file is the container's, ``env`` travels as ``-e NAME``."""
+        service = self.check_migrations()
         release = release or self.current_release()
         if not release:
             raise OperatorError(

@@ -461,7 +461,7 @@ class ProcessRuntime:
     def run_alembic(
         self, release: str | None, args: Sequence[str], env: Mapping[str, str]
     ) -> Result:
-        """``python -m alembic ARGS`` on the app's interpreter (``app_python``), in the
+        """``python -m alembic ARGS`` on the app's interpreter (``check_migrations``), in the
         release's directory (None: app_dir, the code as it stands: the checkout locally)."""
         cwd = self._cwd(release) if release else self.app_dir
         config = args[1] if args[:1] == ["-c"] else None
@@ -472,10 +472,10 @@ class ProcessRuntime:
                 "config/deploy.toml to the project's alembic.ini (inside app_dir)",
             )
         values = self._environment(release) if release else dict(self.env_values)
-        argv = alembic.program(args, python=self.app_python())
+        argv = alembic.program(args, python=self.check_migrations())
         return self.launcher.run(argv, cwd, {**values, **env}, self.settings.timeouts.command)
 
-    def app_python(self) -> str:
+    def check_migrations(self) -> str:
         """The interpreter the app's tools run on: ``database.python`` (relative: from app_dir;
         a bare name: found on PATH), else app_dir's ``.venv``, else the one that ``{python}``
         names (the interpreter running deploytools; ``python3`` on a remote host)."""
