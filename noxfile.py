@@ -35,7 +35,7 @@ def tests(session: nox.Session) -> None:
     posargs go to pytest after these, so ``-n 0`` runs in one process."""
     session.run(PY, "tests/provision.py")
     workers = os.environ.get("DEPLOYTOOLS_TEST_WORKERS", "3")
-    session.run(PY, "-m", "pytest", "-n", workers, "--dist", "loadgroup", *session.posargs)
+    session.run(PY, "-m", "pytest", "-n", workers, "--dist", "loadfile", *session.posargs)
 
 
 @nox.session(venv_backend="none")

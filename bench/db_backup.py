@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg
 from rich.console import Console
 
-from deploytools import db
+from deploytools import db, dburl
 from deploytools.commands import postgres as pg
 from deploytools.config import DatabaseSettings, EnvironmentSettings
 from deploytools.hosts.local import LocalHost
@@ -93,7 +93,7 @@ def settings_for(root: Path, url: str, **database: object) -> EnvironmentSetting
 
 def one_round(url: str, root: Path) -> tuple[dict[str, tuple[float, float]], int]:
     """(wall, client CPU) seconds for each contender, and the custom archive's size."""
-    conn = pg.parse_url(url)
+    conn = dburl.normalise(url).conn
     host = LocalHost()
     ui = Ui(err=Console(file=io.StringIO()), out=Console(file=io.StringIO()))
     custom = settings_for(root, url)

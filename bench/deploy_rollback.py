@@ -282,10 +282,10 @@ class Project:
 
     def by_hand(self, release: str) -> dict[str, float]:
         """The deploy's inherent steps, one after the other, as an operator would type them."""
-        from deploytools.commands.postgres import parse_url
+        from deploytools.dburl import normalise
 
         values = self.values()
-        conn = parse_url(values["DATABASE_URL"])
+        conn = normalise(values["DATABASE_URL"]).conn
         pg_env = {**os.environ, "PGPASSWORD": conn.password or ""}
         dump = self.path / "backups" / "hand" / f"{release}.dump"
         dump.parent.mkdir(parents=True, exist_ok=True)

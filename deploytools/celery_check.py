@@ -5,9 +5,17 @@ In order, each step bounded in time, each failure with its own message:
 2. workers answer a control ping (``limit`` = expected workers, so it returns at once);
 3. enough of them answer, and none beyond them goes unnoticed: replies are collected for
    ``reply_window`` more seconds, so a stale worker of an old release is caught too;
-4. every worker has the required tasks registered;
-5. a canary task sent to each worker (through a queue only that worker is told to consume)
-   returns the release id that worker runs.
+4. every worker has the required tasks (and ``roundtrip_task``) registered;
+5. the release each worker runs: a worker that registered the canary task
+   (``deploytools_canary.register_canary``, one line in the app) is sent it, through a queue
+   only that worker is told to consume, and it answers with the ``RELEASE_ID`` of its
+   environment. A worker without it is judged by when it started: Celery's control commands
+   report no process environment (``stats`` gives pid, uptime and pool; ``conf`` and ``report``
+   the app's settings), so, given the time the deploy's start began, a worker that started
+   before it is still the release that ran before. Without that time (``celery.verify``, an
+   undo) its release is not proved, and the check says so;
+6. ``roundtrip_task``, if set (an idempotent task of the app), sent to each worker the same
+   way, must succeed.
 
 The broker URL comes from the env file (``celery.broker_key``); an empty one means Celery's
 server-less filesystem broker of the local environment. A loopback broker on a remote host is
@@ -15,8 +23,9 @@ reached through ``Host.forward``. celery is imported only here, when a check run
 
 Bounded in time, whatever the broker does. Every broker and result-backend call waits at most
 ``ping_timeout`` and none is retried (``_client``), and each step of the check has a budget
-(``_Watch``): connecting and pinging ``ping_timeout`` each, the registered-tasks query
-``reply_window`` + ``ping_timeout``, the canaries ``canary_timeout``, closing ``ping_timeout``.
+(``_Watch``): connecting and pinging ``ping_timeout`` each, the registered-tasks and stats
+queries ``reply_window`` + ``ping_timeout`` each, the canaries and the round trip
+``canary_timeout`` each, closing ``ping_timeout``.
 A step that has not ended ``MARGIN`` (3 s) after its budget fails the check, whatever blocks it
 (kombu's clean-up calls after a failure, each waiting its own timeout; a lock held on a
 filesystem broker's file); the step is left in its daemon thread, silent. So a broker that is
@@ -33,7 +42,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -64,6 +73,9 @@ class Rounds:
 SERVER_ROUNDS = Rounds(0.25, 1.0)  # replies through Redis take milliseconds
 REDIS_POLL = 0.05  # seconds: our client's BRPOP timeout on a Redis broker (see _prompt_replies)
 FILESYSTEM_ROUNDS = Rounds(3.0, 3.0)  # workers poll the filesystem broker once a second
+UPTIME_SLACK = 1.0  # seconds: Celery rounds a worker's uptime to whole seconds
+UNPROVED = "not proved"  # a worker's release, when nothing could show it (see _Checks._started)
+STARTED = "started after the start"
 MARGIN = 3.0  # seconds a step of the check may run beyond its budget (see _Watch)
 WATCH = 0.1  # seconds between looks at ``stopping`` while a check runs in its thread
 
@@ -81,14 +93,17 @@ class CeleryCheckFailed(DeployFailure):
 @dataclass
 class CeleryReport:
     workers: list[str]
-    releases: dict[str, str] = field(default_factory=dict)
+    releases: dict[str, str] = field(default_factory=dict)  # what each canary answered
     extra: list[str] = field(default_factory=list)  # answered beyond expected_workers
     seconds: float = 0.0
+    # How each worker's release was shown: "canary", "started after the start" or "not proved".
+    proofs: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "workers": self.workers,
             "releases": self.releases,
+            "release_proofs": self.proofs,
             "extra_workers": self.extra,
             "seconds": round(self.seconds, 3),
         }
@@ -162,8 +177,13 @@ def verify_celery(
     host: Host | None = None,
     clock: Callable[[], float] = time.monotonic,
     stopping: threading.Event | None = None,
+    since: float | None = None,
+    previous: str | None = None,
 ) -> CeleryReport:
     """Run the checks; ``release`` None skips the release comparison (and says so).
+
+    ``since``: when the start of ``release`` began (``time.time()``), so that a worker with no
+    canary task that started before it is caught, and named as ``previous``.
 
     A broker that is gone or never answers fails it within ``ping_timeout`` + 3 s, and no
     step of it outlives its budget by more than 3 s (see the module's docstring).
@@ -185,7 +205,8 @@ def verify_celery(
         try:
             report = _bounded(
                 lambda: _check(
-                    urls, reached, host, conf, release, voice.warn, clock, watch, abandoned
+                    urls, reached, host, conf, _Expected(release, since, previous), voice.warn,
+                    clock, watch, abandoned,
                 ),
                 watch,
                 stopping or threading.Event(),
@@ -197,12 +218,25 @@ def verify_celery(
             voice.close()
             abandoned.set()
     report.seconds = clock() - started
+    proved = [w for w in report.workers if report.proofs.get(w) != UNPROVED]
+    on = f"on release {release}" if release else "answered"
     ui.success(
         f"celery: {len(report.workers)} worker(s) answered, tasks registered, "
-        + (f"all on release {release}" if release else "canary answered")
+        + (f"all {on}" if len(proved) == len(report.workers) else f"{len(proved)} {on}")
+        + (", round trip done" if conf.roundtrip_task else "")
         + f" ({report.seconds:.2f}s)"
     )
     return report
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """What the workers must run: ``release`` (None: not compared), and for those without a
+    canary task, ``since`` (when its start began) and ``previous`` (the release before)."""
+
+    release: str | None
+    since: float | None = None
+    previous: str | None = None
 
 
 def _check(
@@ -210,7 +244,7 @@ def _check(
     reached: BrokerUrls,
     host: Host,
     conf: CelerySettings,
-    release: str | None,
+    expected: _Expected,
     warn: Callable[[str], None],
     clock: Callable[[], float],
     watch: _Watch,
@@ -225,7 +259,7 @@ def _check(
             rounds = FILESYSTEM_ROUNDS if urls.filesystem else SERVER_ROUNDS
             checks = _Checks(app, conf, warn, clock, rounds, stopping, watch.enter)
             try:
-                return checks.run(release)
+                return checks.run(*astuple(expected))
             except json.JSONDecodeError:
                 if not urls.filesystem:
                     raise
@@ -233,7 +267,7 @@ def _check(
                 # writes it: a reader in between (a worker that just started binds its queues)
                 # sees no JSON.
                 time.sleep(FS_RACE_PAUSE)
-                return checks.run(release)
+                return checks.run(*astuple(expected))
         except _broker_errors(app) as exc:
             raise _error_failure(urls, host, exc, conf.ping_timeout) from None
 
@@ -314,6 +348,7 @@ class _Checks:
         rounds: Rounds,
         stopping: threading.Event | None = None,
         enter: Callable[[str, float], None] = lambda step, budget: None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.conf = conf
@@ -322,12 +357,16 @@ class _Checks:
         self.rounds = rounds  # each longer than the broker's round trip to a worker
         self.stopping = stopping or threading.Event()
         self.enter = enter  # each step with its budget (_Watch)
+        self.wall = wall  # to compare a worker's start with the deploy's (both wall clocks)
 
-    def run(self, release: str | None) -> CeleryReport:
+    def run(
+        self, release: str | None, since: float | None = None, previous: str | None = None
+    ) -> CeleryReport:
+        expected = _Expected(release, since, previous)
         conf = self.conf
         self.enter("pinging the workers", conf.ping_timeout)
         pinged = self._ping()
-        self.enter("asking the workers for their tasks", conf.reply_window + conf.ping_timeout)
+        self.enter("asking the workers for their tasks", self._inspect_budget)
         # Each worker is told to consume a queue of its own now; the queue keeps the canary
         # until the worker listens, so the registered-tasks round trip runs meanwhile. (The
         # canaries themselves go out after it: sent before, they came back 0.3 s later.)
@@ -343,13 +382,26 @@ class _Checks:
                 )
                 consuming += self._consume(extra)
             self._tasks(registered)
+            canaried = [w for w in workers if conf.canary_task in registered[w]]
+            proofs = dict.fromkeys(canaried, "canary")
+            others = [w for w in workers if w not in canaried]
+            if others:
+                self.enter("asking the workers when they started", self._inspect_budget)
+                proofs |= self._started(others, expected)
             self.enter("waiting for the canary tasks", conf.canary_timeout)
-            releases = self._canaries(workers, release)
+            releases = self._canaries(canaried, expected.release) if canaried else {}
+            if conf.roundtrip_task:
+                self.enter(f"waiting for {conf.roundtrip_task}", conf.canary_timeout)
+                self._round_trips(workers)
             self.enter("closing", conf.ping_timeout)
         finally:
             for worker in consuming:
                 self.app.control.cancel_consumer(_queue(worker), destination=[worker], reply=False)
-        return CeleryReport(workers, releases, extra)
+        return CeleryReport(workers, releases, extra, proofs=proofs)
+
+    @property
+    def _inspect_budget(self) -> float:
+        return self.conf.reply_window + self.conf.ping_timeout
 
     def _consume(self, workers: list[str]) -> list[str]:
         for worker in workers:
@@ -407,23 +459,8 @@ class _Checks:
             self.app.control.inspect(timeout=window).registered() or {}
         )
         late = [w for w in pinged if w not in found]
-        if late:  # broadcasts can be missed like pings: ask again, in rounds
-
-            def registered(budget: float) -> dict[str, Any]:
-                inspect = self.app.control.inspect(
-                    destination=late, limit=len(late), timeout=budget
-                )
-                return dict(inspect.registered() or {})
-
-            found.update(self._in_rounds(registered, lambda got: all(w in got for w in late)))
-        silent = [w for w in pinged if w not in found]
-        if silent:
-            raise CeleryCheckFailed(
-                "worker-silent",
-                f"{', '.join(silent)} answered the ping but not the registered-tasks query "
-                f"within {conf.ping_timeout:g}s",
-                "look at the worker's log (overloaded? shutting down?); retry celery.verify",
-            )
+        if late:
+            found.update(self._ask(late, "registered", "registered-tasks"))
         answered = sorted(set(found) | set(pinged))
         if len(answered) < conf.expected_workers:
             raise CeleryCheckFailed(
@@ -434,8 +471,30 @@ class _Checks:
             )
         return {w: [t.split(" ")[0] for t in found[w]] for w in answered}
 
+    def _ask(self, workers: list[str], query: str, what: str) -> dict[str, Any]:
+        """``inspect().QUERY()`` of ``workers`` in rounds until each answered (a broadcast can
+        be missed like a ping); one that never does fails the check."""
+
+        def ask(budget: float) -> dict[str, Any]:
+            inspect = self.app.control.inspect(
+                destination=workers, limit=len(workers), timeout=budget
+            )
+            return dict(getattr(inspect, query)() or {})
+
+        found = self._in_rounds(ask, lambda got: all(w in got for w in workers))
+        silent = [w for w in workers if w not in found]
+        if silent:
+            raise CeleryCheckFailed(
+                "worker-silent",
+                f"{', '.join(silent)} answered the ping but not the {what} query "
+                f"within {self.conf.ping_timeout:g}s",
+                "look at the worker's log (overloaded? shutting down?); retry celery.verify",
+            )
+        return found
+
     def _tasks(self, registered: dict[str, list[str]]) -> None:
-        required = list(dict.fromkeys([*self.conf.required_tasks, self.conf.canary_task]))
+        roundtrip = [self.conf.roundtrip_task] if self.conf.roundtrip_task else []
+        required = list(dict.fromkeys([*self.conf.required_tasks, *roundtrip]))
         missing = {w: [t for t in required if t not in tasks] for w, tasks in registered.items()}
         missing = {w: ts for w, ts in missing.items() if ts}
         if missing:
@@ -444,47 +503,48 @@ class _Checks:
                 "task-missing",
                 f"task missing: {listed}",
                 "deploy the code that defines these tasks to every worker, or fix "
-                "celery.required_tasks",
+                "celery.required_tasks and celery.roundtrip_task",
             )
+
+    def _started(self, workers: list[str], expected: _Expected) -> dict[str, str]:
+        """Workers without the canary task: each must have started after ``expected.since``
+        (Celery's ``stats``: ``uptime``, whole seconds, by the worker's wall clock)."""
+        found = self._ask(workers, "stats", "stats")
+        now = self.wall()
+        began = {w: now - float(found[w].get("uptime", 0)) for w in workers}
+        if expected.release is None or expected.since is None:
+            self.warn(
+                f"{', '.join(workers)}: release not proved (no {self.conf.canary_task} task "
+                "registered, and no deploy start to compare the worker's start with); "
+                + self._canary_fix
+            )
+            return dict.fromkeys(workers, UNPROVED)
+        since = expected.since
+        old = {w: since - t for w, t in began.items() if t < since - UPTIME_SLACK}
+        if old:
+            before = repr(expected.previous) if expected.previous else "an earlier release"
+            listed = ", ".join(f"{w} started {ago:.0f}s before it" for w, ago in old.items())
+            raise CeleryCheckFailed(
+                "wrong-release",
+                f"wrong release: expected {expected.release!r}, but a worker that started before "
+                f"the start of {expected.release!r} still runs {before}: {listed}",
+                "an old worker is still running: restart or remove it (invoke stack.up)",
+            )
+        return dict.fromkeys(workers, STARTED)
+
+    @property
+    def _canary_fix(self) -> str:
+        where = f" in {self.conf.app}" if self.conf.app else ""
+        return (
+            "to prove it, add `from deploytools_canary import register_canary; "
+            f"register_canary(app)`{where}"
+        )
 
     def _canaries(self, workers: list[str], release: str | None) -> dict[str, str]:
-        from celery.exceptions import TimeoutError as CeleryTimeout
-
-        conf = self.conf
-        sent = {
-            w: self.app.send_task(
-                conf.canary_task, queue=_queue(w), expires=conf.canary_timeout, retry=False
-            )
-            for w in workers
+        answers = self._send_each(self.conf.canary_task, workers, "canary task")
+        releases = {
+            w: str(a.get("release") if isinstance(a, dict) else a) for w, a in answers.items()
         }
-        deadline = self.clock() + conf.canary_timeout
-        releases: dict[str, str] = {}
-        silent: list[str] = []
-        for worker, result in sent.items():
-            try:
-                answer = result.get(
-                    timeout=max(0.05, deadline - self.clock()), interval=CLIENT_POLL, propagate=True
-                )
-            except CeleryTimeout:
-                silent.append(worker)
-                continue
-            except Exception as exc:  # the task raised on the worker: its exception, re-raised
-                raise CeleryCheckFailed(
-                    "canary-failed",
-                    f"the canary task {conf.canary_task} failed on {worker}: "
-                    f"{type(exc).__name__}: {exc}",
-                    "look at the worker's log",
-                ) from None
-            finally:
-                result.forget()
-            releases[worker] = str(answer.get("release") if isinstance(answer, dict) else answer)
-        if silent:
-            raise CeleryCheckFailed(
-                "canary-timeout",
-                f"the canary task got no answer within {conf.canary_timeout:g}s from "
-                f"{', '.join(silent)} (busy with long tasks, or not consuming?)",
-                "look at the worker's log; raise celery.canary_timeout if tasks run long",
-            )
         wrong = {w: r for w, r in releases.items() if release is not None and r != release}
         if wrong:
             listed = ", ".join(f"{w} runs {r!r}" for w, r in wrong.items())
@@ -496,6 +556,61 @@ class _Checks:
         if release is None:
             self.warn("no release given: the canary answered but its release was not compared")
         return releases
+
+    def _round_trips(self, workers: list[str]) -> None:
+        conf = self.conf
+        assert conf.roundtrip_task is not None
+        self._send_each(
+            conf.roundtrip_task, workers, "round-trip task", conf.roundtrip_args,
+            conf.roundtrip_kwargs,
+        )
+
+    def _send_each(
+        self,
+        task: str,
+        workers: list[str],
+        what: str,
+        args: list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``task`` through each worker's own queue; every answer within ``canary_timeout``."""
+        from celery.exceptions import TimeoutError as CeleryTimeout
+
+        conf = self.conf
+        kind = what.split()[0]  # "canary", "round-trip"
+        sent = {
+            w: self.app.send_task(
+                task, args=args, kwargs=kwargs, queue=_queue(w), expires=conf.canary_timeout,
+                retry=False,
+            )
+            for w in workers
+        }
+        deadline = self.clock() + conf.canary_timeout
+        answers: dict[str, Any] = {}
+        silent: list[str] = []
+        for worker, result in sent.items():
+            try:
+                answers[worker] = result.get(
+                    timeout=max(0.05, deadline - self.clock()), interval=CLIENT_POLL, propagate=True
+                )
+            except CeleryTimeout:
+                silent.append(worker)
+            except Exception as exc:  # the task raised on the worker: its exception, re-raised
+                raise CeleryCheckFailed(
+                    f"{kind}-failed",
+                    f"the {what} {task} failed on {worker}: {type(exc).__name__}: {exc}",
+                    "look at the worker's log",
+                ) from None
+            finally:
+                result.forget()
+        if silent:
+            raise CeleryCheckFailed(
+                f"{kind}-timeout",
+                f"the {what} got no answer within {conf.canary_timeout:g}s from "
+                f"{', '.join(silent)} (busy with long tasks, or not consuming?)",
+                "look at the worker's log; raise celery.canary_timeout if tasks run long",
+            )
+        return answers
 
 
 def _queue(worker: str) -> str:

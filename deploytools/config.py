@@ -116,13 +116,22 @@ class DatabaseSettings(Model):
 
 
 class CelerySettings(Model):
-    app: str = "exampleapp.worker:app"
+    # Where the app's Celery app is defined (``module:attribute``): named in the fix that says
+    # where register_canary goes. deploytools never imports it.
+    app: str | None = None
     broker_key: str = "CELERY_BROKER_URL"
     expected_workers: int = Field(1, ge=1)
     ping_timeout: float = Field(2.0, gt=0)
+    # Sent to each worker that registered it (deploytools_canary.register_canary); a worker
+    # without it is checked by when it started instead.
     canary_task: str = "deploytools.canary"
     canary_timeout: float = Field(10.0, gt=0)
     required_tasks: list[str] = Field(default_factory=list)
+    # An idempotent task of the app, sent to each worker with these arguments: it must succeed
+    # within canary_timeout (a work round trip, with no code added to the app).
+    roundtrip_task: str | None = None
+    roundtrip_args: list[Any] = Field(default_factory=list)
+    roundtrip_kwargs: dict[str, Any] = Field(default_factory=dict)
     backend_key: str = "CELERY_RESULT_BACKEND"
     # Server-less local mode (broker "filesystem://"): queue/, control/ and results/ live under
     # the directory in this env key (relative paths: from app_dir, where the worker runs).
@@ -131,6 +140,12 @@ class CelerySettings(Model):
     # After the expected workers answered, listen this long for more: a stale worker left
     # behind by an earlier release answers within it and is then checked like the others.
     reply_window: float = Field(0.3, ge=0, le=10)
+
+
+class ReleaseSettings(Model):
+    # Release artifacts kept on each host: those of the last ``keep`` good releases (deploys
+    # and rollbacks that ended ok, distinct tags) and the one running; older ones are pruned.
+    keep: int = Field(5, ge=1)
 
 
 class HostSettings(Model):
@@ -184,6 +199,7 @@ class EnvironmentSettings(Model):
     compose: ComposeSettings | None = None
     services: dict[str, ServiceSettings] = Field(default_factory=dict)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
     celery: CelerySettings | None = None
     hosts: list[HostSettings] = Field(default_factory=list)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from urllib.parse import urlsplit
 
+from deploytools import dburl
 from deploytools.envfile import EnvDocument
 from deploytools.envrules import PRODUCTION, EnvRules, KeyRule
 from deploytools.findings import Finding
@@ -244,14 +245,15 @@ def _url(key: str, value: str, rule: KeyRule, rules: EnvRules) -> Iterable[tuple
         yield f"{key} is not a URL", f"a URL: {allowed}"
         return
     scheme = scheme.lower()
-    if rule.schemes and scheme not in {s.lower() for s in rule.schemes}:
+    if rule.schemes and not _scheme_allowed(scheme, rule.schemes):
         yield (
             f"{key} uses {scheme}://, which is not allowed here",
             f"a URL with one of {allowed}",
         )
         return
-    if scheme in rules.hostless_schemes:
-        if scheme == "sqlite" and not rest.startswith("/"):
+    base = scheme.partition("+")[0]  # sqlite+aiosqlite is a sqlite URL
+    if base in rules.hostless_schemes:
+        if base == "sqlite" and not rest.startswith("/"):
             yield (
                 f"{key} is a sqlite URL without a path",
                 "sqlite:///relative/path or sqlite:////absolute/path",
@@ -268,6 +270,18 @@ def _url(key: str, value: str, rule: KeyRule, rules: EnvRules) -> Iterable[tuple
         return
     if not parts.hostname:
         yield f"{key} has no host name", f"a URL such as {scheme}://host:port/..."
+    elif dburl.is_postgres(value):
+        try:
+            dburl.normalise(value, key)  # as the backups and migrations will take it
+        except dburl.UrlProblem as exc:
+            yield exc.problem, exc.want
+
+
+def _scheme_allowed(scheme: str, allowed: Iterable[str]) -> bool:
+    """An allowed ``postgresql`` allows SQLAlchemy's ``postgresql+asyncpg`` too: a rule names
+    the kind of server, the driver is the app's choice (its options are checked with the URL)."""
+    names = {a.lower() for a in allowed}
+    return scheme in names or scheme.partition("+")[0] in names
 
 
 def _number(value: str, *, integer: bool) -> float | None:

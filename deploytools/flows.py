@@ -20,7 +20,13 @@ from deploytools.journal import Journal
 from deploytools.lock import DeployLock
 from deploytools.pipeline import Pipeline, PipelineResult, Stage, Together
 from deploytools.progress import Progress
-from deploytools.release import check_tag_name, current_release, good_releases, recorded_images
+from deploytools.release import (
+    check_tag_name,
+    current_release,
+    good_releases,
+    recorded_images,
+    rollback_targets,
+)
 from deploytools.steps.base import RunContext
 from deploytools.steps.common import (
     Start,
@@ -204,17 +210,22 @@ def _rollback_target(ctx: RunContext, tag: str) -> dict[str, Any]:
     releases = ctx.journal.releases()
     usable = [r for r in good_releases(releases) if r.get("action", "deploy") == "deploy"]
     known = {r["tag"]: r for r in usable}
-    tags = ", ".join(sorted(known)[-10:]) or "none yet (deploy first)"
     from deploytools.commands import git
 
     in_git = LocalHost().run(git.tag_exists(tag), cwd=repo, check=False).returncode == 0
+    running = _running_now(ctx, {str(r.get("tag")) for r in releases}) if known else None
     if tag not in known or not in_git:
         why = "is not a git tag" if not in_git else "has no recorded successful release"
+        tags = ", ".join(rollback_targets(releases, running)[-10:]) or (
+            f"none yet ({running} runs now: deploy another first)"
+            if running
+            else "none yet (deploy first)"
+        )
         raise OperatorError(
             f"tag {tag!r} {why} in environment {ctx.settings.name}",
             f"roll back to one of: {tags}",
         )
-    if _running_now(ctx, {str(r.get("tag")) for r in releases}) == tag:
+    if running == tag:
         raise OperatorError(
             f"release {tag} is already running in {ctx.settings.name}", "nothing to do"
         )

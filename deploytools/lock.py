@@ -104,7 +104,8 @@ class DeployLock:
         who = current.describe() if current else "an unknown holder (no holder.json)"
         stale = self.stale_reason(current)
         return DeployFailure(
-            f"the deploy lock at {self.host.name}:{self.path} is held by {who}"
+            f"the deploy lock of environment {self.env} ({self.host.name}:{self.path}) "
+            f"is held by {who}"
             + (f" - it looks stale: {stale}" if stale else ""),
             "wait for it (--lock-wait SECONDS), or if it is stale: "
             f"invoke lock.release --force --env {self.env}",

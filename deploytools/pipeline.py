@@ -33,7 +33,7 @@ PREPARE_LIMIT = 10.0
 @dataclass
 class StepOutcome:
     name: str
-    status: str  # done | failed | undone | undo-failed | interrupted | skipped
+    status: str  # done | failed | undone | undo-failed | interrupted | skipped (detail: why)
     duration: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
     error: str = ""
@@ -284,13 +284,14 @@ class Pipeline:
         error = got if isinstance(got, BaseException) else None
         detail = got if isinstance(got, dict) else {}
         if error is None:
-            status, message = "done", ""
+            # A step that had nothing to do says so (``{"skipped": why}``): never "done".
+            status, message = ("skipped" if detail.get("skipped") else "done"), ""
         elif isinstance(error, KeyboardInterrupt):
             status, message = "interrupted", f"interrupted at {step.name}"
         else:
             status, message = "failed", _message(error)
         try:
-            progress.finish(step.name, status, elapsed)
+            progress.finish(step.name, status, elapsed, str(detail.get("skipped") or ""))
             fields = detail if error is None else {"error": message}
             ctx.journal.append(
                 f"step.{status}",

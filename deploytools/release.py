@@ -70,6 +70,23 @@ def good_releases(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in releases if r.get("result") == "ok"]
 
 
+def kept_releases(releases: list[dict[str, Any]], last: int) -> dict[str, str]:
+    """Tag -> why, for the artifacts retention keeps: those of the ``last`` distinct tags that
+    ended good, newest first (a rollback to any of them needs its artifact)."""
+    kept: dict[str, str] = {}
+    for record in reversed(good_releases(releases)):
+        if len(kept) == last:
+            break
+        kept.setdefault(str(record.get("tag")), f"one of the last {last} good releases")
+    return kept
+
+
+def rollback_targets(releases: list[dict[str, Any]], running: str | None) -> list[str]:
+    """The tags a rollback can return to, oldest first: healthy deploys, not the running one."""
+    good = (r.get("tag") for r in good_releases(releases) if r.get("action", "deploy") == "deploy")
+    return sorted({str(tag) for tag in good if tag} - {running})
+
+
 def record_of(releases: list[dict[str, Any]], tag: str) -> dict[str, Any] | None:
     """The newest release record of ``tag`` that names its commit (ok or failed: a tag always
     names the same commit)."""

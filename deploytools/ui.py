@@ -6,13 +6,18 @@ rich is imported when a ``Ui`` is made, not when the module is, so ``invoke --li
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from deploytools.redact import Redactor
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
+
+# Columns (and borders) a table needs at least beside its id columns: a word of each other
+# column still shows, folded.
+FOLDED_MIN = 4
 
 
 class Ui:
@@ -30,7 +35,11 @@ class Ui:
 
         self.json_mode = json_mode
         self.redact = redactor or Redactor()
-        self.err = err or Console(file=stderr, stderr=stderr is None, highlight=False)
+        if err is None:
+            err = Console(file=stderr, stderr=stderr is None, highlight=False)
+            # Piped into a file or a log, a line is never cut at the guessed 80 columns.
+            err.soft_wrap = not err.is_terminal
+        self.err = err
         self.out = out or Console(file=stdout, highlight=False, soft_wrap=True)
 
     def _say(self, text: str, style: str = "") -> None:
@@ -65,14 +74,83 @@ class Ui:
         rows: Sequence[Sequence[Any]],
         *,
         styles: Sequence[str] = (),
+        ids: Collection[str] = (),
+        optional: Sequence[str] = (),
     ) -> None:
-        from rich.table import Table
-        from rich.text import Text
+        """Print a table; the ``ids`` columns (tags, backup ids: copied by people) are never
+        wrapped nor cut, the others fold to make room.
 
-        # Text, not markup: a message naming "[alembic]" or "[keys.PORT]" keeps its brackets.
-        table = Table(title=Text(self.redact(title)), title_justify="left")
-        for i, column in enumerate(columns):
-            table.add_column(column, style=styles[i] if i < len(styles) else None, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text(self.redact("" if cell is None else str(cell))) for cell in row))
-        self.out.print(table)
+        On a terminal too narrow for the ids and a word of each column, the ``optional``
+        columns are left out (said under the table; ``--json`` has them); piped, the table
+        keeps its natural width whatever ``COLUMNS`` says.
+        """
+        cells = [["" if cell is None else self.redact(str(cell)) for cell in row] for row in rows]
+        shown = list(columns)
+        if self.out.is_terminal:
+            hidden = [c for c in optional if c in shown]
+            while hidden and _floor(shown, cells, columns, ids) > self.out.width:
+                shown.remove(hidden.pop())
+        table = _table(self.redact(title), shown, cells, columns, ids, styles)
+        if self.out.is_terminal:
+            width = max(self.out.width, _floor(shown, cells, columns, ids))
+        else:
+            from rich.measure import Measurement
+
+            width = Measurement.get(self.out, self.out.options.update_width(10**6), table).maximum
+        _print_at(self.out, table, width)
+        if left := [c for c in columns if c not in shown]:
+            self._say(f"(left out at this width: {', '.join(left)}; --json shows every field)")
+
+
+def _table(
+    title: str,
+    shown: Sequence[str],
+    cells: Sequence[Sequence[str]],
+    columns: Sequence[str],
+    ids: Collection[str],
+    styles: Sequence[str],
+) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    # Text, not markup: a message naming "[alembic]" or "[keys.PORT]" keeps its brackets.
+    table = Table(title=Text(title), title_justify="left")
+    picks = [columns.index(name) for name in shown]
+    for i in picks:
+        name, style = columns[i], styles[i] if i < len(styles) else None
+        if name in ids:
+            table.add_column(name, style=style, no_wrap=True, min_width=_widest(cells, i, name))
+        else:
+            table.add_column(name, style=style, overflow="fold")
+    for row in cells:
+        table.add_row(*(Text(row[i]) for i in picks))
+    return table
+
+
+def _widest(cells: Sequence[Sequence[str]], index: int, name: str) -> int:
+    return max([len(name), *(len(row[index]) for row in cells)])
+
+
+def _floor(
+    shown: Sequence[str],
+    cells: Sequence[Sequence[str]],
+    columns: Sequence[str],
+    ids: Collection[str],
+) -> int:
+    """The narrowest the table can be with its ids whole: each id column at its widest cell,
+    every other one at a few characters, plus padding and borders (3 per column, 1 more)."""
+    widths = [
+        _widest(cells, columns.index(name), name) if name in ids else FOLDED_MIN for name in shown
+    ]
+    return sum(widths) + 3 * len(shown) + 1
+
+
+def _print_at(console: Console, table: Table, width: int) -> None:
+    """Print ``table`` ``width`` columns wide, wider than the console if need be (a terminal
+    then wraps the line; rich would otherwise cut the ids)."""
+    previous = console.width
+    console.width = width
+    try:
+        console.print(table)
+    finally:
+        console.width = previous

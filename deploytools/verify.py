@@ -2,7 +2,8 @@
 
 Each check takes the ``Project`` and returns ``Outcome``s (one row each in the table). A new
 gate (e.g. the migration-safety lint) is one more ``Check`` appended to ``CHECKS``. Exit code 1
-when any outcome failed, so ``nox -s verify`` fails the build.
+when any outcome failed, so ``invoke verify`` (or ``nox -s verify``) fails the build; 2 when the
+command line names an environment the config file does not have.
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def run(project: Project, checks: Sequence[Check]) -> list[tuple[str, Outcome]]:
 def main(argv: Sequence[str] | None = None, ui: Ui | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploytools.verify", description=__doc__)
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="the deploy.toml to check")
+    parser.add_argument("--env", help="check only this environment (default: every one)")
     parser.add_argument(
         "--only", action="append", choices=[c.name for c in CHECKS], help="run only this check"
     )
@@ -141,6 +143,14 @@ def main(argv: Sequence[str] | None = None, ui: Ui | None = None) -> int:
     except OperatorError as exc:
         ui.error(exc.problem, exc.fix)
         return 1
+    if args.env is not None:
+        if args.env not in project.environments:
+            ui.error(
+                f"no environment {args.env!r} in {config}",
+                f"pass --env with one of: {', '.join(project.environments) or '(none)'}",
+            )
+            return 2
+        project.environments = [args.env]
     checks = [c for c in CHECKS if not args.only or c.name in args.only]
     results = run(project, checks)
     rows = [(name, o.target, "ok" if o.ok else "FAILED", o.detail) for name, o in results]

@@ -4,33 +4,30 @@ Each fixture is a thin wrapper over a context manager in ``tests/support`` (usab
 pytest fixtures too). A missing program skips the tests that need it, with an install hint,
 or fails them under ``DEPLOYTOOLS_REQUIRE_INTEGRATION=1``.
 
-Under pytest-xdist (``nox -s tests`` runs ``--dist loadgroup``) each worker has servers of its
-own, and the tests of one file stay on one worker (its module fixtures are made once), except
-that every test on the shared Docker engine goes to the same worker: they share its images and
-compose projects, and only that worker starts ``dockerd``.
+Under pytest-xdist (``nox -s tests`` runs ``--dist loadfile``: the tests of one file on one
+worker, its module fixtures made once) each worker has servers of its own, except the Docker
+engine (one per machine: see tests/support/docker_engine.py). Tests on the engine name their
+compose projects and images uniquely, so files run side by side on it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.docker_engine import DockerEngine
+from tests.support.docker_engine import DockerEngine, stop_handed_over
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.sshd import SshHosts, SshTarget
 
-DOCKER_GROUP = "shared-docker-engine"
 
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """An xdist group per test file, one for every test on the shared Docker engine."""
-    for item in items:
-        uses_engine = "docker_engine" in getattr(item, "fixturenames", ())
-        group = DOCKER_GROUP if uses_engine else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's end (in the xdist controller, or the only process): stop the dockerd that a
+    worker started and left running for the others."""
+    if not hasattr(config, "workerinput"):
+        stop_handed_over(os.getpid())
 
 
 @pytest.fixture(scope="session")

@@ -56,3 +56,28 @@ def show_file(sha: str, path: str) -> Argv:
     """A file as it is in commit ``sha``, ``path`` relative to the working directory; the
     working tree is not touched."""
     return ["git", "show", f"{sha}:./{path}"]
+
+
+def archive(tree: str, output: str) -> Argv:
+    """The tracked files of ``tree`` (a commit or a tree id) as a tar file at ``output``.
+
+    Run in a subdirectory of the repository, only that subdirectory is archived, with paths
+    relative to it; files marked ``export-ignore`` in ``.gitattributes`` are left out.
+    """
+    return ["git", "archive", "--format=tar", f"--output={output}", tree]
+
+
+def read_tree(ref: str) -> Argv:
+    """Load ``ref``'s tree into the index named by ``GIT_INDEX_FILE`` (a scratch one)."""
+    return ["git", "read-tree", ref]
+
+
+def add_tracked() -> Argv:
+    """Stage the working tree's version of every tracked file (deletions included), nothing
+    untracked; with ``GIT_INDEX_FILE`` set, into that scratch index only."""
+    return ["git", "add", "--update", "--", ":/"]
+
+
+def write_tree() -> Argv:
+    """The index as a tree object; prints its id. Moves no ref."""
+    return ["git", "write-tree"]

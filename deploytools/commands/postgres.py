@@ -1,10 +1,11 @@
 """PostgreSQL client argv builders: pg_dump, pg_restore, psql, also inside a compose service.
 
 The connection travels as a libpq URI *without* its password (``--dbname=postgresql://u@h/db``),
-so every query parameter (sslmode, ...) keeps working. The password never goes in an argv that
-``ps`` or a log could show: it goes in ``PGPASSWORD`` through a host's ``secret_env`` (the
-client's environment, readable only by its own user and root, like a 0600 file, and gone with
-the process), and inside a compose service ``-e PGPASSWORD`` names the variable only.
+so every query parameter (sslmode, ...) keeps working; ``deploytools.dburl`` makes it from the
+app's URL. The password never goes in an argv that ``ps`` or a log could show: it goes in
+``PGPASSWORD`` through a host's ``secret_env`` (the client's environment, readable only by its
+own user and root, like a 0600 file, and gone with the process), and inside a compose service
+``-e PGPASSWORD`` names the variable only.
 """
 
 from __future__ import annotations
@@ -12,59 +13,31 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
-
-from deploytools.errors import OperatorError
 
 Argv = list[str]
 DumpFormat = Literal["custom", "directory"]
-SCHEMES = ("postgresql", "postgres")
 
 
 @dataclass(frozen=True)
 class Conn:
-    """Where to connect: ``uri`` is safe to show and to put in an argv; ``password`` is not."""
+    """Where to connect (``deploytools.dburl.normalise`` makes one from an app's URL): ``uri``
+    is safe to show and to put in an argv; ``password`` is not."""
 
     uri: str
     dbname: str
     password: str | None = None
+    options: str | None = None  # the URL's libpq ``options`` (server settings: -c NAME=VALUE)
 
     def env(self, *, lock_timeout_ms: int | None = None) -> dict[str, str]:
-        """Environment for a client run that is not secret: session settings via PGOPTIONS."""
-        return {"PGOPTIONS": f"-c lock_timeout={lock_timeout_ms}"} if lock_timeout_ms else {}
+        """Environment for a client run that is not secret: session settings via PGOPTIONS,
+        the URL's first, ours after them (a URI's ``options`` would override PGOPTIONS)."""
+        ours = f"-c lock_timeout={lock_timeout_ms}" if lock_timeout_ms else ""
+        merged = " ".join(part for part in (self.options, ours) if part)
+        return {"PGOPTIONS": merged} if merged else {}
 
     def secret_env(self) -> dict[str, str]:
         """The password for a host's ``secret_env``: never on a command line, never in a file."""
         return {"PGPASSWORD": self.password} if self.password else {}
-
-
-def parse_url(url: str) -> Conn:
-    """A ``postgresql[+driver]://`` URL as libpq wants it, with its password kept apart."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        parts = None
-    scheme = parts.scheme.split("+", 1)[0] if parts else ""
-    if parts is None or scheme not in SCHEMES or not parts.path.strip("/"):
-        raise OperatorError(
-            "the database URL is not a postgresql://USER@HOST:PORT/DBNAME URL",
-            "fix the URL in the env file (its value is not shown: it may hold a password)",
-        )
-    userinfo, at, hostinfo = parts.netloc.rpartition("@")
-    user, colon, password = userinfo.partition(":")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    query_password = [v for k, v in query if k == "password"]
-    query = [(k, v) for k, v in query if k != "password"]
-    netloc = f"{user}@{hostinfo}" if at and user else hostinfo
-    uri = urlunsplit(("postgresql", netloc, parts.path, urlencode(query), ""))
-    secret = unquote(password) if colon else (query_password[-1] if query_password else None)
-    if secret and ("\n" in secret or "\0" in secret):
-        raise OperatorError(
-            "the database URL's password contains a line break or NUL character, which cannot"
-            " be handed to the PostgreSQL client tools without writing it on a command line",
-            "choose a password without line breaks (its value is not shown)",
-        )
-    return Conn(uri=uri, dbname=unquote(parts.path.lstrip("/")), password=secret or None)
 
 
 def dump(

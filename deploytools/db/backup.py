@@ -43,7 +43,7 @@ def backup(
     ``compose`` is the stack's ``docker compose ...`` prefix for ``dump_via_service``;
     ``url`` overrides the env file's URL (e.g. through a tunnel).
     """
-    database = open_database(settings, ui.redact, url=url)
+    database = open_database(settings, ui.redact, url=url, say=ui.info)
     engine = engine_for(settings, host, database, compose)
     store = BackupStore(settings, host)
     facts = engine.facts()

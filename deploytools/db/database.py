@@ -6,16 +6,20 @@ read and only ever shown as ``Database.shown``, which has no password.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Literal
 
-from deploytools.commands.postgres import SCHEMES, Conn, parse_url
+from deploytools.commands.postgres import Conn
 from deploytools.config import EnvironmentSettings
+from deploytools.dburl import UrlProblem, is_postgres, normalise
 from deploytools.envfile import load_values
 from deploytools.errors import OperatorError
 from deploytools.redact import Redactor
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.url import URL
 
 Engine = Literal["postgresql", "sqlite"]
 
@@ -23,18 +27,11 @@ Engine = Literal["postgresql", "sqlite"]
 @dataclass(frozen=True)
 class Database:
     engine: Engine
-    url: str  # secret: for SQLAlchemy only
+    sqlalchemy_url: URL | str  # secret: deploytools' own connection (psycopg 3, or sqlite3)
     name: str  # database name, or the SQLite file name
     shown: str  # safe to print: no password
     conn: Conn | None = None  # PostgreSQL
     path: Path | None = None  # SQLite file
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        """The URL with the driver we ship (psycopg 3), whatever driver the env file names."""
-        if self.engine == "sqlite":
-            return f"sqlite:///{self.path}"
-        return "postgresql+psycopg://" + self.url.split("://", 1)[1]
 
 
 def database_url(settings: EnvironmentSettings, redactor: Redactor | None = None) -> str:
@@ -56,27 +53,47 @@ def database_url(settings: EnvironmentSettings, redactor: Redactor | None = None
 
 
 def open_database(
-    settings: EnvironmentSettings, redactor: Redactor | None = None, *, url: str | None = None
+    settings: EnvironmentSettings,
+    redactor: Redactor | None = None,
+    *,
+    url: str | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Database:
-    """Parse ``url`` (default: the env file's) into a ``Database``; bad URLs are operator errors."""
+    """Parse ``url`` (default: the env file's) into a ``Database``; bad URLs are operator errors.
+
+    A PostgreSQL URL is taken as the app writes it (``deploytools.dburl``); ``say`` (e.g.
+    ``ui.info``) is told what was dropped from it on the way, by the operations that connect.
+    """
     raw = url if url is not None else database_url(settings, redactor)
     if redactor is not None:
         redactor.add(raw)
-    scheme = raw.split("://", 1)[0].split("+", 1)[0].lower() if "://" in raw else ""
-    if scheme == "sqlite":
+    key = settings.database.url_key
+    if "://" in raw and raw.partition("://")[0].partition("+")[0].lower() == "sqlite":
         return _sqlite(settings, raw)
-    if scheme in SCHEMES:
-        conn = parse_url(raw)
-        return Database("postgresql", raw, conn.dbname, conn.uri, conn=conn)
-    raise OperatorError(
-        f"{settings.database.url_key} is neither a postgresql:// nor a sqlite:/// URL",
-        f"fix it in {settings.env_file} (its value is not shown: it may hold a password)",
-    )
+    if not is_postgres(raw):
+        raise OperatorError(
+            f"{key} is neither a postgresql:// nor a sqlite:/// URL",
+            f"fix it in {settings.env_file} (its value is not shown: it may hold a password)",
+        )
+    try:
+        found = normalise(raw, key)
+    except UrlProblem as exc:
+        raise OperatorError(
+            exc.problem, f"in {settings.env_file}, set {key} to {exc.want}"
+        ) from None
+    conn = found.conn
+    if redactor is not None and conn.password:
+        redactor.add(conn.password)  # also one given as ?password=
+    if say is not None:
+        for note in found.notes:
+            say(note)
+    return Database("postgresql", found.sqlalchemy, conn.dbname, conn.uri, conn=conn)
 
 
 def _sqlite(settings: EnvironmentSettings, url: str) -> Database:
-    """``sqlite:///relative`` is relative to the app directory (where the app runs)."""
-    location = urlsplit(url).path[1:] if url.startswith("sqlite:///") else ""
+    """``sqlite[+driver]:///relative`` is relative to the app directory (where the app runs)."""
+    rest = url.partition("://")[2].partition("?")[0]
+    location = rest[1:] if rest.startswith("/") else ""
     if not location or location == ":memory:":
         raise OperatorError(
             f"{settings.database.url_key} names no SQLite file ({url})",
@@ -85,4 +102,5 @@ def _sqlite(settings: EnvironmentSettings, url: str) -> Database:
     path = Path(location)
     if not path.is_absolute():
         path = settings.path(settings.app_dir) / path
-    return Database("sqlite", url, path.name, f"sqlite:///{path}", path=path)
+    shown = f"sqlite:///{path}"
+    return Database("sqlite", shown, path.name, shown, path=path)

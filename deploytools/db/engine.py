@@ -30,6 +30,11 @@ class Engine(Protocol):
     suffix: str  # archive name suffix
     is_directory: bool
 
+    @property
+    def method(self) -> str:
+        """How a backup is taken, in the words of a dry run's plan."""
+        ...
+
     def facts(self) -> Facts:
         """Connect and describe; an unreachable database fails here, before anything is written."""
         ...

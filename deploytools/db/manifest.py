@@ -16,6 +16,8 @@ from deploytools.errors import OperatorError
 
 BACKUP_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}-\d{8}T\d{6}Z(-[A-Za-z0-9._-]{1,80})?$")
 UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# A deploy's release tag (``release-<env>-<stamp>-<sha>``, deploytools.release) up to its sha.
+TAG_STAMP = re.compile(r"^release-.*?-\d{8}T\d{6}Z-")
 MANIFEST_SUFFIX = ".json"
 
 
@@ -57,9 +59,14 @@ class Manifest:
 
 
 def new_id(env: str, when: datetime, release: str | None = None) -> str:
-    """``<env>-<UTC yyyymmddThhmmssZ>[-<release>]``: sortable, and safe as a file name."""
+    """``<env>-<UTC yyyymmddThhmmssZ>[-<release>]``: sortable, and safe as a file name.
+
+    A deploy's release tag adds only its commit: its environment and time are there already
+    (the manifest keeps the whole tag). Ids made before, with the whole tag, stay valid.
+    """
     stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    suffix = UNSAFE.sub("_", release).strip("._-")[:80] if release else ""
+    name = TAG_STAMP.sub("", release) if release else ""
+    suffix = UNSAFE.sub("_", name).strip("._-")[:80]
     return f"{env}-{stamp}" + (f"-{suffix}" if suffix else "")
 
 

@@ -209,7 +209,7 @@ def _migrate(
 ) -> MigrationResult:
     script = script_directory(settings)
     target = resolve(script, target)
-    database = open_database(settings, ui.redact)
+    database = open_database(settings, ui.redact, say=ui.info)
     before = current_revision(settings, at.host, ui.redact)
     steps = _plan(script, direction, before, target)
     if not steps:

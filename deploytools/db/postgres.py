@@ -15,7 +15,7 @@ from deploytools.commands import postgres as pg
 from deploytools.config import EnvironmentSettings
 from deploytools.db.database import Database
 from deploytools.db.engine import Facts
-from deploytools.errors import CommandError, DeployFailure
+from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 
 # The alembic revisions if the table exists (psql 9.6+'s \gexec runs the query only then: a
@@ -30,6 +30,8 @@ FACTS_SCRIPT = (
     "pg_database_size(current_database());\n" + REVISION_SCRIPT
 )
 SERVICE_TMP = "/tmp"
+# libpq's words for a connection option it does not know, in a URI or a conninfo string.
+OPTION_REFUSED = ("invalid URI query parameter", "invalid connection option")
 
 
 class PostgresEngine:
@@ -51,6 +53,13 @@ class PostgresEngine:
         self.suffix = ".dir" if self.is_directory else ".dump"
         self.service = self.conf.dump_via_service
         self.compose = list(compose)
+
+    @property
+    def method(self) -> str:
+        how = "pg_dump " + (
+            f"directory format with -j {self.conf.jobs}" if self.is_directory else "custom format"
+        )
+        return how + (f" in compose service {self.service}" if self.service else "")
 
     def facts(self) -> Facts:
         first, *revisions = self._query(FACTS_SCRIPT).splitlines() or [""]
@@ -86,6 +95,14 @@ class PostgresEngine:
         try:
             return self._run(pg.psql(self.conn), stdin=script).stdout.strip()
         except CommandError as exc:
+            if any(refusal in exc.output for refusal in OPTION_REFUSED):
+                key = self.conf.url_key
+                raise OperatorError(
+                    f"the PostgreSQL client tools on {self.host.name} do not know an option of"
+                    f" {key} that deploytools' own libpq takes:\n" + _tail(exc.output),
+                    f"remove that option from {key}, or install newer PostgreSQL client tools"
+                    f" (psql, pg_dump, pg_restore) on {self.host.name}",
+                ) from None
             raise DeployFailure(
                 f"cannot query the database {self.database.shown} on {self.host.name}:\n"
                 + _tail(exc.output),

@@ -33,7 +33,7 @@ def restore(
     """
     store = BackupStore(settings, host)
     manifest = store.find(backup_id)
-    database = open_database(settings, ui.redact, url=url)
+    database = open_database(settings, ui.redact, url=url, say=ui.info)
     if manifest.engine != database.engine:
         raise OperatorError(
             f"backup {backup_id} is a {manifest.engine} backup, the database is {database.engine}",

@@ -21,6 +21,7 @@ class SqliteEngine:
     format = "sqlite"
     suffix = ".sqlite3"
     is_directory = False
+    method = "SQLite online backup"
 
     def __init__(self, settings: EnvironmentSettings, database: Database) -> None:
         assert database.path is not None

@@ -137,6 +137,10 @@ class Runtime(Protocol):
         """Delete what ``build(release)`` made (retention); returns what was removed."""
         ...
 
+    def stored_releases(self) -> list[str]:
+        """The releases whose artifacts retention may prune on this host, oldest first."""
+        ...
+
     def plan_build(self, release: str) -> list[str]:
         """What ``build(release)`` would run, in words and commands; runs nothing."""
         ...

@@ -340,6 +340,10 @@ class ComposeRuntime:
             self._run(cmd.remove_images(present, self.docker))
         return present
 
+    def stored_releases(self) -> list[str]:
+        """None: a compose release is its images, which deploytools leaves to Docker."""
+        return []
+
     def plan_build(self, release: str) -> list[str]:
         argv = cmd.build(self.project, build_args=self.conf.build_args)
         return [f"{self._shown_env(release)} {shlex.join(argv)}"]

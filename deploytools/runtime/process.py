@@ -15,7 +15,6 @@ one-shot that completed from one that failed.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import posixpath
@@ -31,7 +30,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deploytools import platform
-from deploytools.commands import alembic
+from deploytools.codetree import code_entries
+from deploytools.commands import alembic, git
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
@@ -55,24 +55,8 @@ POLL = 0.05
 # Where a project's own virtualenv keeps its interpreter (POSIX, Windows).
 VENV_PYTHONS = (".venv/bin/python", ".venv/Scripts/python.exe")
 RELEASE_MARKER = ".deploytools-release"
-NOT_CODE = ("__pycache__", "*.pyc", ".git", ".venv", "wheelhouse", "node_modules", ".pytest_cache")
-
-
-def code_files(app_dir: Path, shared: Sequence[str]) -> list[str]:
-    """The files a release copies: app_dir minus its shared data dirs and build leftovers."""
-    skip = {*shared}
-    found = []
-    for path in sorted(app_dir.rglob("*")):
-        relative = path.relative_to(app_dir)
-        if relative.parts[0] in skip or any(
-            fnmatch.fnmatch(part, pattern) for part in relative.parts for pattern in NOT_CODE
-        ):
-            continue
-        if path.is_file():
-            found.append(relative.as_posix())
-    return found
-
-
+CODE_DIR = 0o750  # a release's directories (and executables): its owner and group, not everyone
+CODE_FILE = 0o640
 KILL_GRACE = 5.0
 LONGEST_RELEASE = "r" * 128  # a release id is at most this long (an image tag)
 PRIVATE = 0o600  # PID files hold the argv ({NAME} fills in env values), logs what services print
@@ -326,22 +310,41 @@ class ProcessRuntime:
             )
         return list(names) or list(self.commands)
 
-    # A release is a copy of app_dir's code under releases/<id>, with the shared (data)
-    # directories linked back to app_dir: a rollback runs the old code on the same data.
+    # A release is the tracked files of its commit (git archive) under releases/<id>, with the
+    # shared (data) directories linked back to app_dir: a rollback runs the old code on the
+    # same data. The env file never goes in: the processes get its values in their environment.
     def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         check_release(release)
-        code = (source or self.settings.root) / self.settings.app_dir
+        checkout = source or self.settings.root
+        entries = code_entries(checkout, self.settings.app_dir, self._not_code())
         target = self._code_dir(release)
         self.host.remove(target)  # a build cut short left no marker: start again
-        for relative in code_files(code, self.settings.shared_dirs):
-            self.host.makedirs(posixpath.dirname(f"{target}/{relative}"))
-            data = (code / relative).read_bytes()
-            self.host.write_file(f"{target}/{relative}", data, mode=0o644)
+        self.host.makedirs(self.releases_dir, mode=CODE_DIR)
+        self.host.makedirs(target, mode=CODE_DIR)
+        for entry in entries:  # git archive lists a directory before what it holds
+            path = f"{target}/{entry.path}"
+            if entry.data is None:
+                self.host.makedirs(path, mode=CODE_DIR)
+            else:
+                self.host.write_file(path, entry.data, CODE_DIR if entry.executable else CODE_FILE)
         for shared in self.settings.shared_dirs:
             self.host.makedirs(f"{self.app_dir}/{shared}")
             self.host.link_dir(f"{self.app_dir}/{shared}", f"{target}/{shared}")
-        self.host.write_file(f"{target}/{RELEASE_MARKER}", release.encode(), mode=0o644)
+        self.host.write_file(f"{target}/{RELEASE_MARKER}", release.encode(), mode=CODE_FILE)
         return {"code": target}
+
+    def _not_code(self) -> list[str]:
+        """What a release never holds, relative to app_dir: the shared data directories, and
+        the env file, state and backup directories when they are inside app_dir (tracked by
+        mistake, they still stay out)."""
+        settings = self.settings
+        app = settings.path(settings.app_dir).resolve()
+        inside = []
+        for name in (settings.env_file, settings.state_dir, settings.database.backup_dir):
+            path = settings.path(name).resolve()
+            if path != app and path.is_relative_to(app):
+                inside.append(path.relative_to(app).as_posix())
+        return [*settings.shared_dirs, *inside, RELEASE_MARKER]
 
     def has_release(self, release: str) -> bool:
         return self.host.exists(f"{self._code_dir(release)}/{RELEASE_MARKER}")
@@ -357,11 +360,18 @@ class ProcessRuntime:
         self.host.remove(self._code_dir(release))
         return [self._code_dir(release)]
 
+    def stored_releases(self) -> list[str]:
+        """Every directory under releases/, a build cut short (no marker) included; release
+        ids start with their UTC stamp, so sorted is oldest first."""
+        return self.host.listdir(self.releases_dir)
+
     def plan_build(self, release: str) -> list[str]:
         shared = ", ".join(self.settings.shared_dirs) or "none"
+        archive = " ".join(git.archive("HEAD", "<temp>.tar"))
         return [
-            f"copy the code of {self.settings.app_dir} to {self.host.name}:"
-            f"{self._code_dir(release)} (shared with every release: {shared})"
+            f"{archive} in {self.settings.app_dir} (its tracked files only; with uncommitted"
+            f" changes allowed, their working-tree version) -> {self.host.name}:"
+            f"{self._code_dir(release)}, mode 0750 (shared with every release: {shared})"
         ]
 
     def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:

@@ -82,6 +82,8 @@ class Start:
         replacing = self._running(ctx)
         if replacing:
             ctx.for_release(replacing)  # its config, read while nothing has stopped yet
+        # A Celery worker that started before this is not of this release (VerifyCelery).
+        ctx.facts["start_began"] = time.time()
         ctx.runtime.up(ctx.release)
         return {"services": ctx.runtime.services(), "replaced": replacing}
 
@@ -210,10 +212,13 @@ class VerifyCelery:
         conf = ctx.settings.celery
         if conf is None:
             return ["no celery section: skipped"]
+        release = ctx.release or "<new release>"
+        roundtrip = f", send {conf.roundtrip_task} to each" if conf.roundtrip_task else ""
         return [
             f"ping {conf.expected_workers} worker(s) within {conf.ping_timeout} s, "
             f"check tasks {', '.join(conf.required_tasks) or '(none listed)'}, "
-            f"send {conf.canary_task} and expect release {ctx.release or '<new release>'}"
+            f"send {conf.canary_task} where registered and expect release {release}, "
+            f"and workers without it started after the start{roundtrip}"
         ]
 
     def prepare(self, ctx: RunContext) -> None:
@@ -225,7 +230,7 @@ class VerifyCelery:
     @disk_said
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.settings.celery is None:
-            return {"celery": "skipped"}
+            return {"skipped": "no celery section in the config"}
         from deploytools.celery_check import verify_celery
 
         report = verify_celery(
@@ -235,6 +240,8 @@ class VerifyCelery:
             ctx.ui,
             host=ctx.host,
             stopping=ctx.stopping,
+            since=ctx.facts.get("start_began"),
+            previous=ctx.facts.get("previous_release"),
         )
         return {"celery": report.as_dict()}
 

@@ -1,4 +1,5 @@
-"""The steps only a deploy has: lint, snapshot, backup, migrate, build, record."""
+"""The steps only a deploy has: lint, snapshot, backup, migrate, build, record (which a
+rollback ends with too, and which then prunes old release artifacts)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from deploytools.commands import git
-from deploytools.errors import OperatorError
+from deploytools.errors import DeployToolsError, OperatorError
 from deploytools.hosts.local import LocalHost
 from deploytools.lock import DeployLock
-from deploytools.release import take_snapshot
+from deploytools.release import kept_releases, looks_like_release, take_snapshot
 from deploytools.steps.base import RunContext
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class LintMigrations:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         report, skipped = self._lint(ctx)
         if skipped is not None:
-            ctx.ui.warn(f"migration lint skipped: {skipped.problem}")
+            return {"skipped": skipped.problem}
         for finding in report.warnings:
             ctx.ui.warn(finding.what)
         if report.errors:
@@ -108,18 +109,23 @@ class Backup:
         self.fact = fact
 
     def plan(self, ctx: RunContext) -> list[str]:
+        from deploytools.db.database import open_database
+        from deploytools.db.engine import engine_for
+
         if missing := self._no_database_yet(ctx):
             return [missing]
-        db = ctx.settings.database
-        how = f"{db.format} format" + (f", -j {db.jobs}" if db.format == "directory" else "")
-        return [f"back up ${db.url_key} ({how}) into {db.backup_dir}/, verify by a full read"]
+        database = open_database(ctx.settings, ctx.ui.redact)
+        # The engine the run's db.backup picks, for the same database and host.
+        method = engine_for(ctx.settings, ctx.host, database).method
+        where = ctx.settings.database.backup_dir
+        return [f"back up {database.shown} by {method} into {where}/, verify by a full read"]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import db
 
         if missing := self._no_database_yet(ctx):
             ctx.facts[self.fact] = None
-            return {"backup": None, "skipped": missing}
+            return {"backup": None, "skipped": missing.removeprefix("skipped: ")}
         manifest = db.backup(ctx.settings, ctx.host, ctx.ui, release=ctx.release)
         ctx.facts[self.fact] = manifest.id
         return {"backup": manifest.id, "bytes": manifest.size, "sha256": manifest.sha256}
@@ -131,7 +137,7 @@ class Backup:
 
         database = open_database(ctx.settings, ctx.ui.redact)
         if database.path is not None and not database.path.exists():
-            return f"skipped: no database yet at {database.path} (the migration creates it)"
+            return f"skipped: no database yet at {database.path}: the migration creates it"
         return None
 
 
@@ -193,7 +199,8 @@ class Build:
 
 
 class Record:
-    """Write the release manifest to the journal and tag the commit.
+    """Write the release manifest to the journal and tag the commit; then apply release
+    retention (``prune_releases``), its outcome in the step's journal line.
 
     ``final``: the point of no return. A signal during it waits for it to end (a few
     milliseconds), so a release is never recorded ok and then undone.
@@ -210,13 +217,65 @@ class Record:
         lines = [f"append a release record to {ctx.journal.path}"]
         if self.action == "deploy":
             lines.append(" ".join(git.tag(tag, "<sha>")))
-        return lines
+        return [*lines, *plan_prune(ctx)]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if self.action == "deploy":
             LocalHost().run(git.tag(ctx.release, ctx.facts["sha"]), cwd=str(ctx.settings.root))
         record = release_record(ctx, self.action, "ok")
-        return {"recorded": record["tag"], "revision": record.get("revision")}
+        pruned = prune_releases(ctx)
+        return {"recorded": record["tag"], "revision": record.get("revision"), **pruned}
+
+
+def plan_prune(ctx: RunContext) -> list[str]:
+    """What ``prune_releases`` would remove once this run's release is recorded good."""
+    stored = _stored(ctx)
+    after = [*ctx.journal.releases(), {"tag": ctx.release or "<release tag>", "result": "ok"}]
+    keep = _kept(ctx, after, running=set())
+    doomed = [tag for tag in stored if tag not in keep]
+    last = ctx.settings.releases.keep
+    if not doomed:
+        return [f"release retention (releases.keep = {last}): none to remove"] if stored else []
+    return [f"release retention: remove release {tag} (not among the last {last} good"
+            " releases, not running)" for tag in doomed]  # fmt: skip
+
+
+def prune_releases(ctx: RunContext) -> dict[str, Any]:
+    """Retention of release artifacts once the release is recorded: keep those of the last
+    ``releases.keep`` good releases and any a service was last started on (its PID file or
+    container names it); remove the others the deploys made (``release-<env>-…``, a failed
+    deploy's included; names given by hand never).
+
+    It never fails the run (the release is recorded healthy): a prune that cannot finish is
+    said, and the next run prunes the rest. Returns what the record's journal line shows."""
+    removed: list[str] = []
+    try:
+        stored = _stored(ctx)
+        if not stored:
+            return {}
+        running = {s.release for s in ctx.runtime.status().values() if s.release}
+        keep = _kept(ctx, ctx.journal.releases(), running)
+        for tag in stored:
+            if tag not in keep:
+                ctx.runtime.remove_release(tag)
+                removed.append(tag)
+    except (OSError, DeployToolsError) as exc:
+        ctx.ui.warn(f"release retention stopped (the release is recorded): {exc}")
+        return {"pruned": removed, "prune_error": str(exc)}
+    return {"pruned": removed, "kept": sorted(keep)}
+
+
+def _stored(ctx: RunContext) -> list[str]:
+    """The deploys' own releases stored on the host, oldest first."""
+    return [t for t in ctx.runtime.stored_releases() if looks_like_release(ctx.settings.name, t)]
+
+
+def _kept(ctx: RunContext, releases: list[dict[str, Any]], running: set[str]) -> dict[str, str]:
+    """Tag -> why it stays: among the last good releases, or a service's (this run's too)."""
+    keep = kept_releases(releases, ctx.settings.releases.keep)
+    for tag in sorted(running | {ctx.release}):
+        keep.setdefault(tag, "running")
+    return keep
 
 
 def release_record(ctx: RunContext, action: str, result: str, **extra: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ RELEASE_HELP = "release id every worker must run; default: the one the stack run
 def verify(
     c: Context, ui: Ui, env: str | None = None, release: str | None = None, json: bool = False
 ) -> None:
-    """Ping the workers, count them, check their tasks, round-trip a canary with the release id."""
+    """Ping the workers, count them, check their tasks, ask each canary for its release."""
     from deploytools import targets
     from deploytools.celery_check import verify_celery
     from deploytools.envvalidate import learned_values

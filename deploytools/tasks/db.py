@@ -92,7 +92,6 @@ def backups(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> N
     rows = [
         [
             m.id,
-            m.created_at,
             f"{m.size / MB:.1f}",
             "yes" if m.verified else "NO",
             m.alembic_revision or "-",
@@ -101,9 +100,12 @@ def backups(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> N
         ]
         for m in newest_first
     ]
-    columns = ["id", "created (UTC)", "MB", "verified", "revision", "release", "format"]
+    # The id says when (UTC): no column repeats it.
+    columns = ["id", "MB", "verified", "revision", "release", "format"]
     if rows:
-        ui.table(f"backups of {conf.name}", columns, rows)
+        ui.table(
+            f"backups of {conf.name}", columns, rows, ids={"id", "release"}, optional=["release"]
+        )
     else:
         ui.info(f"no backups of {conf.name} yet (invoke db.backup --env {conf.name})")
     for m in contents.broken:

@@ -95,12 +95,8 @@ def _finish(ui: Ui, result: PipelineResult | None, env: str) -> None:
     if ui.json_mode:
         ui.emit_json(result.as_dict())
     else:
-        rows = [[o.name, o.status, f"{o.duration:.1f}s", o.error] for o in result.outcomes]
-        ui.table(
-            f"{result.name} summary ({result.duration:.1f}s)",
-            ["step", "result", "time", "error"],
-            rows,
-        )
+        # The live list showed every step; the error below says what failed and was undone.
+        ui.result(f"{result.name} summary ({result.duration:.1f}s): {_totals(result)}")
         facts = {k: v for o in result.outcomes for k, v in o.detail.items()}
         ui.info(
             f"release {facts.get('tag') or facts.get('recorded') or '-'}, "
@@ -112,6 +108,18 @@ def _finish(ui: Ui, result: PipelineResult | None, env: str) -> None:
         f"`invoke history --env {env}` and the service logs (`invoke stack.logs --env {env}`)",
     )
     ui.success(f"{result.name} of {env} done in {result.duration:.1f}s")
+
+
+def _totals(result: PipelineResult) -> str:
+    """``9 done, 1 skipped (backup), 1 failed (migrate)``: how many steps ended how, naming
+    every step that did not end done."""
+    ended: dict[str, list[str]] = {}
+    for outcome in result.outcomes:
+        ended.setdefault(outcome.status, []).append(outcome.name.removeprefix("undo "))
+    return ", ".join(
+        f"{len(names)} {status}" + ("" if status == "done" else f" ({', '.join(names)})")
+        for status, names in ended.items()
+    )
 
 
 def _command() -> str:

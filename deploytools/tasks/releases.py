@@ -84,7 +84,19 @@ def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> 
         for r in reversed(recorded)
     ]
     columns = ["", "tag", "action", "result", "sha", "db revision", "backup", "operator", "at"]
-    ui.table(f"releases of {env or 'the default environment'}", columns, rows)
+    title = f"releases of {env or 'the default environment'}"
+    # Left out last first on a narrow terminal: the tag is what one copies from here.
+    optional = ["backup", "at", "operator", "sha"]
+    ui.table(title, columns, rows, ids={"tag", "backup"}, optional=optional)
+    from deploytools.release import rollback_targets
+
+    targets = rollback_targets(recorded, running.get("tag") if running else None)
+    named = f"--env {env} " if env else ""
+    ui.info(
+        f"roll back with `invoke rollback {named}--tag TAG` to: {', '.join(targets)}"
+        if targets
+        else "no other healthy release to roll back to"
+    )
 
 
 @task(
@@ -111,4 +123,5 @@ def history(
         ]
         for r in records
     ]
-    ui.table("history", ["at", "event", "step / release", "seconds", "result"], rows)
+    columns = ["at", "event", "step / release", "seconds", "result"]
+    ui.table("history", columns, rows, ids={"step / release"})

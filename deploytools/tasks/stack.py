@@ -147,7 +147,7 @@ def status(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> No
         ui.emit_json(rows)
         return
     columns = ["host", "service", "state", "health", "release", "detail"]
-    ui.table("stack status", columns, [[r[k] for k in columns] for r in rows])
+    ui.table("stack status", columns, [[r[k] for k in columns] for r in rows], ids={"release"})
 
 
 @task(

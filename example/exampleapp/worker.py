@@ -21,7 +21,10 @@ def add(x: int, y: int) -> int:
 
 @app.task(name="deploytools.canary", bind=True)  # type: ignore[untyped-decorator]
 def canary(self: Task[Any, Any]) -> dict[str, str]:
-    """Say which release this worker runs; deploytools sends it to catch a stale worker."""
+    """Say which release this worker runs; deploytools sends it to catch a stale worker.
+
+    What ``deploytools_canary.register_canary(app)`` registers, written out so that the
+    example's image needs nothing of deploytools."""
     return {
         "release": get_settings().release_id,
         "hostname": self.request.hostname or socket.gethostname(),

@@ -1,4 +1,5 @@
-"""``python -m deploytools.verify`` (what ``nox -s verify`` runs) in a copy of the project."""
+"""``python -m deploytools.verify`` (what ``nox -s verify`` runs) in a copy of the project, and
+``invoke verify`` in a project that has no noxfile."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from deploytools import verify
 from deploytools.verify import Check, Outcome, Project
 from tests.support.cli import ROOT, TempProject
+from tests.support.rootproject import root_project
 
 
 def run_verify(project: TempProject, *args: str) -> subprocess.CompletedProcess[str]:
@@ -112,3 +114,25 @@ def test_a_new_check_is_one_more_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [(name, o.ok) for name, o in results][:2] == [("config", True), ("env examples", True)]
     assert {name for name, _ in results} == {"config", "env examples", "migrations", "backups"}
     assert results[-1] == ("backups", Outcome("backups/", False, "no verified backup in 7 days"))
+
+
+def test_invoke_verify_runs_the_gate_in_a_project_without_a_noxfile(tmp_path: Path) -> None:
+    project = root_project(tmp_path / "shop")
+    assert not project.file("noxfile.py").exists()
+
+    passed = project.invoke("verify")
+    one = project.invoke("verify", "--env", "prod", "--only", "config")
+    project.file("config/prod.env.example").write_text("SHOP_API_TOKEN=<token>\nnot a line\n")
+    failed = project.invoke("verify", "--env", "staging")
+    unknown = project.invoke("verify", "--env", "nope")
+
+    assert passed.returncode == 0, passed.output
+    assert "all 6 checks passed" in passed.stderr  # config, example, migrations x prod, staging
+    assert one.returncode == 0, one.output
+    assert "all 1 checks passed" in one.stderr
+    assert failed.returncode == 1, failed.output
+    assert "is not a KEY=VALUE line" in failed.stdout
+    assert unknown.returncode == 2, unknown.output
+    assert "no environment 'nope'" in unknown.stderr
+    assert "pass --env with one of: prod, staging" in unknown.stderr
+    assert "Traceback" not in passed.output + one.output + failed.output + unknown.output

@@ -20,7 +20,6 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from psycopg import sql as pgsql
 
 from deploytools import db, targets
 from deploytools.db.database import open_database
@@ -262,17 +261,7 @@ def test_backup_verify_restore_over_ssh_never_put_the_password_on_a_command_line
     password = TRICKY_PASSWORD + secrets.token_hex(4)
     role = f"owner_{secrets.token_hex(4)}"
     dbname = database.rsplit("/", 1)[1]
-    with psycopg.connect(database, autocommit=True) as admin:
-        admin.execute(
-            pgsql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                pgsql.Identifier(role), pgsql.Literal(password)
-            )
-        )
-        admin.execute(
-            pgsql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                pgsql.Identifier(dbname), pgsql.Identifier(role)
-            )
-        )
+    postgres_server.hand_over(dbname, role, password)
     url = (
         f"postgresql://{role}:{quote(password, safe='')}"
         f"@{postgres_server.host}:{postgres_server.port}/{dbname}"

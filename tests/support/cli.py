@@ -77,8 +77,10 @@ class TempProject:
     def environ(env: dict[str, str] | None = None) -> dict[str, str]:
         """The CLI's environment: this checkout importable, no INVOKE_* leaking in, no colour."""
         environ = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
-        # Wide enough that no message wraps: tests read what is said, not how it is laid out.
-        environ.update(PYTHONPATH=str(ROOT), COLUMNS="1000", NO_COLOR="1", **(env or {}))
+        # Wide enough that no message wraps: tests read what is said, not how it is laid out
+        # (a test of the layout passes its own COLUMNS).
+        environ.update(PYTHONPATH=str(ROOT), COLUMNS="1000", NO_COLOR="1")
+        environ.update(env or {})
         return environ
 
     def snapshot(self) -> dict[str, tuple[bytes, int]]:

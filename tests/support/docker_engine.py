@@ -3,12 +3,24 @@
 An engine that already answers is used as it is and left running; otherwise ``dockerd`` is
 started without bridge or iptables (tests use host networking on loopback only) and stopped
 again on exit. Images stay in /var/lib/docker, so the base image is imported only once.
+
+Under pytest-xdist several workers use the one engine: starting it (and importing the base
+image) happens under a file lock, and a worker that started dockerd leaves it running for the
+others and hands its pid to the controller, which stops it when the whole run ends
+(``stop_handed_over``, from tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
+import signal
 import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
@@ -42,7 +54,15 @@ class DockerEngine(procs.TempServer):
         self._log = self._dir / "dockerd.log"
 
     def __enter__(self) -> Self:
+        with _engine_lock():
+            return self._enter()
+
+    def _enter(self) -> Self:
         super().__enter__()
+        handover = handover_file(os.getppid()) if "PYTEST_XDIST_WORKER" in os.environ else None
+        if handover is not None and self._proc is not None:
+            handover.write_text(str(self._proc.pid))
+            self._proc = None  # the other workers use it too: the controller stops it
         try:
             version = parts.compose_v2_version(self.docker)
             require(version is not None, "docker compose v2 plugin", parts.PROVISION)
@@ -84,6 +104,43 @@ class DockerEngine(procs.TempServer):
         tar = baseimage.rootfs_tar(key)
         require(tar.exists(), f"base image rootfs {tar}", parts.PROVISION)
         baseimage.import_image(self.docker, key)
+
+
+@contextmanager
+def _engine_lock() -> Iterator[None]:
+    """One process at a time asks whether the engine answers and, if not, starts it."""
+    with open(Path(tempfile.gettempdir()) / "deploytools-dockerd.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def handover_file(controller_pid: int) -> Path:
+    """Where a pytest-xdist worker leaves the pid of the dockerd it started for the run of
+    ``controller_pid`` (its parent)."""
+    return Path(tempfile.gettempdir()) / f"deploytools-dockerd-of-{controller_pid}.pid"
+
+
+def stop_handed_over(controller_pid: int, timeout: float = DockerEngine._stop_timeout) -> None:
+    """Stop the dockerd a worker of this run started (SIGTERM, then SIGKILL), if any."""
+    path = handover_file(controller_pid)
+    try:
+        pid = int(path.read_text())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _clear_stale_pidfile() -> None:

@@ -112,6 +112,23 @@ class PostgresServer(procs.TempServer):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
 
+    def hand_over(self, dbname: str, role: str, password: str) -> None:
+        """Create the login ``role`` with ``password`` and make it the owner of ``dbname``."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.url(dbname), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(dbname), sql.Identifier(role)
+                )
+            )
+
 
 def _unprivileged_prefix() -> list[str]:
     """As root, run initdb/postgres as ``parts.TEST_USER``; as anyone else, as ourselves."""

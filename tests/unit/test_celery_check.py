@@ -80,7 +80,9 @@ class FakeApp:
     def cancel_consumer(self, queue: str, destination: list[str], reply: bool) -> None:
         self.calls.append(("cancel_consumer", (queue, destination[0])))
 
-    def send_task(self, name: str, queue: str, expires: float, retry: bool) -> FakeResult:
+    def send_task(
+        self, name: str, queue: str, expires: float, retry: bool, **_: Any
+    ) -> FakeResult:
         worker = queue.removeprefix(CANARY_QUEUE).replace("_", "@", 1)
         assert not retry  # kombu's default retry policy waits on a lost broker for long
         self.calls.append(("send_task", (name, queue)))

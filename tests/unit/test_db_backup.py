@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from deploytools import db
 from deploytools.db.database import open_database
 from deploytools.db.postgres import FACTS_SCRIPT, PostgresEngine
-from deploytools.errors import DeployFailure
+from deploytools.errors import CommandError, DeployFailure, OperatorError
+from deploytools.hosts.base import Result
 from deploytools.hosts.ssh import remote_command, secret_lines
 from tests.support.dbhost import (
     BACKUPS,
@@ -142,6 +145,48 @@ def test_in_the_database_service_the_remote_command_lines_only_name_the_password
             f"{PASSWORD}\n".encode(),
         ),
     ]
+
+
+def test_an_asyncpg_url_reaches_the_tools_as_libpq_takes_it() -> None:
+    url = (
+        f"postgresql+asyncpg://app:{PASSWORD}@127.0.0.1:5432/appdb?ssl=require"
+        "&command_timeout=30&options=-c%20search_path%3Dapp"
+    )
+    host = FakeDbHost()
+    engine = PostgresEngine(settings(), host, open_database(settings(), url=url))
+
+    engine.facts()
+    engine.restore("/b/x.dump")
+
+    dbname = "--dbname=postgresql://app@127.0.0.1:5432/appdb?sslmode=require"
+    assert host.commands[0][-1] == dbname and host.commands[1][-2] == dbname
+    assert host.envs == [
+        {"PGOPTIONS": "-c search_path=app"},
+        {"PGOPTIONS": "-c search_path=app -c lock_timeout=5000"},  # ours after the URL's
+    ]
+    assert host.secret_envs == [{"PGPASSWORD": PASSWORD}] * 2
+
+
+class OlderLibpq(FakeDbHost):
+    """Client tools whose libpq does not know an option that psycopg's newer libpq takes."""
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> Result:
+        if argv[0] == "psql":
+            output = 'psql: error: invalid URI query parameter: "target_session_attrs"'
+            raise CommandError(list(argv), 2, output, self.name)
+        return super().run(argv, **kwargs)
+
+
+def test_client_tools_that_do_not_know_an_option_of_the_url_say_so() -> None:
+    url = f"{URL}?target_session_attrs=read-write&sslmode=require"
+    host = OlderLibpq()
+    with pytest.raises(OperatorError) as caught:
+        db.backup(settings(), host, quiet_ui(), url=url)
+    problem = caught.value.problem
+    assert problem.startswith("the PostgreSQL client tools on mem do not know an option of")
+    assert 'invalid URI query parameter: "target_session_attrs"' in problem
+    assert "install newer PostgreSQL client tools" in caught.value.fix
+    assert "pg_dump" not in [c[0] for c in host.commands] and names(host) == []
 
 
 def test_too_little_space_stops_before_the_dump() -> None:

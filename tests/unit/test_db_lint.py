@@ -262,6 +262,6 @@ def test_a_deploy_that_cannot_lint_goes_on_outside_production_only(
         with pytest.raises(OperatorError, match="revision 0004 cannot be rendered as SQL offline"):
             LintMigrations().run(ctx)
     else:
-        assert LintMigrations().run(ctx) == {"linted": [], "lint_warnings": 0}
-        assert "migration lint skipped: revision 0004 cannot be rendered" in ui.text
+        said = LintMigrations().run(ctx)
+        assert said["skipped"].startswith("revision 0004 cannot be rendered"), said
     assert not database.exists()  # reading the revision of a database not made yet makes none

@@ -23,6 +23,16 @@ def test_ids_are_utc_sortable_and_carry_a_safe_release_name() -> None:
     assert check_id(new_id("prod", WHEN, "v1")) == "prod-20250304T050607Z-v1"
 
 
+def test_a_deploys_backup_id_adds_only_the_commit_of_its_release_tag() -> None:
+    tag = "release-prod-20250304T050600Z-1a2b3c4"  # its time is not the backup's
+    assert new_id("prod", WHEN, tag) == "prod-20250304T050607Z-1a2b3c4"
+    assert new_id("my-prod", WHEN, "release-my-prod-20250304T050600Z-1a2b3c4").endswith(
+        "Z-1a2b3c4"
+    )
+    old = "prod-20250304T050607Z-release-prod-20250304T050600Z-1a2b3c4"  # as ids were made
+    assert check_id(old) == old
+
+
 @pytest.mark.parametrize(
     "bad", ["", "prod", "../prod-20250304T050607Z", "prod-20250304T050607Z/../../x", "prod-2025-x"]
 )

@@ -162,6 +162,58 @@ def test_formats(key: str, value: str, problem: str) -> None:
     assert (found.rule, found.problem) == ("format", problem)
 
 
+APP_PASSWORD = "Zq8vN3rLk5wT1yXb"
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"postgresql+asyncpg://app:{APP_PASSWORD}@db:5432/app?ssl=disable",
+        f"postgresql+asyncpg://app:{APP_PASSWORD}@db/app?ssl=verify-full&command_timeout=30",
+        f"postgresql+psycopg://app:{APP_PASSWORD}@db/app?sslmode=require&application_name=web",
+        f"postgresql+psycopg2://app:{APP_PASSWORD}@db/app?connect_timeout=5",
+        f"postgres://app:{APP_PASSWORD}@db/app",
+    ],
+)
+def test_database_urls_as_apps_write_them_pass(value: str, env: str) -> None:
+    assert check("DATABASE_URL", value, env=env) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (
+            f"postgresql+asyncpg://app:{APP_PASSWORD}@db/app?ssl=true",
+            "DATABASE_URL has ssl= set to something that is not an SSL mode",
+        ),
+        (
+            f"postgresql+psycopg://app:{APP_PASSWORD}@db/app?sslmod=require",
+            "DATABASE_URL has the option 'sslmod', which neither libpq",
+        ),
+        (
+            f"postgresql+pg8000://app:{APP_PASSWORD}@db/app",
+            "DATABASE_URL names the driver 'pg8000'",
+        ),
+        (
+            f"mysql+pymysql://app:{APP_PASSWORD}@db/app",
+            "DATABASE_URL uses mysql+pymysql://, which is not allowed here",
+        ),
+    ],
+)
+def test_a_database_url_no_client_takes_is_a_format_error(value: str, problem: str) -> None:
+    found = only(check("DATABASE_URL", value))
+    assert (found.rule, found.severity) == ("format", "error")
+    assert found.problem.startswith(problem), found.problem
+    assert APP_PASSWORD not in found.problem + found.fix
+
+
+def test_an_async_sqlite_url_is_a_sqlite_url() -> None:
+    assert check("DATABASE_URL", "sqlite+aiosqlite:///var/app.sqlite3", env="local") == []
+    found = only(check("DATABASE_URL", "sqlite+aiosqlite://app.sqlite3", env="local"))
+    assert found.problem == "DATABASE_URL is a sqlite URL without a path"
+
+
 def test_api_key_pattern_is_described_never_quoted() -> None:
     found = only(check("OPENAI_API_KEY", "pk-live-0123456789abcdefghij"))
     assert found.rule == "format"

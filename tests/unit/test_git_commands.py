@@ -39,3 +39,12 @@ def test_a_commit_is_looked_for_and_a_file_of_it_read_without_a_checkout() -> No
     assert git.show_file(sha, "config/deploy.toml") == [
         "git", "show", f"{sha}:./config/deploy.toml",
     ]  # fmt: skip
+
+
+def test_a_release_is_archived_from_a_tree_a_scratch_index_can_make() -> None:
+    assert git.archive("HEAD", "/tmp/x/code.tar") == [
+        "git", "archive", "--format=tar", "--output=/tmp/x/code.tar", "HEAD",
+    ]  # fmt: skip
+    assert git.read_tree("HEAD") == ["git", "read-tree", "HEAD"]
+    assert git.add_tracked() == ["git", "add", "--update", "--", ":/"]
+    assert git.write_tree() == ["git", "write-tree"]

@@ -67,6 +67,38 @@ def test_steps_run_in_order_and_are_journaled_with_durations() -> None:
     assert "✓ b done" in err.getvalue()
 
 
+class Skipping(Recorder):
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        return {"skipped": "nothing to back up yet"}
+
+
+def test_a_step_with_nothing_to_do_is_skipped_with_why_not_done() -> None:
+    ctx, _, err = context()
+    result = Pipeline("deploy", [Skipping("backup", [])]).run(ctx, Progress(ctx.ui))
+    assert result.ok and [o.status for o in result.outcomes] == ["skipped"]
+    ended = ctx.journal.records()[2]
+    assert (ended["kind"], ended["skipped"]) == ("step.skipped", "nothing to back up yet")
+    assert "- backup skipped (nothing to back up yet)" in err.getvalue()
+    assert result.as_dict()["steps"][0]["status"] == "skipped"
+
+
+def test_the_live_list_on_a_terminal_says_skipped_and_why() -> None:
+    from rich.console import Console
+
+    screen = io.StringIO()
+    ui = Ui(err=Console(file=screen, width=80, force_terminal=True, color_system=None))
+    progress = Progress(ui, clock=lambda: 5.0)
+    progress.start("lock")
+    progress.finish("lock", "done", 0.2)
+    progress.start("backup")
+    progress.finish("backup", "skipped", 0.0, "no database yet")
+    said = len(screen.getvalue())  # without a Live view, the plain lines came first
+    ui.err.print(progress._render())
+    lock, backup = screen.getvalue()[said:].splitlines()
+    assert lock.split() == ["✓", "lock", "0.2s"]  # done: the mark says it
+    assert backup.split() == ["-", "backup", "skipped", "(no", "database", "yet)", "0.0s"]
+
+
 class Preparing(Recorder):
     """Has a ``prepare``: it records the thread it ran in, sets ``ready``, may fail."""
 

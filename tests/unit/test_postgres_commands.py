@@ -2,50 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
-
 from deploytools.commands import postgres as pg
-from deploytools.errors import OperatorError
 
-URL = "postgresql+psycopg://app:s%3Acret%40pw@db.internal:5433/appdb?sslmode=require"
-CONN = pg.parse_url(URL)
 URI = "postgresql://app@db.internal:5433/appdb?sslmode=require"
+CONN = pg.Conn(uri=URI, dbname="appdb", password="s:cret@pw")
 
 
-def test_parse_url_keeps_everything_but_the_password() -> None:
-    assert CONN == pg.Conn(uri=URI, dbname="appdb", password="s:cret@pw")
+def test_the_password_goes_only_in_the_secret_env() -> None:
     assert CONN.secret_env() == {"PGPASSWORD": "s:cret@pw"}
     assert CONN.env() == {}  # what may show on a command line holds no password
-
-
-@pytest.mark.parametrize("encoded", ["Secr3t%0Aline", "Secr3t%00nul"])
-def test_parse_url_refuses_a_password_no_client_could_receive(encoded: str) -> None:
-    with pytest.raises(OperatorError) as caught:
-        pg.parse_url(f"postgresql://app:{encoded}@db/app")
-    assert "password contains a line break or NUL" in caught.value.problem
-    assert "Secr3t" not in str(caught.value)
-
-
-def test_parse_url_moves_a_query_password_out_and_handles_no_user() -> None:
-    conn = pg.parse_url("postgres://db:5432/app?password=hunter22&application_name=x")
-    assert conn == pg.Conn("postgresql://db:5432/app?application_name=x", "app", "hunter22")
-
-
-def test_parse_url_without_password_needs_no_env() -> None:
-    conn = pg.parse_url("postgresql://app@127.0.0.1/app")
-    assert conn.password is None and conn.secret_env() == {} and conn.env() == {}
-    assert conn.env(lock_timeout_ms=2500) == {"PGOPTIONS": "-c lock_timeout=2500"}
-
-
-@pytest.mark.parametrize(
-    "url", ["mysql://u:p@h/db", "postgresql://u:p@h", "postgresql://u:p@h/", "not a url", ""]
-)
-def test_parse_url_refuses_what_is_not_a_postgres_url_without_echoing_it(url: str) -> None:
-    with pytest.raises(OperatorError) as caught:
-        pg.parse_url(url)
-    assert "postgresql://USER@HOST:PORT/DBNAME" in caught.value.problem
-    if url:
-        assert url not in str(caught.value)
+    assert pg.Conn(uri=URI, dbname="appdb").secret_env() == {}
 
 
 def test_dump_custom_format() -> None:

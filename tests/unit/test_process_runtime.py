@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -164,8 +166,9 @@ def test_plans_show_the_commands_and_run_nothing(tmp_path: Path) -> None:
     launcher = FakeLauncher()
     rt = runtime(tmp_path, launcher)
     assert rt.plan_build("r1") == [
-        f"copy the code of {rt.settings.app_dir} to local:{rt.releases_dir}/r1 "
-        "(shared with every release: var)"
+        f"git archive --format=tar --output=<temp>.tar HEAD in {rt.settings.app_dir} (its tracked"
+        " files only; with uncommitted changes allowed, their working-tree version) -> "
+        f"local:{rt.releases_dir}/r1, mode 0750 (shared with every release: var)"
     ]
     assert not Path(rt.releases_dir).exists()
     plan = rt.plan_up("r1", ["backend"])
@@ -175,39 +178,95 @@ def test_plans_show_the_commands_and_run_nothing(tmp_path: Path) -> None:
     assert "s3cr3t-value" not in " ".join(rt.plan_up("r1"))
 
 
-def test_a_build_copies_the_code_and_links_the_shared_data(tmp_path: Path) -> None:
+def git_project(root: Path, files: dict[str, str]) -> None:
+    """A repository at ``root`` holding ``files`` in one commit."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "code"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *argv], cwd=root,
+                       check=True, capture_output=True)  # fmt: skip
+
+
+def root_settings(root: Path) -> Any:
+    """The trial's layout: app_dir "." holds the env file, the state and the backups."""
+    return make_settings(
+        root, app_dir=".", env_file="config/t.env", state_dir=".deploytools",
+        services={"backend": {"command": ["{python}", "-V"]}},
+    )  # fmt: skip
+
+
+def test_a_build_is_the_tracked_files_of_the_commit_and_links_the_shared_data(
+    tmp_path: Path,
+) -> None:
     launcher = FakeLauncher()
-    app = tmp_path / "app"
-    settings = make_settings(
-        tmp_path, app_dir=str(app), services={"backend": {"command": ["{python}", "-V"]}}
-    )
-    rt = ProcessRuntime(settings, LocalHost(), VALUES, launcher=launcher)
-    (app / "pkg").mkdir(parents=True)
-    (app / "pkg" / "mod.py").write_text("VERSION = 1\n")
-    (app / "pkg" / "__pycache__").mkdir()
-    (app / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"x")
-    (app / "var").mkdir(exist_ok=True)
-    (app / "var" / "app.sqlite3").write_text("data")
-    assert not rt.has_release("r1")
-    rt.build("r1")
-    (app / "pkg" / "mod.py").write_text("VERSION = 2\n")  # the working tree moves on
-    code = Path(rt.releases_dir) / "r1"
-    assert rt.has_release("r1")
-    assert (code / "pkg" / "mod.py").read_text() == "VERSION = 1\n"
-    assert not (code / "pkg" / "__pycache__").exists()
+    git_project(tmp_path, {
+        ".gitignore": "config/*.env\n.deploytools/\nbackups/\nvar/\n__pycache__/\n",
+        "pkg/mod.py": "VERSION = 1\n", "bin/run": "#!/bin/sh\n", "var/.keep": "",
+    })  # fmt: skip
+    subprocess.run(["git", "add", "-f", "var/.keep"], cwd=tmp_path, check=True)
+    (tmp_path / "bin/run").chmod(0o755)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "x"],
+                   cwd=tmp_path, check=True)  # fmt: skip
+    (tmp_path / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"x")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "t.env").write_text(f"SECRET_KEY={VALUES['SECRET_KEY']}\n")
+    (tmp_path / "backups" / "t").mkdir(parents=True)
+    (tmp_path / "backups" / "t" / "t-1.dump").write_text("rows")
+    (tmp_path / "var" / "app.sqlite3").write_text("data")
+    (tmp_path / "notes.txt").write_text("untracked")
+    rt = ProcessRuntime(root_settings(tmp_path), LocalHost(), VALUES, launcher=launcher)
+    umask = os.umask(0o022)
+    try:
+        assert not rt.has_release("r1")
+        rt.build("r1")
+        rt.build("r2")  # r1 is beside the code now: r2 must not hold it
+    finally:
+        os.umask(umask)
+    code = Path(rt.releases_dir) / "r2"
+    files = sorted(p.relative_to(code).as_posix() for p in code.rglob("*") if p.is_file()
+                   and not p.is_relative_to(code / "var"))  # fmt: skip
+    assert files == [".deploytools-release", ".gitignore", "bin/run", "pkg/mod.py"]
+    modes = {p: (code / p).stat().st_mode & 0o777 for p in ["", "pkg", "bin/run", "pkg/mod.py"]}
+    assert modes == {"": 0o750, "pkg": 0o750, "bin/run": 0o750, "pkg/mod.py": 0o640}
+    assert Path(rt.releases_dir).stat().st_mode & 0o007 == 0
     assert (code / "var").is_symlink() and (code / "var" / "app.sqlite3").read_text() == "data"
-    rt.up("r1", ["backend"])
+    rt.up("r2", ["backend"])
     assert launcher.spawned[-1]["cwd"] == str(code)
-    rt.remove_release("r1")
-    assert not code.exists() and (app / "var" / "app.sqlite3").read_text() == "data"
+    assert launcher.spawned[-1]["env"]["SECRET_KEY"] == VALUES["SECRET_KEY"]  # given, not copied
+    rt.remove_release("r2")
+    assert not code.exists() and (tmp_path / "var" / "app.sqlite3").read_text() == "data"
+
+
+def test_a_dirty_tree_builds_its_tracked_files_and_moves_no_ref(tmp_path: Path) -> None:
+    git_project(tmp_path, {"pkg/mod.py": "VERSION = 1\n", "pkg/old.py": "", "var/.keep": ""})
+    (tmp_path / "pkg" / "mod.py").write_text("VERSION = 2\n")  # uncommitted
+    (tmp_path / "pkg" / "old.py").unlink()  # deleted, not committed
+    (tmp_path / "pkg" / "new.py").write_text("")  # untracked
+
+    def state() -> list[str]:
+        return [
+            subprocess.run(
+                ["git", *a], cwd=tmp_path, capture_output=True, text=True, check=True
+            ).stdout
+            for a in (["status", "--porcelain", "-uno"], ["for-each-ref"], ["ls-files", "-s"])
+        ]
+
+    before = state()
+    rt = ProcessRuntime(root_settings(tmp_path), LocalHost(), VALUES, launcher=FakeLauncher())
+    rt.build("r1")
+    code = Path(rt.releases_dir) / "r1"
+    assert (code / "pkg" / "mod.py").read_text() == "VERSION = 2\n"
+    assert not (code / "pkg" / "old.py").exists() and not (code / "pkg" / "new.py").exists()
+    assert state() == before and not (tmp_path / ".git" / "refs" / "stash").exists()
 
 
 def test_a_build_from_another_checkout_takes_its_code_and_keeps_our_data(tmp_path: Path) -> None:
     app = tmp_path / "app"
     (app / "var").mkdir(parents=True)
     worktree = tmp_path / "worktree"
-    (worktree / "app" / "pkg").mkdir(parents=True)
-    (worktree / "app" / "pkg" / "mod.py").write_text("VERSION = 0\n")
+    git_project(worktree, {"app/pkg/mod.py": "VERSION = 0\n"})
     settings = make_settings(
         tmp_path, app_dir="app", services={"backend": {"command": ["{python}", "-V"]}}
     )
@@ -216,6 +275,19 @@ def test_a_build_from_another_checkout_takes_its_code_and_keeps_our_data(tmp_pat
     code = Path(rt.releases_dir) / "r0"
     assert (code / "pkg" / "mod.py").read_text() == "VERSION = 0\n"
     assert (code / "var").resolve() == (app / "var").resolve()
+
+
+def test_a_tracked_symlink_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    git_project(tmp_path, {"pkg/mod.py": ""})
+    (tmp_path / "pkg" / "link.py").symlink_to("mod.py")
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"],
+                   cwd=tmp_path, check=True)  # fmt: skip
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "l"],
+                   cwd=tmp_path, check=True)  # fmt: skip
+    rt = ProcessRuntime(root_settings(tmp_path), LocalHost(), VALUES, launcher=FakeLauncher())
+    with pytest.raises(OperatorError, match=r"pkg/link\.py is a symbolic link"):
+        rt.build("r1")
+    assert not Path(rt.releases_dir).exists()
 
 
 def test_a_launch_the_host_cannot_exec_stops_nothing(tmp_path: Path) -> None:

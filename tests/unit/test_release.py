@@ -1,6 +1,12 @@
 """Which release runs, by the journal: the last good one, unless an undo was abandoned since."""
 
-from deploytools.release import current_release, looks_like_release, record_of, recorded_images
+from deploytools.release import (
+    current_release,
+    looks_like_release,
+    record_of,
+    recorded_images,
+    rollback_targets,
+)
 
 
 def test_the_last_good_release_runs_through_failed_ones_after_it() -> None:
@@ -46,3 +52,14 @@ def test_names_shaped_like_an_environments_release_tags_are_the_deploys_own() ->
     assert looks_like_release("prod", "release-prod-20261121T101500Z-1a2b3c4")
     assert not looks_like_release("prod", "release-staging-20261121T101500Z-1a2b3c4")
     assert not looks_like_release("prod", "dev")
+
+
+def test_a_rollback_returns_to_a_healthy_deploy_other_than_the_running_one() -> None:
+    records = [
+        {"tag": "r1", "result": "ok"},
+        {"tag": "r2", "result": "failed"},
+        {"tag": "r3", "result": "ok"},
+        {"tag": "r1", "action": "rollback", "result": "ok"},  # r1 runs now
+    ]
+    assert rollback_targets(records, "r1") == ["r3"]
+    assert rollback_targets(records, None) == ["r1", "r3"]

@@ -2,15 +2,18 @@
 
 One project per module (its own temp repository, port, journal and state): a module's tests
 share it and each starts from ``site.running()``; a module that needs another setup defines its
-own ``project`` fixture, which takes precedence over this one.
+own ``project`` fixture, which takes precedence over this one. ``stack`` is the same for the
+example under docker compose (tests/support/composedeploy.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from tests.support.composedeploy import Stack, compose_stack
 from tests.support.deployproject import DeployProject, process_env
 from tests.support.processdeploy import ENV, ProcessSite
 from tests.support.procs import free_port
@@ -38,3 +41,16 @@ def site(project: DeployProject) -> Iterator[ProcessSite]:
         yield here
     finally:
         here.recover()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    docker_engine: Any,
+    postgres_server: Any,
+    redis_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[Stack]:
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    with compose_stack(postgres_server, redis_server, tmp_path_factory.mktemp(name)) as built:
+        yield built

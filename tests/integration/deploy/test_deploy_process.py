@@ -15,6 +15,7 @@ import json
 import shutil
 import signal
 import time
+import tomllib
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from tests.support.deployproject import (
     health,
     migration,
     stop_process,
+    toml_text,
 )
 from tests.support.processdeploy import ENV, NEW_REVISION, WEB, ProcessSite, wait_for
 
@@ -282,7 +284,8 @@ def test_two_concurrent_deploys_exactly_one_proceeds(site: ProcessSite) -> None:
     assert codes == [0, 1], outputs
     winner, loser = (first, second) if first.returncode == 0 else (second, first)
     message = outputs[loser.pid][1]
-    assert "the deploy lock at" in message and "is held by" in message
+    assert f"the deploy lock of environment {ENV} (" in message and "is held by" in message
+    assert message.count("is held by") == 1, message  # said once, not in a summary too
     assert f"pid {winner.pid} since" in message
     assert "--lock-wait" in message
     assert f"invoke lock.release --force --env {ENV}" in message
@@ -394,3 +397,35 @@ def test_a_backend_that_dies_after_its_first_healthy_answer_is_undone(site: Proc
     assert_undone_after_dying(project, ENV, run, previous, r"stopped \(exited, exit code 1\)")
     assert site.serves(previous)
     site.no_leftovers()
+
+
+def test_an_app_without_a_canary_task_deploys_its_workers_proved_by_their_start(
+    site: ProcessSite,
+) -> None:
+    """No code added to the app: its workers are of the new release because they started
+    after the deploy's start step began (Celery's stats), and an app task round-trips."""
+    project = site.project
+    site.running()
+    worker = project.file("example/exampleapp/worker.py").read_text()
+    canary = worker.index('@app.task(name="deploytools.canary"')
+    config = tomllib.loads(project.file("config/deploy.toml").read_text())
+    celery = config["defaults"]["celery"]
+    assert "deploytools.canary" in celery["required_tasks"]
+    celery.update(
+        required_tasks=["exampleapp.add"], roundtrip_task="exampleapp.add", roundtrip_args=[2, 3]
+    )
+    plain = toml_text(config)
+    sha = project.commit(
+        "no canary", {"example/exampleapp/worker.py": worker[:canary], "config/deploy.toml": plain}
+    )
+    try:
+        run = project.deploy(ENV)
+
+        assert run.returncode == 0, run.output
+        tag = project.releases(ENV)[-1]["tag"]
+        said = " ".join(run.stderr.split())
+        assert f"1 worker(s) answered, tasks registered, all on release {tag}, round trip" in said
+        assert "release not proved" not in said
+        assert site.serves(tag)
+    finally:
+        site.take_back(sha)

@@ -145,3 +145,38 @@ def test_remote_log_and_pid_files_are_private(remote: Remote) -> None:
 def _modes(remote: Remote, paths: list[str]) -> dict[str, str]:
     out = remote.host.run(["stat", "-c", "%n %a", *paths], timeout=30).stdout
     return dict(line.rsplit(" ", 1) for line in out.splitlines())
+
+
+def test_a_release_is_written_on_the_remote_host_from_the_commit_private_and_pruned(
+    remote: Remote,
+) -> None:
+    """The tracked files of app/ only (the local env file beside them stays here), 0750/0640
+    over SFTP, the shared data linked to the host's own app/var, removed by retention."""
+    import os
+    import stat
+    import subprocess
+
+    root = remote.settings.root
+    (root / "app" / "pkg").mkdir(parents=True, exist_ok=True)
+    (root / "app" / "pkg" / "mod.py").write_text("VERSION = 1\n")
+    (root / ".gitignore").write_text("*.env\n")
+    (root / "app" / "t.env").write_text(f"API_TOKEN={remote.values['API_TOKEN']}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "code"]):
+        subprocess.run([*git, *argv], cwd=root, check=True, capture_output=True)
+    tag = "release-t-20261201T000000Z-abc1234"
+
+    remote.runtime.build(tag)
+
+    code = Path(remote.runtime.releases_dir) / tag
+    found = {
+        str(p.relative_to(code)): stat.S_IMODE(p.lstat().st_mode)
+        for p in code.rglob("*")
+        if not p.is_symlink()
+    }
+    assert found == {"pkg": 0o750, "pkg/mod.py": 0o640, ".deploytools-release": 0o640}
+    assert stat.S_IMODE(os.stat(code).st_mode) == 0o750
+    assert os.readlink(code / "var") == f"{remote.runtime.app_dir}/var"
+    assert remote.runtime.has_release(tag) and tag in remote.runtime.stored_releases()
+    remote.runtime.remove_release(tag)
+    assert tag not in remote.runtime.stored_releases()
