@@ -21,6 +21,7 @@ from alembic import context
 from sqlalchemy import Connection, Engine, create_engine, event, pool
 from sqlalchemy.engine import make_url
 
+ASYNCPG_ONLY = {"prepared_statement_cache_size", "command_timeout", "server_settings"}
 config = context.config
 if config.config_file_name:  # with alembic.ini: its logging setup
     fileConfig(config.config_file_name, disable_existing_loggers=False)
@@ -34,8 +35,13 @@ def database_url() -> str:
             "or run `invoke db.migrate --env NAME`"
         )
     parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")  # the driver we install
+    if parsed.get_backend_name() in ("postgresql", "postgres"):
+        # The driver this app installs (psycopg 3), whichever the URL names: asyncpg's ssl=
+        # is libpq's sslmode=, and options only asyncpg knows are left out.
+        query = {k: v for k, v in parsed.query.items() if k not in ASYNCPG_ONLY}
+        if "ssl" in query:
+            query.setdefault("sslmode", query.pop("ssl"))
+        parsed = parsed.set(drivername="postgresql+psycopg", query=query)
     return parsed.render_as_string(hide_password=False)
 
 
