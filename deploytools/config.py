@@ -100,6 +100,12 @@ class DatabaseSettings(Model):
     # script_location (deploytools.db.location).
     alembic_dir: str | None = None
     alembic_ini: str = "alembic.ini"
+    # Migrations run where the app runs (deploytools.db.migrate). Process runtime: the app's
+    # interpreter runs `python -m alembic` (relative: from app_dir on the host; default
+    # app_dir's .venv if there, else the interpreter the services' {python} names).
+    python: str | None = None
+    # Compose runtime: the service whose image runs `alembic` in a one-off container.
+    migrate_service: str = "backend"
     lock_timeout_ms: int = Field(5000, ge=0)
     statement_timeout_ms: int = Field(600_000, ge=0)
     lock_retries: int = Field(3, ge=0)

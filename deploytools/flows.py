@@ -110,7 +110,7 @@ def rollback(
     )
     from deploytools import db
 
-    revision, now = target.get("revision"), db.current_revision(settings)
+    revision, now = target.get("revision"), db.current_revision(settings, ctx.host, ui.redact)
     ctx.facts["revision"] = revision  # recorded even when the database needs no change
     database = ReturnDatabase(
         revision, target.get("backup"), _must_restore(ctx, now, revision, target, restore_db)

@@ -113,6 +113,18 @@ def exec_(project: Project, service: str, command: Sequence[str]) -> Argv:
     return [*project.base(), "exec", "-T", service, *command]
 
 
+def run_once(
+    project: Project, service: str, command: Sequence[str], env_names: Sequence[str] = ()
+) -> Argv:
+    """A one-off container of the service's image (a migration), removed when it ends; no
+    TTY, no dependency started, no port published. ``env_names`` are passed as ``-e NAME``:
+    their values come from compose's own environment, never from this argv."""
+    argv = [*project.base(), "run", "--rm", "--no-deps", "-T"]
+    for name in env_names:
+        argv += ["-e", name]
+    return [*argv, service, *command]
+
+
 def image_ids(images: Sequence[str], docker: str = "docker") -> Argv:
     """One image id per line; fails if any image is absent."""
     return [docker, "image", "inspect", "--format", "{{.Id}}", *images]

@@ -8,22 +8,23 @@ The public API (the deploy pipeline and the ``db.*`` tasks call these; signature
     verify_backup(settings, host, ui, backup_id, *, compose=None) -> Manifest
     restore(settings, host, ui, backup_id, *, compose=None, url=None) -> Manifest
     prune(settings, host, ui, *, dry_run=False) -> PrunePlan
-    current_revision(settings, *, url=None) -> str | None
-    pending_revisions(settings, *, url=None) -> list[str]
-    upgrade(settings, ui, target="head", *, url=None, journal=None) -> MigrationResult
-    downgrade(settings, ui, target, *, url=None, journal=None) -> MigrationResult
-    downgrade_plan(settings, target, *, url=None) -> (current, revisions to undo)
+    current_revision(settings, host=None, redactor=None) -> str | None
+    pending_revisions(settings, host=None) -> list[str]
+    where(settings, host=None, runtime=None, release=None, redactor=None) -> Where
+    upgrade(settings, ui, target="head", *, at=None, journal=None) -> MigrationResult
+    downgrade(settings, ui, target, *, at=None, journal=None) -> MigrationResult
+    downgrade_plan(settings, target, host=None) -> (current, revisions to undo)
     is_reversible(settings, from_rev, to_rev) -> bool
-    offline_sql(settings, *, start=None, end="head", url=None, dialect=None) -> str
-    lint(settings, *, start="base", end="head", url=None, dialect=None) -> LintReport
+    offline_sql(settings, *, start=None, end="head", host=None, dialect=None, redactor=None) -> str
+    lint(settings, *, start="base", end="head", host=None, dialect=None, redactor=None)
     migration_safety(settings) -> LintReport          (the verify gate's check)
 
-On a remote environment, ``with reachable_url(settings, host) as url:`` gives a URL that
-reaches a database listening on the host's loopback (through ``host.forward``), for ``url=``.
+Migrations run where the app runs (``at``: the host, the runtime and the release; default this
+machine and the app as it stands); the revision is read on ``host`` with the database's own
+client (psql), so a database on a remote host's loopback needs no tunnel.
 """
 
 from deploytools.db.backup import backup
-from deploytools.db.database import reachable_url
 from deploytools.db.lint import LintReport, lint, migration_safety
 from deploytools.db.manifest import Manifest
 from deploytools.db.migrate import (
@@ -34,6 +35,7 @@ from deploytools.db.migrate import (
     offline_sql,
     pending_revisions,
     upgrade,
+    where,
 )
 from deploytools.db.restore import restore
 from deploytools.db.retention import PrunePlan, prune
@@ -60,8 +62,8 @@ __all__ = [
     "offline_sql",
     "pending_revisions",
     "prune",
-    "reachable_url",
     "restore",
     "upgrade",
     "verify_backup",
+    "where",
 ]

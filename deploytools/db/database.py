@@ -6,8 +6,7 @@ read and only ever shown as ``Database.shown``, which has no password.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -17,14 +16,12 @@ from deploytools.config import EnvironmentSettings
 from deploytools.dburl import UrlProblem, is_postgres, normalise
 from deploytools.envfile import load_values
 from deploytools.errors import OperatorError
-from deploytools.hosts.base import Host
 from deploytools.redact import Redactor
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.url import URL
 
 Engine = Literal["postgresql", "sqlite"]
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -107,23 +104,3 @@ def _sqlite(settings: EnvironmentSettings, url: str) -> Database:
         path = settings.path(settings.app_dir) / path
     shown = f"sqlite:///{path}"
     return Database("sqlite", shown, path.name, shown, path=path)
-
-
-@contextmanager
-def reachable_url(
-    settings: EnvironmentSettings, host: Host, redactor: Redactor | None = None
-) -> Iterator[str]:
-    """The database URL as seen from this machine: a loopback URL on a remote host goes
-    through ``host.forward`` (an SSH tunnel); on the local host it is the URL itself."""
-    url = database_url(settings, redactor)
-    if open_database(settings, redactor, url=url).engine != "postgresql":
-        yield url
-        return
-    from sqlalchemy.engine.url import make_url
-
-    parsed = make_url(url)
-    if (parsed.host or "").lower() not in LOOPBACK:
-        yield url
-        return
-    with host.forward(parsed.port or 5432) as port:
-        yield parsed.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)

@@ -39,6 +39,11 @@ class Engine(Protocol):
         """Connect and describe; an unreachable database fails here, before anything is written."""
         ...
 
+    def revision(self) -> str | None:
+        """The alembic revision(s) the database is at (``alembic_version``), None: never
+        migrated. Read by deploytools itself: what a migration says is not taken for it."""
+        ...
+
     def dump(self, target: str) -> None:
         """Write a complete archive at ``target`` (which does not exist yet) or raise."""
         ...

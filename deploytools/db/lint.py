@@ -30,6 +30,8 @@ from deploytools.db.migrate import offline_sql
 from deploytools.db.revisions import Revision, all_revisions
 from deploytools.db.sqltext import Comment, scan
 from deploytools.errors import OperatorError
+from deploytools.hosts.base import Host
+from deploytools.redact import Redactor
 
 SECTION = re.compile(r"^Running upgrade (.*) -> (\S+)$")  # alembic's comment before a revision
 IDENT = r'(?:"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[^\W\d][\w$]*)'
@@ -111,13 +113,16 @@ def lint(
     *,
     start: str | None = "base",
     end: str = "head",
-    url: str | None = None,
+    host: Host | None = None,
     dialect: str | None = None,
+    redactor: Redactor | None = None,
 ) -> LintReport:
-    """Lint revisions after ``start`` up to ``end`` (``start=None``: those the database lacks),
-    as SQL of ``dialect`` (default: the database's)."""
-    dialect = dialect or open_database(settings, url=url).engine
-    sql = offline_sql(settings, start=start, end=end, url=url, dialect=dialect)
+    """Lint revisions after ``start`` up to ``end`` (``start=None``: those the database on
+    ``host`` lacks), as the SQL env.py renders for the env file's URL (or ``dialect``)."""
+    sql = offline_sql(
+        settings, start=start, end=end, host=host, dialect=dialect, redactor=redactor
+    )
+    dialect = dialect or open_database(settings).engine
     revisions = {r.id: r for r in all_revisions(settings)}
     return lint_sql(sql, revisions, production=settings.production, dialect=dialect)
 

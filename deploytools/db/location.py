@@ -68,3 +68,22 @@ def script_location(ini: Path, root: Path) -> Path:
             f"move the migrations into the project and point {KEY} at them ({EXAMPLE})",
         )
     return location
+
+
+def release_ini(settings: EnvironmentSettings) -> str:
+    """``database.alembic_ini`` as a path inside a release (a copy of ``app_dir``, or the
+    image's working directory): the ``-c`` of the alembic the release runs."""
+    app_dir = settings.path(settings.app_dir).resolve()
+    ini = settings.path(settings.database.alembic_ini).resolve()
+    if not ini.is_file():
+        raise OperatorError(
+            f"no alembic.ini at {ini}: migrations run as `alembic -c alembic.ini` in the release",
+            "set database.alembic_ini in config/deploy.toml to the project's alembic.ini "
+            f"(its [{SECTION}] {KEY} names the directory holding env.py)",
+        )
+    if not ini.is_relative_to(app_dir):
+        raise OperatorError(
+            f"database.alembic_ini {ini} is outside app_dir {app_dir}: a release carries app_dir",
+            "move alembic.ini into app_dir, or set app_dir to the directory that holds it",
+        )
+    return ini.relative_to(app_dir).as_posix()

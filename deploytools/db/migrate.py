@@ -1,56 +1,53 @@
-"""Run alembic migrations through its Python API, safely.
+"""Run alembic migrations where the app runs, then check where the database really is.
 
-- One transaction for the whole run (PostgreSQL has transactional DDL): if any revision fails,
-  the database stays at the revision it had before, and the error names the failing revision.
-  The transaction belongs to alembic's migration context, not to us: env.py opens it with
-  ``context.begin_transaction()`` around ``run_migrations()`` (alembic's template does, and
-  ``transaction_per_migration`` stays False), so that a revision can step out of it with
-  ``op.get_context().autocommit_block()`` (``CREATE INDEX CONCURRENTLY``): the block commits
-  what ran before it, runs in autocommit, and a new transaction carries on after it. Keep such
-  a block in a revision of its own: a failure after it leaves the revisions before it applied.
-  alembic runs SQLite (no transactional DDL in its eyes) one transaction per revision.
-- ``lock_timeout`` / ``statement_timeout`` from config, set for the session before alembic
-  starts: a migration waiting behind a long transaction fails fast instead of queueing every
-  query of the app behind its lock, inside an autocommit block too; a lock timeout is retried
-  (``lock_retries`` times, with backoff) from the revision the database is then at.
+The app's own ``env.py`` decides how it connects, and the most common one reads the URL from
+the environment (``os.environ["DATABASE_URL"]``): so alembic runs in the release's runtime
+(``Runtime.run_alembic``: the app's interpreter in the release's directory, or a one-off
+container of the release's image), with the env file's values in its environment, never on
+its command line. deploytools imports none of the app's code or drivers for it.
+
+What alembic says is not taken for it: deploytools reads the database's revision itself
+(``alembic_version``, as the backup facts do: ``Engine.revision``) before, and after every
+upgrade or downgrade checks that it is the one asked for. An env.py that migrated another
+database (a SQLite default) fails loudly there.
+
+- One transaction for the whole run is env.py's: alembic's template opens it with
+  ``context.begin_transaction()`` around ``run_migrations()`` (``transaction_per_migration``
+  False), so a failure leaves the revision the database had; a revision can step out with
+  ``op.get_context().autocommit_block()`` (``CREATE INDEX CONCURRENTLY``).
+- ``lock_timeout`` / ``statement_timeout`` from config reach every connection env.py opens
+  through libpq's ``PGOPTIONS``: a migration waiting behind a long transaction fails fast; a
+  lock timeout is retried (``lock_retries`` times, with backoff).
 - Downgrades refuse to pass a revision that declares itself irreversible.
-
-An env.py run in a process of its own (a release's runtime) can keep all of this without any
-code of ours: the same ``begin_transaction()``, and the timeouts through libpq's ``PGOPTIONS``
-(``-c lock_timeout=... -c statement_timeout=...``), which every connection it opens reads.
-
-The URL comes from the env file; ``url=`` overrides it (e.g. a tunnel to a remote database).
 """
 
 from __future__ import annotations
 
-import io
-import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
+from deploytools.commands import alembic
 from deploytools.config import EnvironmentSettings
-from deploytools.db.database import Database, open_database
-from deploytools.db.revisions import (
-    Revision,
-    alembic_config,
-    between,
-    resolve,
-    script_directory,
-)
+from deploytools.db.database import open_database
+from deploytools.db.location import migrations_dir, release_ini
+from deploytools.db.revisions import Revision, between, resolve, script_directory
 from deploytools.errors import DeployFailure, OperatorError
+from deploytools.hosts.base import Host, Result
 from deploytools.journal import Journal
 from deploytools.redact import Redactor
 from deploytools.ui import Ui
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
-    from sqlalchemy import Connection, Engine
 
-LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock_timeout
-CONNECT_TIMEOUT = 10
+    from deploytools.runtime.base import Runtime
+
+# What PostgreSQL (55P03) and its drivers say when lock_timeout ends a statement.
+LOCK_TIMEOUT = re.compile(r"lock timeout|LockNotAvailable|55P03")
+TRACEBACK_FILE = re.compile(r'File "([^"]+)"')
+# The line that names what went wrong: ``psycopg.errors.UndefinedTable: ...``, ``FAILED: ...``.
+RAISED = re.compile(r"^(?:[\w.]*(?:Error|Exception|Timeout|NotAvailable)\w*|FAILED): ")
 
 
 @dataclass(frozen=True)
@@ -62,35 +59,49 @@ class MigrationResult:
     applied: list[str]  # revisions applied (upgrade) or undone (downgrade), in order
 
 
-def load_modules(settings: EnvironmentSettings) -> None:
-    """Import what a migration of this database runs on: alembic, SQLAlchemy and the driver.
+@dataclass(frozen=True)
+class Where:
+    """Where a migration runs: the host of the database's tools, the runtime and release of
+    the app's code (None: the app as it stands; ``Runtime.run_alembic``)."""
 
-    About half a second of a deploy's migrate step; a pipeline does it while the step before
-    waits on its command (``Step.prepare``). Touches neither the database nor the env file's
-    secrets beyond the URL's scheme.
-    """
-    from alembic import command  # noqa: F401
-    from alembic.runtime.migration import MigrationContext  # noqa: F401
-    from sqlalchemy.engine import make_url
-
-    make_url(open_database(settings).sqlalchemy_url).get_dialect().import_dbapi()
+    host: Host
+    runtime: Runtime
+    release: str | None = None
 
 
-def current_revision(settings: EnvironmentSettings, *, url: str | None = None) -> str | None:
-    """The database's alembic revision (None: never migrated)."""
-    database = open_database(settings, url=url)
-    if database.path is not None and not database.path.exists():
-        return None  # a SQLite file not made yet: connecting would make it
-    with _connection(database) as conn:
-        return _current(conn)
+def where(
+    settings: EnvironmentSettings,
+    host: Host | None = None,
+    runtime: Runtime | None = None,
+    release: str | None = None,
+    redactor: Redactor | None = None,
+) -> Where:
+    """Defaults: this machine, the environment's runtime on it (the env file read through
+    ``redactor`` when given)."""
+    from deploytools.hosts.local import LocalHost
+    from deploytools.runtime import runtime_for
+
+    host = host or LocalHost()
+    if runtime is None:
+        runtime = runtime_for(settings, host, _env_values(settings, redactor))
+    return Where(host, runtime, release)
 
 
-def pending_revisions(settings: EnvironmentSettings, *, url: str | None = None) -> list[str]:
+def current_revision(
+    settings: EnvironmentSettings, host: Host | None = None, redactor: Redactor | None = None
+) -> str | None:
+    """The database's alembic revision, read by deploytools itself (None: never migrated)."""
+    from deploytools.db.engine import engine_for
+    from deploytools.hosts.local import LocalHost
+
+    host = host or LocalHost()
+    return engine_for(settings, host, open_database(settings, redactor)).revision()
+
+
+def pending_revisions(settings: EnvironmentSettings, host: Host | None = None) -> list[str]:
     """Revisions not yet applied, oldest first."""
-    return [
-        r.id
-        for r in between(script_directory(settings), "heads", current_revision(settings, url=url))
-    ]
+    now = current_revision(settings, host)
+    return [r.id for r in between(script_directory(settings), "heads", now)]
 
 
 def upgrade(
@@ -98,11 +109,11 @@ def upgrade(
     ui: Ui,
     target: str = "head",
     *,
-    url: str | None = None,
+    at: Where | None = None,
     journal: Journal | None = None,
 ) -> MigrationResult:
-    """Apply every revision up to ``target`` in one transaction (``alembic upgrade``)."""
-    return _migrate(settings, ui, "upgrade", target, url=url, journal=journal)
+    """Apply every revision up to ``target`` (``alembic upgrade``), then check the database."""
+    return _migrate(settings, ui, "upgrade", target, at or where(settings), journal)
 
 
 def downgrade(
@@ -110,21 +121,21 @@ def downgrade(
     ui: Ui,
     target: str,
     *,
-    url: str | None = None,
+    at: Where | None = None,
     journal: Journal | None = None,
 ) -> MigrationResult:
     """Undo revisions down to ``target`` (kept); refused past an irreversible revision."""
-    return _migrate(settings, ui, "downgrade", target, url=url, journal=journal)
+    return _migrate(settings, ui, "downgrade", target, at or where(settings), journal)
 
 
 def downgrade_plan(
-    settings: EnvironmentSettings, target: str, *, url: str | None = None
+    settings: EnvironmentSettings, target: str, host: Host | None = None
 ) -> tuple[str | None, list[Revision]]:
     """``(current revision, revisions a downgrade to target would undo, newest first)``;
     an unknown target or an irreversible revision on the way is refused here."""
     script = script_directory(settings)
     target = resolve(script, target)
-    current = current_revision(settings, url=url)
+    current = current_revision(settings, host)
     return current, list(reversed(_plan(script, "downgrade", current, target)))
 
 
@@ -133,41 +144,59 @@ def offline_sql(
     *,
     start: str | None = None,
     end: str = "head",
-    url: str | None = None,
+    host: Host | None = None,
     dialect: str | None = None,
+    redactor: Redactor | None = None,
 ) -> str:
-    """The SQL of revisions after ``start`` up to ``end``, generated without touching the database.
+    """The SQL of revisions after ``start`` up to ``end`` (``alembic upgrade --sql``), changing
+    nothing.
 
-    ``start=None`` reads the database's current revision (one read, no change); "base" means
-    from the beginning. ``dialect`` (postgresql, sqlite) avoids reading the env file at all.
-    A revision that cannot run without a database (it reads rows through ``op.get_bind()``)
-    is an operator error naming it: the lint, which reads this SQL, cannot vouch for it.
+    Rendered by the app's alembic on this machine's checkout (before a release is built: the
+    lint reads it before the backup), on the app's interpreter with the env file's values:
+    env.py picks the dialect from the URL as it does online. ``start=None`` reads the
+    database's revision on ``host``; ``dialect`` (postgresql, sqlite) stands for the URL when
+    there is no env file (the verify gate). A revision that cannot be rendered offline is an
+    operator error naming it.
     """
-    from alembic import command
+    from deploytools.hosts.local import LocalHost
+    from deploytools.runtime.process import ProcessRuntime
 
     script = script_directory(settings)
     end = resolve(script, end)
     if start is None:
-        start = current_revision(settings, url=url) or "base"
+        start = current_revision(settings, host, redactor) or "base"
     start = resolve(script, start)
     if not between(script, end, start):
         return ""
+    key = settings.database.url_key
     if dialect is None:
-        dialect = open_database(settings, url=url).engine
-    buffer = io.StringIO()
-    config = alembic_config(settings, url=f"{dialect}://")
-    config.output_buffer = buffer
-    try:
-        command.upgrade(config, f"{start}:{end}" if start != "base" else end, sql=True)
-    except Exception as exc:
-        failing = _failing_revision(exc, script)
+        values = _env_values(settings, redactor)
+        env: dict[str, str] = {}
+    else:
+        values, env = {}, {key: f"{dialect}://"}
+    runtime = ProcessRuntime(settings, LocalHost(), values)
+    span = f"{start}:{end}" if start != "base" else end
+    done = runtime.run_alembic(None, alembic.upgrade(release_ini(settings), span, sql=True), env)
+    if not done.ok:
+        failing = _failing_revision(done, script)
         raise OperatorError(
             f"{f'revision {failing}' if failing else 'env.py'} cannot be rendered as SQL "
-            f"offline (alembic --sql): {_reason(exc)}",
+            f"offline (alembic --sql): {_reason(done)}",
             "read rows or call services only online (`if not context.is_offline_mode():`); "
             "`invoke db.migrate --sql` shows the SQL",
-        ) from None
-    return buffer.getvalue()
+        )
+    return done.stdout
+
+
+def _env_values(settings: EnvironmentSettings, redactor: Redactor | None) -> dict[str, str]:
+    """The env file's values, through the redactor when there is one (it learns the secrets)."""
+    if redactor is not None:
+        from deploytools.envvalidate import learned_values
+
+        return learned_values(settings, redactor)
+    from deploytools.envfile import load_values
+
+    return load_values(settings.path(settings.env_file))
 
 
 def _migrate(
@@ -175,26 +204,29 @@ def _migrate(
     ui: Ui,
     direction: Literal["upgrade", "downgrade"],
     target: str,
-    *,
-    url: str | None,
+    at: Where,
     journal: Journal | None,
 ) -> MigrationResult:
     script = script_directory(settings)
     target = resolve(script, target)
-    database = open_database(settings, ui.redact, url=url, say=ui.info)
-    with _connection(database) as conn:
-        before = _current(conn)
+    database = open_database(settings, ui.redact, say=ui.info)
+    before = current_revision(settings, at.host, ui.redact)
     steps = _plan(script, direction, before, target)
     if not steps:
         ui.info(f"nothing to {direction}: the database is at {before or 'base'}")
         return MigrationResult(before, before, [])
     names = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in steps)
     ui.info(f"{direction} {database.shown} from {before or 'base'} to {target}: {names}")
+    at.runtime.check_migrations()  # refused before the journal says it started
     record = {"database": database.shown, "before": before, "target": target}
+    if database.path is not None:  # SQLite (local only): its directory, for env.py to open it
+        database.path.parent.mkdir(parents=True, exist_ok=True)
     if journal is not None:
         journal.append(f"db.{direction}", **record, result="started")
     try:
-        after = _run_with_retries(settings, ui, database, script, direction, target)
+        _run_with_retries(settings, ui, at, script, direction, target)
+        after = current_revision(settings, at.host, ui.redact)
+        _check_arrived(settings, script, before, after, target)
     except BaseException as exc:
         if journal is not None:
             journal.append(f"db.{direction}", **record, result="failed", error=str(exc))
@@ -204,6 +236,33 @@ def _migrate(
         journal.append(f"db.{direction}", **record, result="ok", after=after, applied=applied)
     ui.success(f"{direction} done: {database.shown} is at {after or 'base'}")
     return MigrationResult(before, after, applied)
+
+
+def _check_arrived(
+    settings: EnvironmentSettings,
+    script: ScriptDirectory,
+    before: str | None,
+    after: str | None,
+    target: str,
+) -> None:
+    """The database is where alembic was asked to take it, or the run fails loudly."""
+    if target in ("head", "heads"):
+        expected: str | None = ",".join(sorted(script.get_heads())) or None
+    else:
+        expected = None if target == "base" else target
+    if after == expected:
+        return
+    key = settings.database.url_key
+    now = after or "base"
+    said = f"still at {now}" if after == before else f"at {now}, not {expected or 'base'}"
+    env_py, root = migrations_dir(settings) / "env.py", settings.root.resolve()
+    shown = env_py.relative_to(root) if env_py.is_relative_to(root) else env_py
+    raise DeployFailure(
+        f"the migration reported success but {key}'s database is {said}: does {shown} read "
+        f"the URL deploytools gives it ({key} in the environment)?",
+        f"make env.py connect to os.environ[{key!r}] (alembic's context.configure(url=...) or "
+        "create_engine(...)), then run `invoke db.migrate` again",
+    )
 
 
 def _plan(
@@ -225,149 +284,99 @@ def _plan(
     return steps
 
 
+class _LockTimeout(Exception):
+    """One attempt ended on lock_timeout: worth another."""
+
+    def __init__(self, done: Result) -> None:
+        super().__init__(_reason(done))
+        self.done = done
+
+
 def _run_with_retries(
     settings: EnvironmentSettings,
     ui: Ui,
-    database: Database,
+    at: Where,
     script: ScriptDirectory,
-    direction: str,
+    direction: Literal["upgrade", "downgrade"],
     target: str,
-) -> str | None:
+) -> None:
     import stamina
-    from alembic import command
 
+    ini = release_ini(settings)
+    run = alembic.upgrade if direction == "upgrade" else alembic.downgrade
+    args = run(ini, target)
+    env = _timeouts(settings)
     attempts = settings.database.lock_retries + 1
-    run = getattr(command, direction)
+    done: Result | None = None
     try:
         for attempt in stamina.retry_context(
-            on=_is_lock_timeout, attempts=attempts, timeout=None, wait_initial=0.2, wait_max=5.0
+            on=_LockTimeout, attempts=attempts, timeout=None, wait_initial=0.2, wait_max=5.0
         ):
             with attempt:
                 if attempt.num > 1:
                     ui.warn(f"lock timeout: attempt {attempt.num} of {attempts}")
-                with _connection(database) as conn:
-                    _set_timeouts(conn, settings, database)
-                    run(alembic_config(settings, connection=conn), target)
-                    if conn.in_transaction():  # an env.py without begin_transaction()
-                        conn.commit()
-                    after = _current(conn)
-    except Exception as exc:
-        raise _explain(exc, settings, database, script, direction, attempts, ui.redact) from None
-    return after
+                done = at.runtime.run_alembic(at.release, args, env)
+                if not done.ok and LOCK_TIMEOUT.search(done.stdout + done.stderr):
+                    raise _LockTimeout(done)
+    except _LockTimeout as exc:
+        done = exc.done
+    assert done is not None
+    if not done.ok:
+        raise _explain(done, settings, at, script, direction, attempts, ui.redact)
+
+
+def _timeouts(settings: EnvironmentSettings) -> dict[str, str]:
+    """libpq's PGOPTIONS: the session settings every connection env.py opens starts with."""
+    if open_database(settings).engine != "postgresql":
+        return {}
+    conf = settings.database
+    return {
+        "PGOPTIONS": f"-c lock_timeout={int(conf.lock_timeout_ms)} "
+        f"-c statement_timeout={int(conf.statement_timeout_ms)}"
+    }
 
 
 def _explain(
-    exc: Exception,
+    done: Result,
     settings: EnvironmentSettings,
-    database: Database,
+    at: Where,
     script: ScriptDirectory,
     direction: str,
     attempts: int,
     redact: Redactor,
-) -> Exception:
+) -> DeployFailure:
     """One operator-facing error: which revision failed, why, and where the database is now."""
-    from alembic.util import CommandError
-
-    if isinstance(exc, CommandError):  # alembic refused before running anything
-        return OperatorError(f"alembic: {exc}", "check the revision with `invoke db.history`")
-    failing = _failing_revision(exc, script)
+    failing = _failing_revision(done, script)
     try:
-        with _connection(database) as conn:
-            now = _current(conn) or "base"
+        now = current_revision(settings, at.host, redact) or "base"
     except DeployFailure:
         now = "unknown (the database cannot be reached)"
-    why = _reason(exc)
-    if _is_lock_timeout(exc):
+    why = _reason(done)
+    if LOCK_TIMEOUT.search(done.stdout + done.stderr):
         why = (
             f"lock timeout ({settings.database.lock_timeout_ms} ms) on every one of {attempts} "
             f"attempt(s): another session holds a lock the migration needs ({why})"
         )
-    where = f"revision {failing}" if failing else f"the {direction}"
+    where_ = f"revision {failing}" if failing else f"the {direction}"
     return DeployFailure(
-        redact(f"{direction} failed in {where}: {why}\nthe database is at revision {now}"),
+        redact(f"{direction} failed in {where_}: {why}\nthe database is at revision {now}"),
         "fix the migration (or wait for the lock holder) and run `invoke db.migrate` again",
     )
 
 
-def _failing_revision(exc: BaseException, script: ScriptDirectory) -> str | None:
-    """The revision whose module is deepest in the traceback (its upgrade/downgrade raised)."""
-    by_path = {str(s.path): s.revision for s in script.walk_revisions()}
+def _failing_revision(done: Result, script: ScriptDirectory) -> str | None:
+    """The revision whose file is deepest in the traceback alembic printed (its upgrade or
+    downgrade raised); files are matched by name, the release's copy being elsewhere."""
+    by_name = {str(s.path).replace("\\", "/").rsplit("/", 1)[-1]: s.revision
+               for s in script.walk_revisions()}  # fmt: skip
     found = None
-    seen: set[int] = set()
-    error: BaseException | None = exc
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        for frame in traceback.extract_tb(error.__traceback__):
-            found = by_path.get(frame.filename, found)
-        error = error.__cause__ or error.__context__
+    for path in TRACEBACK_FILE.findall(done.stderr + done.stdout):
+        found = by_name.get(path.replace("\\", "/").rsplit("/", 1)[-1], found)
     return found
 
 
-def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)  # sqlalchemy.exc.DBAPIError: the driver's own message
-    text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _is_lock_timeout(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
-
-
-def _set_timeouts(conn: Connection, settings: EnvironmentSettings, database: Database) -> None:
-    """For the session, not a transaction: they hold in an autocommit block too. The connection
-    is handed over outside any transaction, for alembic's context to open its own."""
-    if database.engine != "postgresql":
-        return
-    conf = settings.database
-    conn.exec_driver_sql(f"SET lock_timeout = {int(conf.lock_timeout_ms)}")
-    conn.exec_driver_sql(f"SET statement_timeout = {int(conf.statement_timeout_ms)}")
-    conn.commit()
-
-
-def _current(conn: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    heads = MigrationContext.configure(conn).get_current_heads()
-    return ",".join(sorted(heads)) or None
-
-
-def _engine(database: Database) -> Engine:
-    from sqlalchemy import create_engine, event, pool
-
-    options: dict[str, Any] = {"poolclass": pool.NullPool}
-    if database.engine == "postgresql":
-        options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
-        return create_engine(database.sqlalchemy_url, **options)
-    if database.path is not None:
-        database.path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(database.sqlalchemy_url, **options)
-    # pysqlite opens a transaction only before INSERT/UPDATE/DELETE: the DDL of a migration
-    # that fails later would stay. SQLAlchemy's recipe: the driver never begins, we always do.
-    event.listen(engine, "connect", _sqlite_no_implicit_transactions)
-    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
-    return engine
-
-
-def _sqlite_no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None
-
-
-@contextmanager
-def _connection(database: Database) -> Iterator[Connection]:
-    """A connection of its own (no pool), closed and its engine disposed at the end."""
-    from sqlalchemy.exc import OperationalError
-
-    engine = _engine(database)
-    try:
-        try:
-            conn = engine.connect()
-        except OperationalError as exc:
-            raise DeployFailure(
-                f"cannot connect to the database {database.shown}: {_reason(exc)}",
-                "check that the server is up and the URL's host, port, user and password are right",
-            ) from None
-        with conn:
-            yield conn
-    finally:
-        engine.dispose()
+def _reason(done: Result) -> str:
+    """The last line alembic printed: the exception, or ``FAILED: ...``."""
+    lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+    raised = [line for line in lines if RAISED.match(line)]
+    return (raised or lines or [f"alembic exited with code {done.returncode}"])[-1]

@@ -18,14 +18,17 @@ from deploytools.db.engine import Facts
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 
-# One psql call (each costs a connection, ~0.07 s): the facts row, then the alembic revisions
-# if the table exists (psql 9.6+'s \gexec runs the query only then: a plain query on a missing
-# table would fail).
-FACTS_SCRIPT = """\
-SELECT current_database(), current_setting('server_version'), pg_database_size(current_database());
+# The alembic revisions if the table exists (psql 9.6+'s \gexec runs the query only then: a
+# plain query on a missing table would fail).
+REVISION_SCRIPT = """\
 SELECT 'SELECT version_num FROM alembic_version ORDER BY version_num'
  WHERE to_regclass('alembic_version') IS NOT NULL \\gexec
 """
+# One psql call (each costs a connection, ~0.07 s): the facts row, then the revisions.
+FACTS_SCRIPT = (
+    "SELECT current_database(), current_setting('server_version'), "
+    "pg_database_size(current_database());\n" + REVISION_SCRIPT
+)
 SERVICE_TMP = "/tmp"
 # libpq's words for a connection option it does not know, in a URI or a conninfo string.
 OPTION_REFUSED = ("invalid URI query parameter", "invalid connection option")
@@ -64,6 +67,9 @@ class PostgresEngine:
         if len(row) != 3 or not row[2].isdigit():
             raise DeployFailure(f"unexpected answer from psql about {self.database.shown}: {row!r}")
         return Facts(row[0], row[1], int(row[2]), ",".join(revisions) or None)
+
+    def revision(self) -> str | None:
+        return ",".join(self._query(REVISION_SCRIPT).splitlines()) or None
 
     def dump(self, target: str) -> None:
         with self._in_service_path(target, copy_in=False, copy_out=True) as where:

@@ -11,14 +11,13 @@ alembic is imported inside the functions: ``invoke --list`` must not pay for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from deploytools.config import EnvironmentSettings
 from deploytools.db.location import migrations_dir
 from deploytools.errors import OperatorError
 
 if TYPE_CHECKING:
-    from alembic.config import Config
     from alembic.script import Script, ScriptDirectory
 
 NAMED_TARGETS = ("head", "heads", "base")
@@ -34,23 +33,17 @@ class Revision:
     reviewed: dict[str, str]  # lint rule -> why it is safe
 
 
-def alembic_config(settings: EnvironmentSettings, **attributes: Any) -> Config:
-    """A programmatic alembic Config: no alembic.ini needed, ``attributes`` reach env.py."""
+def script_directory(settings: EnvironmentSettings) -> ScriptDirectory:
+    """The revisions as deploytools reads them (ids, messages, declarations); migrations
+    themselves run in the release's runtime (``deploytools.db.migrate``)."""
     import io
 
     from alembic.config import Config
-
-    location = migrations_dir(settings)
-    config = Config(stdout=io.StringIO())
-    config.set_main_option("script_location", str(location))
-    config.attributes.update(attributes)
-    return config
-
-
-def script_directory(settings: EnvironmentSettings) -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config(settings))
+    config = Config(stdout=io.StringIO())
+    config.set_main_option("script_location", str(migrations_dir(settings)))
+    return ScriptDirectory.from_config(config)
 
 
 def describe(script: Script) -> Revision:

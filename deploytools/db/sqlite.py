@@ -41,18 +41,16 @@ class SqliteEngine:
         with closing(_connect(self.path, read_only=True)) as db:
             pages = db.execute("PRAGMA page_count").fetchone()[0]
             page_size = db.execute("PRAGMA page_size").fetchone()[0]
-            has_alembic = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-            ).fetchone()
-            rows = (
-                db.execute("SELECT version_num FROM alembic_version").fetchall()
-                if has_alembic
-                else []
-            )
-        revision = ",".join(sorted(r[0] for r in rows)) or None
+            revision = _revision(db)
         return Facts(
             self.path.name, f"SQLite {sqlite3.sqlite_version}", pages * page_size, revision
         )
+
+    def revision(self) -> str | None:
+        if not self.path.is_file():
+            return None  # not made yet: the first migration makes it
+        with closing(_connect(self.path, read_only=True)) as db:
+            return _revision(db)
 
     def dump(self, target: str) -> None:
         _copy(self.path, Path(target), "backup")
@@ -68,6 +66,14 @@ class SqliteEngine:
 
     def restore(self, archive: str) -> None:
         _copy(Path(archive), self.path, "restore")
+
+
+def _revision(db: sqlite3.Connection) -> str | None:
+    has_alembic = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+    ).fetchone()
+    rows = db.execute("SELECT version_num FROM alembic_version").fetchall() if has_alembic else []
+    return ",".join(sorted(r[0] for r in rows)) or None
 
 
 def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:

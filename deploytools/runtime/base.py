@@ -182,6 +182,20 @@ class Runtime(Protocol):
         """The release the running services were started on, if one can tell."""
         ...
 
+    def check_migrations(self) -> str:
+        """What ``run_alembic`` runs alembic on (the interpreter, the service), or an
+        ``OperatorError`` saying why it could not: asked before anything changes."""
+        ...
+
+    def run_alembic(
+        self, release: str | None, args: Sequence[str], env: Mapping[str, str]
+    ) -> Result:
+        """The app's alembic with ``args``, run where the app runs: in ``release`` (None: the
+        app as it stands, see each runtime), with the env file's values and ``env`` in its
+        environment, never on its command line. Bounded by ``timeouts.command``; a non-zero
+        exit is the caller's to explain. An ``OperatorError`` when it cannot be started."""
+        ...
+
     def unreachable(self, timeout: float) -> str | None:
         """What this runtime needs and does not answer within ``timeout`` (``the Docker engine
         on web-1``), or None when it can act now."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from deploytools import envcompose, envfile
+from deploytools.commands import alembic
 from deploytools.commands import compose as cmd
 from deploytools.config import ComposeSettings, EnvironmentSettings, ServiceSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
@@ -475,6 +476,37 @@ class ComposeRuntime:
         running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
         return max(set(running), key=running.count) if running else None
 
+    def check_migrations(self) -> str:
+        """``database.migrate_service``, a service of the compose files."""
+        service = self.settings.database.migrate_service
+        known = self.services()
+        if service not in known:
+            raise OperatorError(
+                f"database.migrate_service {service!r} is not a service of compose project "
+                f"{self.project.name} (services: {', '.join(known)})",
+                f"set environments.{self.settings.name}.database.migrate_service to the "
+                "service whose image carries alembic and the migrations",
+            )
+        return service
+
+    def run_alembic(
+        self, release: str | None, args: Sequence[str], env: Mapping[str, str]
+    ) -> Result:
+        """``alembic ARGS`` in a one-off container of ``database.migrate_service``'s image of
+        ``release`` (None: the release running now), on this (the primary) host; the
+        service's env file is the container's, ``env`` travels as ``-e NAME``."""
+        service = self.check_migrations()
+        release = release or self.current_release()
+        if not release:
+            raise OperatorError(
+                f"no release of {self.settings.name} runs on {self.host.name}: no image to "
+                "run alembic from",
+                f"deploy first (invoke deploy --env {self.settings.name})",
+            )
+        argv = cmd.run_once(self._labelled(), service, alembic.program(args), list(env))
+        timeout = self.settings.timeouts.command
+        return self._call(argv, release, False, None, timeout, secret_env=env)
+
     def _restart_counts(self, entries: list[dict[str, Any]]) -> dict[str, int]:
         """Container id -> its restart count; a container gone meanwhile is simply left out."""
         ids = [str(e["ID"]) for e in entries if e.get("ID")]
@@ -551,12 +583,19 @@ class ComposeRuntime:
         return self._call(argv, release, check, None, self.settings.timeouts.query)
 
     def _call(
-        self, argv: list[str], release: str | None, check: bool, cwd: str | None, timeout: float
+        self,
+        argv: list[str],
+        release: str | None,
+        check: bool,
+        cwd: str | None,
+        timeout: float,
+        secret_env: Mapping[str, str] | None = None,
     ) -> Result:
         try:
             done = self.host.run(
                 argv,
                 env=self._env(release),
+                secret_env=secret_env,
                 cwd=cwd or self.project.directory,
                 timeout=timeout,
                 check=check,

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from deploytools import platform
 from deploytools.codetree import code_entries
-from deploytools.commands import git
+from deploytools.commands import alembic, git
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
@@ -52,6 +52,8 @@ from deploytools.targets import on_host, state_dir
 from deploytools.templating import fill
 
 POLL = 0.05
+# Where a project's own virtualenv keeps its interpreter (POSIX, Windows).
+VENV_PYTHONS = (".venv/bin/python", ".venv/Scripts/python.exe")
 RELEASE_MARKER = ".deploytools-release"
 CODE_DIR = 0o750  # a release's directories (and executables): its owner and group, not everyone
 CODE_FILE = 0o640
@@ -465,6 +467,43 @@ class ProcessRuntime:
     def current_release(self) -> str | None:
         running = [s.release for s in self.status().values() if s.state == RUNNING and s.release]
         return max(set(running), key=running.count) if running else None
+
+    def run_alembic(
+        self, release: str | None, args: Sequence[str], env: Mapping[str, str]
+    ) -> Result:
+        """``python -m alembic ARGS`` on the app's interpreter (``check_migrations``), in the
+        release's directory (None: app_dir, the code as it stands: the checkout locally)."""
+        cwd = self._cwd(release) if release else self.app_dir
+        config = args[1] if args[:1] == ["-c"] else None
+        if config is not None and not self.host.exists(f"{cwd}/{config}"):
+            raise OperatorError(
+                f"no {config} in {cwd} on {self.host.name}: alembic runs there",
+                "deploy a release that carries it, or set database.alembic_ini in "
+                "config/deploy.toml to the project's alembic.ini (inside app_dir)",
+            )
+        values = self._environment(release) if release else dict(self.env_values)
+        argv = alembic.program(args, python=self.check_migrations())
+        return self.launcher.run(argv, cwd, {**values, **env}, self.settings.timeouts.command)
+
+    def check_migrations(self) -> str:
+        """The interpreter the app's tools run on: ``database.python`` (relative: from app_dir;
+        a bare name: found on PATH), else app_dir's ``.venv``, else the one that ``{python}``
+        names (the interpreter running deploytools; ``python3`` on a remote host)."""
+        configured = self.settings.database.python
+        if configured is None:
+            found = (f"{self.app_dir}/{v}" for v in VENV_PYTHONS)
+            return next((p for p in found if self.host.exists(p)), self.python)
+        if os.path.basename(configured) == configured:
+            return configured
+        absolute = os.path.isabs(configured) or posixpath.isabs(configured)
+        path = configured if absolute else f"{self.app_dir}/{configured}"
+        if not self.host.exists(path):
+            raise OperatorError(
+                f"database.python {path} does not exist on {self.host.name}",
+                f"set environments.{self.settings.name}.database.python to the app's "
+                "interpreter (e.g. .venv/bin/python, relative to app_dir), or remove it",
+            )
+        return path
 
     def unreachable(self, timeout: float) -> str | None:
         """Processes need no engine; the host's own connection is bounded by its timeouts."""

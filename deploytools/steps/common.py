@@ -32,19 +32,22 @@ class ValidateEnv:
         return [
             f"check {s.env_file} against the env rules (built in, and {s.env_rules} if there)"
             f" and {s.env_example}",
-            "find the migrations (alembic.ini's script_location, or database.alembic_dir)",
+            "find the migrations (alembic.ini's script_location, or database.alembic_dir) and"
+            " what runs them (database.python, or database.migrate_service)",
             f"check the {s.runtime} runtime on {ctx.host.name}: {what}",
         ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import envvalidate
-        from deploytools.db.location import migrations_dir
+        from deploytools.db.location import migrations_dir, release_ini
 
         report = envvalidate.validate_environment(ctx.settings, ctx.ui)
         if report.errors:
             envvalidate.show(ctx.ui, report)  # the table, then OperatorError
         migrations_dir(ctx.settings)  # a broken alembic.ini: refused before anything changes
+        release_ini(ctx.settings)  # alembic runs with it, in the release
         ctx.runtime.check()
+        ctx.runtime.check_migrations()  # its interpreter or service is there
         ctx.runtime.one_shots()  # a one-shot the runtime would restart: refused now, not later
         return {"env_keys": report.keys, "env_warnings": report.warnings}
 

@@ -37,11 +37,6 @@ class LintMigrations:
             lines.append("the deploy would stop here: unreviewed findings in production")
         return lines
 
-    def prepare(self, ctx: RunContext) -> None:
-        from deploytools.db.migrate import load_modules
-
-        load_modules(ctx.settings)
-
     def run(self, ctx: RunContext) -> dict[str, Any]:
         report, skipped = self._lint(ctx)
         if skipped is not None:
@@ -66,7 +61,8 @@ class LintMigrations:
         from deploytools.db.lint import LintReport
 
         try:
-            return db.lint(ctx.settings, start=None), None  # None: what the database lacks
+            # start=None: what the database lacks
+            return db.lint(ctx.settings, start=None, host=ctx.host, redactor=ctx.ui.redact), None
         except OperatorError as exc:
             if ctx.settings.production:
                 raise
@@ -146,28 +142,29 @@ class Backup:
 
 
 class Migrate:
-    """alembic upgrade head; undo returns to the revision before (downgrade or restore)."""
+    """alembic upgrade head in the new release, where the app runs; undo returns to the
+    revision before (a downgrade in the same release, or a restore)."""
 
     name = "migrate"
 
     def plan(self, ctx: RunContext) -> list[str]:
         from deploytools import db
 
-        pending = db.pending_revisions(ctx.settings)
+        pending = db.pending_revisions(ctx.settings, ctx.host)
         if not pending:
             return ["alembic: database already at head, nothing to run"]
-        return [f"alembic upgrade head: {' -> '.join(pending)}"]
-
-    def prepare(self, ctx: RunContext) -> None:
-        from deploytools.db.migrate import load_modules
-
-        load_modules(ctx.settings)
+        return [
+            f"alembic upgrade head: {' -> '.join(pending)} (in release "
+            f"{ctx.release or '<release>'}, {ctx.runtime.kind} runtime)",
+            f"then check that ${ctx.settings.database.url_key}'s database is at head",
+        ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import db
 
-        ctx.facts["previous_revision"] = db.current_revision(ctx.settings)
-        result = db.upgrade(ctx.settings, ctx.ui, journal=ctx.journal)
+        ctx.facts["previous_revision"] = db.current_revision(ctx.settings, ctx.host, ctx.ui.redact)
+        at = db.where(ctx.settings, ctx.host, ctx.runtime, ctx.release)
+        result = db.upgrade(ctx.settings, ctx.ui, at=at, journal=ctx.journal)
         ctx.facts["revision"] = result.after
         return {"from": result.before, "to": result.after, "applied": result.applied}
 
@@ -177,11 +174,12 @@ class Migrate:
         if "previous_revision" not in ctx.facts:
             return "nothing to undo (the migration did not start)"
         before = ctx.facts["previous_revision"]
-        now = db.current_revision(ctx.settings)
+        now = db.current_revision(ctx.settings, ctx.host, ctx.ui.redact)
         if now == before:
             return f"database still at {before or 'base'}"
         if db.is_reversible(ctx.settings, now, before):
-            db.downgrade(ctx.settings, ctx.ui, before or "base", journal=ctx.journal)
+            at = db.where(ctx.settings, ctx.host, ctx.runtime, ctx.release)
+            db.downgrade(ctx.settings, ctx.ui, before or "base", at=at, journal=ctx.journal)
             return f"database downgraded {now} -> {before or 'base'}"
         backup = ctx.facts["backup"]
         db.restore(ctx.settings, ctx.host, ctx.ui, backup)

@@ -42,18 +42,22 @@ class ReturnDatabase:
     def plan(self, ctx: RunContext) -> list[str]:
         from deploytools import db
 
-        now = db.current_revision(ctx.settings)
+        now = db.current_revision(ctx.settings, ctx.host)
         if now == self.target:
             return [f"database already at {self.target or 'base'}"]
         if self.restore:
             return [f"restore backup {self.target_backup} (revision {self.target or 'base'})"]
-        way = "upgrade" if rolls_forward(ctx.settings, now, self.target) else "downgrade"
-        return [f"alembic {way} {now or 'base'} -> {self.target or 'base'}"]
+        forward = rolls_forward(ctx.settings, now, self.target)
+        way = "upgrade" if forward else "downgrade"
+        return [
+            f"alembic {way} {now or 'base'} -> {self.target or 'base'} in release "
+            f"{_newer(ctx, forward) or 'app_dir'}, then check the database is there"
+        ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import db
 
-        now = db.current_revision(ctx.settings)
+        now = db.current_revision(ctx.settings, ctx.host, ctx.ui.redact)
         ctx.facts["previous_revision"] = now
         ctx.facts["revision"] = self.target
         if now == self.target:
@@ -62,10 +66,12 @@ class ReturnDatabase:
             db.restore(ctx.settings, ctx.host, ctx.ui, self.target_backup)
             ctx.facts["db_action"] = "restore"
         elif self.target and rolls_forward(ctx.settings, now, self.target):
-            db.upgrade(ctx.settings, ctx.ui, self.target, journal=ctx.journal)
+            at = db.where(ctx.settings, ctx.host, ctx.runtime, _newer(ctx, forward=True))
+            db.upgrade(ctx.settings, ctx.ui, self.target, at=at, journal=ctx.journal)
             ctx.facts["db_action"] = "upgrade"
         else:
-            db.downgrade(ctx.settings, ctx.ui, self.target or "base", journal=ctx.journal)
+            at = db.where(ctx.settings, ctx.host, ctx.runtime, _newer(ctx, forward=False))
+            db.downgrade(ctx.settings, ctx.ui, self.target or "base", at=at, journal=ctx.journal)
             ctx.facts["db_action"] = "downgrade"
         return {"from": now, "to": self.target, "how": ctx.facts["db_action"]}
 
@@ -76,15 +82,23 @@ class ReturnDatabase:
         action = ctx.facts.get("db_action")
         if action is None:
             return "database unchanged"
-        if action == "downgrade" and before:
-            db.upgrade(ctx.settings, ctx.ui, before, journal=ctx.journal)
+        if action == "upgrade" or (action == "downgrade" and before):
+            # Back, in the release whose migrations have both revisions.
+            at = db.where(ctx.settings, ctx.host, ctx.runtime, _newer(ctx, action == "upgrade"))
+            if action == "upgrade":
+                db.downgrade(ctx.settings, ctx.ui, before or "base", at=at, journal=ctx.journal)
+                return f"database downgraded back to {before or 'base'}"
+            db.upgrade(ctx.settings, ctx.ui, str(before), at=at, journal=ctx.journal)
             return f"database upgraded back to {before}"
-        if action == "upgrade":
-            db.downgrade(ctx.settings, ctx.ui, before or "base", journal=ctx.journal)
-            return f"database downgraded back to {before or 'base'}"
         backup = ctx.facts["safety_backup"]
         db.restore(ctx.settings, ctx.host, ctx.ui, backup)
         return f"database restored from {backup}, taken before the rollback"
+
+
+def _newer(ctx: RunContext, forward: bool) -> str | None:
+    """The release whose migrations know both revisions: the target when rolling forward,
+    else the one running before the rollback (only it has the downgrades of its revisions)."""
+    return ctx.release if forward else ctx.facts.get("previous_release")
 
 
 def rolls_forward(settings: EnvironmentSettings, now: str | None, target: str | None) -> bool:

@@ -196,26 +196,21 @@ def migrate(
     conf = settings(c, env)
     host = targets.primary(conf)
     if sql:
-        if since:
-            ui.result(db.offline_sql(conf, start=since, end=to))
-            return
-        with db.reachable_url(conf, host, ui.redact) as url:
-            ui.result(db.offline_sql(conf, end=to, url=url) or "-- nothing pending")
+        text = db.offline_sql(conf, start=since, end=to, host=host, redactor=ui.redact)
+        ui.result(text or "-- nothing pending")
         return
-    with (
-        _locked(conf, host, "db.migrate", lock_wait),
-        db.reachable_url(conf, host, ui.redact) as url,
-    ):
-        db.upgrade(conf, ui, to, url=url, journal=_journal(conf, host, ui))
+    with _locked(conf, host, "db.migrate", lock_wait):
+        at = db.where(conf, host, redactor=ui.redact)
+        db.upgrade(conf, ui, to, at=at, journal=_journal(conf, host, ui))
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def current(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """Show the database's alembic revision and what is pending."""
     conf = settings(c, env)
-    with db.reachable_url(conf, targets.primary(conf), ui.redact) as url:
-        revision = db.current_revision(conf, url=url)
-        pending = db.pending_revisions(conf, url=url)
+    host = targets.primary(conf)
+    revision = db.current_revision(conf, host, ui.redact)
+    pending = db.pending_revisions(conf, host)
     if json:
         ui.emit_json({"revision": revision, "pending": pending})
         return
@@ -263,15 +258,15 @@ def downgrade(
     conf = settings(c, env)
     host = targets.primary(conf)
     target = _required(to, "--to REV")
-    with db.reachable_url(conf, host, ui.redact) as url:
-        now, undo = db.downgrade_plan(conf, target, url=url)
-        if not undo:
-            ui.info(f"nothing to undo: the database is at {now or 'base'}")
-            return
-        listed = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in undo)
-        _confirm(ui, f"downgrade {conf.name} from {now} to {target}, undoing {listed}?", yes)
-        with _locked(conf, host, f"db.downgrade {target}", lock_wait):
-            db.downgrade(conf, ui, target, url=url, journal=_journal(conf, host, ui))
+    now, undo = db.downgrade_plan(conf, target, host)
+    if not undo:
+        ui.info(f"nothing to undo: the database is at {now or 'base'}")
+        return
+    listed = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in undo)
+    _confirm(ui, f"downgrade {conf.name} from {now} to {target}, undoing {listed}?", yes)
+    with _locked(conf, host, f"db.downgrade {target}", lock_wait):
+        at = db.where(conf, host, redactor=ui.redact)
+        db.downgrade(conf, ui, target, at=at, journal=_journal(conf, host, ui))
 
 
 @task(
@@ -287,8 +282,7 @@ def lint(
     """Flag migrations that lock or lose data; errors for a production env unless reviewed."""
     conf = settings(c, env)
     if pending:
-        with db.reachable_url(conf, targets.primary(conf), ui.redact) as url:
-            report = db.lint(conf, start=None, url=url)
+        report = db.lint(conf, start=None, host=targets.primary(conf), redactor=ui.redact)
     else:
         report = db.migration_safety(conf)
     if json:

@@ -1,13 +1,13 @@
-"""Alembic environment of the example application.
+"""Alembic environment of the example application, in the shape most apps have.
 
-Where the database URL comes from, first match wins:
-1. ``config.attributes["connection"]``: an open connection handed over by deploytools, with
-   ``lock_timeout``/``statement_timeout`` set for its session and no transaction open: the
-   migration context opens it below, so that a revision's ``autocommit_block()`` can step out;
-2. ``config.attributes["url"]`` (deploytools, offline SQL);
-3. ``-x env_file=PATH``: DATABASE_URL read from that env file (by hand, like the toolkit does);
-4. the ``DATABASE_URL`` environment variable (by hand:
-   ``alembic -c example/alembic.ini upgrade head``).
+The database URL comes from, first match wins:
+1. ``-x env_file=PATH``: DATABASE_URL read from that env file (by hand, like the toolkit does);
+2. the ``DATABASE_URL`` environment variable: deploytools runs ``alembic`` where the app runs
+   (this app's interpreter in the release's directory, or a container of its image) with the
+   env file's values in the environment; by hand: ``alembic -c example/alembic.ini upgrade head``.
+
+deploytools sets ``lock_timeout``/``statement_timeout`` through libpq's ``PGOPTIONS``, which
+every connection opened here reads, and checks the database's revision afterwards.
 
 Independent of the application code: a migration must keep working when the app changes.
 """
@@ -18,24 +18,30 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy import Connection, Engine, create_engine, event, pool
 from sqlalchemy.engine import make_url
 
+ASYNCPG_ONLY = {"prepared_statement_cache_size", "command_timeout", "server_settings"}
 config = context.config
-if config.config_file_name:  # by hand, with alembic.ini: its logging setup
+if config.config_file_name:  # with alembic.ini: its logging setup
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def database_url() -> str:
-    url = config.attributes.get("url") or _from_env_file() or os.environ.get("DATABASE_URL", "")
+    url = _from_env_file() or os.environ.get("DATABASE_URL", "")
     if not url:
         raise RuntimeError(
             "no database URL: set DATABASE_URL, pass -x env_file=config/local.env, "
             "or run `invoke db.migrate --env NAME`"
         )
     parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")  # the driver we install
+    if parsed.get_backend_name() in ("postgresql", "postgres"):
+        # The driver this app installs (psycopg 3), whichever the URL names: asyncpg's ssl=
+        # is libpq's sslmode=, and options only asyncpg knows are left out.
+        query = {k: v for k, v in parsed.query.items() if k not in ASYNCPG_ONLY}
+        if "ssl" in query:
+            query.setdefault("sslmode", query.pop("ssl"))
+        parsed = parsed.set(drivername="postgresql+psycopg", query=query)
     return parsed.render_as_string(hide_password=False)
 
 
@@ -68,12 +74,22 @@ def run_online(connection: Connection) -> None:
         context.run_migrations()
 
 
+def engine() -> Engine:
+    made = create_engine(database_url(), poolclass=pool.NullPool)
+    if made.dialect.name == "sqlite":
+        # pysqlite opens a transaction only before INSERT/UPDATE/DELETE: the DDL of a revision
+        # that fails later would stay. SQLAlchemy's recipe: the driver never begins, we do.
+        event.listen(
+            made, "connect", lambda dbapi, _record: setattr(dbapi, "isolation_level", None)
+        )
+        event.listen(made, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    return made
+
+
 if context.is_offline_mode():
     run_offline()
-elif (shared := config.attributes.get("connection")) is not None:
-    run_online(shared)
 else:
-    engine = create_engine(database_url(), poolclass=pool.NullPool)
-    with engine.connect() as connection:
+    online = engine()
+    with online.connect() as connection:
         run_online(connection)
-    engine.dispose()
+    online.dispose()

@@ -14,7 +14,7 @@ from deploytools.db.database import open_database
 from deploytools.db.engine import engine_for
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.local import LocalHost
-from tests.support.dbenv import EXAMPLE, CapturedUi, make_settings
+from tests.support.dbenv import CapturedUi, example_app, make_settings
 
 
 def rows(path: Path, query: str) -> list[tuple[Any, ...]]:
@@ -31,12 +31,8 @@ def write(path: Path, *statements: str) -> None:
 @pytest.fixture
 def app_db(tmp_path: Path) -> tuple[Any, Path]:
     """A SQLite file relative to the app dir, as in config/local.env.example."""
-    app = tmp_path / "app"
-    app.mkdir()
-    migrations = str(EXAMPLE / "migrations")
-    settings = make_settings(
-        tmp_path, "sqlite:///var/app.sqlite3", app_dir=app, alembic_dir=migrations
-    )
+    app = example_app(tmp_path)
+    settings = make_settings(tmp_path, "sqlite:///var/app.sqlite3", app_dir=app)
     return settings, app / "var" / "app.sqlite3"
 
 

@@ -19,10 +19,12 @@ EXAMPLE = ROOT / "example"
 
 
 def make_settings(
-    root: Path, url: str, *, app_dir: Path = EXAMPLE, name: str = "test", **database: Any
+    root: Path, url: str, *, app_dir: Path | None = None, name: str = "test", **database: Any
 ) -> EnvironmentSettings:
-    """Settings whose env file (in ``root``) holds ``url``; backups and journal go in ``root``."""
+    """Settings whose env file (in ``root``) holds ``url``; backups and journal go in ``root``;
+    ``app_dir`` defaults to a copy of the example's migrations in ``root``."""
     (root / f"{name}.env").write_text(f"DATABASE_URL={url}\n")
+    app_dir = app_dir or example_app(root)
     return EnvironmentSettings(
         name=name,
         env_file=f"{name}.env",
@@ -30,8 +32,10 @@ def make_settings(
         runtime="process",
         app_dir=str(app_dir),
         root=root,
-        # the example's layout: env.py in app_dir/migrations, no alembic.ini under ``root``
-        database=DatabaseSettings(**{"min_free_mb": 0, "alembic_dir": "migrations", **database}),
+        # the example's layout: alembic.ini and migrations/ in app_dir; alembic runs there
+        database=DatabaseSettings(
+            **{"min_free_mb": 0, "alembic_ini": str(Path(app_dir) / "alembic.ini"), **database}
+        ),
     )
 
 
@@ -51,13 +55,20 @@ class CapturedUi(Ui):
         return self.err_text.getvalue() + self.out_text.getvalue()
 
 
-def app_with_revision(tmp_path: Path, body: str, revision: str = "0004") -> Path:
-    """A copy of the example's migrations plus one revision on top of 0003; returns app_dir."""
+def example_app(tmp_path: Path) -> Path:
+    """A copy of the example's alembic.ini and migrations in ``tmp_path/app``; returns it."""
     app = tmp_path / "app"
     if not app.exists():
         shutil.copytree(
             EXAMPLE / "migrations", app / "migrations", ignore=shutil.ignore_patterns("__pycache__")
         )
+        shutil.copy2(EXAMPLE / "alembic.ini", app / "alembic.ini")
+    return app
+
+
+def app_with_revision(tmp_path: Path, body: str, revision: str = "0004") -> Path:
+    """A copy of the example's migrations plus one revision on top of 0003; returns app_dir."""
+    app = example_app(tmp_path)
     head = textwrap.dedent(
         f'''\
         """Test revision {revision}."""

@@ -1,0 +1,32 @@
+"""What runs the migrations is checked before anything changes: a configured interpreter that
+does not exist stops a deploy at ``validate env`` and ``db.migrate`` at once, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.rootproject import ENV, root_project
+
+GOOD_ENV = "SHOP_API_TOKEN=tok_Zq8vN3rLk5wT1yXb7mP0sJ4h\nDATABASE_URL=sqlite:///shop.db\n"
+MISSING = "venv-that-is-not-there/bin/python"
+
+
+def test_a_configured_interpreter_that_does_not_exist_changes_nothing(tmp_path: Path) -> None:
+    project = root_project(tmp_path)
+    with project.file("config/deploy.toml").open("a") as toml:
+        toml.write(f'\n[environments.{ENV}.database]\npython = "{MISSING}"\n')
+    project.write_env(ENV, GOOD_ENV)
+    before = project.snapshot()
+
+    deploy = project.invoke("deploy", "--env", ENV)
+    migrate = project.invoke("db.migrate", "--env", ENV)
+
+    for run in (deploy, migrate):
+        assert run.returncode == 2 and "Traceback" not in run.output, run.output
+        assert f"database.python {project.path}/{MISSING} does not exist on local" in run.stderr
+        assert f"environments.{ENV}.database.python" in run.stderr
+    assert "deploy failed at step 'validate env': " in deploy.stderr
+    after = project.snapshot()
+    assert not project.file("shop.db").exists()
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert set(after) - set(before) <= {f".deploytools/{ENV}/journal.jsonl"}
