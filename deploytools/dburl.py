@@ -3,8 +3,8 @@
 The app's URL names the app's driver and that driver's options: SQLAlchemy's
 ``postgresql+asyncpg://…?ssl=require``, ``postgresql+psycopg://…?sslmode=require``,
 ``postgresql+psycopg2://…``, or a plain ``postgres://…``. deploytools connects with other
-clients, both on libpq: the PostgreSQL tools (pg_dump, pg_restore, psql) and its own SQLAlchemy
-engine on psycopg 3. ``normalise`` gives both what libpq takes:
+clients, on libpq: the PostgreSQL tools (pg_dump, pg_restore, psql; migrations run in the app's
+own runtime with its URL). ``normalise`` gives them what libpq takes:
 
 - the driver suffix goes, and ``postgres`` is ``postgresql``;
 - asyncpg's ``ssl=MODE`` is libpq's ``sslmode=MODE``: asyncpg documents the same six modes with
@@ -62,10 +62,9 @@ class UrlProblem(ValueError):
 
 @dataclass(frozen=True)
 class PgUrl:
-    """One app URL, as libpq's clients and deploytools' own engine take it."""
+    """One app URL, as libpq's clients take it."""
 
     conn: Conn  # for pg_dump, pg_restore, psql: a URI without password, the rest apart
-    sqlalchemy: URL  # secret (password included): postgresql+psycopg, libpq options only
     driver: str  # the app's driver ("" when the URL names none)
     notes: tuple[str, ...] = ()  # options dropped on the way, said to the operator
 
@@ -83,8 +82,6 @@ def normalise(url: str, key: str = "the database URL") -> PgUrl:
     a driver deploytools does not know, an SSL mode that is none, an option no driver takes,
     a secret that only a command line could carry to the PostgreSQL tools.
     """
-    from sqlalchemy.engine.url import URL
-
     parsed = _parse(url, key)
     # As the app's SQLAlchemy reads it (2.1 decodes a %XX in it, 2.0 keeps it); never empty.
     dbname = str(parsed.database)
@@ -110,20 +107,11 @@ def normalise(url: str, key: str = "the database URL") -> PgUrl:
         password=password or None,
         options=server_options,
     )
-    own = URL.create(
-        "postgresql+psycopg",
-        username=parsed.username,
-        password=password or None,
-        host=parsed.host,
-        port=parsed.port,
-        database=dbname,
-        query={**options, **({"options": server_options} if server_options else {})},
-    )
     notes = [
-        f"{key}: left out of deploytools' connections (pg_dump, pg_restore, psql, its own):"
+        f"{key}: left out of deploytools' connections (pg_dump, pg_restore, psql):"
         f" {', '.join(sorted(dropped))}, which tune the app's driver and which libpq does not know"
     ]
-    return PgUrl(conn, own, driver, tuple(notes) if dropped else ())
+    return PgUrl(conn, driver, tuple(notes) if dropped else ())
 
 
 def _parse(url: str, key: str) -> URL:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from deploytools.commands.postgres import Conn
 from deploytools.config import EnvironmentSettings
@@ -18,16 +18,12 @@ from deploytools.envfile import load_values
 from deploytools.errors import OperatorError
 from deploytools.redact import Redactor
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine.url import URL
-
 Engine = Literal["postgresql", "sqlite"]
 
 
 @dataclass(frozen=True)
 class Database:
     engine: Engine
-    sqlalchemy_url: URL | str  # secret: deploytools' own connection (psycopg 3, or sqlite3)
     name: str  # database name, or the SQLite file name
     shown: str  # safe to print: no password
     conn: Conn | None = None  # PostgreSQL
@@ -87,7 +83,7 @@ def open_database(
     if say is not None:
         for note in found.notes:
             say(note)
-    return Database("postgresql", found.sqlalchemy, conn.dbname, conn.uri, conn=conn)
+    return Database("postgresql", conn.dbname, conn.uri, conn=conn)
 
 
 def _sqlite(settings: EnvironmentSettings, url: str) -> Database:
@@ -103,4 +99,4 @@ def _sqlite(settings: EnvironmentSettings, url: str) -> Database:
     if not path.is_absolute():
         path = settings.path(settings.app_dir) / path
     shown = f"sqlite:///{path}"
-    return Database("sqlite", shown, path.name, shown, path=path)
+    return Database("sqlite", path.name, shown, path=path)
