@@ -36,6 +36,7 @@ DOCKERD_FLAGS = (
 
 
 PIDFILE = Path("/var/run/docker.pid")
+_HANDED_OVER: list[subprocess.Popen[bytes]] = []  # dockerd this worker started for all of them
 
 
 class DockerEngine(procs.TempServer):
@@ -62,7 +63,10 @@ class DockerEngine(procs.TempServer):
         handover = handover_file(os.getppid()) if "PYTEST_XDIST_WORKER" in os.environ else None
         if handover is not None and self._proc is not None:
             handover.write_text(str(self._proc.pid))
-            self._proc = None  # the other workers use it too: the controller stops it
+            # The other workers use it too: the controller stops it. Kept referenced, or its
+            # Popen's finalizer would warn that it still runs.
+            _HANDED_OVER.append(self._proc)
+            self._proc = None
         try:
             version = parts.compose_v2_version(self.docker)
             require(version is not None, "docker compose v2 plugin", parts.PROVISION)
