@@ -39,10 +39,15 @@ from alembic import context
 from sqlalchemy import create_engine
 
 url = os.environ.get("DATABASE_URL", "sqlite:///shop.db")
-with create_engine(url).connect() as connection:
-    context.configure(connection=connection)
+if context.is_offline_mode():  # `alembic upgrade --sql`, as alembic's own template has it
+    context.configure(url=url, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
+else:
+    with create_engine(url).connect() as connection:
+        context.configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
 '''
 REVISION = '''\
 """create items"""
