@@ -33,6 +33,10 @@ VARIABLE = re.compile(
 HTTP_SERVERS = ("uvicorn", "gunicorn", "hypercorn", "daphne", "granian", "waitress-serve")
 # Images of the stack's servers, not of the app: never the backend nor the worker.
 SERVER_IMAGES = ("postgres", "redis", "mysql", "mariadb", "rabbitmq", "memcached", "mongo")
+# What the compose runtime sets in compose's environment itself (runtime/compose.py ``_env``):
+# never an env file key.
+COMPOSE_RUNTIME_VARIABLES = ("RELEASE_ID", "IMAGE_NAME", "ENV_FILE")
+RELEASE_IMAGE = "${IMAGE_NAME}:${RELEASE_ID}"
 SAMPLE_SUFFIXES = (".example", ".sample", ".template", ".dist")
 PLACEHOLDER = "<change-me>"
 
@@ -261,10 +265,12 @@ def compose_env(documents: list[dict[str, Any]], root: Path) -> dict[str, str]:
 
     for doc in documents:
         for name, default in variables(doc):
-            add(name, default)
+            if name not in COMPOSE_RUNTIME_VARIABLES:
+                add(name, default)
         for spec in doc.get("services", {}).values():
             for key, value in _environment(spec.get("environment")):
-                add(key, "" if value is None or VARIABLE.search(value) else value)
+                if key not in COMPOSE_RUNTIME_VARIABLES:
+                    add(key, "" if value is None or VARIABLE.search(value) else value)
             for path in _env_files(spec.get("env_file")):
                 for key, value in env_keys(root / path).items():
                     add(key, value)
@@ -341,7 +347,7 @@ def scan(root: Path) -> Scan:
     services = merge_services(documents)
     _scan_services(result, services)
     env = compose_env(documents, root)
-    for sample in sorted(root.glob(".env*")):
+    for sample in sorted({*root.glob(".env"), *root.glob(".env.*")}):
         for key, value in env_keys(sample).items():
             if not env.get(key):
                 env[key] = value
@@ -392,9 +398,32 @@ def _scan_services(result: Scan, services: dict[str, Service]) -> None:
     result.oneshots = oneshots(services)
     for name in result.oneshots:
         result.guesses.append(Guess("one-shot", name, "compose waits for it to exit 0"))
+    for service in services.values():
+        result.warnings += release_checks(service)
     checked = [s.name for s in services.values() if s.healthcheck]
     if checked:
         result.guesses.append(Guess("healthchecks", ", ".join(checked), "compose waits for them"))
+
+
+def release_checks(service: Service) -> list[str]:
+    """What a service built from the app needs for releases: its image named by the release
+    (so a rollback finds the old one) and the env file deploytools hands compose."""
+    if "build" not in service.spec:
+        return []
+    found = []
+    image = service.image
+    if "IMAGE_NAME" not in image or "RELEASE_ID" not in image:
+        found.append(
+            f"service {service.name}: image is {image or 'not set'}; each release's image is "
+            f"tagged by its id: set `image: {RELEASE_IMAGE}` in the production compose file"
+        )
+    files = _env_files(service.spec.get("env_file"))
+    if files and not any("ENV_FILE" in f for f in files):
+        found.append(
+            f"service {service.name}: env_file is {', '.join(files)}; deploytools hands compose "
+            "the environment's env file as ENV_FILE: set `env_file: ${ENV_FILE}`"
+        )
+    return found
 
 
 def _scan_alembic(result: Scan) -> None:

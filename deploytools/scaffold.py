@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploytools.projectscan import Guess, Scan
+from deploytools.projectscan import PLACEHOLDER, Guess, Scan
 
 ENV = "prod"
 TASKS_PY = '''\
@@ -118,20 +118,34 @@ def deploy_toml(scan: Scan, name: str) -> tuple[str, list[Guess]]:
     return "\n".join(lines) + "\n", guesses
 
 
-def env_example(scan: Scan) -> str:
+def env_example(scan: Scan) -> tuple[str, list[Guess]]:
+    """The example's text: the keys found, and the ones deploytools itself reads (the database
+    URL when there are migrations, the broker when there is a worker) if none names them."""
+    env = dict(scan.env)
+    guesses = []
+    needed = [
+        (bool(scan.alembic_ini), URL_KEYS, "database URL", "backups and migrations read it"),
+        (scan.worker is not None, BROKER_KEYS, "celery broker", "celery.verify reads it"),
+    ]
+    for wanted, keys, what, why in needed:
+        if wanted and pick_key(env, keys) is None:
+            env[keys[0]] = PLACEHOLDER
+            guesses.append(Guess(what, keys[0], f"none found; {why}", "set it"))
     lines = ["# Written by `invoke init`: the keys the stack uses; fill in the placeholders."]
-    lines += [f"{key}={value}" for key, value in scan.env.items()]
-    return "\n".join(lines) + "\n"
+    lines += [f"{key}={value}" for key, value in env.items()]
+    return "\n".join(lines) + "\n", guesses
 
 
 def plan(scan: Scan) -> tuple[list[Planned], list[Guess]]:
     """The files ``init`` would write (whether or not they exist) and the extra guesses."""
     name = slug(scan.root.resolve().name)
     config, guesses = deploy_toml(scan, name)
+    example, added = env_example(scan)
+    guesses += added
     files = [
         Planned("tasks.py", TASKS_PY),
         Planned("config/deploy.toml", config),
-        Planned(f"config/{ENV}.env.example", env_example(scan)),
+        Planned(f"config/{ENV}.env.example", example),
         Planned("config/.gitignore", GITIGNORE),
     ]
     if not scan.compose_files:

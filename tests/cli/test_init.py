@@ -15,7 +15,12 @@ from tests.support.composeproject import compose_project
 WRITTEN = ["tasks.py", "config/deploy.toml", "config/prod.env.example", "config/.gitignore"]
 # The real .env's values (tests/support/composeproject.py): never copied anywhere.
 REAL_VALUES = ("RealPassw0rd-9xq", "s3-real")
-# Every hand-written line between `init` and a deploy: the env file's values, nothing else.
+# Every hand-written line between `init` and a deploy: what init's warnings ask of the
+# production compose file, and the env file's values.
+COMPOSE_EDITS = {
+    "  web:\n": "  web:\n    image: ${IMAGE_NAME}:${RELEASE_ID}\n    env_file: ${ENV_FILE}\n",
+    "  worker:\n": "  worker:\n    image: ${IMAGE_NAME}:${RELEASE_ID}\n    env_file: ${ENV_FILE}\n",
+}
 ENV_FILE = """\
 PORT=8000
 CELERY_BROKER_URL=redis://127.0.0.1:6379/0
@@ -72,8 +77,17 @@ def test_init_guesses_the_trial_project_and_verify_accepts_it(tmp_path: Path) ->
         "SECRET_KEY=<change-me>",
     ]
 
+    assert run.stderr.count("warning: service ") == 4  # web and worker: image, env_file
+    prod = project.file("docker-compose.prod.yml")
+    text = prod.read_text()
+    for old, new in COMPOSE_EDITS.items():
+        text = text.replace(old, new)
+    prod.write_text(text)
     project.write_env("prod", ENV_FILE)
-    assert len(ENV_FILE.splitlines()) <= 15
+    edited = sum(n.count("\n") - o.count("\n") for o, n in COMPOSE_EDITS.items())
+    assert edited + len(ENV_FILE.splitlines()) <= 15
+    again = project.invoke("init", "--dry-run")
+    assert again.returncode == 0 and "warning" not in again.stderr, again.output
     git_commit(tmp_path)
     verify = project.invoke("verify")
     assert verify.returncode == 0, verify.output

@@ -124,6 +124,24 @@ def test_env_keys_from_interpolation_environment_and_env_files(tmp_path: Path) -
     }
 
 
+def test_what_the_compose_runtime_sets_is_not_an_env_key(tmp_path: Path) -> None:
+    doc = {"services": {"web": {"image": "${IMAGE_NAME}:${RELEASE_ID}", "env_file": "${ENV_FILE}"}}}
+    assert projectscan.compose_env([doc], tmp_path) == {}
+
+
+def test_a_built_service_needs_the_release_image_and_the_env_file() -> None:
+    built = service("web", build=".", image="shop:latest", env_file=[".env"])
+    assert projectscan.release_checks(built) == [
+        "service web: image is shop:latest; each release's image is tagged by its id: "
+        "set `image: ${IMAGE_NAME}:${RELEASE_ID}` in the production compose file",
+        "service web: env_file is .env; deploytools hands compose the environment's env file "
+        "as ENV_FILE: set `env_file: ${ENV_FILE}`",
+    ]
+    ready = service("web", build=".", image="${IMAGE_NAME:-shop}:${RELEASE_ID:-dev}")
+    assert projectscan.release_checks(ready) == []
+    assert projectscan.release_checks(service("db", image="postgres:16")) == []
+
+
 @pytest.mark.parametrize(
     ("key", "value", "shown"),
     [
@@ -190,3 +208,23 @@ def test_without_compose_the_runtime_is_process_and_the_config_loads(tmp_path: P
 @pytest.mark.parametrize(("name", "slug"), [("My Shop", "my-shop"), ("__", "app"), ("a.b", "a-b")])
 def test_the_project_name_is_a_compose_project_name(name: str, slug: str) -> None:
     assert scaffold.slug(name) == slug
+
+
+def test_the_example_names_the_keys_deploytools_reads_when_nothing_does(tmp_path: Path) -> None:
+    found = projectscan.Scan(tmp_path, alembic_ini="alembic.ini", env={"PORT": "8000"})
+    found.worker = service("worker", command="celery -A app worker")
+    text, guesses = scaffold.env_example(found)
+    assert text.splitlines()[1:] == [
+        "PORT=8000",
+        "DATABASE_URL=<change-me>",
+        "CELERY_BROKER_URL=<change-me>",
+    ]
+    assert [str(g) for g in guesses] == [
+        "database URL: DATABASE_URL (none found; backups and migrations read it) — set it",
+        "celery broker: CELERY_BROKER_URL (none found; celery.verify reads it) — set it",
+    ]
+    found.env = {"SQLALCHEMY_DATABASE_URI": "sqlite://", "REDIS_URL": "redis://r"}
+    assert scaffold.env_example(found)[1] == []
+    config, named = scaffold.deploy_toml(found, "shop")
+    assert 'url_key = "SQLALCHEMY_DATABASE_URI"' in config and 'broker_key = "REDIS_URL"' in config
+    assert [g.what for g in named] == ["database URL", "celery broker"]
