@@ -11,15 +11,18 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from deploytools import envfile
 from deploytools.config import read_text
 from deploytools.db.location import script_location
 from deploytools.errors import OperatorError
-from deploytools.redact import is_secret_name
+
+if TYPE_CHECKING:
+    from deploytools.envrules import EnvRules
 
 COMPOSE_GLOBS = ("docker-compose*.yml", "docker-compose*.yaml", "compose*.yml", "compose*.yaml")
 # A file compose merges over the base one for production (``-f base -f prod``).
@@ -320,12 +323,21 @@ def env_keys(path: Path) -> dict[str, str]:
     return {k: v if sample else "" for k, v in doc.values().items()}
 
 
+@cache
+def builtin_rules() -> EnvRules:
+    """The rules every project gets (no project file yet): their secret-name patterns."""
+    from deploytools.envrules import parse_rules, resolve
+
+    path = Path("config/env.rules.toml")
+    return resolve(parse_rules("", path), "prod", True, path)
+
+
 def example_value(key: str, value: str) -> str:
     """What the example says: a placeholder for a secret, an empty value or a URL's password,
     else the value."""
     from deploytools.redact import url_password
 
-    if is_secret_name(key) or not value:
+    if not value or builtin_rules().is_secret(key):
         return PLACEHOLDER
     password = url_password(value) if "://" in value else None
     if password:

@@ -146,6 +146,8 @@ def test_a_built_service_needs_the_release_image_and_the_env_file() -> None:
     ("key", "value", "shown"),
     [
         ("SECRET_KEY", "dev-secret", "<change-me>"),
+        ("SMTP_PASS", "hunter22", "<change-me>"),  # the built-in rules' globs, not only redact's
+        ("GOOGLE_CREDENTIALS", "{}", "<change-me>"),
         ("API_TOKEN", "", "<change-me>"),
         ("LOG_LEVEL", "", "<change-me>"),
         ("LOG_LEVEL", "info", "info"),
