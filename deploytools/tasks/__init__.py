@@ -9,6 +9,7 @@ from deploytools.tasks import celery, db, env, lock, stack
 from deploytools.tasks._support import INVOKE_DEFAULTS
 from deploytools.tasks.deploy import deploy, rollback
 from deploytools.tasks.releases import history, releases
+from deploytools.tasks.setup import init
 from deploytools.tasks.verify import verify
 
 
@@ -20,7 +21,7 @@ def _collection(module: ModuleType, name: str) -> Collection:
 
 
 ns = Collection()
-for task in (deploy, rollback, releases, history, verify):
+for task in (init, deploy, rollback, releases, history, verify):
     ns.add_task(task)
 for module in (env, db, stack, celery, lock):
     ns.add_collection(_collection(module, module.__name__.rsplit(".", 1)[-1]))
