@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from deploytools.gitignore import keep_out_of_git
 from deploytools.hosts.base import Host
 from deploytools.redact import Redactor
 
@@ -29,11 +30,15 @@ class Journal:
         self.path = f"{directory}/{JOURNAL_FILE}"
         self.redact = redactor or Redactor()
         self.damaged = 0  # lines of the last read that were not a record
+        self._ignored = False  # the directory's .gitignore is known to be there
 
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         record = self.redact.data({"at": utc_now(), "kind": kind, **fields})
         line = self.redact.dumps(record, sort_keys=True) + "\n"
         self.host.makedirs(self.directory)
+        if not self._ignored:  # once per run, not per record (a round trip over SSH)
+            keep_out_of_git(self.host, self.directory)
+            self._ignored = True
         self.host.append_file(self.path, line.encode())
         return dict(record)
 
