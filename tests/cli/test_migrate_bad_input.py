@@ -13,8 +13,10 @@ MISSING = "venv-that-is-not-there/bin/python"
 
 def test_a_configured_interpreter_that_does_not_exist_changes_nothing(tmp_path: Path) -> None:
     project = root_project(tmp_path)
-    with project.file("config/deploy.toml").open("a") as toml:
-        toml.write(f'\n[environments.{ENV}.database]\npython = "{MISSING}"\n')
+    toml = project.file("config/deploy.toml")
+    text = toml.read_text()
+    prod = f'env_file = "config/{ENV}.env"\n'
+    toml.write_text(text.replace(prod, f'{prod}python = "{MISSING}"\n', 1))
     project.write_env(ENV, GOOD_ENV)
     before = project.snapshot()
 
@@ -23,8 +25,8 @@ def test_a_configured_interpreter_that_does_not_exist_changes_nothing(tmp_path: 
 
     for run in (deploy, migrate):
         assert run.returncode == 2 and "Traceback" not in run.output, run.output
-        assert f"database.python {project.path}/{MISSING} does not exist on local" in run.stderr
-        assert f"environments.{ENV}.database.python" in run.stderr
+        assert f"python {project.path}/{MISSING} does not exist on local" in run.stderr
+        assert f"environments.{ENV}.python" in run.stderr
     assert "deploy failed at step 'validate env': " in deploy.stderr
     after = project.snapshot()
     assert not project.file("shop.db").exists()
