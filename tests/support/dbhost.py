@@ -14,8 +14,8 @@ from deploytools.config import DatabaseSettings, EnvironmentSettings, HostSettin
 from deploytools.errors import CommandError
 from deploytools.gitignore import IGNORE_FILE
 from deploytools.hosts.base import Result
+from deploytools.testing import MemoryHost
 from deploytools.ui import Ui
-from tests.support.memhost import MemoryHost
 
 PASSWORD = "Sup3r-s3cret"
 URL = f"postgresql://app:{PASSWORD}@127.0.0.1:5432/appdb"
