@@ -6,8 +6,8 @@ from deploytools import db
 from deploytools.db.store import BackupStore
 from deploytools.gitignore import IGNORE_ALL
 from deploytools.journal import Journal
+from deploytools.testing import MemoryHost
 from tests.support.dbhost import BACKUPS, quiet_ui, settings
-from tests.support.memhost import MemoryHost
 
 
 def test_the_first_record_marks_the_state_directory_ignored_once() -> None:
