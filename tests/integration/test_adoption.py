@@ -64,9 +64,12 @@ ping_timeout = 10
 class Adoption:
     """The project, its servers' URLs and every CLI run, for the assertions on all of them."""
 
-    def __init__(self, project: TempProject, database: str, redis: RedisServer) -> None:
+    def __init__(
+        self, project: TempProject, database: str, password: str, redis: RedisServer
+    ) -> None:
         self.project = project
-        self.database = database  # psycopg's URL of the same database
+        self.database = database  # psycopg's URL of the app's database
+        self.password = password  # its role's
         self.redis = redis
         self.port = str(free_port())
         self.secret_key = secrets.token_urlsafe(24)
@@ -114,7 +117,7 @@ def adoption(
     postgres_server.hand_over(name, role, password)
     project = adopt_project(tmp_path_factory.mktemp("adopt") / "shop")
     database = f"postgresql://{role}:{password}@127.0.0.1:{postgres_server.port}/{name}"
-    site = Adoption(project, database, redis_server)
+    site = Adoption(project, database, password, redis_server)
     try:
         yield site
     finally:
@@ -185,6 +188,7 @@ def test_a_trial_shaped_project_adopts_deploytools(adoption: Adoption) -> None:
     assert site.serves("first deploy") == first
     assert site.revision() == "a1", "first deploy: PostgreSQL's revision"
     worker_is_the_apps(site, "first deploy")
+    assert git(site.path, "status", "--porcelain") == "", "first deploy: its state shows in git"
 
     # A second commit with a migration: deployed, PostgreSQL at a2.
     site.project.file("alembic/versions/a2_item_names.py").write_text(ADD_COLUMN)
@@ -217,8 +221,7 @@ def test_a_trial_shaped_project_adopts_deploytools(adoption: Adoption) -> None:
     assert freeze(site.path) == packages, "deploytools changed the app's installed packages"
     said = "".join(r.output for r in site.runs)
     said += "".join(p.read_text() for p in site.path.glob(f".deploytools/{ENV}/*.jsonl"))
-    password = site.database.split(":")[2].split("@")[0]
-    for name, secret in (("SECRET_KEY", site.secret_key), ("the database password", password)):
+    for name, secret in (("SECRET_KEY", site.secret_key), ("the database password", site.password)):
         assert leaked(secret, said) == [], f"{name} in the output or the journal"
 
 
