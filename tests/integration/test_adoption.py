@@ -45,8 +45,6 @@ ENV = "prod"
 WRITTEN = ["tasks.py", "config/deploy.toml", "config/prod.env.example", "config/.gitignore"]
 MOST_EDITED_LINES = 15
 # Every line added by hand to what init wrote ({python}: the app's .venv, found by deploytools).
-# ping_timeout: a Celery 5.3 worker needs about 3 s from its start to its first pong here (its
-# mingle alone waits 1 s); the default 2 s fails the first deploy now and then.
 EDITS = """
 [environments.prod.services.web]
 command = ["{python}", "-m", "shop.web"]
@@ -57,7 +55,6 @@ command = ["{python}", "-m", "celery", "-A", "shop.worker", "worker", "-c", "1"]
 
 [environments.prod.celery]
 app = "shop.worker"
-ping_timeout = 10
 """
 
 
