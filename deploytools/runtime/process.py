@@ -238,12 +238,14 @@ class ProcessRuntime:
         host: Host,
         env_values: Mapping[str, str],
         *,
+        control: Host | None = None,
         launcher: Launcher | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.host = host
+        self.control = control if control is not None else host
         self.env_values = dict(env_values)
         local = isinstance(host, LocalHost)
         self.launcher: Launcher = launcher or (LocalLauncher() if local else PosixLauncher(host))
@@ -320,7 +322,7 @@ class ProcessRuntime:
     def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         check_release(release)
         checkout = source or self.settings.root
-        entries = code_entries(checkout, self.settings.app_dir, self._not_code())
+        entries = code_entries(self.control, checkout, self.settings.app_dir, self._not_code())
         target = self._code_dir(release)
         self.host.remove(target)  # a build cut short left no marker: start again
         self.host.makedirs(self.releases_dir, mode=CODE_DIR)

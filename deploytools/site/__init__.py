@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from deploytools.config import EnvironmentSettings, HostSettings
     from deploytools.journal import Journal
     from deploytools.lock import DeployLock
+    from deploytools.runtime.base import Runtime
     from deploytools.ui import Ui
 
 Connect = Callable[["HostSettings"], Host]
@@ -45,6 +46,7 @@ class Site:
         self._hosts: dict[str, Host] = {}
         self._values: dict[str, str] | None = None
         self._journal: Journal | None = None
+        self._runtimes: dict[str, Runtime] = {}
 
     def __enter__(self) -> Site:
         return self
@@ -88,6 +90,16 @@ class Site:
     @property
     def hosts(self) -> list[Host]:
         return [self.host(name) for name in self.host_names]
+
+    def runtime(self, host: Host) -> Runtime:
+        """The environment's runtime on ``host``, made once per run."""
+        if host.name not in self._runtimes:
+            from deploytools.runtime import runtime_for
+
+            self._runtimes[host.name] = runtime_for(
+                self.settings, host, self.env_values, control=self.control
+            )
+        return self._runtimes[host.name]
 
     def _primary_settings(self) -> HostSettings:
         marked = [h for h in self.settings.hosts if getattr(h, "primary", False)]

@@ -71,6 +71,7 @@ class RunContext:
                 where = f"{state_dir(origin.settings, self.host)}/plan-{uuid.uuid4().hex[:12]}"
                 self.scratch.append(where)
             config, settings = placed_settings(
+                self.control,
                 origin.settings, tag, self.journal.releases(), self.host, directory=where
             )
             # No recorded commit: today's config, so today's runtime serves.
@@ -87,7 +88,9 @@ class RunContext:
         if self._runtime is None:
             from deploytools.runtime import runtime_for
 
-            self._runtime = runtime_for(self.settings, self.host, self.env_values)
+            self._runtime = runtime_for(
+                self.settings, self.host, self.env_values, control=self.control
+            )
         return self._runtime
 
 
