@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from deploytools.errors import DeployFailure, Interrupted, OperatorError
+from deploytools.interrupts import INTERRUPTS
 from deploytools.rollout import (
     ROW_COLUMNS,
     RolloutPolicy,
@@ -481,3 +482,23 @@ def test_a_second_signal_while_waiting_for_running_hosts_goes_to_the_caller() ->
             run_rollout(HOSTS, per_host, policy, stopping=stopping)
     finally:
         release.set()
+
+
+def test_under_the_process_signal_guard_a_second_signal_is_answered_not_abandoning() -> None:
+    """As a pipeline step would run it: the first SIGTERM stops the rollout, the next one
+    only gets a warning while the running host ends."""
+    stopping, warned = threading.Event(), list[str]()
+
+    def per_host(host: str) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        if stopping.wait(BOUND):
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise Interrupted("told to stop")
+
+    policy = RolloutPolicy(max_parallel=1, on_failure="halt")
+    with INTERRUPTS.installed() as guard, guard.raising():
+        guard.warn = warned.append
+        result = run_rollout(HOSTS, per_host, policy, stopping=stopping)
+    assert result.interrupted
+    assert [o.state for o in result.outcomes] == ["interrupted"] + ["not_started"] * 3
+    assert len(warned) == 1 and warned[0].startswith("SIGTERM: stopping cleanly first")
