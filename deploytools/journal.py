@@ -8,6 +8,7 @@ Every record passes the redactor before it is written: its strings, then its JSO
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,15 +32,18 @@ class Journal:
         self.redact = redactor or Redactor()
         self.damaged = 0  # lines of the last read that were not a record
         self._ignored = False  # the directory's .gitignore is known to be there
+        # Hosts rolled out at once journal from their threads: one line at a time.
+        self._writing = threading.Lock()
 
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         record = self.redact.data({"at": utc_now(), "kind": kind, **fields})
         line = self.redact.dumps(record, sort_keys=True) + "\n"
-        self.host.makedirs(self.directory)
-        if not self._ignored:  # once per run, not per record (a round trip over SSH)
-            keep_out_of_git(self.host, self.directory)
-            self._ignored = True
-        self.host.append_file(self.path, line.encode())
+        with self._writing:
+            self.host.makedirs(self.directory)
+            if not self._ignored:  # once per run, not per record (a round trip over SSH)
+                keep_out_of_git(self.host, self.directory)
+                self._ignored = True
+            self.host.append_file(self.path, line.encode())
         return dict(record)
 
     def records(self) -> list[dict[str, Any]]:
