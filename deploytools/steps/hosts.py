@@ -78,9 +78,11 @@ class OnHosts:
             left = [name for name, done in self._done.items() if done]
         if not left:
             return "no host to take back"
-        policy = RolloutPolicy(max_parallel=ctx.settings.rollout.max_parallel, max_fail=len(left))
-        result = run_rollout(left, lambda name: self._revert(ctx, name), policy, revert=None,
-                             stopping=None)  # fmt: skip
+        # Every host is taken back, whichever fails: the budget is all of them.
+        policy = RolloutPolicy(
+            max_parallel=ctx.settings.rollout.max_parallel, max_fail=len(left), on_failure="halt"
+        )
+        result = run_rollout(left, lambda name: self._revert(ctx, name), policy)
         broken = [o.name for o in result.outcomes if o.ran != "ok"]
         if broken:
             errors = "; ".join(f"{o.name}: {o.error}" for o in result.outcomes if o.error)
