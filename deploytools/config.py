@@ -117,7 +117,10 @@ class CelerySettings(Model):
     app: str | None = None
     broker_key: str = "CELERY_BROKER_URL"
     expected_workers: int = Field(1, ge=1)
-    ping_timeout: float = Field(2.0, gt=0)
+    # The check starts as the workers do: a real one needs seconds to its first pong (a Celery
+    # 5.3 worker about 3 s on a loaded machine, its mingle alone waits 1 s). The ping returns
+    # as soon as expected_workers answered, so only a failing check waits it out.
+    ping_timeout: float = Field(10.0, gt=0)
     # Sent to each worker that registered it (deploytools_canary.register_canary); a worker
     # without it is checked by when it started instead.
     canary_task: str = "deploytools.canary"

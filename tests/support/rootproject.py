@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deploytools.gitignore import IGNORE_FILE
+from deploytools.journal import JOURNAL_FILE
 from tests.support.cli import TempProject
 
 ENV = "prod"
+# What a refused run leaves in the state directory: the journal saying so, and the directory's
+# mark for git (deploytools.gitignore).
+JOURNAL_FILES = (JOURNAL_FILE, IGNORE_FILE)
 DEPLOY_TOML = f"""\
 [project]
 name = "shop"
