@@ -14,15 +14,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support import parts
+from tests.support.blackhole import black_hole
 from tests.support.cli import ROOT, Run, TempProject
 from tests.support.deployproject import DEPLOY_TIMEOUT, health
 from tests.support.procs import free_port
@@ -71,6 +74,7 @@ timeout = 20
 
 [environments.{ENV}.timeouts]
 stop = 5
+venv = {{venv_timeout}}
 """
 INSTALLERS = ["uv", "pip"]
 EXAMPLE_WHEELS = ROOT / "example" / "wheelhouse"  # alembic, SQLAlchemy and what they need
@@ -165,11 +169,11 @@ def made_by(venv: Path) -> str:
     return str(json.loads((venv / ".deploytools-done").read_text())["installer"])
 
 
-def make_shop(path: Path, installer: str, keep: int = 5) -> Shop:
+def make_shop(path: Path, installer: str, keep: int, venv_timeout: float) -> Shop:
     require(EXAMPLE_WHEELS.is_dir(), "the example's wheelhouse", parts.PROVISION)
     project = root_project(path)
     with project.file("config/deploy.toml").open("a") as toml:
-        toml.write(MORE_CONFIG.format(keep=keep))
+        toml.write(MORE_CONFIG.format(keep=keep, venv_timeout=venv_timeout))
     files = {
         "shop/__main__.py": SERVICE,
         "alembic/env.py": MIGRATED_WITH + ENV_PY,
@@ -194,23 +198,28 @@ def make_shop(path: Path, installer: str, keep: int = 5) -> Shop:
     return shop
 
 
-@pytest.fixture(params=INSTALLERS)
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Shop]:
-    site = make_shop(tmp_path / "shop", request.param)
-    try:
-        yield site
-    finally:
-        site.run("stack.down", "--env", ENV)
+Make = Callable[..., Shop]
 
 
 @pytest.fixture
-def kept_shop(tmp_path: Path) -> Iterator[Shop]:
-    """Keeping two releases; made with uv (the installer plays no part in what follows)."""
-    site = make_shop(tmp_path / "shop", "uv", keep=2)
+def make(tmp_path: Path) -> Iterator[Make]:
+    """``make(installer, keep=5, venv_timeout=600)``: a shop, its services stopped after."""
+    made: list[Shop] = []
+
+    def one(installer: str, keep: int = 5, venv_timeout: float = 600) -> Shop:
+        made.append(make_shop(tmp_path / f"shop{len(made)}", installer, keep, venv_timeout))
+        return made[-1]
+
     try:
-        yield site
+        yield one
     finally:
-        site.run("stack.down", "--env", ENV)
+        for site in made:
+            site.run("stack.down", "--env", ENV)
+
+
+@pytest.fixture(params=INSTALLERS)
+def shop(request: pytest.FixtureRequest, make: Make) -> Shop:
+    return make(request.param)
 
 
 def test_each_release_runs_on_its_packages_and_a_rollback_reuses_its_virtualenv(
@@ -267,10 +276,8 @@ def test_a_requirement_that_cannot_be_installed_fails_the_build_and_keeps_the_ol
     assert shop.venvs() == venvs  # the half-made virtualenv is gone
 
 
-def test_retention_removes_a_virtualenv_only_when_no_kept_release_uses_it(
-    kept_shop: Shop,
-) -> None:
-    shop = kept_shop
+def test_retention_removes_a_virtualenv_only_when_no_kept_release_uses_it(make: Make) -> None:
+    shop = make("uv", keep=2)  # the installer plays no part in retention
     one = shop.deploy("shopdep==1")
     two = shop.deploy("shopdep==2")
     venv_one, venv_two = shop.venv_of(one), shop.venv_of(two)
@@ -289,10 +296,8 @@ def test_retention_removes_a_virtualenv_only_when_no_kept_release_uses_it(
     assert shop.serves()["shopdep"] == 2
 
 
-def test_a_release_without_the_requirements_file_is_refused_naming_the_key(
-    kept_shop: Shop,
-) -> None:
-    shop = kept_shop
+def test_a_release_without_the_requirements_file_is_refused_naming_the_key(make: Make) -> None:
+    shop = make("uv")
     shop.commit("shopdep==1")
     shop.git("rm", "-q", "requirements.txt")
     shop.git("commit", "-qm", "no requirements")
@@ -305,3 +310,79 @@ def test_a_release_without_the_requirements_file_is_refused_naming_the_key(
     assert not shop.venvs_dir.exists()
     releases = shop.project.file(f".deploytools/{ENV}/releases")
     assert not releases.exists() or not any(releases.iterdir())
+
+
+def hung_requirement(shop: Shop, port: int) -> None:
+    """A commit whose install waits forever: its only package source never answers."""
+    shop.version += 1
+    shop.project.file("requirements.txt").write_text(
+        f"--no-index\n--find-links http://127.0.0.1:{port}/\nshopdep==1\n"
+    )
+    shop.git("add", "-A")
+    shop.git("commit", "-qm", "a package source that hangs")
+
+
+def no_venv_left(shop: Shop) -> None:
+    """No virtualenv, half-made or whole, and no release that a start could use."""
+    assert not shop.venvs_dir.exists() or shop.venvs() == []
+    releases = shop.project.file(f".deploytools/{ENV}/releases")
+    assert not list(releases.glob("*/.deploytools-release"))
+
+
+def test_an_install_that_hangs_is_stopped_by_the_venv_timeout(make: Make) -> None:
+    shop = make("pip", venv_timeout=3)
+    with black_hole() as hole:
+        hung_requirement(shop, hole.port)
+        started = time.monotonic()
+        run = shop.run("deploy", "--env", ENV)
+        took = time.monotonic() - started
+
+    assert run.returncode == 1, run.output
+    assert "timed out" in run.output and "raise timeouts.venv" in run.output
+    assert took < 60, "pip's own retries (5 x 15 s) were not waited out"
+    no_venv_left(shop)
+
+
+def test_a_signal_during_the_install_stops_it_and_leaves_no_half_virtualenv(make: Make) -> None:
+    shop = make("uv")
+    with black_hole() as hole:
+        hung_requirement(shop, hole.port)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "deploy", "--env", ENV],
+            cwd=shop.project.path,
+            env=shop.project.environ({"PATH": shop.path}),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not list(shop.project.path.glob(f".deploytools/{ENV}/venvs/*/pyvenv.cfg")):
+                assert proc.poll() is None and time.monotonic() < deadline, "no install began"
+                time.sleep(0.05)
+            time.sleep(0.5)  # uv pip install is waiting on the package source now
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+    assert proc.returncode == 130, out + err
+    assert "interrupted at build" in err and "Traceback" not in err
+    no_venv_left(shop)
+    assert running_with(str(shop.venvs_dir)) == [], "the installer outlived the deploy"
+
+
+def running_with(text: str) -> list[str]:
+    """Command lines of this machine's processes that mention ``text``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode(errors="replace").replace("\0", " ")
+        except OSError:  # gone meanwhile
+            continue
+        if text in argv:
+            found.append(argv)
+    return found
