@@ -1,0 +1,187 @@
+"""A project laid out like the trial's (tests/support/rootproject.py) whose releases each get
+a virtualenv (``releases.venv``): its service, ``{python} -m shop``, answers with the version
+of ``shopdep``, a package written as wheels 1 and 2 into a local directory. The requirements
+file names it and the example's wheelhouse (alembic, SQLAlchemy) with ``--no-index
+--find-links``: no index, no network. Its ``env.py`` writes down which interpreter ran the
+migration. Used by tests/integration/deploy/test_deploy_release_venv.py and
+bench/release_venv.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support import parts
+from tests.support.cli import ROOT, Run, TempProject
+from tests.support.deployproject import DEPLOY_TIMEOUT, health
+from tests.support.procs import free_port
+from tests.support.require import require
+from tests.support.rootproject import ENV, ENV_PY, root_project
+from tests.support.wheels import make_wheel
+
+TOKEN = "shop-token-0c5e8d7a6b4f3e2d1c0b9a88"
+SERVICE = """\
+import json
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from importlib.metadata import version
+
+import shopdep
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"status": "healthy", "release": os.environ["RELEASE_ID"],
+                           "shopdep": shopdep.VALUE, "dist": version("shopdep"),
+                           "prefix": sys.prefix}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+MORE_CONFIG = f"""
+[environments.{ENV}.releases]
+keep = {{keep}}
+venv = "requirements.txt"
+
+[environments.{ENV}.services.web.probe]
+url = "http://127.0.0.1:{{{{PORT}}}}/health"
+min_healthy = 0
+timeout = 20
+
+[environments.{ENV}.timeouts]
+stop = 5
+venv = {{venv_timeout}}
+"""
+EXAMPLE_WHEELS = ROOT / "example" / "wheelhouse"  # alembic, SQLAlchemy and what they need
+# Which interpreter ran the migration: written into the shared var/ by the app's env.py.
+MIGRATED_WITH = "import sys\nopen('var/migrated-with', 'w').write(sys.prefix)\n"
+
+
+def uv_dir() -> Path:
+    """Where uv is: on PATH, or beside this interpreter (the test extra installs it there)."""
+    found = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+    require(found is not None, "uv", "pip install uv (it is in the test extra)")
+    assert found is not None
+    return Path(found).parent
+
+
+def path_for(installer: str) -> str:
+    """PATH without any uv, with uv's directory first when the installer is uv."""
+    uv = uv_dir()
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+            if d and not (Path(d) / "uv").exists()]  # fmt: skip
+    return os.pathsep.join([str(uv), *dirs] if installer == "uv" else dirs)
+
+
+class Shop:
+    def __init__(self, project: TempProject, port: str, wheelhouse: Path, path: str) -> None:
+        self.project = project
+        self.port = port
+        self.wheelhouse = wheelhouse
+        self.path = path
+        self.version = 0
+
+    def run(self, *args: str) -> Run:
+        return self.project.invoke(*args, env={"PATH": self.path}, timeout=DEPLOY_TIMEOUT)
+
+    def git(self, *args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=self.project.path, capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    def commit(self, requirement: str, extra: str = "") -> None:
+        """The next version of the code, requiring ``requirement``."""
+        self.version += 1
+        self.project.file("shop/version.py").write_text(f"VERSION = {self.version}\n")
+        self.project.file("requirements.txt").write_text(
+            f"--no-index\n--find-links {self.wheelhouse}\n--find-links {EXAMPLE_WHEELS}\n"
+            f"alembic\nsqlalchemy\n{requirement}\n{extra}"
+        )
+        self.git("add", "-A")
+        self.git("commit", "-qm", f"version {self.version}: {requirement}")
+
+    def deploy(self, requirement: str, extra: str = "") -> str:
+        """Commit and deploy; returns the new release's tag."""
+        self.commit(requirement, extra)
+        run = self.run("deploy", "--env", ENV)
+        assert run.returncode == 0, run.output
+        return str(self.releases()[-1]["tag"])
+
+    def releases(self) -> list[dict[str, Any]]:
+        journal = self.project.file(f".deploytools/{ENV}/journal.jsonl").read_text()
+        lines = [json.loads(line) for line in journal.splitlines()]
+        return [r for r in lines if r["kind"] == "release"]
+
+    @property
+    def venvs_dir(self) -> Path:
+        return self.project.file(f".deploytools/{ENV}/venvs")
+
+    def venvs(self) -> list[str]:
+        return sorted(p.name for p in self.venvs_dir.iterdir())
+
+    def stored(self) -> list[str]:
+        return sorted(p.name for p in self.project.file(f".deploytools/{ENV}/releases").iterdir())
+
+    def venv_of(self, tag: str) -> Path:
+        link = self.project.file(f".deploytools/{ENV}/releases/{tag}/.venv")
+        assert link.is_symlink(), f"{tag} has no .venv link"
+        return link.resolve()
+
+    def serves(self) -> dict[str, Any]:
+        code, body = health(self.port)
+        assert code == 200, body
+        return body
+
+
+def identity(venv: Path) -> tuple[int, int, int]:
+    """What changes if the virtualenv is made again: its inode, its marker's inode and mtime."""
+    done = venv / ".deploytools-done"
+    return venv.stat().st_ino, done.stat().st_ino, done.stat().st_mtime_ns
+
+
+def made_by(venv: Path) -> str:
+    return str(json.loads((venv / ".deploytools-done").read_text())["installer"])
+
+
+def make_shop(path: Path, installer: str, keep: int, venv_timeout: float) -> Shop:
+    require(EXAMPLE_WHEELS.is_dir(), "the example's wheelhouse", parts.PROVISION)
+    project = root_project(path)
+    with project.file("config/deploy.toml").open("a") as toml:
+        toml.write(MORE_CONFIG.format(keep=keep, venv_timeout=venv_timeout))
+    files = {
+        "shop/__main__.py": SERVICE,
+        "alembic/env.py": MIGRATED_WITH + ENV_PY,
+        ".gitignore": "config/*.env\n.deploytools/\nbackups/\nvar/\n__pycache__/\n*.db\n",
+        f"config/{ENV}.env.example": "SHOP_API_TOKEN=<token>\n"
+        "DATABASE_URL=sqlite:///var/shop.sqlite3\nPORT=8000\n",
+    }
+    for name, body in files.items():
+        project.file(name).write_text(body)
+    port = str(free_port())
+    project.write_env(
+        ENV, f"SHOP_API_TOKEN={TOKEN}\nDATABASE_URL=sqlite:///var/shop.sqlite3\nPORT={port}\n"
+    )
+    project.file("var").mkdir()
+    wheelhouse = path.parent / "wheelhouse"
+    for version in ("1", "2"):
+        make_wheel(wheelhouse, "shopdep", version, {"shopdep/__init__.py": f"VALUE = {version}\n"})
+    shop = Shop(project, port, wheelhouse, path_for(installer))
+    shop.git("init", "-q")
+    shop.git("config", "user.name", "t")
+    shop.git("config", "user.email", "t@t")
+    return shop
