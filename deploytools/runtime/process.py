@@ -239,12 +239,14 @@ class ProcessRuntime:
         host: Host,
         env_values: Mapping[str, str],
         *,
+        control: Host | None = None,
         launcher: Launcher | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.host = host
+        self.control = control if control is not None else host
         self.env_values = dict(env_values)
         local = isinstance(host, LocalHost)
         self.launcher: Launcher = launcher or (LocalLauncher() if local else PosixLauncher(host))
@@ -323,7 +325,7 @@ class ProcessRuntime:
     def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         check_release(release)
         checkout = source or self.settings.root
-        entries = code_entries(checkout, self.settings.app_dir, self._not_code())
+        entries = code_entries(self.control, checkout, self.settings.app_dir, self._not_code())
         wants_venv = self.settings.releases.venv is not None
         requirements = self.venvs.requirements_of(entries, release) if wants_venv else b""
         target = self._code_dir(release)

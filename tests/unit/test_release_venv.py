@@ -14,7 +14,7 @@ import pytest
 from deploytools.codetree import Entry
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.runtime.venv import DONE, LINK, USES, ReleaseVenvs
-from tests.support.memhost import MemoryHost
+from deploytools.testing import MemoryHost
 from tests.support.stackenv import make_settings
 
 ROOT = "/srv/app"
