@@ -12,46 +12,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from tests.support import parts
-from tests.support.cli import ROOT, Run, TempProject
-from tests.support.deployproject import DEPLOY_TIMEOUT, health
+from tests.support.cli import ROOT, TempProject
 from tests.support.procs import free_port
 from tests.support.require import require
-from tests.support.rootproject import ENV, ENV_PY, root_project
+from tests.support.rootproject import ENV, ENV_PY, RootSite, root_project, shop_service
 from tests.support.wheels import make_wheel
 
 TOKEN = "shop-token-0c5e8d7a6b4f3e2d1c0b9a88"
-SERVICE = """\
-import json
-import os
-import sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from importlib.metadata import version
-
-import shopdep
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps({"status": "healthy", "release": os.environ["RELEASE_ID"],
-                           "shopdep": shopdep.VALUE, "dist": version("shopdep"),
-                           "prefix": sys.prefix}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-"""
+SERVICE = shop_service(
+    "import sys\nfrom importlib.metadata import version\n\nimport shopdep",
+    '"shopdep": shopdep.VALUE, "dist": version("shopdep"), "prefix": sys.prefix',
+)
 MORE_CONFIG = f"""
 [environments.{ENV}.releases]
 keep = {{keep}}
@@ -87,22 +62,13 @@ def path_for(installer: str) -> str:
     return os.pathsep.join([str(uv), *dirs] if installer == "uv" else dirs)
 
 
-class Shop:
+class Shop(RootSite):
+    """``path``: the PATH its CLI runs with (uv on it or not); ``wheelhouse``: shopdep's."""
+
     def __init__(self, project: TempProject, port: str, wheelhouse: Path, path: str) -> None:
-        self.project = project
-        self.port = port
+        super().__init__(project, port, {"PATH": path})
         self.wheelhouse = wheelhouse
         self.path = path
-        self.version = 0
-
-    def run(self, *args: str) -> Run:
-        return self.project.invoke(*args, env={"PATH": self.path}, timeout=DEPLOY_TIMEOUT)
-
-    def git(self, *args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=self.project.path, capture_output=True, text=True, check=True
-        )
-        return done.stdout
 
     def commit(self, requirement: str, extra: str = "") -> None:
         """The next version of the code, requiring ``requirement``."""
@@ -122,11 +88,6 @@ class Shop:
         assert run.returncode == 0, run.output
         return str(self.releases()[-1]["tag"])
 
-    def releases(self) -> list[dict[str, Any]]:
-        journal = self.project.file(f".deploytools/{ENV}/journal.jsonl").read_text()
-        lines = [json.loads(line) for line in journal.splitlines()]
-        return [r for r in lines if r["kind"] == "release"]
-
     @property
     def venvs_dir(self) -> Path:
         return self.project.file(f".deploytools/{ENV}/venvs")
@@ -134,18 +95,10 @@ class Shop:
     def venvs(self) -> list[str]:
         return sorted(p.name for p in self.venvs_dir.iterdir())
 
-    def stored(self) -> list[str]:
-        return sorted(p.name for p in self.project.file(f".deploytools/{ENV}/releases").iterdir())
-
     def venv_of(self, tag: str) -> Path:
-        link = self.project.file(f".deploytools/{ENV}/releases/{tag}/.venv")
+        link = self.releases_dir / tag / ".venv"
         assert link.is_symlink(), f"{tag} has no .venv link"
         return link.resolve()
-
-    def serves(self) -> dict[str, Any]:
-        code, body = health(self.port)
-        assert code == 200, body
-        return body
 
 
 def identity(venv: Path) -> tuple[int, int, int]:

@@ -48,15 +48,20 @@ def shop(request: pytest.FixtureRequest, make: Make) -> Shop:
     return make(request.param)
 
 
+def serves_on(shop: Shop, release: str, shopdep: int) -> Path:
+    """Asserts that ``release`` answers with ``shopdep``'s version; returns its sys.prefix."""
+    body = shop.serves()
+    assert (body["release"], body["shopdep"], body["dist"]) == (release, shopdep, str(shopdep))
+    return Path(body["prefix"]).resolve()
+
+
 def test_each_release_runs_on_its_packages_and_a_rollback_reuses_its_virtualenv(
     shop: Shop, request: pytest.FixtureRequest
 ) -> None:
     installer = request.node.callspec.params["shop"]
     first = shop.deploy("shopdep==1")
-    body = shop.serves()
-    assert (body["release"], body["shopdep"], body["dist"]) == (first, 1, "1")
     venv = shop.venv_of(first)
-    assert Path(body["prefix"]).resolve() == venv  # the service runs on the release's own
+    assert serves_on(shop, first, 1) == venv  # the service runs on the release's own
     migrated_with = shop.project.file("var/migrated-with").read_text()
     assert Path(migrated_with).resolve() == venv  # and so does its migration
     assert made_by(venv) == installer
@@ -67,16 +72,12 @@ def test_each_release_runs_on_its_packages_and_a_rollback_reuses_its_virtualenv(
     assert shop.venvs() == [venv.name]
 
     second = shop.deploy("shopdep==2")
-    body = shop.serves()
-    assert (body["release"], body["shopdep"], body["dist"]) == (second, 2, "2")
-    assert shop.venv_of(second) != venv
+    assert serves_on(shop, second, 2) == shop.venv_of(second) != venv
     assert sorted(shop.venvs()) == sorted([venv.name, shop.venv_of(second).name])
 
     back = shop.run("rollback", "--env", ENV, "--tag", first)
     assert back.returncode == 0, back.output
-    body = shop.serves()
-    assert (body["release"], body["shopdep"], body["dist"]) == (first, 1, "1")
-    assert Path(body["prefix"]).resolve() == venv
+    assert serves_on(shop, first, 1) == venv
     assert identity(venv) == before  # old code on its old packages, nothing rebuilt
     assert sorted(shop.venvs()) == sorted([venv.name, shop.venv_of(second).name])
 
@@ -97,8 +98,7 @@ def test_a_requirement_that_cannot_be_installed_fails_the_build_and_keeps_the_ol
     assert said[installer] in run.output, run.output  # the installer's own last lines
     assert "build" in shop.releases()[-1]["failed_step"]
     assert TOKEN not in run.output
-    body = shop.serves()
-    assert (body["release"], body["shopdep"]) == (first, 1)
+    assert serves_on(shop, first, 1) == shop.venv_of(first)
     assert shop.venvs() == venvs  # the half-made virtualenv is gone
 
 
