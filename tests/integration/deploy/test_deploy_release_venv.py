@@ -212,3 +212,15 @@ def running_with(text: str) -> list[str]:
         if text in argv:
             found.append(argv)
     return found
+
+
+def test_the_plan_says_how_the_virtualenv_would_be_made_and_makes_none(make: Make) -> None:
+    shop = make("uv")
+    shop.commit("shopdep==1")
+
+    plan = shop.run("deploy", "--env", ENV, "--dry-run")
+
+    assert plan.returncode == 0, plan.output
+    assert "virtualenv from the release's requirements.txt on python3" in plan.output
+    assert "uv venv + uv pip install -r when uv is on PATH" in plan.output
+    assert not shop.venvs_dir.exists()
