@@ -52,7 +52,6 @@ from deploytools.config import CelerySettings, EnvironmentSettings
 from deploytools.errors import DeployFailure, Interrupted, OperatorError
 from deploytools.hosts.base import Host
 from deploytools.hosts.forward import DEFAULT_PORTS, reach
-from deploytools.hosts.local import LocalHost
 from deploytools.redact import Redactor
 from deploytools.ui import Ui
 
@@ -174,7 +173,7 @@ def verify_celery(
     release: str | None,
     ui: Ui,
     *,
-    host: Host | None = None,
+    host: Host,
     clock: Callable[[], float] = time.monotonic,
     stopping: threading.Event | None = None,
     since: float | None = None,
@@ -191,9 +190,8 @@ def verify_celery(
     ``Interrupted``."""
     conf = celery_settings(settings)
     urls = broker_urls(settings, env_values)
-    host = host or LocalHost()
     started = clock()
-    if urls.filesystem and not isinstance(host, LocalHost):
+    if urls.filesystem and not host.local:
         raise OperatorError(
             "the filesystem Celery broker only works on this machine",
             f"set {conf.broker_key} to a Redis URL for environment {settings.name}",

@@ -12,11 +12,12 @@ opens each SSH connection once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from deploytools import targets
+from deploytools.errors import OperatorError
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
 
@@ -38,8 +39,10 @@ class Site:
         *,
         control: Host | None = None,
         connect: Connect | None = None,
+        only: Sequence[str] = (),
     ) -> None:
         self.settings = settings
+        self.only = list(only)  # --hosts: the hosts per-host stages act on (all if empty)
         self.ui = ui
         self.control = control or LocalHost()
         self._connect = connect or (lambda host: targets.connect(host, settings.timeouts))
@@ -81,6 +84,22 @@ class Site:
                 raise KeyError(name)
             self._hosts[name] = self._connect(conf)
         return self._hosts[name]
+
+    @property
+    def targets(self) -> list[str]:
+        """The hosts per-host stages act on: all of them, or those ``--hosts`` named (in the
+        environment's order); a name the environment lacks is refused before anything runs."""
+        names = self.host_names
+        if not self.only:
+            return names
+        unknown = [n for n in self.only if n not in names]
+        if unknown:
+            raise OperatorError(
+                f"--hosts names {', '.join(unknown)}, which environment {self.settings.name} "
+                "does not have",
+                f"name some of: {', '.join(names)}",
+            )
+        return [n for n in names if n in self.only]
 
     @property
     def primary(self) -> Host:

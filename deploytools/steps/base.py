@@ -45,6 +45,21 @@ class RunContext:
     _releases: dict[str, RunContext] = field(default_factory=dict)
 
     @property
+    def host_names(self) -> list[str]:
+        """The hosts this run acts on: the site's, the primary first (``--hosts`` narrows)."""
+        return self.site.targets
+
+    def on_host(self, name: str) -> RunContext:
+        """This run on host ``name``: its own runtime and facts (a copy of the run's so far),
+        the same settings, journal and release. The primary's is this context itself."""
+        host = self.site.host(name)
+        if host is self.host:
+            return self
+        return replace(
+            self, host=host, facts=dict(self.facts), _runtime=None, _origin=None, _releases={}
+        )
+
+    @property
     def control(self) -> Host:
         """The machine deploytools runs on: the git checkout, local builds."""
         return self.site.control

@@ -135,7 +135,8 @@ def test_a_release_brings_its_services_celery_and_compose_files_nothing_else(
 def test_a_name_without_a_recorded_commit_runs_with_todays_config(repo: Path) -> None:
     commit(repo, environment(), {"app/compose.yml": "services: {}\n"})
     now = today(repo)
-    config = release_config(LocalHost(), now, "dev", [{"kind": "release", "tag": "other", "sha": "a" * 40}])
+    records = [{"kind": "release", "tag": "other", "sha": "a" * 40}]
+    config = release_config(LocalHost(), now, "dev", records)
     assert (config.sha, config.settings, config.files) == (None, now, ())
     assert config.describe() == "dev has no recorded commit: using today's config"
 
