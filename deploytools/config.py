@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
 
 from pydantic import (
@@ -145,6 +145,24 @@ class ReleaseSettings(Model):
     # Release artifacts kept on each host: those of the last ``keep`` good releases (deploys
     # and rollbacks that ended ok, distinct tags) and the one running; older ones are pruned.
     keep: int = Field(5, ge=1)
+    # Process runtime: each release gets a virtualenv of its own, made from this requirements
+    # file of its tree (relative to app_dir) and shared by releases whose file is the same
+    # (deploytools.runtime.venv). None: every release runs on one interpreter's packages.
+    venv: str | None = None
+
+    @field_validator("venv")
+    @classmethod
+    def _venv_inside_the_release(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = PurePosixPath(value).parts
+        outside = value.startswith("/") or ".." in parts or any(c in value for c in "\\:")
+        if outside or not value.strip(" ./"):
+            raise ValueError(
+                f"{value!r} is not a file of the release: give the requirements file's path "
+                "relative to app_dir (e.g. requirements.txt), without '..'"
+            )
+        return value
 
 
 class HostSettings(Model):
@@ -168,6 +186,9 @@ class TimeoutSettings(Model):
     # How long an undo waits for a Docker engine that went away (restarted) to answer again.
     engine: float = Field(60.0, gt=0)
     lock_ttl: float = Field(3600.0, gt=0)
+    # One command making a release's virtualenv (releases.venv): an install may download and
+    # build packages, far longer than a command.
+    venv: float = Field(900.0, gt=0)
 
 
 @dataclass(frozen=True)
