@@ -281,10 +281,11 @@ def lint(
 ) -> None:
     """Flag migrations that lock or lose data; errors for a production env unless reviewed."""
     conf = settings(c, env)
+    host = targets.primary(conf)
     if pending:
-        report = db.lint(conf, start=None, host=targets.primary(conf), redactor=ui.redact)
+        report = db.lint(conf, start=None, host=host, redactor=ui.redact)
     else:
-        report = db.migration_safety(conf)
+        report = db.migration_safety(conf, host, ui.redact)
     if json:
         ui.emit_json([vars(f) for f in report.findings])
     for finding in report.findings:

@@ -9,7 +9,9 @@ import pytest
 from deploytools.db.lint import lint, lint_sql
 from deploytools.db.revisions import Revision
 from deploytools.errors import OperatorError
+from deploytools.hosts.local import LocalHost
 from deploytools.journal import Journal
+from deploytools.runtime.process import ProcessRuntime
 from deploytools.steps.base import RunContext
 from deploytools.steps.deploy import LintMigrations
 from tests.support.dbenv import CapturedUi, app_with_revision, make_settings
@@ -256,7 +258,10 @@ def test_a_deploy_that_cannot_lint_goes_on_outside_production_only(
     settings = make_settings(tmp_path, f"sqlite:///{database}", app_dir=app)
     settings = settings.model_copy(update={"production": production})
     ui, host = CapturedUi(), MemoryHost()
-    ctx = RunContext(settings, host, ui, Journal(host, "/s"), {})
+    # The release's runtime: the app's interpreter in app_dir (a release being built there).
+    values = {"DATABASE_URL": f"sqlite:///{database}"}
+    runtime = ProcessRuntime(settings, LocalHost(), values)
+    ctx = RunContext(settings, host, ui, Journal(host, "/s"), values, _runtime=runtime)
 
     if production:
         with pytest.raises(OperatorError, match="revision 0004 cannot be rendered as SQL offline"):
