@@ -39,6 +39,7 @@ import contextlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -772,16 +773,41 @@ def _error_failure(
     urls: BrokerUrls, host: Host, error: BaseException, timeout: float
 ) -> CeleryCheckFailed:
     """What a broker library raised, said plainly: a timeout, or the library's own words."""
+    from kombu.exceptions import VersionMismatch
     from redis.exceptions import TimeoutError as RedisTimeout
 
     cause: BaseException | None = error
     while cause is not None:  # kombu wraps redis-py's error, which wraps the socket's
         if isinstance(cause, (TimeoutError, RedisTimeout)):
             return _broker_failed(urls, host, f"broker did not answer within {timeout:g}s")
+        if isinstance(cause, (VersionMismatch, ImportError)):
+            return client_mismatch(cause)
         cause = cause.__cause__ or cause.__context__
     text = str(error).strip()
     said = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return _broker_failed(urls, host, "broker error", said)
+
+
+def client_mismatch(error: BaseException) -> CeleryCheckFailed:
+    """kombu refusing the broker library it found (or finding none): a fault of the
+    environment deploytools runs in, not of the broker, its URL or the app's workers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"no {name}"
+
+    found = ", ".join(installed(n) for n in ("celery", "kombu", "redis"))
+    return CeleryCheckFailed(
+        "client-mismatch",
+        f"deploytools' Celery client and its broker library do not match ({found}, in "
+        f"{sys.prefix}): {type(error).__name__}: {str(error).strip()}",
+        "install versions that match in deploytools' own environment (pipx reinstall "
+        "deploytools, or pip install -U deploytools there); the broker, its URL and the app's "
+        "workers are not at fault",
+    )
 
 
 def _where(urls: BrokerUrls) -> str:

@@ -100,10 +100,6 @@ class DatabaseSettings(Model):
     # script_location (deploytools.db.location).
     alembic_dir: str | None = None
     alembic_ini: str = "alembic.ini"
-    # Migrations run where the app runs (deploytools.db.migrate). Process runtime: the app's
-    # interpreter runs `python -m alembic` (relative: from app_dir on the host; default
-    # app_dir's .venv if there, else the interpreter the services' {python} names).
-    python: str | None = None
     # Compose runtime: the service whose image runs `alembic` in a one-off container.
     migrate_service: str = "backend"
     lock_timeout_ms: int = Field(5000, ge=0)
@@ -193,6 +189,11 @@ class EnvironmentSettings(Model):
     production: bool = False
     runtime: Literal["compose", "process"]
     app_dir: str = "."
+    # Process runtime: the app's interpreter, for the services' {python} and for alembic
+    # (relative: from the release's directory, then app_dir; default: the release's .venv,
+    # then app_dir's, then the interpreter running deploytools). Never deploytools' own venv
+    # when the app has one: the toolkit lives beside the app (ProcessRuntime.app_python).
+    python: str | None = None
     # process runtime: directories of app_dir that every release shares (data, not code)
     shared_dirs: list[str] = Field(default_factory=lambda: ["var"])
     state_dir: str = ".deploytools"

@@ -110,8 +110,8 @@ def deploy_toml(scan: Scan, name: str) -> tuple[str, list[Guess]]:
     if runtime == "process":
         lines += [
             "",
-            "# Process runtime: each service's command ({python}: deploytools' interpreter,",
-            "# {NAME}: an env file key), e.g.",
+            "# Process runtime: each service's command ({python}: the app's interpreter, the",
+            "# project's .venv if it has one; {NAME}: an env file key), e.g.",
             f"# [environments.{ENV}.services.web]",
             '# command = ["{python}", "-m", "uvicorn", "app.main:app", "--port", "{PORT}"]',
         ]

@@ -5,8 +5,11 @@ log file under ``<state_dir>/<env>/run``; its environment is the env file plus `
 A later ``invoke`` run finds the processes again through the PID files. Stopping asks the group
 to terminate and kills it after ``timeouts.stop``.
 
-Placeholders in a command: ``{python}`` is the interpreter running deploytools (``python3`` on a
-remote host) and ``{NAME}`` any key of the env file, e.g. ``--port {PORT}``.
+Placeholders in a command: ``{python}`` is the app's interpreter (``app_python``: the configured
+``python``, else the release's or app_dir's ``.venv``, else the one running deploytools, ``python3``
+on a remote host) and ``{NAME}`` any key of the env file, e.g. ``--port {PORT}``. deploytools'
+own helpers (spawn, survey, the one-shot wrapper) use the standard library only and run on the
+host's plain interpreter, never the app's.
 
 A service declared ``oneshot`` (a migration, collectstatic) runs under a small Python wrapper
 that writes its exit code beside its PID file: a later run, or one over SSH, can then tell a
@@ -253,6 +256,7 @@ class ProcessRuntime:
         self._clock = clock
         self._sleep = sleep
         self._survey: Survey | None = None  # the host's exec limits, asked once per run
+        self._pythons: dict[str, str] = {}  # release directory -> the app's interpreter there
         self._surveyed: set[str] = set()
 
     def check(self) -> None:
@@ -279,7 +283,7 @@ class ProcessRuntime:
         its command line and environment exceed the host's exec limits), before anything
         running is stopped; one ``survey`` of the host answers for every service."""
         names = self.require_services(services)
-        argvs = {name: self.argv(name) for name in names}
+        argvs = {name: self.argv(name, release) for name in names}
         # A relative path is relative to the release's code, which may not be built yet.
         programs = {a[0] for a in argvs.values() if a and _found_anywhere(a[0])}
         if self._survey is None or not programs <= self._surveyed:
@@ -377,12 +381,13 @@ class ProcessRuntime:
     def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:
         where = f"{self.host.name}:{self._cwd(release)}"
         return [
-            f"(re)start {name} on release {release} in {where}: {shlex.join(self.argv(name))}"
+            f"(re)start {name} on release {release} in {where}: "
+            f"{shlex.join(self.argv(name, release))}"
             for name in self.require_services(services)
         ]
 
-    def argv(self, service: str) -> list[str]:
-        values = {**self.env_values, "python": self.python}
+    def argv(self, service: str, release: str | None = None) -> list[str]:
+        values = {**self.env_values, "python": self.app_python(release)}
         where = f"environments.{self.settings.name}.services.{service}.command"
         return [fill(part, values, where=where) for part in self.commands[service]]
 
@@ -392,7 +397,7 @@ class ProcessRuntime:
         names = self.require_services(services)
         # check() above: programs there and the launch within the host's limits, and below,
         # bad placeholders: all before anything is stopped.
-        argvs = {name: self.argv(name) for name in names}
+        argvs = {name: self.argv(name, release) for name in names}
         self.host.makedirs(self.run_dir)
         self._stop(names)
         env = self._environment(release)
@@ -482,28 +487,46 @@ class ProcessRuntime:
                 "config/deploy.toml to the project's alembic.ini (inside app_dir)",
             )
         values = self._environment(release) if release else dict(self.env_values)
-        argv = alembic.program(args, python=self.check_migrations())
+        argv = alembic.program(args, python=self.app_python(release))
         return self.launcher.run(argv, cwd, {**values, **env}, self.settings.timeouts.command)
 
     def check_migrations(self) -> str:
-        """The interpreter the app's tools run on: ``database.python`` (relative: from app_dir;
-        a bare name: found on PATH), else app_dir's ``.venv``, else the one that ``{python}``
-        names (the interpreter running deploytools; ``python3`` on a remote host)."""
-        configured = self.settings.database.python
-        if configured is None:
-            found = (f"{self.app_dir}/{v}" for v in VENV_PYTHONS)
-            return next((p for p in found if self.host.exists(p)), self.python)
-        if os.path.basename(configured) == configured:
+        """The app's interpreter for the code as it stands (app_dir): it must exist."""
+        return self.app_python(None)
+
+    def app_python(self, release: str | None) -> str:
+        """The interpreter the app's code of ``release`` runs on (None: app_dir's code).
+
+        The configured ``python`` (a bare name: found on PATH; relative: from the release's
+        directory, then app_dir; one that is in neither is refused), else the release's own
+        ``.venv``, else app_dir's, else ``self.python``. Asked once per directory and run.
+        """
+        cwd = self._cwd(release) if release else self.app_dir
+        if cwd not in self._pythons:
+            self._pythons[cwd] = self._find_python(cwd)
+        return self._pythons[cwd]
+
+    def _find_python(self, cwd: str) -> str:
+        configured = self.settings.python
+        if configured is not None and os.path.basename(configured) == configured:
             return configured
-        absolute = os.path.isabs(configured) or posixpath.isabs(configured)
-        path = configured if absolute else f"{self.app_dir}/{configured}"
-        if not self.host.exists(path):
-            raise OperatorError(
-                f"database.python {path} does not exist on {self.host.name}",
-                f"set environments.{self.settings.name}.database.python to the app's "
-                "interpreter (e.g. .venv/bin/python, relative to app_dir), or remove it",
-            )
-        return path
+        dirs = dict.fromkeys([cwd, self.app_dir])  # the release's own first
+        if configured is None:
+            candidates = [f"{d}/{v}" for d in dirs for v in VENV_PYTHONS]
+        elif os.path.isabs(configured) or posixpath.isabs(configured):
+            candidates = [configured]
+        else:
+            candidates = [f"{d}/{configured}" for d in dirs]
+        found = next((p for p in candidates if self.host.exists(p)), None)
+        if found is not None:
+            return found
+        if configured is None:
+            return self.python
+        raise OperatorError(
+            f"python {' or '.join(candidates)} does not exist on {self.host.name}",
+            f"set environments.{self.settings.name}.python to the app's interpreter (e.g. "
+            ".venv/bin/python, relative to the release's directory or app_dir), or remove it",
+        )
 
     def unreachable(self, timeout: float) -> str | None:
         """Processes need no engine; the host's own connection is bounded by its timeouts."""

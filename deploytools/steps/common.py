@@ -33,7 +33,7 @@ class ValidateEnv:
             f"check {s.env_file} against the env rules (built in, and {s.env_rules} if there)"
             f" and {s.env_example}",
             "find the migrations (alembic.ini's script_location, or database.alembic_dir) and"
-            " what runs them (database.python, or database.migrate_service)",
+            " what runs them (python, or database.migrate_service)",
             f"check the {s.runtime} runtime on {ctx.host.name}: {what}",
         ]
 

@@ -23,6 +23,8 @@ from deploytools.errors import DeployToolsError, OperatorError
 
 if TYPE_CHECKING:  # pydantic models and rich cost ~0.3 s to import: not for `invoke --list`
     from deploytools.config import EnvironmentSettings
+    from deploytools.site import Site
+    from deploytools.ui import Ui
 
 ENV_HELP = "environment name from config/deploy.toml (default: its project.default_environment)"
 JSON_HELP = "print machine-readable JSON on stdout instead of a table"
@@ -211,6 +213,15 @@ def settings(
         overrides=overrides,
         cli=cli,
     )
+
+
+def open_site(
+    c: Context, env: str | None, ui: Ui, cli: Mapping[str, Any] | None = None
+) -> Site:
+    """The run's ``Site`` for the environment (use it in a ``with``: it closes connections)."""
+    from deploytools.site import Site
+
+    return Site(settings(c, env, cli), ui)
 
 
 def _plain(value: Any) -> Any:

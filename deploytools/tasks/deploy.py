@@ -13,7 +13,7 @@ from deploytools.tasks._support import (
     ENV_HELP,
     JSON_HELP,
     LOCK_WAIT_HELP,
-    settings,
+    open_site,
     task,
 )
 
@@ -42,11 +42,11 @@ def deploy(
     """Validate, lock, back up, migrate, build, start, wait healthy, verify Celery, record."""
     from deploytools import flows
 
-    conf = settings(c, env)
-    result = flows.deploy(
-        conf, ui, command=_command(), dry_run=dry_run, allow_dirty=allow_dirty, lock_wait=lock_wait
-    )
-    _finish(ui, result, conf.name)
+    with open_site(c, env, ui) as site:
+        result = flows.deploy(
+            site, command=_command(), dry_run=dry_run, allow_dirty=allow_dirty, lock_wait=lock_wait
+        )
+    _finish(ui, result, site.settings.name)
 
 
 @task(
@@ -74,17 +74,16 @@ def rollback(
 
     if not tag:
         raise OperatorError("no --tag given", "pass --tag TAG (see `invoke releases --env NAME`)")
-    conf = settings(c, env)
-    result = flows.rollback(
-        conf,
-        ui,
-        tag,
-        command=_command(),
-        dry_run=dry_run,
-        restore_db=restore_db,
-        lock_wait=lock_wait,
-    )
-    _finish(ui, result, conf.name)
+    with open_site(c, env, ui) as site:
+        result = flows.rollback(
+            site,
+            tag,
+            command=_command(),
+            dry_run=dry_run,
+            restore_db=restore_db,
+            lock_wait=lock_wait,
+        )
+    _finish(ui, result, site.settings.name)
 
 
 def _finish(ui: Ui, result: PipelineResult | None, env: str) -> None:

@@ -8,6 +8,9 @@ generous on purpose (it catches a hang, it is not a timing target).
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,7 +27,7 @@ from deploytools.celery_check import (
 )
 from deploytools.ui import Ui
 from tests.support.blackhole import black_hole
-from tests.support.cli import Run, TempProject
+from tests.support.cli import ROOT, Run, TempProject
 from tests.support.redis_server import RedisServer
 from tests.support.stackenv import make_settings
 
@@ -119,3 +122,35 @@ def test_a_stopped_redis_fails_at_once_with_the_broker_named(tmp_path: Path) -> 
         run, took = celery_verify(tmp_path, f"redis://:{SECRET}@127.0.0.1:{redis.port}/0")
     shown = f"redis://:***@127.0.0.1:{redis.port}/0"
     assert_failed_clearly(run, took, f"broker unreachable: {shown} (from local)")
+
+
+@pytest.fixture(scope="module")
+def old_redis_py(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """redis-py 4.6, which today's kombu refuses (it needs 6.1): the mismatch of the trial,
+    where an install upgraded kombu and left redis-py behind."""
+    target = tmp_path_factory.mktemp("redis46")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+         "redis==4.6.0"],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return target
+
+
+def test_a_client_library_mismatch_is_said_as_that_not_blamed_on_the_broker(
+    tmp_path: Path, redis_server: RedisServer, old_redis_py: Path
+) -> None:
+    project = TempProject(tmp_path)
+    with project.file("config/deploy.toml").open("a") as toml:
+        toml.write(ENV.format(name="old", ping_timeout=PING_TIMEOUT))
+    project.write_env("old", f"CELERY_BROKER_URL={redis_server.url(5)}\n")
+    pythonpath = os.pathsep.join([str(old_redis_py), str(ROOT)])
+
+    run = project.invoke(
+        "celery.verify", "--env", "old", "--release", "r1", env={"PYTHONPATH": pythonpath}
+    )
+
+    assert run.returncode == 1 and "Traceback" not in run.output, run.output
+    assert "deploytools' Celery client and its broker library do not match" in run.stderr
+    assert "redis 4.6.0" in run.stderr and "requires redis-py" in run.stderr
+    assert "broker URL" not in run.stderr  # the URL is right: not what the operator is told

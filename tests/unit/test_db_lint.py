@@ -10,12 +10,10 @@ from deploytools.db.lint import lint, lint_sql
 from deploytools.db.revisions import Revision
 from deploytools.errors import OperatorError
 from deploytools.hosts.local import LocalHost
-from deploytools.journal import Journal
 from deploytools.runtime.process import ProcessRuntime
-from deploytools.steps.base import RunContext
 from deploytools.steps.deploy import LintMigrations
+from deploytools.testing import MemoryHost, run_context
 from tests.support.dbenv import CapturedUi, app_with_revision, make_settings
-from tests.support.memhost import MemoryHost
 
 SQL = """BEGIN;
 
@@ -261,7 +259,7 @@ def test_a_deploy_that_cannot_lint_goes_on_outside_production_only(
     # The release's runtime: the app's interpreter in app_dir (a release being built there).
     values = {"DATABASE_URL": f"sqlite:///{database}"}
     runtime = ProcessRuntime(settings, LocalHost(), values)
-    ctx = RunContext(settings, host, ui, Journal(host, "/s"), values, _runtime=runtime)
+    ctx = run_context(settings, host, ui, env_values=values, _runtime=runtime)
 
     if production:
         with pytest.raises(OperatorError, match="revision 0004 cannot be rendered as SQL offline"):

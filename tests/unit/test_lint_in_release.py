@@ -13,13 +13,12 @@ import pytest
 from deploytools import flows
 from deploytools.db.migrate import offline_sql
 from deploytools.errors import OperatorError
-from deploytools.journal import Journal
 from deploytools.lock import DeployLock
 from deploytools.pipeline import Together
 from deploytools.steps.base import RunContext
 from deploytools.steps.deploy import LintMigrations
+from deploytools.testing import MemoryHost, run_context
 from tests.support.dbenv import CapturedUi, app_with_revision
-from tests.support.memhost import MemoryHost
 from tests.unit.test_compose_runtime import FakeDocker, runtime
 
 URL = "postgresql://app:Pw-s3cret-42@127.0.0.1:5432/app"
@@ -71,9 +70,8 @@ def compose_ctx(tmp_path: Path, host: FakeDocker, **update: Any) -> RunContext:
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config/prod.env").write_text(f"DATABASE_URL={URL}\n")
     rt.settings = settings
-    ctx = RunContext(settings, host, CapturedUi(), Journal(host, "/j"), {}, _runtime=rt)
-    ctx.release = "release-t-20260101T000000Z-abc1234"
-    return ctx
+    release = "release-t-20260101T000000Z-abc1234"
+    return run_context(settings, host, CapturedUi(), _runtime=rt, release=release)
 
 
 def test_a_deploy_builds_before_it_lints_and_lints_before_its_backup() -> None:

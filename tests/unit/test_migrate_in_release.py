@@ -18,7 +18,7 @@ from deploytools.errors import OperatorError
 from deploytools.hosts.base import Result
 from deploytools.runtime.compose import ComposeRuntime
 from deploytools.runtime.process import ProcessRuntime, Survey
-from tests.support.memhost import MemoryHost
+from deploytools.testing import MemoryHost
 from tests.support.stackenv import make_settings
 from tests.unit.test_compose_runtime import STATE, FakeDocker
 from tests.unit.test_compose_runtime import runtime as compose_runtime
@@ -53,14 +53,14 @@ class RecordingLauncher:
 
 
 def process(
-    tmp_path: Path, host: MemoryHost, **database: Any
+    tmp_path: Path, host: MemoryHost, **environment: Any
 ) -> tuple[ProcessRuntime, RecordingLauncher]:
     settings = make_settings(
         tmp_path,
         app_dir="app",
         state_dir=".deploytools",
         hosts=[{"name": "web-1", "address": "10.0.0.1", "root": "/srv/app"}],
-        database=database,
+        **environment,
     )
     launcher = RecordingLauncher()
     return ProcessRuntime(settings, host, VALUES, launcher=launcher), launcher
@@ -88,6 +88,39 @@ def test_process_runs_the_apps_alembic_on_its_venv_in_the_release(tmp_path: Path
     assert run["env"]["RELEASE_ID"] == "r1"
     assert run["env"]["PGOPTIONS"] == TIMEOUTS["PGOPTIONS"]
     assert not any("Pw-s3cret-42" in part for part in run["argv"])
+
+
+def test_the_release_own_venv_runs_its_services_and_migrations_not_app_dirs(
+    tmp_path: Path,
+) -> None:
+    """A release that carries its packages (``<release>/.venv``) runs on them: a rollback runs
+    old code on old packages. deploytools' own helpers stay on the host's plain python."""
+    host = MemoryHost("web-1")
+    released(host)
+    host.files["/srv/app/app/.venv/bin/python"] = b""
+    host.files[f"{RELEASES}/r1/.venv/bin/python"] = b""
+    rt, launcher = process(
+        tmp_path, host, services={"web": {"command": ["{python}", "-m", "shop", "{PORT}"]}}
+    )
+
+    rt.run_alembic("r1", alembic.upgrade("alembic.ini", "head"), {})
+
+    assert launcher.runs[0]["argv"][0] == f"{RELEASES}/r1/.venv/bin/python"
+    assert rt.argv("web", "r1") == [f"{RELEASES}/r1/.venv/bin/python", "-m", "shop", "8000"]
+    assert rt.argv("web") == ["/srv/app/app/.venv/bin/python", "-m", "shop", "8000"]
+    assert rt.python == "python3"
+
+
+def test_a_relative_interpreter_is_looked_up_in_the_release_then_app_dir(tmp_path: Path) -> None:
+    host = MemoryHost("web-1")
+    released(host)
+    released(host, "r2")
+    host.files["/srv/app/app/env/bin/python"] = b""
+    host.files[f"{RELEASES}/r2/env/bin/python"] = b""
+    rt, _ = process(tmp_path, host, python="env/bin/python")
+
+    assert rt.app_python("r1") == "/srv/app/app/env/bin/python"
+    assert rt.app_python("r2") == f"{RELEASES}/r2/env/bin/python"
 
 
 def test_process_without_a_venv_or_setting_uses_the_services_interpreter(tmp_path: Path) -> None:
@@ -129,10 +162,10 @@ def test_a_configured_interpreter_that_does_not_exist_is_refused(
     with pytest.raises(OperatorError) as caught:
         rt.run_alembic("r1", alembic.upgrade("alembic.ini", "head"), {})
 
-    assert "database.python" in caught.value.problem and "does not exist on web-1" in (
+    assert caught.value.problem.startswith("python ") and "does not exist on web-1" in (
         caught.value.problem
     )
-    assert "environments.t.database.python" in caught.value.fix
+    assert "environments.t.python" in caught.value.fix
     assert launcher.runs == []
 
 
