@@ -27,8 +27,11 @@ class MemoryHost:
     """A ``Host`` whose files are a dict and whose commands a ``responder`` answers (exit code,
     output); every argv it was given is in ``commands``, in order."""
 
-    def __init__(self, name: str = "mem", responder: Responder | None = None) -> None:
+    def __init__(
+        self, name: str = "mem", responder: Responder | None = None, *, local: bool = False
+    ) -> None:
         self.name = name
+        self.local = local
         self.files: dict[str, bytes] = {}
         self.modes: dict[str, int] = {}
         self.dirs: set[str] = set()

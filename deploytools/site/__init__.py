@@ -12,11 +12,12 @@ opens each SSH connection once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from deploytools import targets
+from deploytools.errors import OperatorError
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from deploytools.config import EnvironmentSettings, HostSettings
     from deploytools.journal import Journal
     from deploytools.lock import DeployLock
+    from deploytools.runtime.base import Runtime
     from deploytools.ui import Ui
 
 Connect = Callable[["HostSettings"], Host]
@@ -37,14 +39,17 @@ class Site:
         *,
         control: Host | None = None,
         connect: Connect | None = None,
+        only: Sequence[str] = (),
     ) -> None:
         self.settings = settings
+        self.only = list(only)  # --hosts: the hosts per-host stages act on (all if empty)
         self.ui = ui
         self.control = control or LocalHost()
         self._connect = connect or (lambda host: targets.connect(host, settings.timeouts))
         self._hosts: dict[str, Host] = {}
         self._values: dict[str, str] | None = None
         self._journal: Journal | None = None
+        self._runtimes: dict[str, Runtime] = {}
 
     def __enter__(self) -> Site:
         return self
@@ -81,6 +86,22 @@ class Site:
         return self._hosts[name]
 
     @property
+    def targets(self) -> list[str]:
+        """The hosts per-host stages act on: all of them, or those ``--hosts`` named (in the
+        environment's order); a name the environment lacks is refused before anything runs."""
+        names = self.host_names
+        if not self.only:
+            return names
+        unknown = [n for n in self.only if n not in names]
+        if unknown:
+            raise OperatorError(
+                f"--hosts names {', '.join(unknown)}, which environment {self.settings.name} "
+                "does not have",
+                f"name some of: {', '.join(names)}",
+            )
+        return [n for n in names if n in self.only]
+
+    @property
     def primary(self) -> Host:
         """Where the site's shared state lives: the lock, the journal, backups, migrations."""
         return self.host(self.host_names[0])
@@ -88,6 +109,16 @@ class Site:
     @property
     def hosts(self) -> list[Host]:
         return [self.host(name) for name in self.host_names]
+
+    def runtime(self, host: Host) -> Runtime:
+        """The environment's runtime on ``host``, made once per run."""
+        if host.name not in self._runtimes:
+            from deploytools.runtime import runtime_for
+
+            self._runtimes[host.name] = runtime_for(
+                self.settings, host, self.env_values, control=self.control
+            )
+        return self._runtimes[host.name]
 
     def _primary_settings(self) -> HostSettings:
         marked = [h for h in self.settings.hosts if getattr(h, "primary", False)]

@@ -45,6 +45,21 @@ class RunContext:
     _releases: dict[str, RunContext] = field(default_factory=dict)
 
     @property
+    def host_names(self) -> list[str]:
+        """The hosts this run acts on: the site's, the primary first (``--hosts`` narrows)."""
+        return self.site.targets
+
+    def on_host(self, name: str) -> RunContext:
+        """This run on host ``name``: its own runtime and facts (a copy of the run's so far),
+        the same settings, journal and release. The primary's is this context itself."""
+        host = self.site.host(name)
+        if host is self.host:
+            return self
+        return replace(
+            self, host=host, facts=dict(self.facts), _runtime=None, _origin=None, _releases={}
+        )
+
+    @property
     def control(self) -> Host:
         """The machine deploytools runs on: the git checkout, local builds."""
         return self.site.control
@@ -71,6 +86,7 @@ class RunContext:
                 where = f"{state_dir(origin.settings, self.host)}/plan-{uuid.uuid4().hex[:12]}"
                 self.scratch.append(where)
             config, settings = placed_settings(
+                self.control,
                 origin.settings, tag, self.journal.releases(), self.host, directory=where
             )
             # No recorded commit: today's config, so today's runtime serves.
@@ -87,7 +103,9 @@ class RunContext:
         if self._runtime is None:
             from deploytools.runtime import runtime_for
 
-            self._runtime = runtime_for(self.settings, self.host, self.env_values)
+            self._runtime = runtime_for(
+                self.settings, self.host, self.env_values, control=self.control
+            )
         return self._runtime
 
 

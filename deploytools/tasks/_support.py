@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pydantic models and rich cost ~0.3 s to import: not for `in
 ENV_HELP = "environment name from config/deploy.toml (default: its project.default_environment)"
 JSON_HELP = "print machine-readable JSON on stdout instead of a table"
 DRY_RUN_HELP = "print what would be done and change nothing"
+HOSTS_HELP = "only these hosts (comma-separated names) for the per-host stages; default: all"
 LOCK_WAIT_HELP = (
     "if another run holds the deploy lock, wait up to this many seconds (default: fail at once)"
 )
@@ -216,12 +217,22 @@ def settings(
 
 
 def open_site(
-    c: Context, env: str | None, ui: Ui, cli: Mapping[str, Any] | None = None
+    c: Context,
+    env: str | None,
+    ui: Ui,
+    cli: Mapping[str, Any] | None = None,
+    hosts: str | None = None,
 ) -> Site:
-    """The run's ``Site`` for the environment (use it in a ``with``: it closes connections)."""
+    """The run's ``Site`` for the environment (use it in a ``with``: it closes connections);
+    ``hosts``: the ``--hosts a,b`` that narrows the per-host stages."""
     from deploytools.site import Site
 
-    return Site(settings(c, env, cli), ui)
+    only = [name.strip() for name in (hosts or "").split(",") if name.strip()]
+    if hosts is not None and not only:
+        raise OperatorError("--hosts names no host", "pass --hosts NAME[,NAME...]")
+    site = Site(settings(c, env, cli), ui, only=only)
+    site.targets  # noqa: B018  # an unknown name is refused before anything connects
+    return site
 
 
 def _plain(value: Any) -> Any:
