@@ -64,22 +64,32 @@ def deploy(
     lock_wait: float = 0.0,
 ) -> PipelineResult | None:
     ctx, lock = context(site, dry_run=dry_run)
-    steps: list[Stage] = [
+    steps = deploy_steps(lock, command, lock_wait, allow_dirty or site.settings.name == "local")
+    return _run("deploy", steps, ctx, lock)
+
+
+def deploy_steps(
+    lock: DeployLock, command: str, lock_wait: float, allow_dirty: bool
+) -> list[Stage]:
+    """A deploy's stages, in the order they run (and are planned)."""
+    return [
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
-        # Under the lock, so the revisions linted are those the migration will apply.
-        LintMigrations(),
-        Snapshot(lock, allow_dirty or site.settings.name == "local"),
-        Backup(),
-        # Before the migration: a failed build leaves the database alone, and the old code
-        # meets the new schema only for the moment between migrate and start.
+        Snapshot(lock, allow_dirty),
+        # First of what changes anything, and nothing stops for it: the new images or release
+        # directory, which the lint then renders the migrations' SQL in (the app's code and
+        # packages are there, not on this machine). A failed build leaves the database alone,
+        # and the old code meets the new schema only for the moment between migrate and start.
         Build(),
+        # Under the lock, so the revisions linted are those the migration will apply; before
+        # the backup, so a refused migration takes none and changes nothing that runs.
+        LintMigrations(),
+        Backup(),
         Migrate(),
         Start(),
         verify(),
         Record("deploy"),
     ]
-    return _run("deploy", steps, ctx, lock)
 
 
 def rollback(

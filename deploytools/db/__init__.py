@@ -15,13 +15,16 @@ The public API (the deploy pipeline and the ``db.*`` tasks call these; signature
     downgrade(settings, ui, target, *, at=None, journal=None) -> MigrationResult
     downgrade_plan(settings, target, host=None) -> (current, revisions to undo)
     is_reversible(settings, from_rev, to_rev) -> bool
-    offline_sql(settings, *, start=None, end="head", host=None, dialect=None, redactor=None) -> str
-    lint(settings, *, start="base", end="head", host=None, dialect=None, redactor=None)
-    migration_safety(settings) -> LintReport          (the verify gate's check)
+    offline_sql(settings, *, start=None, end="head", host=None, dialect=None, redactor=None,
+                at=None) -> str
+    lint(settings, *, start="base", end="head", host=None, dialect=None, redactor=None, at=None)
+    migration_safety(settings, host=None, redactor=None) -> LintReport   (verify gate: no host)
 
 Migrations run where the app runs (``at``: the host, the runtime and the release; default this
 machine and the app as it stands); the revision is read on ``host`` with the database's own
-client (psql), so a database on a remote host's loopback needs no tunnel.
+client (psql), so a database on a remote host's loopback needs no tunnel. The offline SQL
+(``--sql``, the lint) is rendered there too: without ``at``, in the checkout's code (compose:
+a one-off container of an image built from it for the purpose).
 """
 
 from deploytools.db.backup import backup

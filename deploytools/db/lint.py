@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from deploytools.config import EnvironmentSettings
 from deploytools.db.database import open_database
-from deploytools.db.migrate import offline_sql
+from deploytools.db.migrate import Where, offline_sql
 from deploytools.db.revisions import Revision, all_revisions
 from deploytools.db.sqltext import Comment, scan
 from deploytools.errors import OperatorError
@@ -116,19 +116,28 @@ def lint(
     host: Host | None = None,
     dialect: str | None = None,
     redactor: Redactor | None = None,
+    at: Where | None = None,
 ) -> LintReport:
     """Lint revisions after ``start`` up to ``end`` (``start=None``: those the database on
-    ``host`` lacks), as the SQL env.py renders for the env file's URL (or ``dialect``)."""
+    ``host`` lacks), as the SQL env.py renders for the env file's URL (or ``dialect``), where
+    ``offline_sql`` renders it (``at``: a release being deployed)."""
     sql = offline_sql(
-        settings, start=start, end=end, host=host, dialect=dialect, redactor=redactor
+        settings, start=start, end=end, host=host, dialect=dialect, redactor=redactor, at=at
     )
     dialect = dialect or open_database(settings).engine
     revisions = {r.id: r for r in all_revisions(settings)}
     return lint_sql(sql, revisions, production=settings.production, dialect=dialect)
 
 
-def migration_safety(settings: EnvironmentSettings) -> LintReport:
-    """The ``verify`` gate's check: every revision, no database and no env file needed."""
+def migration_safety(
+    settings: EnvironmentSettings, host: Host | None = None, redactor: Redactor | None = None
+) -> LintReport:
+    """Every revision, no database needed. The ``verify`` gate's check (no ``host``): no env
+    file either, rendered on the process runtime's interpreter, never in an image. ``invoke
+    db.lint`` gives the environment's primary ``host``: a compose environment's SQL is then
+    rendered in an image built from the checkout, for the env file's URL (``checkout``)."""
+    if host is not None and settings.runtime == "compose":
+        return lint(settings, start="base", host=host, redactor=redactor)
     return lint(settings, start="base", dialect=_dialect(settings))
 
 

@@ -24,6 +24,8 @@ database (a SQLite default) fails loudly there.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -32,7 +34,7 @@ from deploytools.config import EnvironmentSettings
 from deploytools.db.database import open_database
 from deploytools.db.location import migrations_dir, release_ini
 from deploytools.db.revisions import Revision, between, resolve, script_directory
-from deploytools.errors import DeployFailure, OperatorError
+from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.journal import Journal
 from deploytools.redact import Redactor
@@ -147,20 +149,19 @@ def offline_sql(
     host: Host | None = None,
     dialect: str | None = None,
     redactor: Redactor | None = None,
+    at: Where | None = None,
 ) -> str:
     """The SQL of revisions after ``start`` up to ``end`` (``alembic upgrade --sql``), changing
-    nothing.
+    nothing; env.py picks the dialect from the URL as it does online.
 
-    Rendered by the app's alembic on this machine's checkout (before a release is built: the
-    lint reads it before the backup), on the app's interpreter with the env file's values:
-    env.py picks the dialect from the URL as it does online. ``start=None`` reads the
-    database's revision on ``host``; ``dialect`` (postgresql, sqlite) stands for the URL when
-    there is no env file (the verify gate). A revision that cannot be rendered offline is an
-    operator error naming it.
+    Rendered by the app's alembic where ``at`` says (a deploy: the release it has just built,
+    in its runtime). Without ``at``: ``dialect`` (postgresql, sqlite) stands for the URL when
+    there is no env file, on the process runtime's interpreter and this machine's checkout (the
+    verify gate: no database, no engine); else the checkout as it stands is rendered in the
+    environment's runtime (``checkout``: for compose, an image built for the purpose).
+    ``start=None`` reads the database's revision on ``host``. A revision that cannot be
+    rendered offline is an operator error naming it.
     """
-    from deploytools.hosts.local import LocalHost
-    from deploytools.runtime.process import ProcessRuntime
-
     script = script_directory(settings)
     end = resolve(script, end)
     if start is None:
@@ -168,15 +169,19 @@ def offline_sql(
     start = resolve(script, start)
     if not between(script, end, start):
         return ""
-    key = settings.database.url_key
-    if dialect is None:
-        values = _env_values(settings, redactor)
-        env: dict[str, str] = {}
-    else:
-        values, env = {}, {key: f"{dialect}://"}
-    runtime = ProcessRuntime(settings, LocalHost(), values)
     span = f"{start}:{end}" if start != "base" else end
-    done = runtime.run_alembic(None, alembic.upgrade(release_ini(settings), span, sql=True), env)
+    args = alembic.upgrade(release_ini(settings), span, sql=True)
+    if at is not None:
+        done = at.runtime.run_alembic(at.release, args, {})
+    elif dialect is not None:
+        from deploytools.hosts.local import LocalHost
+        from deploytools.runtime.process import ProcessRuntime
+
+        url = {settings.database.url_key: f"{dialect}://"}
+        done = ProcessRuntime(settings, LocalHost(), {}).run_alembic(None, args, url)
+    else:
+        with checkout(settings, host, redactor) as here:
+            done = here.runtime.run_alembic(here.release, args, {})
     if not done.ok:
         failing = _failing_revision(done, script)
         raise OperatorError(
@@ -186,6 +191,59 @@ def offline_sql(
             "`invoke db.migrate --sql` shows the SQL",
         )
     return done.stdout
+
+
+@contextmanager
+def checkout(
+    settings: EnvironmentSettings, host: Host | None = None, redactor: Redactor | None = None
+) -> Iterator[Where]:
+    """Where the checkout's code runs alembic outside a deploy (``db.lint``, ``migrate --sql``).
+
+    Process runtime: the app's interpreter on this machine's checkout, with the env file's
+    values. Compose runtime: nothing of the app on this machine; the images are built from the
+    checkout on ``host`` (the primary) as the deploy builds them, under a scratch release id
+    (``sql-<env>-<commit>-<random>``: a concurrent run never removes this one's; the layers
+    are in Docker's build cache for the deploy of the same commit), and that tag is removed
+    afterwards (an image a release's tag also names stays).
+    """
+    from deploytools.hosts.local import LocalHost
+
+    values = _env_values(settings, redactor)  # the redactor learns the secrets either way
+    if settings.runtime != "compose":
+        from deploytools.runtime.process import ProcessRuntime
+
+        yield Where(host or LocalHost(), ProcessRuntime(settings, LocalHost(), values))
+        return
+    from deploytools.runtime.compose import ComposeRuntime
+
+    host = host or LocalHost()
+    runtime = ComposeRuntime(settings, host)
+    runtime.check_migrations()  # a service missing from the compose files: before any build
+    scratch = _scratch_release(settings)
+    try:
+        try:
+            runtime.build(scratch)
+        except CommandError as exc:
+            raise OperatorError(
+                "the images to render the migrations' SQL in did not build (docker compose "
+                f"build, as a deploy builds them): {exc.problem}",
+                "fix the build where compose says above (`docker compose build` shows it)",
+            ) from None
+        yield Where(host, runtime, scratch)
+    finally:
+        runtime.remove_release(scratch)  # a build cut short may have tagged images too
+
+
+def _scratch_release(settings: EnvironmentSettings) -> str:
+    """``sql-<env>-<short commit>-<random>``: a name no deploy gives (``release-…``)."""
+    import secrets
+
+    from deploytools.commands import git
+    from deploytools.hosts.local import LocalHost
+
+    done = LocalHost().run(git.rev_parse(short=True), cwd=str(settings.root), check=False)
+    commit = done.stdout.strip() if done.ok else "nocommit"
+    return f"sql-{settings.name}-{commit}-{secrets.token_hex(3)}"
 
 
 def _env_values(settings: EnvironmentSettings, redactor: Redactor | None) -> dict[str, str]:

@@ -18,23 +18,31 @@ if TYPE_CHECKING:
 
 
 class LintMigrations:
-    """The migration-safety lint of the revisions this deploy would apply, as the database's
-    own dialect. In production an unreviewed finding stops the deploy here, before the backup:
-    the fix is in the migration (or its ``reviewed``), not in the world, hence exit 2."""
+    """The migration-safety lint of the revisions this deploy would apply, on the SQL the
+    release being deployed renders (``alembic upgrade --sql`` in its runtime: a one-off
+    container of its image, or the app's interpreter in its release directory), as the
+    database's own dialect. It runs after the build, before the backup: in production an
+    unreviewed finding stops the deploy there, the database untouched; the fix is in the
+    migration (or its ``reviewed``), not in the world, hence exit 2."""
 
     name = "lint migrations"
 
     def plan(self, ctx: RunContext) -> list[str]:
-        report, skipped = self._lint(ctx)
-        if skipped is not None:
-            return [f"lint skipped: {skipped.problem}"]
-        if not report.revisions:
+        """Nothing is built in a dry run, so nothing is rendered: how it would be, and the
+        task that lints the checkout now."""
+        from deploytools import db
+
+        pending = db.pending_revisions(ctx.settings, ctx.host)
+        if not pending:
             return ["no pending revision: nothing to lint"]
-        lines = [f"lint pending revision(s) {', '.join(report.revisions)}"]
-        lines += [str(f) for f in report.findings] or ["no finding"]
-        if report.errors:
-            lines.append("the deploy would stop here: unreviewed findings in production")
-        return lines
+        stop = "stops" if ctx.settings.production else "warns of"
+        return [
+            f"lint pending revision(s) {', '.join(pending)} on the SQL `alembic upgrade --sql`"
+            f" renders in release {ctx.release or '<release>'} once built "
+            f"({ctx.runtime.kind} runtime)",
+            f"an unreviewed finding {stop} the deploy here, before the backup",
+            f"the findings now: invoke db.lint --pending --env {ctx.settings.name}",
+        ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         report, skipped = self._lint(ctx)
@@ -59,13 +67,15 @@ class LintMigrations:
         from deploytools import db
         from deploytools.db.lint import LintReport
 
+        at = db.where(ctx.settings, ctx.host, ctx.runtime, ctx.release)
         try:
             # start=None: what the database lacks
-            return db.lint(ctx.settings, start=None, host=ctx.host, redactor=ctx.ui.redact), None
+            report = db.lint(ctx.settings, start=None, host=ctx.host, redactor=ctx.ui.redact, at=at)
         except OperatorError as exc:
             if ctx.settings.production:
                 raise
             return LintReport(), exc
+        return report, None
 
 
 class Snapshot:

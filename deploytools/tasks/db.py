@@ -284,7 +284,7 @@ def lint(
     if pending:
         report = db.lint(conf, start=None, host=site.primary, redactor=ui.redact)
     else:
-        report = db.migration_safety(conf)
+        report = db.migration_safety(conf, site.primary, ui.redact)
     if json:
         ui.emit_json([vars(f) for f in report.findings])
     for finding in report.findings:

@@ -120,13 +120,28 @@ def test_sql_prints_the_migration_sql_only(project: Project) -> None:
     assert "CREATE TABLE users" not in result.stdout
 
 
+# A production environment linted with no env file (as CI would): the process runtime renders
+# the checkout on this machine. (The repository's prod is compose: its lint builds an image.)
+LIVE = """
+[environments.live]
+env_file = "config/live.env"
+env_example = "config/prod.env.example"
+runtime = "process"
+production = true
+"""
+
+
 def test_lint_is_an_error_for_production_only(project: Project) -> None:
-    clean = project.run("db.lint", "--env", "prod")
+    toml = project.path / "config" / "deploy.toml"
+    if LIVE not in toml.read_text():
+        with toml.open("a") as out:
+            out.write(LIVE)
+    clean = project.run("db.lint", "--env", "live")
     assert clean.returncode == 0 and "reviewed" in clean.stderr
 
     (project.path / "example" / "migrations" / "versions" / "0004_drop.py").write_text(DROP_TABLE)
     try:
-        prod = project.run("db.lint", "--env", "prod")
+        prod = project.run("db.lint", "--env", "live")
         local = project.run("db.lint", "--env", "local")
     finally:
         (project.path / "example" / "migrations" / "versions" / "0004_drop.py").unlink()

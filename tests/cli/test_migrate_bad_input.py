@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import TempProject
 from tests.support.docker_engine import DockerEngine
 from tests.support.rootproject import ENV, JOURNAL_FILES, root_project
@@ -46,10 +48,14 @@ database = { migrate_service = "api" }
 """
 
 
+@pytest.mark.parametrize(
+    "task", [("db.migrate",), ("db.migrate", "--sql"), ("db.lint",)], ids=" ".join
+)
 def test_a_migration_service_the_compose_files_lack_changes_nothing(
-    tmp_path: Path, docker_engine: DockerEngine
+    tmp_path: Path, docker_engine: DockerEngine, task: tuple[str, ...]
 ) -> None:
-    """Refused from the compose files, before the journal or the database is touched."""
+    """Refused from the compose files, before the journal or the database is touched, and
+    before an image is built to render the SQL in (``--sql``, the lint)."""
     project = TempProject(tmp_path)
     with project.file("config/deploy.toml").open("a") as toml:
         toml.write(COMPOSE_ENV)
@@ -61,7 +67,7 @@ def test_a_migration_service_the_compose_files_lack_changes_nothing(
     project.write_env("cm", text.replace("<secret-key>", "Yh3kQ9wZ2mV8xR5tL1nB7cD4fG6jP0sA"))
     before = project.snapshot()
 
-    run = project.invoke("db.migrate", "--env", "cm")
+    run = project.invoke(*task, "--env", "cm")
 
     assert run.returncode == 2 and "Traceback" not in run.output, run.output
     assert "database.migrate_service 'api' is not a service of compose project cm" in run.stderr

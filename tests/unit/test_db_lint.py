@@ -9,6 +9,8 @@ import pytest
 from deploytools.db.lint import lint, lint_sql
 from deploytools.db.revisions import Revision
 from deploytools.errors import OperatorError
+from deploytools.hosts.local import LocalHost
+from deploytools.runtime.process import ProcessRuntime
 from deploytools.steps.deploy import LintMigrations
 from deploytools.testing import MemoryHost, run_context
 from tests.support.dbenv import CapturedUi, app_with_revision, make_settings
@@ -254,7 +256,10 @@ def test_a_deploy_that_cannot_lint_goes_on_outside_production_only(
     settings = make_settings(tmp_path, f"sqlite:///{database}", app_dir=app)
     settings = settings.model_copy(update={"production": production})
     ui, host = CapturedUi(), MemoryHost()
-    ctx = run_context(settings, host, ui)
+    # The release's runtime: the app's interpreter in app_dir (a release being built there).
+    values = {"DATABASE_URL": f"sqlite:///{database}"}
+    runtime = ProcessRuntime(settings, LocalHost(), values)
+    ctx = run_context(settings, host, ui, env_values=values, _runtime=runtime)
 
     if production:
         with pytest.raises(OperatorError, match="revision 0004 cannot be rendered as SQL offline"):

@@ -27,10 +27,10 @@ pytestmark = pytest.mark.integration
 STEPS = [
     "validate env",
     "lock",
-    "lint migrations",
     "snapshot",
-    "backup",
     "build",
+    "lint migrations",
+    "backup",
     "migrate",
     "start",
     "wait healthy",

@@ -100,9 +100,8 @@ def test_an_unreviewed_drop_column_stops_the_deploy_before_the_backup(
     run = project.deploy(ENV)
 
     assert plan.returncode == 0, plan.output
-    assert "lint pending revision(s) 0004" in plan.output
-    assert "error: revision 0004: drop-column" in plan.output
-    assert "the deploy would stop here" in plan.output
+    assert "lint pending revision(s) 0004 on the SQL" in plan.output
+    assert "stops the deploy here" in plan.output
     assert run.returncode == 2, run.output
     assert "failed at step 'lint migrations'" in run.stderr
     assert "unsafe migration step(s) for production environment live" in run.stderr
@@ -114,6 +113,8 @@ def test_an_unreviewed_drop_column_stops_the_deploy_before_the_backup(
     assert [e["step"] for e in events if e["kind"] == "step.start"] == [
         "validate env",
         "lock",
+        "snapshot",
+        "build",  # the lint reads the SQL the new release renders
         "lint migrations",
     ]
     assert not any(e["kind"].startswith("db.") for e in events)
