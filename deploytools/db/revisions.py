@@ -5,12 +5,22 @@ A revision module may declare, at module level:
     irreversible = "why"                   # deploytools refuses to downgrade past it
     reviewed = {"drop-column": "why"}      # lint findings accepted for production, by rule
 
+Revision files are read, never run: their imports are the app's (``sqlmodel``, the app's own
+models) and deploytools lives beside the app, not in its environment. So the declarations
+alembic's revision map needs (``revision``, ``down_revision``, ``branch_labels``,
+``depends_on``) and deploytools' own are taken from the file's syntax tree, as literals; the
+migrations themselves run in the release's runtime (``deploytools.db.migrate``).
+
 alembic is imported inside the functions: ``invoke --list`` must not pay for it.
 """
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from deploytools.config import EnvironmentSettings
@@ -21,6 +31,8 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
 
 NAMED_TARGETS = ("head", "heads", "base")
+# What a revision file declares that deploytools reads, each a literal.
+DECLARED = ("revision", "down_revision", "branch_labels", "depends_on", "irreversible", "reviewed")
 
 
 @dataclass(frozen=True)
@@ -40,10 +52,57 @@ def script_directory(settings: EnvironmentSettings) -> ScriptDirectory:
 
     from alembic.config import Config
     from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionMap
 
     config = Config(stdout=io.StringIO())
     config.set_main_option("script_location", str(migrations_dir(settings)))
-    return ScriptDirectory.from_config(config)
+    script = ScriptDirectory.from_config(config)
+    # Built lazily on first use: its revisions come from the files' syntax, not from importing
+    # them (see the module's docstring).
+    locations = [Path(p) for p in config.get_version_locations_list() or [script.versions]]
+    script.revision_map = RevisionMap(lambda: _declared(locations))
+    return script
+
+
+def _declared(locations: list[Path]) -> Iterator[Script]:
+    from alembic.script import Script
+
+    for location in locations:
+        for path in sorted(location.glob("*.py")) if location.is_dir() else []:
+            module = read_declarations(path)
+            if module is not None:
+                yield Script(module, module.revision, path)
+
+
+def read_declarations(path: Path) -> ModuleType | None:
+    """A revision file's declarations as a module object, without running the file; None
+    for a file that declares no ``revision`` (``__init__.py``, a helper module)."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except SyntaxError as exc:
+        raise OperatorError(
+            f"{path}:{exc.lineno}: not valid Python ({exc.msg})", "fix the revision file"
+        ) from None
+    module = ModuleType(path.stem, ast.get_docstring(tree))
+    module.__file__ = str(path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in DECLARED:
+                try:
+                    setattr(module, target.id, ast.literal_eval(value))
+                except ValueError:
+                    raise OperatorError(
+                        f"{path}:{node.lineno}: {target.id} is not a literal: deploytools reads "
+                        "revision files without running them",
+                        f"write {target.id} as a plain value (a string, None, a tuple, a dict)",
+                    ) from None
+    return module if isinstance(getattr(module, "revision", None), str) else None
 
 
 def describe(script: Script) -> Revision:
