@@ -68,7 +68,7 @@ def today(repo: Path) -> EnvironmentSettings:
         "prod",
         config_path=repo / "config/deploy.toml",
         overrides={"services": {"backend": {"probe": {"timeout": 5}}}, "timeouts": {"stop": 3}},
-        cli={"parallelism": 2},
+        cli={"rollout": {"max_parallel": 2}},
     )
 
 
@@ -114,7 +114,7 @@ def test_a_release_brings_its_services_celery_and_compose_files_nothing_else(
     assert (mine.compose.files, mine.compose.image_name) == (["compose.yml"], "shop-old")
     # Today's: the env file, state, timeouts, overrides, the project and its directory.
     assert (mine.env_file, mine.state_dir) == ("config/prod-2.env", "/var/lib/deploytools")
-    assert (mine.timeouts.health, mine.timeouts.stop, mine.parallelism) == (90, 3, 2)
+    assert (mine.timeouts.health, mine.timeouts.stop, mine.rollout.max_parallel) == (90, 3, 2)
     assert (mine.compose.project_name, mine.compose.directory) == ("shop-2", "app")
 
     placed = config.place(LocalHost(), str(repo / "state/releases/r-old"))
