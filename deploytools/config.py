@@ -570,8 +570,8 @@ def environment(
     layers = layers or Layers()
     merged: dict[str, Any] = {}
     file_layers = (deploy_file.defaults, deploy_file.environments[env])
-    for where, layer in zip(("defaults", f"environments.{env}"), file_layers, strict=True):
-        if RUN_ONLY in layer:
+    for where, table in zip(("defaults", f"environments.{env}"), file_layers, strict=True):
+        if RUN_ONLY in table:
             raise OperatorError(
                 f"{path}: {where}.{RUN_ONLY}: not a config key: trusting the key of a host seen"
                 " for the first time is a choice made for one run",
