@@ -31,8 +31,11 @@ from deploytools.errors import OperatorError
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-USER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+# A host's name and user: (pattern, most characters, what comes first) for the message.
+WORDS = {
+    "name": (re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"), 63, "a letter or digit"),
+    "user": (re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}"), 32, "a letter or '_'"),
+}
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 DNS_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 PERCENT = re.compile(r"^([0-9]{1,3})%$")
@@ -187,23 +190,14 @@ class HostSettings(Model):
     def _roles(cls, value: list[str]) -> list[str]:
         return check_roles(value)
 
-    @field_validator("name")
+    @field_validator("name", "user")
     @classmethod
-    def _name(cls, value: str) -> str:
-        if not HOST_NAME.fullmatch(value):
+    def _word(cls, value: str, info: ValidationInfo) -> str:
+        pattern, most, first = WORDS[str(info.field_name)]
+        if not pattern.fullmatch(value):
             raise ValueError(
-                "a host name may only hold letters, digits, '.', '_' and '-' (at most 63),"
-                " starting with a letter or digit"
-            )
-        return value
-
-    @field_validator("user")
-    @classmethod
-    def _user(cls, value: str) -> str:
-        if not USER_NAME.fullmatch(value):
-            raise ValueError(
-                "a user name may only hold letters, digits, '.', '_' and '-' (at most 32),"
-                " starting with a letter or '_'"
+                f"a {info.field_name} may only hold letters, digits, '.', '_' and '-'"
+                f" (at most {most}), starting with {first}"
             )
         return value
 

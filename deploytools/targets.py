@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from deploytools.config import EnvironmentSettings, HostSettings, check_key_files
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
+
+if TYPE_CHECKING:
+    from deploytools.hosts.ssh import SshHost
 
 
 def hosts_for(settings: EnvironmentSettings) -> list[Host]:
@@ -46,7 +50,7 @@ def connect(
     host: HostSettings,
     settings: EnvironmentSettings,
     notice: Callable[[str], None] | None = None,
-) -> Host:
+) -> SshHost:
     """``host`` (not connected yet: that happens at its first use), its files found as the
     config says (relative: from the project root); ``notice`` hears of a host key recorded by
     --trust-new-hosts."""

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
-from deploytools.errors import CommandError, DeployFailure, OperatorError
+from deploytools.errors import CommandError, DeployFailure, HostKeyError, OperatorError
 from deploytools.hosts.base import ENV_NAME, Result, check_secret_env
 from deploytools.hosts.liveness import Bounds, Watchdog, probe
 from deploytools.hosts.tunnel import forward_local
@@ -259,9 +259,9 @@ class SshHost:
     def _keyscan_hint(self) -> str:
         return keyscan_hint(self.address, self.port, self.known_hosts)
 
-    def changed_key(self, key: Any) -> OperatorError:
+    def changed_key(self, key: Any) -> HostKeyError:
         """The refusal of a host whose key is not the one ``known_hosts`` has for it."""
-        return OperatorError(
+        return HostKeyError(
             f"host key of {self._where} does not match {self.known_hosts}: got"
             f" {key.get_name()} {key.fingerprint}; someone may be intercepting",
             fix="if the host was really re-keyed, compare that fingerprint with the host's"
@@ -616,7 +616,7 @@ def _unknown_key_policy(host: SshHost) -> Any:
                     f" {key.fingerprint} in {host.known_hosts}"
                 )
                 return
-            raise OperatorError(
+            raise HostKeyError(
                 f"host key of {host.name} ({hostname}) is not in {host.known_hosts}; refusing"
                 f" to connect (it offered {key.get_name()} {key.fingerprint})",
                 fix="compare that fingerprint with the host's own (`ssh-keygen -lf"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from deploytools.config import TimeoutSettings
 from deploytools.errors import OperatorError
 from deploytools.hosts.ssh import SshHost
 from tests.support.sshd import SshTarget
@@ -20,17 +21,9 @@ pytestmark = pytest.mark.integration
 def ssh_host(
     target: SshTarget, known_hosts: Path, trust_new: bool = False, heard: list[str] | None = None
 ) -> SshHost:
-    return SshHost(
-        target.name,
-        target.address,
-        port=target.port,
-        user=target.user,
-        key_file=target.key_file,
-        known_hosts=str(known_hosts),
-        connect_timeout=10,
-        trust_new=trust_new,
-        notice=(heard if heard is not None else []).append,
-    )
+    conf = target.host_settings().model_copy(update={"known_hosts": str(known_hosts)})
+    listen = heard if heard is not None else []
+    return SshHost.from_settings(conf, TimeoutSettings(), trust_new=trust_new, notice=listen.append)
 
 
 def known_line(target: SshTarget) -> str:

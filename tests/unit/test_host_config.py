@@ -17,16 +17,7 @@ from deploytools.config import (
     parse_deploy_file,
 )
 from deploytools.errors import OperatorError
-
-BASE = """
-[project]
-name = "p"
-
-[environments.prod]
-env_file = "config/prod.env"
-env_example = "config/prod.env.example"
-runtime = "process"
-"""
+from tests.unit.test_config_precedence import BASE  # a project with one environment, prod
 
 
 def host(name: str, **keys: Any) -> str:
@@ -103,7 +94,7 @@ def test_two_hosts_need_exactly_one_primary(
 )
 def test_a_host_name_with_spaces_or_metacharacters(tmp_path: Path, name: str) -> None:
     problem = refused(tmp_path, host(name))
-    assert "environments.prod.hosts.0.name: Value error, a host name may only hold" in problem
+    assert "environments.prod.hosts.0.name: Value error, a name may only hold" in problem
 
 
 @pytest.mark.parametrize(
@@ -126,7 +117,7 @@ def test_good_addresses(tmp_path: Path, address: str) -> None:
 @pytest.mark.parametrize("user", ["deploy\n", "de ploy", "root;id", "-x", "a@b", ""])
 def test_a_user_with_spaces_or_metacharacters(tmp_path: Path, user: str) -> None:
     problem = refused(tmp_path, host("a", user=user))
-    assert "environments.prod.hosts.0.user: Value error, a user name may only hold" in problem
+    assert "environments.prod.hosts.0.user: Value error, a user may only hold" in problem
 
 
 @pytest.mark.parametrize("port", [0, 65536, -1])
