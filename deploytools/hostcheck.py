@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from deploytools.errors import (
 from deploytools.hosts.base import Host
 
 MB = 1024 * 1024
+Connector = Callable[[HostSettings], AbstractContextManager[Host]]
 # The hosts' journals are merged by time, and lock ages and backup names are read against the
 # controller's clock: a host that keeps time (NTP) is within milliseconds; 5 s means it does not.
 MAX_CLOCK_SKEW = 5.0
@@ -78,27 +80,31 @@ def check_hosts(
     notice: Callable[[str], None] | None = None,
     max_skew: float = MAX_CLOCK_SKEW,
     clock: Callable[[], float] = time.time,
+    connect: Connector | None = None,
 ) -> list[HostChecks]:
     """Check ``hosts`` (default: all of the environment's), at most ``rollout.max_parallel``
     at once; one result per host, in the order given. ``notice`` hears of host keys recorded
     by ``--trust-new-hosts``. Key files are the caller's to check first (``check_key_files``).
+    ``connect`` opens a host and closes it after (default: SSH, as the config says).
     """
-    from deploytools import targets
-
     chosen = list(settings.hosts if hosts is None else hosts)
     if not chosen:
         return []
 
-    def one(conf: HostSettings) -> HostChecks:
-        host = targets.connect(conf, settings, notice)
-        try:
-            return check_host(settings, conf, host, max_skew=max_skew, clock=clock)
-        finally:
-            host.close()
+    def ssh(conf: HostSettings) -> AbstractContextManager[Host]:
+        from deploytools import targets
 
-    workers = min(settings.rollout.max_parallel, len(chosen))
-    with ThreadPoolExecutor(workers, thread_name_prefix="hosts.check") as pool:
+        return closing(targets.connect(conf, settings, notice))
+
+    def one(conf: HostSettings) -> HostChecks:
+        with (connect or ssh)(conf) as host:
+            return check_host(settings, conf, host, max_skew=max_skew, clock=clock)
+
+    pool = ThreadPoolExecutor(min(settings.rollout.max_parallel, len(chosen)), "hosts.check")
+    try:
         return list(pool.map(one, chosen))
+    finally:  # on Ctrl-C, the hosts not started yet are not asked; those being asked finish
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_host(

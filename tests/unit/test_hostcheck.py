@@ -3,14 +3,16 @@ fails, and what is not run once the host cannot be asked anything more."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from deploytools.config import EnvironmentSettings, HostSettings
 from deploytools.errors import DeployFailure, HostKeyError, OperatorError
-from deploytools.hostcheck import HostChecks, check_host, check_names
+from deploytools.hostcheck import HostChecks, check_host, check_hosts, check_names
 from tests.support.memhost import MemoryHost
 
 DF = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 9 9 {kb} 9% /\n"
@@ -154,3 +156,32 @@ def test_a_root_that_is_not_writable() -> None:
     refused = "cannot create a file in /srv/app: Read-only file system"
     assert said(report)["write"] == (False, refused)
     assert not report.ok and [c.name for c in report.failed()] == ["write"]
+
+
+def test_hosts_are_checked_at_most_max_parallel_at_once_in_the_order_given() -> None:
+    names = [f"h{i}" for i in range(6)]
+    hosts = [HostSettings(name=n, address=f"{n}.internal", primary=n == "h0") for n in names]
+    settings = EnvironmentSettings(
+        name="prod", env_file="e", env_example="x", runtime="process", hosts=hosts,
+        rollout={"max_parallel": 2},
+    )  # fmt: skip
+    lock, now, most = threading.Lock(), [0], [0]
+    pairs = threading.Barrier(2, timeout=10)  # two at once, or it breaks
+
+    def respond(argv: list[str]) -> tuple[int, str]:
+        if argv == ["true"]:  # the first command of each host: wait for the other worker
+            with lock:
+                now[0] += 1
+                most[0] = max(most[0], now[0])
+            pairs.wait()
+            with lock:
+                now[0] -= 1
+        return answers()(argv)
+
+    @contextmanager
+    def connect(conf: HostSettings) -> Iterator[MemoryHost]:
+        yield MemoryHost(conf.name, respond)
+
+    reports = check_hosts(settings, connect=connect, clock=lambda: 1000.5)
+    assert [r.host for r in reports] == names and all(r.ok for r in reports)
+    assert most[0] == 2
