@@ -163,3 +163,24 @@ def test_a_release_of_another_runtime_is_refused(repo: Path) -> None:
     records = [{"kind": "release", "tag": "r1", "sha": old, "result": "ok"}]
     with pytest.raises(OperatorError, match="ran on the process runtime"):
         release_config(today(repo), "r1", records)
+
+
+def test_a_release_whose_file_a_later_version_would_refuse_still_gives_its_config(
+    repo: Path,
+) -> None:
+    """A release made before hosts named a primary and while `parallelism` was a key: what it
+    brings is read, what it does not bring (hosts, retired keys) is today's and not checked."""
+    two_hosts = [{"name": "web-1", "address": "web-1.internal"}, {"name": "web-2", "address": "b"}]
+    old = commit(
+        repo,
+        environment(parallelism=2, hosts=two_hosts),
+        {"app/compose.yml": "services: {backend: {}}\n"},
+    )
+    commit(repo, environment(hosts=[{**two_hosts[0], "primary": True}, two_hosts[1]]), {})
+    records = [{"kind": "release", "tag": "r-old", "sha": old, "result": "ok"}]
+    now = today(repo)
+
+    mine = release_config(now, "r-old", records).settings
+
+    assert mine.hosts == now.hosts and mine.primary_host.name == "web-1"
+    assert mine.compose is not None and mine.compose.image_name == "shop-old"
