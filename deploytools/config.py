@@ -41,6 +41,7 @@ DNS_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 PERCENT = re.compile(r"^([0-9]{1,3})%$")
 DEFAULT_ROLE = "web"
 RUN_ONLY = "trust_new_hosts"
+RETIRED = {"parallelism": "rollout.max_parallel"}  # key -> what took its place
 DEFAULT_CONFIG = "config/deploy.toml"
 M = TypeVar("M", bound="BaseModel")
 T = TypeVar("T")
@@ -693,6 +694,8 @@ def validate_model(
 def _expected(err: Mapping[str, Any]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
+        if err["loc"] and err["loc"][-1] in RETIRED:
+            return f"no longer a key: {RETIRED[err['loc'][-1]]} replaces it"
         return "unknown key (a typo? it is not part of the schema)"
     if kind == "missing":
         return "required key is missing"

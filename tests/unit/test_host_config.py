@@ -151,6 +151,13 @@ def test_trust_new_hosts_is_no_config_key(tmp_path: Path) -> None:
     assert "environments.prod.trust_new_hosts: not a config key" in problem
 
 
+def test_the_retired_parallelism_says_what_replaces_it(tmp_path: Path) -> None:
+    problem = refused(tmp_path, "parallelism = 4\n")
+    assert "environments.prod.parallelism: no longer a key: rollout.max_parallel replaces it" in (
+        problem
+    )
+
+
 def test_a_missing_key_file_names_the_host_and_the_file(tmp_path: Path) -> None:
     (tmp_path / "id_ok").write_text("key")
     settings = load(
