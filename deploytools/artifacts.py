@@ -20,7 +20,6 @@ from deploytools.commands import compose as compose_cmd
 from deploytools.commands import git
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.hosts.local import LocalHost
 from deploytools.journal import Journal
 from deploytools.release import looks_like_release, record_of, recorded_images
 from deploytools.runtime.base import ImageCheck, Runtime
@@ -126,7 +125,7 @@ def build_from_commit(
     not track comes from it: ``untracked_inputs``); the worktree is removed afterwards.
     """
     tree = worktree(settings, release)
-    local, repo = LocalHost(), str(settings.root)
+    local, repo = runtime.control, str(settings.root)
     local.run(git.worktree_add(tree, ref), cwd=repo)
     try:
         for name in untracked_inputs(settings):

@@ -46,18 +46,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from deploytools.config import CelerySettings, EnvironmentSettings
 from deploytools.errors import DeployFailure, Interrupted, OperatorError
 from deploytools.hosts.base import Host
-from deploytools.hosts.local import LocalHost
+from deploytools.hosts.forward import DEFAULT_PORTS, reach
 from deploytools.redact import Redactor
 from deploytools.ui import Ui
 
 FILESYSTEM = "filesystem://"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "pyamqp": 5672}
 CANARY_QUEUE = "deploytools.canary."
 CLIENT_POLL = 0.05  # seconds between the client's looks at a filesystem queue or result
 FS_RACE_PAUSE = 0.2  # an exchange file read half-made is whole again after this
@@ -175,7 +173,7 @@ def verify_celery(
     release: str | None,
     ui: Ui,
     *,
-    host: Host | None = None,
+    host: Host,
     clock: Callable[[], float] = time.monotonic,
     stopping: threading.Event | None = None,
     since: float | None = None,
@@ -192,9 +190,8 @@ def verify_celery(
     ``Interrupted``."""
     conf = celery_settings(settings)
     urls = broker_urls(settings, env_values)
-    host = host or LocalHost()
     started = clock()
-    if urls.filesystem and not isinstance(host, LocalHost):
+    if urls.filesystem and not host.local:
         raise OperatorError(
             "the filesystem Celery broker only works on this machine",
             f"set {conf.broker_key} to a Redis URL for environment {settings.name}",
@@ -637,8 +634,8 @@ def _reachable(urls: BrokerUrls, host: Host, timeout: float) -> Iterator[BrokerU
         yield urls
         return
     with contextlib.ExitStack() as stack:
-        broker = _forward(stack, host, urls.broker)
-        backend = _forward(stack, host, urls.backend)
+        broker = reach(stack, host, urls.broker)
+        backend = reach(stack, host, urls.backend)
         parts = urlsplit(broker)
         address = (parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORTS.get(parts.scheme, 0))
         try:
@@ -646,19 +643,6 @@ def _reachable(urls: BrokerUrls, host: Host, timeout: float) -> Iterator[BrokerU
         except OSError as exc:
             raise _broker_failed(urls, host, "broker unreachable", str(exc)) from None
         yield BrokerUrls(broker, backend, urls.transport_options)
-
-
-def _forward(stack: contextlib.ExitStack, host: Host, url: str) -> str:
-    parts = urlsplit(url)
-    if parts.hostname not in LOOPBACK or (not parts.port and parts.scheme not in DEFAULT_PORTS):
-        return url
-    port = parts.port or DEFAULT_PORTS[parts.scheme]
-    local = stack.enter_context(host.forward(port))
-    if local == port:
-        return url
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = (f"{userinfo}@" if userinfo else "") + f"127.0.0.1:{local}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @contextlib.contextmanager

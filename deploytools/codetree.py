@@ -17,7 +17,7 @@ from pathlib import Path
 
 from deploytools.commands import git
 from deploytools.errors import CommandError, OperatorError
-from deploytools.hosts.local import LocalHost
+from deploytools.hosts.base import Host
 
 
 @dataclass(frozen=True)
@@ -29,10 +29,10 @@ class Entry:
     executable: bool = False
 
 
-def tree_of(checkout: Path) -> str:
+def tree_of(control: Host, checkout: Path) -> str:
     """``HEAD`` when the checkout has no uncommitted change to a tracked file, else the tree
     of its tracked files as they are in the working tree (untracked files never count)."""
-    local, repo = LocalHost(), str(checkout)
+    local, repo = control, str(checkout)
     if not local.run(git.status_porcelain(), cwd=repo).stdout.strip():
         return "HEAD"
     with tempfile.TemporaryDirectory(prefix="deploytools-index-") as scratch:
@@ -42,20 +42,22 @@ def tree_of(checkout: Path) -> str:
         return local.run(git.write_tree(), cwd=repo, env=env).stdout.strip()
 
 
-def code_entries(checkout: Path, app_dir: str, skip: Sequence[str]) -> list[Entry]:
-    """``app_dir``'s tracked files in ``checkout`` (directories first), minus the paths in
-    ``skip`` and everything under them (relative to ``app_dir``)."""
+def code_entries(
+    control: Host, checkout: Path, app_dir: str, skip: Sequence[str]
+) -> list[Entry]:
+    """``app_dir``'s tracked files in ``checkout`` on the ``control`` machine (directories
+    first), minus the paths in ``skip`` and everything under them (relative to ``app_dir``)."""
     where = checkout / app_dir
     if not where.is_dir():
         raise OperatorError(
             f"app_dir {app_dir!r} is not a directory of {checkout}",
             "set app_dir to the directory (relative to the project root) that holds the code",
         )
-    tree = tree_of(checkout)
+    tree = tree_of(control, checkout)
     with tempfile.TemporaryDirectory(prefix="deploytools-code-") as scratch:
         out = os.path.join(scratch, "code.tar")
         try:
-            LocalHost().run(git.archive(tree, out), cwd=str(where))
+            control.run(git.archive(tree, out), cwd=str(where))
         except CommandError as exc:
             raise OperatorError(
                 f"cannot take the tracked files of {app_dir!r} from git in {checkout}: "

@@ -11,10 +11,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -29,6 +29,9 @@ from pydantic import (
 
 from deploytools.errors import OperatorError
 
+if TYPE_CHECKING:
+    from deploytools.rollout import RolloutPolicy
+
 ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 # A host's name and user: (pattern, most characters, what comes first) for the message.
@@ -38,13 +41,11 @@ WORDS = {
 }
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 DNS_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
-PERCENT = re.compile(r"^([0-9]{1,3})%$")
 DEFAULT_ROLE = "web"
 RUN_ONLY = "trust_new_hosts"
 RETIRED = {"parallelism": "rollout.max_parallel"}  # key -> what took its place
 DEFAULT_CONFIG = "config/deploy.toml"
 M = TypeVar("M", bound="BaseModel")
-T = TypeVar("T")
 
 
 class Model(BaseModel):
@@ -275,45 +276,32 @@ class RolloutSettings(Model):
     @field_validator("batch_size", "max_fail", mode="before")
     @classmethod
     def _count_or_percent(cls, value: Any, info: ValidationInfo) -> Any:
+        """Checked at load as the rollout reads it (``rollout.resolve_count``)."""
+        from deploytools.rollout import resolve_count
+
         least = 1 if info.field_name == "batch_size" else 0
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value < least:
-                raise ValueError(f"a count must be {least} or more")
-            return value
-        match = PERCENT.fullmatch(value) if isinstance(value, str) else None
-        if match is None or not 0 < int(match[1]) <= 100:
-            raise ValueError(
-                f'expected a whole number of hosts ({least} or more) or a percentage "N%"'
-                " with N from 1 to 100"
-            )
+        try:
+            resolve_count(value, 100, key=f"rollout.{info.field_name}", minimum=least)
+        except OperatorError as exc:
+            raise ValueError(f"{exc.problem}; {exc.fix}") from None
         return value
+
+    def policy(self, hosts: int) -> RolloutPolicy:
+        """These settings for a run on ``hosts`` hosts, counts and percentages resolved."""
+        from deploytools.rollout import RolloutPolicy
+
+        return RolloutPolicy.resolve(hosts, **self.model_dump())
 
     def batch_count(self, hosts: int) -> int:
         """Hosts per batch out of ``hosts``: a percentage is floored but never 0 (Ansible's
         ``pct_to_int``); never more than there are hosts."""
-        return max(1, min(_of(self.batch_size, hosts), hosts))
+        return min(self.policy(hosts).batch_size or hosts, hosts)
 
     def fail_budget(self, hosts: int) -> int:
-        """How many of ``hosts`` may fail before the rollout stops: the rollout goes on with
-        exactly this many failed, and stops at one more. A floored percentage means "more than
-        N % failed", as Ansible's ``max_fail_percentage``."""
-        return min(_of(self.max_fail, hosts), hosts)
-
-    def batches(self, hosts: Sequence[T]) -> list[list[T]]:
-        """``hosts`` in the order they are rolled out: the canary alone first, if any, then
-        batches of ``batch_count`` (computed over all of ``hosts``)."""
-        rest = list(hosts)
-        out = [[rest.pop(0)]] if self.canary and rest else []
-        size = self.batch_count(len(hosts))
-        out += [rest[i : i + size] for i in range(0, len(rest), size)]
-        return out
-
-
-def _of(value: int | str, hosts: int) -> int:
-    """A count, or the floored percentage of ``hosts``."""
-    if isinstance(value, int):
-        return value
-    return hosts * int(value.rstrip("%")) // 100
+        """How many of ``hosts`` may fail: the rollout goes on with exactly this many failed
+        and stops at one more. A floored percentage means "more than N % failed", as Ansible's
+        ``max_fail_percentage``."""
+        return min(self.policy(hosts).max_fail, hosts)
 
 
 class TimeoutSettings(Model):

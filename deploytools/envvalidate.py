@@ -20,7 +20,6 @@ from deploytools.envrules import EnvRules, rules_for
 from deploytools.errors import CommandError, OperatorError
 from deploytools.findings import Finding, count
 from deploytools.hosts.base import Host
-from deploytools.hosts.local import LocalHost
 from deploytools.platform import private_file_mode_ok
 from deploytools.redact import Redactor, url_password
 from deploytools.ui import Ui
@@ -56,14 +55,15 @@ class Report:
 
 
 def validate_environment(
-    settings: EnvironmentSettings, ui: Ui, path: Path | None = None, host: Host | None = None
+    settings: EnvironmentSettings, ui: Ui, control: Host, path: Path | None = None
 ) -> Report:
-    """Read the env file (or ``path``), teach ``ui`` its secrets first, then check it all."""
+    """Read the env file (or ``path``) on the ``control`` machine, teach ``ui`` its secrets
+    first, then check it all."""
     rules = rules_for(settings)
     target = path or settings.path(settings.env_file)
     doc = envfile.read(target)
     learn_secrets(ui.redact, doc, rules)
-    return validate(doc, target, settings, rules, host or LocalHost(), read_example(settings))
+    return validate(doc, target, settings, rules, control, read_example(settings))
 
 
 def learned_values(settings: EnvironmentSettings, redactor: Redactor) -> dict[str, str]:

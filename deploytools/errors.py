@@ -37,6 +37,11 @@ class DeployFailure(DeployToolsError):
     """A step failed against the real world (a command, a probe, a server)."""
 
 
+class RolloutHalted(DeployFailure):
+    """A rollout exceeded its failure budget under ``on_failure = "halt"``: the hosts already
+    switched stay on the new release, so nothing before them (the migration) is undone."""
+
+
 class CommandError(DeployFailure):
     """A command run on a host exited non-zero or timed out."""
 

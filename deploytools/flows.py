@@ -10,13 +10,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from deploytools import targets
-from deploytools.config import EnvironmentSettings
-from deploytools.envvalidate import learned_values
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.hosts.local import LocalHost
 from deploytools.interrupts import INTERRUPTS
-from deploytools.journal import Journal
 from deploytools.lock import DeployLock
 from deploytools.pipeline import Pipeline, PipelineResult, Stage, Together
 from deploytools.progress import Progress
@@ -27,6 +22,7 @@ from deploytools.release import (
     recorded_images,
     rollback_targets,
 )
+from deploytools.site import Site
 from deploytools.steps.base import RunContext
 from deploytools.steps.common import (
     Start,
@@ -49,35 +45,31 @@ from deploytools.steps.rollback import PrepareRelease, ReturnDatabase, rolls_for
 from deploytools.ui import Ui
 
 
-def context(
-    settings: EnvironmentSettings, ui: Ui, *, dry_run: bool
-) -> tuple[RunContext, DeployLock]:
-    host = targets.primary(settings)
-    state = targets.state_dir(settings, host)
-    values = learned_values(settings, ui.redact)
-    ctx = RunContext(settings, host, ui, Journal(host, state, ui.redact), values, dry_run=dry_run)
+def context(site: Site, *, dry_run: bool) -> tuple[RunContext, DeployLock]:
+    ctx = RunContext(
+        site.settings, site.primary, site.ui, site.journal, site.env_values, site, dry_run=dry_run
+    )
     previous = current_release(ctx.journal.releases())
-    ctx.journal.warn_damaged(ui.warn)
+    ctx.journal.warn_damaged(site.ui.warn)
     ctx.facts["previous_release"] = previous["tag"] if previous else None
-    return ctx, DeployLock.of(settings, host)
+    return ctx, site.lock()
 
 
 def deploy(
-    settings: EnvironmentSettings,
-    ui: Ui,
+    site: Site,
     *,
     command: str,
     dry_run: bool = False,
     allow_dirty: bool = False,
     lock_wait: float = 0.0,
 ) -> PipelineResult | None:
-    ctx, lock = context(settings, ui, dry_run=dry_run)
+    ctx, lock = context(site, dry_run=dry_run)
     steps: list[Stage] = [
         ValidateEnv(),
         TakeLock(lock, command, lock_wait),
         # Under the lock, so the revisions linted are those the migration will apply.
         LintMigrations(),
-        Snapshot(lock, allow_dirty or settings.name == "local"),
+        Snapshot(lock, allow_dirty or site.settings.name == "local"),
         Backup(),
         # Before the migration: a failed build leaves the database alone, and the old code
         # meets the new schema only for the moment between migrate and start.
@@ -91,8 +83,7 @@ def deploy(
 
 
 def rollback(
-    settings: EnvironmentSettings,
-    ui: Ui,
+    site: Site,
     tag: str,
     *,
     command: str,
@@ -100,7 +91,8 @@ def rollback(
     restore_db: bool = False,
     lock_wait: float = 0.0,
 ) -> PipelineResult | None:
-    ctx, lock = context(settings, ui, dry_run=dry_run)
+    ctx, lock = context(site, dry_run=dry_run)
+    settings = site.settings
     target = _rollback_target(ctx, tag)
     ctx.release = tag
     ctx.facts.update(
@@ -110,7 +102,7 @@ def rollback(
     )
     from deploytools import db
 
-    revision, now = target.get("revision"), db.current_revision(settings, ctx.host, ui.redact)
+    revision, now = target.get("revision"), db.current_revision(settings, ctx.host, ctx.ui.redact)
     ctx.facts["revision"] = revision  # recorded even when the database needs no change
     database = ReturnDatabase(
         revision, target.get("backup"), _must_restore(ctx, now, revision, target, restore_db)
@@ -206,13 +198,13 @@ def show_plan(ui: Ui, plan: list[tuple[str, list[str]]]) -> None:
 def _rollback_target(ctx: RunContext, tag: str) -> dict[str, Any]:
     """The recorded release of ``tag``; refuse with the usable tags if there is none."""
     repo = str(ctx.settings.root)
-    check_tag_name(LocalHost(), repo, tag)
+    check_tag_name(ctx.control, repo, tag)
     releases = ctx.journal.releases()
     usable = [r for r in good_releases(releases) if r.get("action", "deploy") == "deploy"]
     known = {r["tag"]: r for r in usable}
     from deploytools.commands import git
 
-    in_git = LocalHost().run(git.tag_exists(tag), cwd=repo, check=False).returncode == 0
+    in_git = ctx.control.run(git.tag_exists(tag), cwd=repo, check=False).returncode == 0
     running = _running_now(ctx, {str(r.get("tag")) for r in releases}) if known else None
     if tag not in known or not in_git:
         why = "is not a git tag" if not in_git else "has no recorded successful release"

@@ -27,11 +27,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from deploytools.config import EnvironmentSettings, ProbeSettings, ServiceSettings
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.base import Host
+from deploytools.hosts.forward import reach
 from deploytools.runtime.base import (
     MISSING,
     RESTARTING,
@@ -46,7 +47,6 @@ from deploytools.ui import Ui
 
 STATUS_INTERVAL = 0.5  # seconds between two looks at the runtime's state (see _Waiter.run)
 BODY_CHARS = 300
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ProbeError(Exception):
@@ -214,7 +214,7 @@ def wait_healthy(
     with contextlib.ExitStack() as stack:
         for target in targets:
             if target.url:
-                target.fetch_url = _forwarded(stack, host, target.url)
+                target.fetch_url = reach(stack, host, target.url)
         waiter = _Waiter(settings, runtime, ui, fetch or stack.enter_context(_httpx_fetch()), clock)
         return waiter.run(targets, sleep)
 
@@ -442,19 +442,6 @@ def _lookup(data: Any, dotted: str) -> Any:
             return None
         data = data[part]
     return data
-
-
-def _forwarded(stack: contextlib.ExitStack, host: Host, url: str) -> str:
-    """A loopback URL on ``host`` as a URL on this machine (same URL on a local host)."""
-    parts = urlsplit(url)
-    if parts.hostname not in LOOPBACK:
-        return url
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    local = stack.enter_context(host.forward(port))
-    if local == port:
-        return url
-    netloc = f"127.0.0.1:{local}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def load_modules() -> None:

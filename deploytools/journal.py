@@ -8,6 +8,7 @@ Every record passes the redactor before it is written: its strings, then its JSO
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,12 +30,15 @@ class Journal:
         self.path = f"{directory}/{JOURNAL_FILE}"
         self.redact = redactor or Redactor()
         self.damaged = 0  # lines of the last read that were not a record
+        # Hosts rolled out at once journal from their threads: one line at a time.
+        self._writing = threading.Lock()
 
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         record = self.redact.data({"at": utc_now(), "kind": kind, **fields})
         line = self.redact.dumps(record, sort_keys=True) + "\n"
-        self.host.makedirs(self.directory)
-        self.host.append_file(self.path, line.encode())
+        with self._writing:
+            self.host.makedirs(self.directory)
+            self.host.append_file(self.path, line.encode())
         return dict(record)
 
     def records(self) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from deploytools.errors import DeployFailure, DeployToolsError, Interrupted
+from deploytools.errors import DeployFailure, DeployToolsError, Interrupted, RolloutHalted
 from deploytools.interrupts import INTERRUPTS, Abandoned
 from deploytools.progress import Progress
 from deploytools.steps.base import RunContext, Step, can_undo
@@ -158,7 +158,12 @@ class Pipeline:
                 result.failed_step = failed.step.name
                 result.error = failed.outcome.error
                 result.exit_code = _exit_code(failed.error)
-                self._undo(ctx, done, result, progress)
+                if isinstance(failed.error, RolloutHalted):
+                    # Hosts run the new release on the new schema: undoing the steps before
+                    # (the migration) would pull it from under them. Said, not done.
+                    ctx.ui.warn(f"on_failure = halt: nothing undone ({failed.outcome.error})")
+                else:
+                    self._undo(ctx, done, result, progress)
             elif guard.pending:  # after the last step: everything is done and recorded
                 ctx.ui.warn(f"{guard.pending} after the last step: the {self.name} had finished")
                 guard.pending = None

@@ -31,7 +31,6 @@ from deploytools.config import (
 )
 from deploytools.errors import CommandError, OperatorError
 from deploytools.hosts.base import Host
-from deploytools.hosts.local import LocalHost
 from deploytools.release import record_of
 from deploytools.targets import state_dir
 
@@ -84,11 +83,11 @@ class ReleaseConfig:
 
 
 def release_config(
-    settings: EnvironmentSettings, tag: str, releases: list[dict[str, Any]]
+    control: Host, settings: EnvironmentSettings, tag: str, releases: list[dict[str, Any]]
 ) -> ReleaseConfig:
     """The settings and compose files of release ``tag``, from the commit its journal record
-    names; today's when there is no such record (``dev``, a release from before records
-    named their commit)."""
+    names (read with git on the ``control`` machine); today's when there is no such record
+    (``dev``, a release from before records named their commit)."""
     record = record_of(releases, tag)
     if record is None:
         return ReleaseConfig(tag, None, settings)
@@ -98,7 +97,7 @@ def release_config(
             f"the journal's record of release {tag} names no commit ({sha[:40]!r})",
             "check the release records (invoke releases --json)",
         )
-    local, repo = LocalHost(), str(settings.root)
+    local, repo = control, str(settings.root)
     if local.run(git.has_commit(sha), cwd=repo, check=False).returncode != 0:
         raise OperatorError(
             f"release {tag} was made from commit {sha[:12]}, which is not in the repository "
@@ -156,6 +155,7 @@ def brought(deploy_file: DeployFile, env: str) -> DeployFile:
 
 
 def placed_settings(
+    control: Host,
     settings: EnvironmentSettings,
     tag: str,
     releases: list[dict[str, Any]],
@@ -165,7 +165,7 @@ def placed_settings(
 ) -> tuple[ReleaseConfig, EnvironmentSettings]:
     """``release_config`` with its compose files written on ``host`` (under
     ``<state dir>/<env>/releases/<tag>/`` unless ``directory`` says where)."""
-    config = release_config(settings, tag, releases)
+    config = release_config(control, settings, tag, releases)
     if not config.files:
         return config, config.settings
     where = directory or f"{state_dir(settings, host)}/releases/{tag}"

@@ -40,7 +40,7 @@ def backup_dir(settings: EnvironmentSettings, host: Host) -> str:
 
 def on_host(settings: EnvironmentSettings, relative: str, host: Host) -> str:
     """A config path on ``host``: against the project root locally, the host's root remotely."""
-    if isinstance(host, LocalHost):
+    if host.local:
         return str(settings.path(relative))
     root = next((h.root for h in settings.hosts if h.name == host.name), settings.hosts[0].root)
     return relative if relative.startswith("/") else f"{root.rstrip('/')}/{relative}"

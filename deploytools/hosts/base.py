@@ -37,6 +37,9 @@ class Host(Protocol):
     """A machine that runs argv lists and holds files."""
 
     name: str
+    # This machine (the control machine): config paths are the project's own, and processes
+    # started here are deploytools' children. Code outside hosts/ asks this, never the type.
+    local: bool
 
     def run(
         self,

@@ -21,6 +21,8 @@ STOP_GRACE = 3.0  # seconds between asking a command to stop and killing it
 class LocalHost:
     """Runs commands and touches files on this machine (POSIX or Windows)."""
 
+    local = True
+
     def __init__(self, name: str = "local") -> None:
         self.name = name
 

@@ -107,6 +107,8 @@ def secret_lines(secret_env: Mapping[str, str]) -> bytes:
 class SshHost:
     """A remote machine reached over SSH; implements the ``Host`` protocol."""
 
+    local = False
+
     def __init__(
         self,
         name: str,

@@ -14,20 +14,25 @@ from deploytools.runtime.base import Runtime, ServiceStatus
 
 
 def runtime_for(
-    settings: EnvironmentSettings, host: Host, env_values: Mapping[str, str] | None = None
+    settings: EnvironmentSettings,
+    host: Host,
+    env_values: Mapping[str, str] | None = None,
+    *,
+    control: Host | None = None,
 ) -> Runtime:
-    """The environment's runtime on ``host``; ``env_values`` default to the local env file."""
+    """The environment's runtime on ``host``; ``env_values`` default to the local env file;
+    ``control`` is the machine with the checkout (default: ``host``)."""
     if settings.runtime == "compose":
         from deploytools.runtime.compose import ComposeRuntime
 
-        return ComposeRuntime(settings, host)
+        return ComposeRuntime(settings, host, control=control)
     from deploytools.runtime.process import ProcessRuntime
 
     if env_values is None:
         from deploytools.envfile import load_values
 
         env_values = load_values(settings.path(settings.env_file))
-    return ProcessRuntime(settings, host, env_values)
+    return ProcessRuntime(settings, host, env_values, control=control)
 
 
 __all__ = ["Runtime", "ServiceStatus", "runtime_for"]

@@ -99,6 +99,10 @@ class Runtime(Protocol):
     """A stack on one host. ``release`` ids name images (compose) or process generations."""
 
     kind: str
+    host: Host
+    # The machine with the project's checkout, where a release's code and config are read
+    # from (git): the host itself when deploytools runs there, else the site's control machine.
+    control: Host
 
     def check(self) -> None:
         """Fail with an operator-facing message when the runtime cannot work on this host."""

@@ -79,7 +79,14 @@ _SEVERITY = ("dead", "exited", "restarting", "paused", "created", "removing", RU
 class ComposeRuntime:
     kind = "compose"
 
-    def __init__(self, settings: EnvironmentSettings, host: Host, docker: str = "docker") -> None:
+    def __init__(
+        self,
+        settings: EnvironmentSettings,
+        host: Host,
+        docker: str = "docker",
+        *,
+        control: Host | None = None,
+    ) -> None:
         if settings.compose is None:
             raise OperatorError(
                 f"environment {settings.name!r} uses the compose runtime but has no compose table",
@@ -88,6 +95,7 @@ class ComposeRuntime:
         self.settings = settings
         self.conf: ComposeSettings = settings.compose
         self.host = host
+        self.control = control if control is not None else host
         self.docker = docker
         directory = on_host(settings, self.conf.directory, host)
         self.state = state_dir(settings, host)

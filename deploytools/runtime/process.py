@@ -38,7 +38,6 @@ from deploytools.commands import alembic, git
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
-from deploytools.hosts.local import LocalHost
 from deploytools.launch import Limits, environment_size, launch_problems, limits_for
 from deploytools.runtime.base import (
     EXITED,
@@ -101,6 +100,9 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 class LocalLauncher:
     """This machine, POSIX or Windows, through ``deploytools.platform``."""
 
+    def __init__(self, host: Host) -> None:
+        self.host = host  # this machine, for commands run to completion
+
     def spawn(self, argv: list[str], cwd: str, env: dict[str, str], log: str, header: str) -> int:
         with open(log, "ab", opener=_private) as out:
             os.chmod(log, PRIVATE)  # a log left wider before; os.fchmod is POSIX-only (< 3.13)
@@ -129,7 +131,7 @@ class LocalLauncher:
         platform.terminate_group(pid, kill=kill)
 
     def run(self, argv: list[str], cwd: str, env: dict[str, str], timeout: float) -> Result:
-        return LocalHost().run(argv, env=env, cwd=cwd, timeout=timeout, check=False)
+        return self.host.run(argv, env=env, cwd=cwd, timeout=timeout, check=False)
 
     def survey(self, programs: Sequence[str]) -> Survey:
         limits = limits_for(sys.platform, platform.arg_max())
@@ -238,16 +240,19 @@ class ProcessRuntime:
         host: Host,
         env_values: Mapping[str, str],
         *,
+        control: Host | None = None,
         launcher: Launcher | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.host = host
+        self.control = control if control is not None else host
         self.env_values = dict(env_values)
-        local = isinstance(host, LocalHost)
-        self.launcher: Launcher = launcher or (LocalLauncher() if local else PosixLauncher(host))
-        self.python = sys.executable if local else "python3"
+        self.launcher: Launcher = launcher or (
+            LocalLauncher(host) if host.local else PosixLauncher(host)
+        )
+        self.python = sys.executable if host.local else "python3"
         self.commands = {n: s.command for n, s in settings.services.items() if s.command}
         self.oneshot = {n for n, s in settings.services.items() if s.command and s.oneshot}
         self.run_dir = f"{state_dir(settings, host)}/run"
@@ -320,7 +325,7 @@ class ProcessRuntime:
     def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         check_release(release)
         checkout = source or self.settings.root
-        entries = code_entries(checkout, self.settings.app_dir, self._not_code())
+        entries = code_entries(self.control, checkout, self.settings.app_dir, self._not_code())
         target = self._code_dir(release)
         self.host.remove(target)  # a build cut short left no marker: start again
         self.host.makedirs(self.releases_dir, mode=CODE_DIR)

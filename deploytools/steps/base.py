@@ -1,8 +1,9 @@
 """A step: describe what it would do (``plan``), do it (``run``), and take it back (``undo``).
 
-Steps share one ``RunContext``: settings, the host, the Ui, the journal, and a ``facts``
-dict through which an early step hands what it learned (backup id, previous revision, images)
-to later steps and to undo.
+Steps share one ``RunContext``: the run's ``Site`` (the control machine, every host, the env
+values, the journal), the settings (the release's own for a rollback), the host the step acts
+on, and a ``facts`` dict through which an early step hands what it learned (backup id,
+previous revision, images) to later steps and to undo.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from deploytools.hosts.base import Host
     from deploytools.journal import Journal
     from deploytools.runtime.base import Runtime
+    from deploytools.site import Site
     from deploytools.ui import Ui
 
 
@@ -29,6 +31,7 @@ class RunContext:
     ui: Ui
     journal: Journal
     env_values: dict[str, str]
+    site: Site
     release: str = ""
     dry_run: bool = False
     facts: dict[str, Any] = field(default_factory=dict)
@@ -40,6 +43,26 @@ class RunContext:
     _runtime: Runtime | None = None
     _origin: RunContext | None = None  # the run's own context, for one of a release
     _releases: dict[str, RunContext] = field(default_factory=dict)
+
+    @property
+    def host_names(self) -> list[str]:
+        """The hosts this run acts on: the site's, the primary first (``--hosts`` narrows)."""
+        return self.site.targets
+
+    def on_host(self, name: str) -> RunContext:
+        """This run on host ``name``: its own runtime and facts (a copy of the run's so far),
+        the same settings, journal and release. The primary's is this context itself."""
+        host = self.site.host(name)
+        if host is self.host:
+            return self
+        return replace(
+            self, host=host, facts=dict(self.facts), _runtime=None, _origin=None, _releases={}
+        )
+
+    @property
+    def control(self) -> Host:
+        """The machine deploytools runs on: the git checkout, local builds."""
+        return self.site.control
 
     def pause(self, seconds: float) -> None:
         """Sleep between two looks; raises ``Interrupted`` at once when told to stop."""
@@ -63,6 +86,7 @@ class RunContext:
                 where = f"{state_dir(origin.settings, self.host)}/plan-{uuid.uuid4().hex[:12]}"
                 self.scratch.append(where)
             config, settings = placed_settings(
+                self.control,
                 origin.settings, tag, self.journal.releases(), self.host, directory=where
             )
             # No recorded commit: today's config, so today's runtime serves.
@@ -79,7 +103,9 @@ class RunContext:
         if self._runtime is None:
             from deploytools.runtime import runtime_for
 
-            self._runtime = runtime_for(self.settings, self.host, self.env_values)
+            self._runtime = runtime_for(
+                self.settings, self.host, self.env_values, control=self.control
+            )
         return self._runtime
 
 

@@ -41,7 +41,7 @@ class ValidateEnv:
         from deploytools import envvalidate
         from deploytools.db.location import migrations_dir, release_ini
 
-        report = envvalidate.validate_environment(ctx.settings, ctx.ui)
+        report = envvalidate.validate_environment(ctx.settings, ctx.ui, ctx.control)
         if report.errors:
             envvalidate.show(ctx.ui, report)  # the table, then OperatorError
         migrations_dir(ctx.settings)  # a broken alembic.ini: refused before anything changes

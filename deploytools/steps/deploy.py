@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from deploytools.commands import git
 from deploytools.errors import DeployToolsError, OperatorError
-from deploytools.hosts.local import LocalHost
 from deploytools.lock import DeployLock
 from deploytools.release import kept_releases, looks_like_release, take_snapshot
 from deploytools.steps.base import RunContext
@@ -81,7 +80,7 @@ class Snapshot:
     def plan(self, ctx: RunContext) -> list[str]:
         """Reads git (nothing changes) so the later steps' plans show the real release tag."""
         snap = take_snapshot(
-            LocalHost(), str(ctx.settings.root), ctx.settings.name, allow_dirty=self.allow_dirty
+            ctx.control, str(ctx.settings.root), ctx.settings.name, allow_dirty=self.allow_dirty
         )
         ctx.release = snap.tag
         return [
@@ -92,7 +91,7 @@ class Snapshot:
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         snap = take_snapshot(
-            LocalHost(), str(ctx.settings.root), ctx.settings.name, allow_dirty=self.allow_dirty
+            ctx.control, str(ctx.settings.root), ctx.settings.name, allow_dirty=self.allow_dirty
         )
         ctx.release = snap.tag
         ctx.facts.update(sha=snap.sha, dirty=snap.dirty)
@@ -221,7 +220,7 @@ class Record:
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if self.action == "deploy":
-            LocalHost().run(git.tag(ctx.release, ctx.facts["sha"]), cwd=str(ctx.settings.root))
+            ctx.control.run(git.tag(ctx.release, ctx.facts["sha"]), cwd=str(ctx.settings.root))
         record = release_record(ctx, self.action, "ok")
         pruned = prune_releases(ctx)
         return {"recorded": record["tag"], "revision": record.get("revision"), **pruned}

@@ -23,6 +23,8 @@ from deploytools.errors import DeployToolsError, OperatorError
 
 if TYPE_CHECKING:  # pydantic models and rich cost ~0.3 s to import: not for `invoke --list`
     from deploytools.config import EnvironmentSettings
+    from deploytools.site import Site
+    from deploytools.ui import Ui
 
 ENV_HELP = "environment name from config/deploy.toml (default: its project.default_environment)"
 JSON_HELP = "print machine-readable JSON on stdout instead of a table"
@@ -31,6 +33,7 @@ TRUST_NEW_HOSTS_HELP = (
     "record the SSH key of a host seen for the first time in its known_hosts (a changed key"
     " is still refused)"
 )
+HOSTS_HELP = "only these hosts (comma-separated names) for the per-host stages; default: all"
 LOCK_WAIT_HELP = (
     "if another run holds the deploy lock, wait up to this many seconds (default: fail at once)"
 )
@@ -222,6 +225,25 @@ def trusting(trust_new_hosts: bool) -> dict[str, Any]:
     """The ``cli`` layer of ``--trust-new-hosts`` for ``settings``: unset unless given, so
     that invoke config's ``deploytools.trust_new_hosts`` still counts."""
     return {"trust_new_hosts": True} if trust_new_hosts else {}
+
+
+def open_site(
+    c: Context,
+    env: str | None,
+    ui: Ui,
+    cli: Mapping[str, Any] | None = None,
+    hosts: str | None = None,
+) -> Site:
+    """The run's ``Site`` for the environment (use it in a ``with``: it closes connections);
+    ``hosts``: the ``--hosts a,b`` that narrows the per-host stages."""
+    from deploytools.site import Site
+
+    only = [name.strip() for name in (hosts or "").split(",") if name.strip()]
+    if hosts is not None and not only:
+        raise OperatorError("--hosts names no host", "pass --hosts NAME[,NAME...]")
+    site = Site(settings(c, env, cli), ui, only=only)
+    site.targets  # noqa: B018  # an unknown name is refused before anything connects
+    return site
 
 
 def _plain(value: Any) -> Any:

@@ -14,26 +14,24 @@ from typing import TYPE_CHECKING
 from invoke.context import Context
 
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.journal import Journal
-from deploytools.lock import DeployLock, Holder
+from deploytools.lock import Holder
 from deploytools.tasks._support import (
     DRY_RUN_HELP,
     ENV_HELP,
     JSON_HELP,
     LOCK_WAIT_HELP,
-    settings,
+    open_site,
     task,
 )
 
 if TYPE_CHECKING:
-    from deploytools import db, targets
-    from deploytools.config import EnvironmentSettings
-    from deploytools.hosts.base import Host
+    from deploytools import db
+    from deploytools.site import Site
     from deploytools.ui import Ui
 else:
     from deploytools.lazy import lazy
 
-    db, targets = lazy("deploytools.db"), lazy("deploytools.targets")
+    db = lazy("deploytools.db")
 
 BACKUP_HELP = "backup id, as listed by `invoke db.backups`"
 YES_HELP = "do not ask for confirmation (for scripts and CI)"
@@ -61,9 +59,9 @@ def backup(
     json: bool = False,
 ) -> None:
     """Back up the database (pg_dump or SQLite online backup), verify it, then apply retention."""
-    conf = settings(c, env)
-    host = targets.primary(conf)
-    with _locked(conf, host, "db.backup", lock_wait):
+    site = open_site(c, env, ui)
+    conf, host = site.settings, site.primary
+    with _locked(site, "db.backup", lock_wait):
         manifest = db.backup(conf, host, ui, release=release, verify=not skip_verify)
         if not keep_all:
             db.prune(conf, host, ui)
@@ -76,8 +74,9 @@ def backup(
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def backups(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """List the environment's backups, newest first, and anything left by interrupted runs."""
-    conf = settings(c, env)
-    contents = db.list_backups(conf, targets.primary(conf))
+    site = open_site(c, env, ui)
+    conf = site.settings
+    contents = db.list_backups(conf, site.primary)
     newest_first = list(reversed(contents.backups))
     if json:
         ui.emit_json(
@@ -120,8 +119,8 @@ def backups(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> N
 @task(help={"env": ENV_HELP, "backup": BACKUP_HELP})
 def verify(c: Context, ui: Ui, env: str | None = None, backup: str = "") -> None:
     """Check a backup: SHA-256 against its manifest, then read the whole archive."""
-    conf = settings(c, env)
-    db.verify_backup(conf, targets.primary(conf), ui, _required(backup, "--backup ID"))
+    site = open_site(c, env, ui)
+    db.verify_backup(site.settings, site.primary, ui, _required(backup, "--backup ID"))
 
 
 @task(help={"env": ENV_HELP, "backup": BACKUP_HELP, "yes": YES_HELP, "lock_wait": LOCK_WAIT_HELP})
@@ -134,8 +133,8 @@ def restore(
     lock_wait: float = 0.0,
 ) -> None:
     """Restore a backup into the environment's database (checksum first; asks unless --yes)."""
-    conf = settings(c, env)
-    host = targets.primary(conf)
+    site = open_site(c, env, ui)
+    conf, host = site.settings, site.primary
     manifest = db.find_backup(conf, host, _required(backup, "--backup ID"))
     _confirm(
         ui,
@@ -143,7 +142,7 @@ def restore(
         f"{manifest.alembic_revision or 'none'}) into {conf.name}'s database, replacing its data?",
         yes,
     )
-    with _locked(conf, host, f"db.restore {manifest.id}", lock_wait):
+    with _locked(site, f"db.restore {manifest.id}", lock_wait):
         db.restore(conf, host, ui, manifest.id)
 
 
@@ -159,9 +158,9 @@ def prune(
     json: bool = False,
 ) -> None:
     """Apply retention: keep the newest verified backups and those of the last good releases."""
-    conf = settings(c, env)
-    host = targets.primary(conf)
-    with _locked(conf, host, "db.prune", lock_wait):
+    site = open_site(c, env, ui)
+    conf, host = site.settings, site.primary
+    with _locked(site, "db.prune", lock_wait):
         plan = db.prune(conf, host, ui, dry_run=dry_run)
     if json:
         ui.emit_json(
@@ -193,22 +192,22 @@ def migrate(
     lock_wait: float = 0.0,
 ) -> None:
     """Upgrade the database to head (alembic, one transaction, lock timeout with retries)."""
-    conf = settings(c, env)
-    host = targets.primary(conf)
+    site = open_site(c, env, ui)
+    conf, host = site.settings, site.primary
     if sql:
         text = db.offline_sql(conf, start=since, end=to, host=host, redactor=ui.redact)
         ui.result(text or "-- nothing pending")
         return
-    with _locked(conf, host, "db.migrate", lock_wait):
+    with _locked(site, "db.migrate", lock_wait):
         at = db.where(conf, host, redactor=ui.redact)
-        db.upgrade(conf, ui, to, at=at, journal=_journal(conf, host, ui))
+        db.upgrade(conf, ui, to, at=at, journal=site.journal)
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def current(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """Show the database's alembic revision and what is pending."""
-    conf = settings(c, env)
-    host = targets.primary(conf)
+    site = open_site(c, env, ui)
+    conf, host = site.settings, site.primary
     revision = db.current_revision(conf, host, ui.redact)
     pending = db.pending_revisions(conf, host)
     if json:
@@ -221,7 +220,7 @@ def current(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> N
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def history(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """List the migration revisions, newest first, with what deploytools knows about each."""
-    revisions = db.revisions.all_revisions(settings(c, env))
+    revisions = db.revisions.all_revisions(open_site(c, env, ui).settings)
     if json:
         ui.emit_json([vars(r) for r in revisions])
         return
@@ -255,8 +254,8 @@ def downgrade(
     lock_wait: float = 0.0,
 ) -> None:
     """Undo migrations down to --to REV; refuses to pass an irreversible revision."""
-    conf = settings(c, env)
-    host = targets.primary(conf)
+    site = open_site(c, env, ui)
+    conf, host = site.settings, site.primary
     target = _required(to, "--to REV")
     now, undo = db.downgrade_plan(conf, target, host)
     if not undo:
@@ -264,9 +263,9 @@ def downgrade(
         return
     listed = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in undo)
     _confirm(ui, f"downgrade {conf.name} from {now} to {target}, undoing {listed}?", yes)
-    with _locked(conf, host, f"db.downgrade {target}", lock_wait):
+    with _locked(site, f"db.downgrade {target}", lock_wait):
         at = db.where(conf, host, redactor=ui.redact)
-        db.downgrade(conf, ui, target, at=at, journal=_journal(conf, host, ui))
+        db.downgrade(conf, ui, target, at=at, journal=site.journal)
 
 
 @task(
@@ -280,9 +279,10 @@ def lint(
     c: Context, ui: Ui, env: str | None = None, pending: bool = False, json: bool = False
 ) -> None:
     """Flag migrations that lock or lose data; errors for a production env unless reviewed."""
-    conf = settings(c, env)
+    site = open_site(c, env, ui)
+    conf = site.settings
     if pending:
-        report = db.lint(conf, start=None, host=targets.primary(conf), redactor=ui.redact)
+        report = db.lint(conf, start=None, host=site.primary, redactor=ui.redact)
     else:
         report = db.migration_safety(conf)
     if json:
@@ -318,14 +318,10 @@ def _confirm(ui: Ui, question: str, yes: bool) -> None:
         raise OperatorError("cancelled: nothing was changed")
 
 
-def _journal(conf: EnvironmentSettings, host: Host, ui: Ui) -> Journal:
-    return Journal(host, targets.state_dir(conf, host), ui.redact)
-
-
 @contextmanager
-def _locked(conf: EnvironmentSettings, host: Host, command: str, wait: float) -> Iterator[None]:
+def _locked(site: Site, command: str, wait: float) -> Iterator[None]:
     """Hold the deploy lock, waiting up to ``wait`` seconds for another run (``--lock-wait``)."""
-    lock = DeployLock.of(conf, host)
+    lock = site.lock()
     try:  # acquire inside: a signal right after it must find the lock released here too
         lock.acquire(Holder.me(command), wait=wait)
         yield

@@ -11,9 +11,10 @@ from deploytools.errors import OperatorError
 from deploytools.tasks._support import (
     DRY_RUN_HELP,
     ENV_HELP,
+    HOSTS_HELP,
     JSON_HELP,
     LOCK_WAIT_HELP,
-    settings,
+    open_site,
     task,
 )
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         "dry_run": DRY_RUN_HELP,
         "allow_dirty": "deploy a working tree with uncommitted changes (always allowed for local)",
         "lock_wait": LOCK_WAIT_HELP,
+        "hosts": HOSTS_HELP,
         "json": JSON_HELP,
     }
 )
@@ -37,16 +39,17 @@ def deploy(
     dry_run: bool = False,
     allow_dirty: bool = False,
     lock_wait: float = 0.0,
+    hosts: str | None = None,
     json: bool = False,
 ) -> None:
     """Validate, lock, back up, migrate, build, start, wait healthy, verify Celery, record."""
     from deploytools import flows
 
-    conf = settings(c, env)
-    result = flows.deploy(
-        conf, ui, command=_command(), dry_run=dry_run, allow_dirty=allow_dirty, lock_wait=lock_wait
-    )
-    _finish(ui, result, conf.name)
+    with open_site(c, env, ui, hosts=hosts) as site:
+        result = flows.deploy(
+            site, command=_command(), dry_run=dry_run, allow_dirty=allow_dirty, lock_wait=lock_wait
+        )
+    _finish(ui, result, site.settings.name)
 
 
 @task(
@@ -56,6 +59,7 @@ def deploy(
         "dry_run": DRY_RUN_HELP,
         "restore_db": "past an irreversible migration, restore the backup recorded with the tag",
         "lock_wait": LOCK_WAIT_HELP,
+        "hosts": HOSTS_HELP,
         "json": JSON_HELP,
     }
 )
@@ -67,6 +71,7 @@ def rollback(
     dry_run: bool = False,
     restore_db: bool = False,
     lock_wait: float = 0.0,
+    hosts: str | None = None,
     json: bool = False,
 ) -> None:
     """Return to a recorded release: its images (rebuilt from the tag if gone) and db revision."""
@@ -74,17 +79,16 @@ def rollback(
 
     if not tag:
         raise OperatorError("no --tag given", "pass --tag TAG (see `invoke releases --env NAME`)")
-    conf = settings(c, env)
-    result = flows.rollback(
-        conf,
-        ui,
-        tag,
-        command=_command(),
-        dry_run=dry_run,
-        restore_db=restore_db,
-        lock_wait=lock_wait,
-    )
-    _finish(ui, result, conf.name)
+    with open_site(c, env, ui, hosts=hosts) as site:
+        result = flows.rollback(
+            site,
+            tag,
+            command=_command(),
+            dry_run=dry_run,
+            restore_db=restore_db,
+            lock_wait=lock_wait,
+        )
+    _finish(ui, result, site.settings.name)
 
 
 def _finish(ui: Ui, result: PipelineResult | None, env: str) -> None:

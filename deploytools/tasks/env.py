@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from invoke.context import Context
 
-from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
+from deploytools.tasks._support import ENV_HELP, JSON_HELP, open_site, task
 
 if TYPE_CHECKING:
     from deploytools.ui import Ui
@@ -24,7 +24,8 @@ def validate(
     from deploytools.inputs import check_path
 
     path = check_path(file, "--file") if file else None
-    report = envvalidate.validate_environment(settings(c, env), ui, path)
+    site = open_site(c, env, ui)
+    report = envvalidate.validate_environment(site.settings, ui, site.control, path)
     envvalidate.show(ui, report)
 
 
@@ -33,14 +34,14 @@ def init(c: Context, ui: Ui, env: str | None = None, exist_ok: bool = False) -> 
     """Create the env file from its example with fresh secrets (mode 0600); never overwrites."""
     from deploytools import envinit
     from deploytools.envrules import rules_for
-    from deploytools.hosts.local import LocalHost
 
-    conf = settings(c, env)
+    site = open_site(c, env, ui)
+    conf = site.settings
     if exist_ok and conf.path(conf.env_file).exists():
         ui.info(f"{conf.path(conf.env_file)} exists: left as it is")
         return
     result = envinit.init_env_file(
-        LocalHost(), conf.path(conf.env_file), conf.path(conf.env_example), rules_for(conf)
+        site.control, conf.path(conf.env_file), conf.path(conf.env_example), rules_for(conf)
     )
     ui.success(f"created {result.path} (mode 0600)")
     if result.generated:

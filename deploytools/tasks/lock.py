@@ -7,25 +7,23 @@ from typing import TYPE_CHECKING
 from invoke.context import Context
 
 from deploytools.errors import OperatorError
-from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
+from deploytools.tasks._support import ENV_HELP, JSON_HELP, open_site, task
 
 if TYPE_CHECKING:
     from deploytools.lock import DeployLock
     from deploytools.ui import Ui
 
 
-def _lock(c: Context, env: str | None) -> DeployLock:
-    from deploytools import targets
-    from deploytools.lock import DeployLock
-
-    conf = settings(c, env)
-    return DeployLock.of(conf, targets.primary(conf))
+def _lock(c: Context, env: str | None, ui: Ui) -> DeployLock:
+    """The lock on the environment's primary host (its connection is closed with the
+    process: a lock task asks one thing)."""
+    return open_site(c, env, ui).lock()
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def status(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """Show who holds the deploy lock, since when, and whether it looks stale."""
-    info = _lock(c, env).status()
+    info = _lock(c, env, ui).status()
     if json:
         ui.emit_json(info)
     elif not info["locked"]:
@@ -45,5 +43,5 @@ def release(c: Context, ui: Ui, env: str | None = None, force: bool = False) -> 
             "lock.release removes another run's lock",
             "check `invoke lock.status` first, then pass --force",
         )
-    holder = _lock(c, env).force_release()
+    holder = _lock(c, env, ui).force_release()
     ui.success(f"lock released (it was held by {holder.describe() if holder else 'nobody known'})")

@@ -6,52 +6,39 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 
-from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
+from deploytools.tasks._support import ENV_HELP, JSON_HELP, open_site, task
 
 if TYPE_CHECKING:
-    from deploytools.config import EnvironmentSettings
     from deploytools.journal import Journal
+    from deploytools.site import Site
     from deploytools.ui import Ui
 
 
-def _journal(conf: EnvironmentSettings, ui: Ui) -> tuple[Journal, dict[str, str]]:
+def _masked(site: Site) -> Journal:
     """The environment's journal, shown masked with the env file's secrets (a journal written
-    by an older version may hold one in a form it did not mask), and the env file's values."""
-    from deploytools import targets
-    from deploytools.envvalidate import learned_values
-    from deploytools.journal import Journal
-
-    values = learned_values(conf, ui.redact) if conf.path(conf.env_file).is_file() else {}
-    host = targets.primary(conf)
-    return Journal(host, targets.state_dir(conf, host), ui.redact), values
+    by an older version may hold one in a form it did not mask)."""
+    site.env_values_if_any()
+    return site.journal
 
 
-def _confirmed(
-    conf: EnvironmentSettings,
-    values: dict[str, str],
-    ui: Ui,
-    journal: Journal,
-    recorded: list[dict[str, Any]],
-) -> dict[str, Any] | None:
+def _confirmed(site: Site, recorded: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The journal's running release if the stack runs it (every service, on the journal's
     host): a start cut short leaves the last good release recorded but running nowhere."""
     from deploytools.errors import DeployToolsError
     from deploytools.release import current_release
-    from deploytools.runtime import runtime_for
     from deploytools.runtime.base import whole_release
 
     record = current_release(recorded)
     if record is None:
         return None
     try:
-        runtime = runtime_for(conf, journal.host, values)
-        runs = whole_release(runtime, {str(r.get("tag")) for r in recorded})
+        runs = whole_release(site.runtime(site.primary), {str(r.get("tag")) for r in recorded})
     except DeployToolsError as exc:
-        ui.warn(f"* is the journal's word: the stack could not be asked ({exc.problem})")
+        site.ui.warn(f"* is the journal's word: the stack could not be asked ({exc.problem})")
         return record
     if runs == record.get("tag"):
         return record
-    ui.warn(
+    site.ui.warn(
         f"the journal says {record.get('tag')} runs, but the stack runs "
         f"{runs or 'no release on every service'}: not marked (see invoke stack.status)"
     )
@@ -61,14 +48,14 @@ def _confirmed(
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """List recorded releases (deploys and rollbacks), newest first; * marks the running one."""
-    conf = settings(c, env)
-    journal, values = _journal(conf, ui)
-    recorded = journal.releases()
-    journal.warn_damaged(ui.warn)
-    if json:
-        ui.emit_json(list(reversed(recorded)))
-        return
-    running = _confirmed(conf, values, ui, journal, recorded)
+    with open_site(c, env, ui) as site:
+        journal = _masked(site)
+        recorded = journal.releases()
+        journal.warn_damaged(ui.warn)
+        if json:
+            ui.emit_json(list(reversed(recorded)))
+            return
+        running = _confirmed(site, recorded)
     rows = [
         [
             "*" if r is running else "",
@@ -107,9 +94,10 @@ def history(
     c: Context, ui: Ui, env: str | None = None, json: bool = False, limit: int = 50
 ) -> None:
     """Show the journal: every step of every deploy and rollback, with durations and results."""
-    journal = _journal(settings(c, env), ui)[0]
-    records = journal.records()[-limit:]
-    journal.warn_damaged(ui.warn)
+    with open_site(c, env, ui) as site:
+        journal = _masked(site)
+        records = journal.records()[-limit:]
+        journal.warn_damaged(ui.warn)
     if json:
         ui.emit_json(records)
         return

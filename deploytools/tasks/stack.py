@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING
 
 from invoke.context import Context
 
-from deploytools.tasks._support import ENV_HELP, JSON_HELP, settings, task
+from deploytools.tasks._support import ENV_HELP, JSON_HELP, open_site, task
 
 if TYPE_CHECKING:  # heavy: imported when a task runs, not for `invoke --list`
     from deploytools.config import EnvironmentSettings
     from deploytools.hosts.base import Host
     from deploytools.journal import Journal
     from deploytools.runtime import Runtime
+    from deploytools.site import Site
     from deploytools.ui import Ui
 
 RELEASE_HELP = (
@@ -33,27 +34,31 @@ TIMEOUT_HELP = (
 
 @dataclass
 class Target:
+    site: Site
     settings: EnvironmentSettings
-    values: dict[str, str]
     host: Host
     runtime: Runtime
-    journal: Journal
     commit: str | None = None  # the recorded release's, whose config the target has (``own``)
+
+    @property
+    def values(self) -> dict[str, str]:
+        return self.site.env_values
+
+    @property
+    def journal(self) -> Journal:
+        return self.site.journal
+
+    @property
+    def control(self) -> Host:
+        return self.site.control
 
 
 def stacks(c: Context, ui: Ui, env: str | None) -> Iterator[Target]:
     """The environment's runtime on each of its hosts, with the env file's secrets learnt."""
-    from deploytools import targets
-    from deploytools.envvalidate import learned_values
-    from deploytools.journal import Journal
-    from deploytools.runtime import runtime_for
-
-    conf = settings(c, env)
-    values = learned_values(conf, ui.redact)
-    hosts = targets.hosts_for(conf)
-    journal = Journal(hosts[0], targets.state_dir(conf, hosts[0]), ui.redact)
-    for host in hosts:
-        yield Target(conf, values, host, runtime_for(conf, host, values), journal)
+    with open_site(c, env, ui) as site:
+        site.env_values  # noqa: B018  # learnt before any host is asked anything
+        for host in site.hosts:
+            yield Target(site, site.settings, host, site.runtime(host))
 
 
 def _release(runtime: Runtime, release: str | None) -> str:
@@ -66,10 +71,10 @@ def own(t: Target, release: str) -> Target:
     from deploytools.releaseconfig import placed_settings
     from deploytools.runtime import runtime_for
 
-    config, conf = placed_settings(t.settings, release, t.journal.releases(), t.host)
+    config, conf = placed_settings(t.control, t.settings, release, t.journal.releases(), t.host)
     if config.sha is None:
         return t
-    runtime = runtime_for(conf, t.host, t.values)
+    runtime = runtime_for(conf, t.host, t.values, control=t.control)
     return replace(t, settings=conf, runtime=runtime, commit=config.sha)
 
 

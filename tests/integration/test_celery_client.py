@@ -25,6 +25,7 @@ from deploytools.celery_check import (
     _prompt_replies,
     verify_celery,
 )
+from deploytools.hosts.local import LocalHost
 from deploytools.ui import Ui
 from tests.support.blackhole import black_hole
 from tests.support.cli import ROOT, Run, TempProject
@@ -73,7 +74,7 @@ def test_a_broker_lost_in_the_middle_of_the_ping_rounds_fails_the_check_soon(
         timer.start()
         try:
             with pytest.raises(CeleryCheckFailed) as failure:
-                verify_celery(conf, {"CELERY_BROKER_URL": url}, "r1", ui)
+                verify_celery(conf, {"CELERY_BROKER_URL": url}, "r1", ui, host=LocalHost())
             took = time.monotonic() - lost[0]
         finally:
             timer.join()

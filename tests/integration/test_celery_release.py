@@ -21,6 +21,7 @@ import pytest
 
 from deploytools.celery_check import STARTED, UNPROVED, CeleryCheckFailed, verify_celery
 from deploytools.config import EnvironmentSettings
+from deploytools.hosts.local import LocalHost
 from deploytools.ui import Ui
 from tests.support.cli import ROOT
 from tests.support.example import APP_VARS
@@ -117,9 +118,11 @@ def test_without_a_canary_a_worker_that_started_after_the_start_is_the_new_relea
     ui, said = captured()
     began = time.time()  # the deploy's start of r2 begins, then the worker starts
     with worker(app_dir, redis_server, "shop_worker", "r2") as node:
-        report = verify_celery(conf, values(redis_server), "r2", ui, since=began, previous="r1")
+        report = verify_celery(
+            conf, values(redis_server), "r2", ui, host=LocalHost(), since=began, previous="r1"
+        )
         # celery.verify (no deploy start to compare with): it answers, its release unproved
-        unproved = verify_celery(conf, values(redis_server), "r2", ui)
+        unproved = verify_celery(conf, values(redis_server), "r2", ui, host=LocalHost())
 
     assert report.workers == [node]
     assert report.proofs == {node: STARTED}
@@ -141,7 +144,9 @@ def test_without_a_canary_a_worker_of_the_release_before_fails_naming_it(
         time.sleep(2.0)  # beyond the rounding of the worker's uptime to whole seconds
         began = time.time()  # the start of r2 began; r1's worker was left running
         with pytest.raises(CeleryCheckFailed) as failure:
-            verify_celery(conf, values(redis_server), "r2", ui, since=began, previous="r1")
+            verify_celery(
+                conf, values(redis_server), "r2", ui, host=LocalHost(), since=began, previous="r1"
+            )
 
     assert failure.value.kind == "wrong-release"
     problem = failure.value.problem
@@ -158,13 +163,13 @@ def test_a_configured_task_of_the_app_round_trips_on_every_worker(
     ui, said = captured()
     with worker(app_dir, redis_server, "shop_worker", "r2") as node:
         good = settings(tmp_path, roundtrip_task="shop.add", roundtrip_args=[2, 3])
-        report = verify_celery(good, values(redis_server), "r2", ui, since=0.0)
+        report = verify_celery(good, values(redis_server), "r2", ui, host=LocalHost(), since=0.0)
         with pytest.raises(CeleryCheckFailed) as failing:
             verify_celery(settings(tmp_path, roundtrip_task="shop.fail"), values(redis_server),
-                          "r2", ui, since=0.0)  # fmt: skip
+                          "r2", ui, host=LocalHost(), since=0.0)  # fmt: skip
         with pytest.raises(CeleryCheckFailed) as missing:
             verify_celery(settings(tmp_path, roundtrip_task="shop.gone"), values(redis_server),
-                          "r2", ui, since=0.0)  # fmt: skip
+                          "r2", ui, host=LocalHost(), since=0.0)  # fmt: skip
 
     assert report.workers == [node]
     assert "all on release r2, round trip done" in said()
@@ -182,9 +187,10 @@ def test_with_the_one_line_helper_the_canary_says_the_release(
     conf = settings(tmp_path)
     ui, _ = captured()
     with worker(app_dir, redis_server, "shop_canary", "r2") as node:
-        report = verify_celery(conf, values(redis_server), "r2", ui)  # no start time needed
+        # no start time needed
+        report = verify_celery(conf, values(redis_server), "r2", ui, host=LocalHost())
         with pytest.raises(CeleryCheckFailed) as failure:
-            verify_celery(conf, values(redis_server), "r3", ui)
+            verify_celery(conf, values(redis_server), "r3", ui, host=LocalHost())
 
     assert report.releases == {node: "r2"}
     assert report.proofs == {node: "canary"}

@@ -96,7 +96,7 @@ def test_a_release_brings_its_services_celery_and_compose_files_nothing_else(
     now = today(repo)
     records = [{"kind": "release", "tag": "r-old", "sha": old, "result": "ok"}]
 
-    config = release_config(now, "r-old", records)
+    config = release_config(LocalHost(), now, "r-old", records)
 
     mine = config.settings
     assert (config.sha, config.describe()) == (
@@ -135,7 +135,8 @@ def test_a_release_brings_its_services_celery_and_compose_files_nothing_else(
 def test_a_name_without_a_recorded_commit_runs_with_todays_config(repo: Path) -> None:
     commit(repo, environment(), {"app/compose.yml": "services: {}\n"})
     now = today(repo)
-    config = release_config(now, "dev", [{"kind": "release", "tag": "other", "sha": "a" * 40}])
+    records = [{"kind": "release", "tag": "other", "sha": "a" * 40}]
+    config = release_config(LocalHost(), now, "dev", records)
     assert (config.sha, config.settings, config.files) == (None, now, ())
     assert config.describe() == "dev has no recorded commit: using today's config"
 
@@ -145,7 +146,7 @@ def test_a_commit_that_is_not_in_the_repository_is_a_clear_error(repo: Path) -> 
     gone = "0123456789abcdef0123456789abcdef01234567"
     records = [{"kind": "release", "tag": "r1", "sha": gone, "result": "ok"}]
     with pytest.raises(OperatorError) as refused:
-        release_config(today(repo), "r1", records)
+        release_config(LocalHost(), today(repo), "r1", records)
     assert "release r1 was made from commit 0123456789ab, which is not in the repository" in (
         refused.value.problem
     )
@@ -162,7 +163,7 @@ def test_a_release_of_another_runtime_is_refused(repo: Path) -> None:
     commit(repo, environment(), {"app/compose.yml": "services: {}\n"})
     records = [{"kind": "release", "tag": "r1", "sha": old, "result": "ok"}]
     with pytest.raises(OperatorError, match="ran on the process runtime"):
-        release_config(today(repo), "r1", records)
+        release_config(LocalHost(), today(repo), "r1", records)
 
 
 def test_a_release_whose_file_a_later_version_would_refuse_still_gives_its_config(
@@ -180,7 +181,7 @@ def test_a_release_whose_file_a_later_version_would_refuse_still_gives_its_confi
     records = [{"kind": "release", "tag": "r-old", "sha": old, "result": "ok"}]
     now = today(repo)
 
-    mine = release_config(now, "r-old", records).settings
+    mine = release_config(LocalHost(), now, "r-old", records).settings
 
     assert mine.hosts == now.hosts and mine.primary_host.name == "web-1"
     assert mine.compose is not None and mine.compose.image_name == "shop-old"

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from deploytools.config import DatabaseSettings, EnvironmentSettings, HostSettings
 from deploytools.errors import CommandError
 from deploytools.hosts.base import Result
+from deploytools.testing import MemoryHost
 from deploytools.ui import Ui
-from tests.support.memhost import MemoryHost
 
 PASSWORD = "Sup3r-s3cret"
 URL = f"postgresql://app:{PASSWORD}@127.0.0.1:5432/appdb"

@@ -9,9 +9,8 @@ import pytest
 
 from deploytools.config import ComposeSettings
 from deploytools.hosts.local import LocalHost
-from deploytools.journal import Journal
-from deploytools.steps.base import RunContext
 from deploytools.steps.deploy import Backup
+from deploytools.testing import run_context
 from tests.support.dbenv import CapturedUi, make_settings
 
 PASSWORD = "Sup3r-s3cret"
@@ -32,6 +31,6 @@ def test_the_plan_names_the_backup_method_the_run_picks(
     compose = ComposeSettings(project_name="shop", files=["docker-compose.yml"])
     conf = conf.model_copy(update={"runtime": "compose", "compose": compose})
     host = LocalHost()  # nothing runs: the plan only names what the run would do
-    ctx = RunContext(conf, host, CapturedUi(), Journal(host, str(tmp_path / "state")), {})
+    ctx = run_context(conf, host, CapturedUi(), journal_dir=str(tmp_path / "state"))
     [line] = Backup().plan(ctx)
     assert said in line and PASSWORD not in line, line

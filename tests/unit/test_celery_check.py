@@ -27,6 +27,7 @@ from deploytools.celery_check import (
     verify_celery,
 )
 from deploytools.errors import Interrupted, OperatorError
+from deploytools.hosts.local import LocalHost
 from deploytools.ui import Ui
 from tests.support.procs import free_port
 from tests.support.stackenv import make_settings
@@ -239,7 +240,7 @@ def test_broker_unreachable_is_reported_without_the_password(tmp_path: Path) -> 
     ui = Ui(stderr=io.StringIO(), stdout=io.StringIO())
     url = f"redis://:hunter2pw@127.0.0.1:{port}/0"
     with pytest.raises(CeleryCheckFailed) as failure:
-        verify_celery(conf, {"CELERY_BROKER_URL": url}, "r1", ui)
+        verify_celery(conf, {"CELERY_BROKER_URL": url}, "r1", ui, host=LocalHost())
     assert failure.value.kind == "broker-unreachable"
     assert failure.value.problem.startswith(f"broker unreachable: redis://:***@127.0.0.1:{port}/0")
     assert "hunter2pw" not in str(failure.value)
@@ -249,7 +250,7 @@ def test_filesystem_broker_without_a_worker_is_no_worker_answering(tmp_path: Pat
     conf = make_settings(tmp_path, app_dir=str(tmp_path), celery={"ping_timeout": 0.2})
     ui = Ui(stderr=io.StringIO(), stdout=io.StringIO())
     with pytest.raises(CeleryCheckFailed) as failure:
-        verify_celery(conf, {"CELERY_BROKER_URL": "filesystem://"}, "r1", ui)
+        verify_celery(conf, {"CELERY_BROKER_URL": "filesystem://"}, "r1", ui, host=LocalHost())
     assert failure.value.kind == "no-worker"
     assert (tmp_path / "var/celery/control").is_dir()
 
@@ -292,7 +293,7 @@ def test_a_check_that_blocks_anyway_fails_at_its_deadline_then_ends_silently(
     before = check_threads()
     started = time.monotonic()
     with pytest.raises(CeleryCheckFailed) as failure:
-        verify_celery(conf, {"CELERY_BROKER_URL": "filesystem://"}, "r1", ui)
+        verify_celery(conf, {"CELERY_BROKER_URL": "filesystem://"}, "r1", ui, host=LocalHost())
     took = time.monotonic() - started
     assert failure.value.kind == "broker-unreachable"
     assert failure.value.problem == (
@@ -319,7 +320,8 @@ def test_told_to_stop_ends_a_blocked_check_at_once(
     ui = Ui(stderr=io.StringIO(), stdout=io.StringIO())
     started = time.monotonic()
     with pytest.raises(Interrupted):
-        verify_celery(conf, {"CELERY_BROKER_URL": "filesystem://"}, "r1", ui, stopping=stopping)
+        broker = {"CELERY_BROKER_URL": "filesystem://"}
+        verify_celery(conf, broker, "r1", ui, host=LocalHost(), stopping=stopping)
     assert time.monotonic() - started < MARGIN - 1.0  # not cut at the step's time limit
 
 

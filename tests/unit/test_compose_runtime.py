@@ -14,7 +14,7 @@ from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Result
 from deploytools.runtime.base import ImageCheck
 from deploytools.runtime.compose import ComposeRuntime, parse_ps
-from tests.support.memhost import MemoryHost
+from deploytools.testing import MemoryHost
 from tests.support.stackenv import make_settings
 
 ENV_FILE = "/srv/app/config/prod.env"

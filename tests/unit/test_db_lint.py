@@ -9,11 +9,9 @@ import pytest
 from deploytools.db.lint import lint, lint_sql
 from deploytools.db.revisions import Revision
 from deploytools.errors import OperatorError
-from deploytools.journal import Journal
-from deploytools.steps.base import RunContext
 from deploytools.steps.deploy import LintMigrations
+from deploytools.testing import MemoryHost, run_context
 from tests.support.dbenv import CapturedUi, app_with_revision, make_settings
-from tests.support.memhost import MemoryHost
 
 SQL = """BEGIN;
 
@@ -256,7 +254,7 @@ def test_a_deploy_that_cannot_lint_goes_on_outside_production_only(
     settings = make_settings(tmp_path, f"sqlite:///{database}", app_dir=app)
     settings = settings.model_copy(update={"production": production})
     ui, host = CapturedUi(), MemoryHost()
-    ctx = RunContext(settings, host, ui, Journal(host, "/s"), {})
+    ctx = run_context(settings, host, ui)
 
     if production:
         with pytest.raises(OperatorError, match="revision 0004 cannot be rendered as SQL offline"):

@@ -8,9 +8,9 @@ from typing import Any
 from deploytools import db
 from deploytools.db.manifest import Manifest
 from deploytools.db.retention import plan_retention
+from deploytools.testing import MemoryHost
 from tests.support.backups import number_of, numbered_backup
 from tests.support.dbhost import BACKUPS, quiet_ui, settings
-from tests.support.memhost import MemoryHost
 
 JOURNAL = "/srv/app/.deploytools/test/journal.jsonl"
 

@@ -14,12 +14,11 @@ from deploytools import flows
 from deploytools.celery_check import CeleryCheckFailed
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure
-from deploytools.journal import Journal
 from deploytools.runtime.base import ImageCheck, ServiceStatus, disk_full, whole_release
 from deploytools.steps.base import RunContext
 from deploytools.steps.common import Start, disk_said
+from deploytools.testing import MemoryHost, run_context
 from deploytools.ui import Ui
-from tests.support.memhost import MemoryHost
 
 
 class Runtime:
@@ -78,7 +77,7 @@ def context(runtime: Runtime, engine: float = 5.0) -> tuple[RunContext, io.Strin
         name="t", env_file="x", env_example="y", runtime="compose",
         compose={"project_name": "p"}, timeouts={"engine": engine},
     )  # fmt: skip
-    ctx = RunContext(settings, host, Ui(stderr=err, stdout=io.StringIO()), Journal(host, "/s"), {})
+    ctx = run_context(settings, host, Ui(stderr=err, stdout=io.StringIO()))
     ctx.facts["previous_release"] = "r0"
     ctx._runtime = runtime  # type: ignore[assignment]
     return ctx, err

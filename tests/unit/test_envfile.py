@@ -9,7 +9,7 @@ from dotenv import dotenv_values
 
 from deploytools import envfile
 from deploytools.envfile import parse, quote_value
-from tests.support.memhost import MemoryHost
+from deploytools.testing import MemoryHost
 
 WELL_FORMED = (
     """\

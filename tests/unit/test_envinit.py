@@ -10,7 +10,7 @@ from deploytools import envfile
 from deploytools.envcheck import check_values
 from deploytools.envinit import fill, generate_secret, init_env_file
 from deploytools.errors import OperatorError
-from tests.support.memhost import MemoryHost
+from deploytools.testing import MemoryHost
 from tests.support.project_rules import ROOT, rules
 
 TARGET = Path("/p/config/staging.env")

@@ -14,8 +14,8 @@ from deploytools.envcheck import learn_secrets
 from deploytools.envvalidate import Report, check_git, compare_with_example, show, validate
 from deploytools.errors import CommandError, OperatorError
 from deploytools.findings import Finding
+from deploytools.testing import MemoryHost
 from deploytools.ui import Ui
-from tests.support.memhost import MemoryHost
 from tests.support.project_rules import rules
 from tests.support.stackenv import make_settings
 

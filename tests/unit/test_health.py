@@ -26,25 +26,12 @@ from deploytools.health import (
 from deploytools.hosts.base import Result
 from deploytools.redact import Redactor
 from deploytools.runtime.base import ServiceStatus
+from deploytools.testing import Clock, MemoryHost
 from deploytools.ui import Ui
-from tests.support.memhost import MemoryHost
 from tests.support.stackenv import make_settings
 
 HEALTHY = '{"status": "healthy", "database": "ok"}'
 VALUES = {"PORT": "8123"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class FakeRuntime:

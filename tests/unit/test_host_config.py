@@ -17,6 +17,7 @@ from deploytools.config import (
     parse_deploy_file,
 )
 from deploytools.errors import OperatorError
+from deploytools.rollout import plan_batches
 from tests.unit.test_config_precedence import BASE  # a project with one environment, prod
 
 
@@ -205,18 +206,21 @@ def test_fail_budget(max_fail: int | str, hosts: int, budget: int) -> None:
 
 def test_batches_with_and_without_a_canary() -> None:
     hosts = list("abcdefg")
-    assert RolloutSettings(batch_size=3).batches(hosts) == [list("abc"), list("def"), ["g"]]
-    assert RolloutSettings(batch_size="30%", canary=True).batches(hosts) == [
+    assert plan_batches(hosts, RolloutSettings(batch_size=3).policy(7)) == [
+        list("abc"), list("def"), ["g"],
+    ]  # fmt: skip
+    assert plan_batches(hosts, RolloutSettings(batch_size="30%", canary=True).policy(7)) == [
         ["a"], list("bc"), list("de"), list("fg"),
     ]  # fmt: skip
-    assert RolloutSettings(canary=True).batches(["a"]) == [["a"]]
+    assert plan_batches(["a"], RolloutSettings(canary=True).policy(1)) == [["a"]]
+    assert RolloutSettings().policy(7).max_parallel == 8
 
 
 @pytest.mark.parametrize(
     ("key", "value"),
     [
         ("batch_size", '"0%"'), ("batch_size", '"101%"'), ("batch_size", "0"),
-        ("batch_size", '"x"'), ("batch_size", "true"), ("batch_size", '"2.5%"'),
+        ("batch_size", '"x"'), ("batch_size", "true"), ("batch_size", "2.5"),
         ("max_fail", '"0%"'), ("max_fail", '"101%"'), ("max_fail", "-1"), ("max_fail", "1.5"),
         ("max_parallel", "0"), ("pause", "-1"), ("on_failure", '"ignore"'),
     ],
@@ -228,4 +232,4 @@ def test_bad_rollout_values(tmp_path: Path, key: str, value: str) -> None:
 
 def test_a_percentage_is_explained(tmp_path: Path) -> None:
     problem = refused(tmp_path, '\n[environments.prod.rollout]\nmax_fail = "0%"\n')
-    assert 'a percentage "N%" with N from 1 to 100' in problem
+    assert "rollout.max_fail = '0%': a percentage must be above 0 % and at most 100 %" in problem

@@ -13,7 +13,7 @@ import pytest
 from deploytools.config import EnvironmentSettings, HostSettings
 from deploytools.errors import DeployFailure, HostKeyError, OperatorError
 from deploytools.hostcheck import HostChecks, check_host, check_hosts, check_names
-from tests.support.memhost import MemoryHost
+from deploytools.testing import MemoryHost
 
 DF = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 9 9 {kb} 9% /\n"
 HOST = HostSettings(name="web-1", address="10.0.0.7", root="/srv/app", roles=["web", "worker"])

@@ -7,18 +7,7 @@ import pytest
 
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.lock import HOLDER_GRACE, DeployLock, Holder
-from tests.support.memhost import MemoryHost
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from deploytools.testing import Clock, MemoryHost
 
 
 def make_lock(host: MemoryHost, clock: Clock, ttl: float = 3600) -> DeployLock:
@@ -32,7 +21,7 @@ def holder(
 
 
 def test_second_holder_is_refused_with_the_first_ones_details() -> None:
-    host, clock = MemoryHost(), Clock()
+    host, clock = MemoryHost(), Clock(1_000_000.0)
     make_lock(host, clock).acquire(holder())
     with pytest.raises(DeployFailure) as caught:
         make_lock(host, clock).acquire(holder())
@@ -47,7 +36,7 @@ def test_second_holder_is_refused_with_the_first_ones_details() -> None:
 
 
 def test_release_frees_the_lock_and_is_idempotent() -> None:
-    host, clock = MemoryHost(), Clock()
+    host, clock = MemoryHost(), Clock(1_000_000.0)
     lock = make_lock(host, clock)
     lock.acquire(holder())
     lock.release()
@@ -57,7 +46,7 @@ def test_release_frees_the_lock_and_is_idempotent() -> None:
 
 
 def test_waiting_gives_up_after_the_wait_and_polls_meanwhile() -> None:
-    host, clock = MemoryHost(), Clock()
+    host, clock = MemoryHost(), Clock(1_000_000.0)
     make_lock(host, clock).acquire(holder())
     with pytest.raises(DeployFailure):
         make_lock(host, clock).acquire(holder(), wait=2.0)
@@ -65,7 +54,7 @@ def test_waiting_gives_up_after_the_wait_and_polls_meanwhile() -> None:
 
 
 def test_a_dead_process_on_this_machine_makes_the_lock_stale() -> None:
-    host, clock = MemoryHost(), Clock()
+    host, clock = MemoryHost(), Clock(1_000_000.0)
     dead_pid = 2**22 + 12345
     make_lock(host, clock).acquire(holder(pid=dead_pid))
     lock = make_lock(host, clock)
@@ -75,7 +64,7 @@ def test_a_dead_process_on_this_machine_makes_the_lock_stale() -> None:
 
 
 def test_an_old_lock_is_stale_even_on_another_machine() -> None:
-    host, clock = MemoryHost(), Clock()
+    host, clock = MemoryHost(), Clock(1_000_000.0)
     make_lock(host, clock).acquire(holder(machine="elsewhere"))
     clock.now += 7200
     lock = make_lock(host, clock)
@@ -84,13 +73,13 @@ def test_an_old_lock_is_stale_even_on_another_machine() -> None:
 
 def test_force_release_of_a_missing_lock_is_an_operator_error() -> None:
     with pytest.raises(OperatorError):
-        make_lock(MemoryHost(), Clock()).force_release()
+        make_lock(MemoryHost(), Clock(1_000_000.0)).force_release()
 
 
 def test_a_lock_just_taken_is_named_by_its_holder_not_called_stale() -> None:
     """The winner creates the directory, then writes holder.json: a loser reading between the
     two must not report a live lock as stale (and suggest lock.release --force)."""
-    host, clock = MemoryHost(), Clock()
+    host, clock = MemoryHost(), Clock(1_000_000.0)
     winner = make_lock(host, clock)
     host.makedirs(winner.path)  # mkdir done, holder.json not written yet
 
@@ -107,7 +96,7 @@ def test_a_lock_just_taken_is_named_by_its_holder_not_called_stale() -> None:
 
 
 def test_a_lock_without_holder_json_is_stale_once_its_writer_had_time() -> None:
-    host, clock = MemoryHost(), Clock()
+    host, clock = MemoryHost(), Clock(1_000_000.0)
     lock = make_lock(host, clock)
     host.makedirs(lock.path)  # a run that died between mkdir and writing holder.json
     with pytest.raises(DeployFailure, match=r"looks stale: it has no readable holder\.json"):
@@ -128,7 +117,7 @@ class FailingWrites(MemoryHost):
 
 @pytest.mark.parametrize("error", [OSError("connection lost"), KeyboardInterrupt("SIGTERM")])
 def test_a_lock_taken_half_way_is_not_left_behind(error: BaseException) -> None:
-    host, clock = FailingWrites(error), Clock()
+    host, clock = FailingWrites(error), Clock(1_000_000.0)
     lock = make_lock(host, clock)
     with pytest.raises(type(error)):
         lock.acquire(holder())
@@ -146,7 +135,7 @@ def test_a_signal_as_the_lock_directory_is_made_lands_after_it_is_noted_as_held(
             os.kill(os.getpid(), signal.SIGTERM)  # handled before create_dir returns
             return made
 
-    host, clock = SignalledAsItMakesIt(), Clock()
+    host, clock = SignalledAsItMakesIt(), Clock(1_000_000.0)
     lock = make_lock(host, clock)
     with INTERRUPTS.installed(), INTERRUPTS.raising(), pytest.raises(KeyboardInterrupt):
         lock.acquire(holder())

@@ -18,7 +18,7 @@ from deploytools.errors import OperatorError
 from deploytools.hosts.base import Result
 from deploytools.runtime.compose import ComposeRuntime
 from deploytools.runtime.process import ProcessRuntime, Survey
-from tests.support.memhost import MemoryHost
+from deploytools.testing import MemoryHost
 from tests.support.stackenv import make_settings
 from tests.unit.test_compose_runtime import STATE, FakeDocker
 from tests.unit.test_compose_runtime import runtime as compose_runtime

@@ -9,12 +9,11 @@ import pytest
 
 from deploytools import pipeline
 from deploytools.config import EnvironmentSettings
-from deploytools.journal import Journal
 from deploytools.pipeline import Interrupted, Pipeline, Together
 from deploytools.progress import Progress
 from deploytools.steps.base import RunContext
+from deploytools.testing import MemoryHost, run_context
 from deploytools.ui import Ui
-from tests.support.memhost import MemoryHost
 
 
 class Recorder:
@@ -46,7 +45,7 @@ def context() -> tuple[RunContext, MemoryHost, io.StringIO]:
     err = io.StringIO()
     ui = Ui(stderr=err, stdout=io.StringIO())
     settings = EnvironmentSettings(name="t", env_file="x", env_example="y", runtime="process")
-    return RunContext(settings, host, ui, Journal(host, "/s"), {}, release="r1"), host, err
+    return run_context(settings, host, ui, release="r1"), host, err
 
 
 def test_steps_run_in_order_and_are_journaled_with_durations() -> None:

@@ -16,6 +16,7 @@ from deploytools.hosts.local import LocalHost
 from deploytools.launch import Limits
 from deploytools.runtime.process import ProcessRuntime, Survey
 from deploytools.templating import fill
+from deploytools.testing import Clock
 from tests.support.stackenv import make_settings
 
 VALUES = {"PORT": "8123", "SECRET_KEY": "s3cr3t-value"}
@@ -49,17 +50,6 @@ class FakeLauncher:
     def survey(self, programs: list[str]) -> Survey:
         self.surveys += 1
         return Survey(self.limits, 2048, [p for p in programs if p in self.missing])
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def runtime(tmp_path: Path, launcher: FakeLauncher, clock: Clock | None = None) -> ProcessRuntime:

@@ -17,8 +17,8 @@ import pytest
 
 from deploytools.journal import Journal
 from deploytools.redact import MASK, Redactor
+from deploytools.testing import MemoryHost
 from deploytools.ui import Ui
-from tests.support.memhost import MemoryHost
 from tests.support.secretforms import forms, json_inner, leaked
 
 SECRET = "Qw7\"Rt\\9'Zx${Hm4}/Kp2-ö Vb8nLc5"

@@ -7,13 +7,12 @@ from typing import Any
 
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError
-from deploytools.journal import Journal
 from deploytools.release import kept_releases
 from deploytools.runtime.base import RUNNING, ServiceStatus
 from deploytools.steps.base import RunContext
 from deploytools.steps.deploy import plan_prune, prune_releases
+from deploytools.testing import MemoryHost, run_context
 from deploytools.ui import Ui
-from tests.support.memhost import MemoryHost
 
 
 def tag(n: int) -> str:
@@ -60,8 +59,7 @@ def context(runtime: FakeRuntime, release: str, keep: int) -> tuple[RunContext, 
         name="t", env_file="x", env_example="y", runtime="process", releases={"keep": keep}
     )
     ui = Ui(stderr=err, stdout=io.StringIO())
-    journal = Journal(host, "/s")
-    ctx = RunContext(settings, host, ui, journal, {}, release=release, _runtime=runtime)
+    ctx = run_context(settings, host, ui, release=release, _runtime=runtime)
     return ctx, err
 
 

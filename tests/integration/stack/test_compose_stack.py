@@ -48,7 +48,7 @@ class Stack:
         )
 
     def verify(self, ui: CapturedUi, release: str) -> Any:
-        return verify_celery(self.settings, self.values, release, ui.ui)
+        return verify_celery(self.settings, self.values, release, ui.ui, host=LocalHost())
 
     def healthy_on(self, release: str, ui: CapturedUi) -> None:
         """Back to every service running ``release`` and healthy (a test's starting point)."""

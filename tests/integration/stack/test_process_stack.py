@@ -69,7 +69,7 @@ class Stack:
         )
 
     def verify(self, ui: CapturedUi, release: str) -> Any:
-        return verify_celery(self.settings, self.values, release, ui.ui)
+        return verify_celery(self.settings, self.values, release, ui.ui, host=LocalHost())
 
 
 def running_stack(root: Path, values: dict[str, str]) -> Iterator[Stack]:
@@ -141,7 +141,11 @@ def test_stopped_worker_is_no_worker_answering(local: Stack, captured: CapturedU
     try:
         with pytest.raises(CeleryCheckFailed) as failure:
             verify_celery(
-                local.settings.model_copy(update={"celery": quick}), local.values, "r1", captured.ui
+                local.settings.model_copy(update={"celery": quick}),
+                local.values,
+                "r1",
+                captured.ui,
+                host=LocalHost(),
             )
         assert failure.value.kind == "no-worker"
         with pytest.raises(DeployFailure, match="celery-worker is not running"):

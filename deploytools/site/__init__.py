@@ -1,0 +1,167 @@
+"""A ``Site``: one task's world, built once per run and handed to everything the task does.
+
+It holds the environment's settings, the env file's values (read once, through the redactor
+so that every secret in them is masked wherever the run prints or journals), the control
+machine (where deploytools runs: the git checkout, local builds), the primary host (the lock,
+the journal, backups and migrations) and every host of the environment, each connected on
+first use and closed when the site is. Code below the tasks asks the site for a host instead
+of building one, so a test can hand it in-memory hosts (``deploytools.testing``) and a run
+opens each SSH connection once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from deploytools import targets
+from deploytools.config import check_key_files
+from deploytools.errors import OperatorError
+from deploytools.hosts.base import Host
+from deploytools.hosts.local import LocalHost
+
+if TYPE_CHECKING:
+    from deploytools.config import EnvironmentSettings, HostSettings
+    from deploytools.journal import Journal
+    from deploytools.lock import DeployLock
+    from deploytools.runtime.base import Runtime
+    from deploytools.ui import Ui
+
+Connect = Callable[["HostSettings"], Host]
+
+
+class Site:
+    def __init__(
+        self,
+        settings: EnvironmentSettings,
+        ui: Ui,
+        *,
+        control: Host | None = None,
+        connect: Connect | None = None,
+        only: Sequence[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.only = list(only)  # --hosts: the hosts per-host stages act on (all if empty)
+        self.ui = ui
+        self.control = control or LocalHost()
+        self._connect = connect or (lambda host: targets.connect(host, settings, ui.info))
+        self._hosts: dict[str, Host] = {}
+        self._values: dict[str, str] | None = None
+        self._journal: Journal | None = None
+        self._runtimes: dict[str, Runtime] = {}
+
+    def __enter__(self) -> Site:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- hosts --------------------------------------------------------------------------------
+
+    @property
+    def host_names(self) -> list[str]:
+        """Every host of the environment, the primary first; the control machine's name when
+        the environment runs here."""
+        if not self.settings.hosts:
+            return [self.control.name]
+        first = self.settings.primary_host.name
+        return [first, *(h.name for h in self.settings.hosts if h.name != first)]
+
+    def host(self, name: str) -> Host:
+        """The host called ``name``, connected on first use (the control machine when the
+        environment has no hosts)."""
+        if not self.settings.hosts:
+            return self.control
+        if name not in self._hosts:
+            conf = next((h for h in self.settings.hosts if h.name == name), None)
+            if conf is None:
+                raise KeyError(name)
+            if not self._hosts:  # every key file, before the first host is reached
+                check_key_files(self.settings)
+            self._hosts[name] = self._connect(conf)
+        return self._hosts[name]
+
+    @property
+    def targets(self) -> list[str]:
+        """The hosts per-host stages act on: all of them, or those ``--hosts`` named (in the
+        environment's order); a name the environment lacks is refused before anything runs."""
+        names = self.host_names
+        if not self.only:
+            return names
+        unknown = [n for n in self.only if n not in names]
+        if unknown:
+            raise OperatorError(
+                f"--hosts names {', '.join(unknown)}, which environment {self.settings.name} "
+                "does not have",
+                f"name some of: {', '.join(names)}",
+            )
+        return [n for n in names if n in self.only]
+
+    @property
+    def primary(self) -> Host:
+        """Where the site's shared state lives: the lock, the journal, backups, migrations."""
+        return self.host(self.host_names[0])
+
+    @property
+    def hosts(self) -> list[Host]:
+        return [self.host(name) for name in self.host_names]
+
+    def runtime(self, host: Host) -> Runtime:
+        """The environment's runtime on ``host``, made once per run."""
+        if host.name not in self._runtimes:
+            from deploytools.runtime import runtime_for
+
+            self._runtimes[host.name] = runtime_for(
+                self.settings, host, self.env_values, control=self.control
+            )
+        return self._runtimes[host.name]
+
+    def close(self) -> None:
+        """Close every connection this site opened; one that fails to close is let go."""
+        opened, self._hosts = list(self._hosts.values()), {}
+        for host in opened:
+            close = getattr(host, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):  # a dead connection: nothing left to close
+                    close()
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def env_values(self) -> dict[str, str]:
+        """The env file's values, read once; the redactor has learnt its secrets."""
+        if self._values is None:
+            from deploytools.envvalidate import learned_values
+
+            self._values = learned_values(self.settings, self.ui.redact)
+        return self._values
+
+    def env_values_if_any(self) -> dict[str, str]:
+        """As ``env_values``, or none when the env file is absent (read-only tasks)."""
+        if self._values is None and not self.settings.path(self.settings.env_file).is_file():
+            return {}
+        return self.env_values
+
+    @property
+    def state_dir(self) -> str:
+        return targets.state_dir(self.settings, self.primary)
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            from deploytools.journal import Journal
+
+            self._journal = Journal(self.primary, self.state_dir, self.ui.redact)
+        return self._journal
+
+    def lock(self) -> DeployLock:
+        from deploytools.lock import DeployLock
+
+        return DeployLock.of(self.settings, self.primary)

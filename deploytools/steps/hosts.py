@@ -1,0 +1,146 @@
+"""Per-host stages: steps that run on every host of the run, not once on the primary.
+
+``OnHosts`` runs its steps on each host, in order, as a rollout policy (``deploytools.rollout``)
+goes over the hosts: shipping a release goes to every host at once and must reach all of them
+(no failure tolerated); starting it rolls, in batches, within the environment's failure budget.
+A host's steps run in a thread of their own on a context of that host (``RunContext.on_host``):
+its own runtime and facts, the run's journal, which says on which host each step ended.
+
+When the budget is exceeded the rollout's policy decides: ``on_failure = "rollback"`` undoes the
+steps done on every host the stage changed (then the pipeline undoes the site-wide steps before
+it, the migration among them); ``"halt"`` leaves them and fails with ``RolloutHalted``, which
+the pipeline does not undo: the hosts already switched run the new release on the new schema.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from deploytools.errors import DeployFailure, Interrupted, RolloutHalted
+from deploytools.steps.base import RunContext, Step, can_undo
+
+HOSTS_FIX = "see the per-host table above, `invoke history --env {env}` and the hosts' logs"
+
+
+class OnHosts:
+    def __init__(self, name: str, steps: Sequence[Step], *, rolling: bool) -> None:
+        self.name = name
+        self.steps = tuple(steps)
+        self.rolling = rolling  # False: every host at once, any failure fails the stage
+        self._done: dict[str, list[Step]] = {}
+        self._lock = threading.Lock()
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        names = ctx.host_names
+        policy = self._policy(ctx, len(names))
+        from deploytools.rollout import plan_batches
+
+        batches = plan_batches(names, policy)
+        lines = [_describe(policy, batches) if self.rolling else f"on {', '.join(names)} at once"]
+        for name in names:
+            on = ctx.on_host(name)
+            lines += [f"{name}: {line}" for step in self.steps for line in step.plan(on)]
+        return lines
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from deploytools.rollout import run_rollout
+
+        names = ctx.host_names
+        policy = self._policy(ctx, len(names))
+        result = run_rollout(
+            names,
+            lambda name: self._on(ctx, name),
+            policy,
+            revert=lambda name: self._revert(ctx, name),
+            stopping=ctx.stopping,
+        )
+        ctx.ui.table(
+            f"{self.name}: per host", ["host", "batch", "state", "seconds", "error"],
+            result.as_rows(), ids={"host"},
+        )  # fmt: skip
+        detail = {"hosts": result.as_dict()}
+        if result.ok:
+            return detail
+        fix = HOSTS_FIX.format(env=ctx.settings.name)
+        if result.interrupted:
+            raise Interrupted(f"interrupted at {self.name}: {result.summary()}")
+        if policy.on_failure == "halt" and self.rolling:
+            raise RolloutHalted(f"{self.name} halted: {result.summary()}", fix)
+        raise DeployFailure(f"{self.name} failed: {result.summary()}", fix)
+
+    def undo(self, ctx: RunContext) -> str:
+        """Take back every host this stage changed and has not taken back yet."""
+        from deploytools.rollout import RolloutPolicy, run_rollout
+
+        with self._lock:
+            left = [name for name, done in self._done.items() if done]
+        if not left:
+            return "no host to take back"
+        # Every host is taken back, whichever fails: the budget is all of them.
+        policy = RolloutPolicy(
+            max_parallel=ctx.settings.rollout.max_parallel, max_fail=len(left), on_failure="halt"
+        )
+        result = run_rollout(left, lambda name: self._revert(ctx, name), policy)
+        broken = [o.name for o in result.outcomes if o.ran != "ok"]
+        if broken:
+            errors = "; ".join(f"{o.name}: {o.error}" for o in result.outcomes if o.error)
+            raise DeployFailure(
+                f"undo {self.name} failed on {', '.join(broken)}: {errors}",
+                HOSTS_FIX.format(env=ctx.settings.name),
+            )
+        return f"taken back on {', '.join(left)}"
+
+    def _policy(self, ctx: RunContext, hosts: int) -> Any:
+        from deploytools.rollout import RolloutPolicy
+
+        conf = ctx.settings.rollout
+        if not self.rolling:
+            return RolloutPolicy(max_parallel=conf.max_parallel)
+        return RolloutPolicy.resolve(
+            hosts,
+            max_parallel=conf.max_parallel,
+            batch_size=conf.batch_size,
+            pause=conf.pause,
+            canary=conf.canary,
+            max_fail=conf.max_fail,
+            on_failure=conf.on_failure,
+        )
+
+    def _on(self, ctx: RunContext, name: str) -> None:
+        """This stage's steps on host ``name``, in order; what they did is kept for undo."""
+        on = ctx.on_host(name)
+        with self._lock:
+            done = self._done.setdefault(name, [])
+        for step in self.steps:
+            ctx.journal.append("host.step.start", host=name, step=step.name)
+            try:
+                detail = step.run(on) or {}
+            except BaseException as exc:
+                if can_undo(step):  # a half-done step may have changed things too
+                    done.append(step)
+                ctx.journal.append("host.step.failed", host=name, step=step.name, error=str(exc))
+                raise
+            done.append(step)
+            ctx.journal.append("host.step.done", host=name, step=step.name, **detail)
+            ctx.ui.info(f"  {name}: {step.name} done")
+
+    def _revert(self, ctx: RunContext, name: str) -> None:
+        """Undo, in reverse, the steps done on ``name``; safe on a host never changed."""
+        on = ctx.on_host(name)
+        with self._lock:
+            done, self._done[name] = list(self._done.get(name, [])), []
+        for step in reversed(done):
+            if can_undo(step):
+                said = step.undo(on)  # type: ignore[attr-defined]
+                ctx.journal.append("host.step.undone", host=name, step=step.name, said=said)
+                ctx.ui.info(f"  {name}: undo {step.name}: {said}")
+
+
+def _describe(policy: Any, batches: list[list[str]]) -> str:
+    shown = " then ".join("[" + ", ".join(b) + "]" for b in batches)
+    return (
+        f"rolling in {len(batches)} batch(es) {shown}, {policy.max_parallel} at once, "
+        f"pause {policy.pause:g} s, max_fail {policy.max_fail}, on_failure {policy.on_failure}"
+    )
