@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from invoke.context import Context
@@ -9,9 +10,10 @@ from invoke.context import Context
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.tasks._support import (
     ENV_HELP,
+    HOSTS_HELP,
     JSON_HELP,
     TRUST_NEW_HOSTS_HELP,
-    settings,
+    open_site,
     task,
     trusting,
 )
@@ -29,6 +31,7 @@ MARKS = {True: "✓", False: "✗", None: "–"}
         "json": JSON_HELP,
         "trust_new_hosts": TRUST_NEW_HOSTS_HELP,
         "max_clock_skew": "seconds a host's clock may be off this machine's (default 5)",
+        "hosts": HOSTS_HELP,
     }
 )
 def check(
@@ -38,19 +41,27 @@ def check(
     json: bool = False,
     trust_new_hosts: bool = False,
     max_clock_skew: float = 5.0,
+    hosts: str | None = None,
 ) -> None:
     """Check every host: SSH and its key, Docker/compose or Python, disk, clock, write access."""
     from deploytools.config import check_key_files
     from deploytools.hostcheck import check_hosts, check_names
 
-    conf = settings(c, env, trusting(trust_new_hosts))
-    if not conf.hosts:
-        raise OperatorError(
-            f"environment {conf.name} has no hosts: it runs on this machine",
-            f"add [[environments.{conf.name}.hosts]] to the config, or check another --env",
+    with open_site(c, env, ui, trusting(trust_new_hosts), hosts) as site:
+        conf = site.settings
+        if not conf.hosts:
+            raise OperatorError(
+                f"environment {conf.name} has no hosts: it runs on this machine",
+                f"add [[environments.{conf.name}.hosts]] to the config, or check another --env",
+            )
+        check_key_files(conf)
+        chosen = [next(h for h in conf.hosts if h.name == name) for name in site.targets]
+        reports = check_hosts(
+            conf,
+            chosen,
+            max_skew=max_clock_skew,
+            connect=lambda host: nullcontext(site.host(host.name)),  # the site closes them
         )
-    check_key_files(conf)
-    reports = check_hosts(conf, notice=ui.info, max_skew=max_clock_skew)
     if json:
         ok = all(r.ok for r in reports)
         ui.emit_json({"env": conf.name, "ok": ok, "hosts": [r.as_dict() for r in reports]})

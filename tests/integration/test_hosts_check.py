@@ -116,6 +116,10 @@ def test_json_gives_every_check_of_every_host(good: SshTarget, tmp_path: Path) -
     assert second["checks"]["reachable"]["ok"] is False
     assert {c["ok"] for n, c in second["checks"].items() if n != "reachable"} == {None}
 
+    narrowed = check(project, "--json", "--hosts", "good")  # the unreachable one left out
+    assert narrowed.returncode == 0, narrowed.output
+    assert [h["host"] for h in json.loads(narrowed.stdout)["hosts"]] == ["good"]
+
 
 def test_trust_new_hosts_records_a_first_seen_key_once(
     ssh_hosts: Callable[[str], SshTarget], good: SshTarget, tmp_path: Path
