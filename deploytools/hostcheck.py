@@ -4,8 +4,8 @@ Per host, in order (a check whose ground an earlier one took away is not run): r
 (TCP, SSH greeting), host key known, login, then the runtime (compose: the Docker engine and
 compose v2; process: the app's interpreter), free space on the host's ``root``, clock skew
 against this machine, and write access to ``root`` (a temp file made and removed: the only
-trace a check leaves). ``hosts.check`` prints the result; a deploy runs the same checks first
-and changes nothing anywhere when one fails.
+trace a check leaves). ``hosts.check`` prints the result; ``check_host`` on a run's own
+connections is what a deploy calls first, to change nothing anywhere when one fails.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class _HostRun:
             return False
         if isinstance(exc, HostKeyError):
             self.done += [self._reachable(), Check("host key", False, exc.problem)]
-        elif isinstance(exc, OperatorError):
+        elif isinstance(exc, OperatorError | CommandError):  # login refused, or `true` hung
             self.done += [
                 self._reachable(),
                 Check("host key", True, "known"),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from deploytools.config import EnvironmentSettings, HostSettings
-from deploytools.errors import DeployFailure, HostKeyError, OperatorError
+from deploytools.errors import CommandError, DeployFailure, HostKeyError, OperatorError
 from deploytools.hostcheck import HostChecks, check_host, check_hosts, check_names
 from deploytools.testing import MemoryHost
 
@@ -136,6 +136,8 @@ class Refusing(MemoryHost):
          {"reachable": False}),
         (HostKeyError("host key of web-1 is not in kh"), {"reachable": True, "host key": False}),
         (OperatorError("SSH login to web-1 refused"),
+         {"reachable": True, "host key": True, "login": False}),
+        (CommandError(["true"], None, "", "web-1"),  # logged in, then no answer in time
          {"reachable": True, "host key": True, "login": False}),
     ],
 )  # fmt: skip
