@@ -95,6 +95,8 @@ def test_every_failure_is_said_per_host_and_nothing_is_left_behind(
     assert "locked (write)" in run.stderr
     assert (sorted(Path(good.root).iterdir()), sorted(Path(stranger.root).iterdir())) == before
     assert empty.read_text() == ""  # not recorded without --trust-new-hosts
+    private = Path(good.key_file).read_text().splitlines()[1:-1]  # the key's base64 body
+    assert not any(line in run.output for line in private)
 
 
 def test_json_gives_every_check_of_every_host(good: SshTarget, tmp_path: Path) -> None:
