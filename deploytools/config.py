@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import (
@@ -139,7 +139,10 @@ class CelerySettings(Model):
     app: str | None = None
     broker_key: str = "CELERY_BROKER_URL"
     expected_workers: int = Field(1, ge=1)
-    ping_timeout: float = Field(2.0, gt=0)
+    # The check starts as the workers do: a real one needs seconds to its first pong (a Celery
+    # 5.3 worker about 3 s on a loaded machine, its mingle alone waits 1 s). The ping returns
+    # as soon as expected_workers answered, so only a failing check waits it out.
+    ping_timeout: float = Field(10.0, gt=0)
     # Sent to each worker that registered it (deploytools_canary.register_canary); a worker
     # without it is checked by when it started instead.
     canary_task: str = "deploytools.canary"
@@ -164,6 +167,24 @@ class ReleaseSettings(Model):
     # Release artifacts kept on each host: those of the last ``keep`` good releases (deploys
     # and rollbacks that ended ok, distinct tags) and the one running; older ones are pruned.
     keep: int = Field(5, ge=1)
+    # Process runtime: each release gets a virtualenv of its own, made from this requirements
+    # file of its tree (relative to app_dir) and shared by releases whose file is the same
+    # (deploytools.runtime.venv). None: every release runs on one interpreter's packages.
+    venv: str | None = None
+
+    @field_validator("venv")
+    @classmethod
+    def _venv_inside_the_release(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = PurePosixPath(value).parts
+        outside = value.startswith("/") or ".." in parts or any(c in value for c in "\\:")
+        if outside or not value.strip(" ./"):
+            raise ValueError(
+                f"{value!r} is not a file of the release: give the requirements file's path "
+                "relative to app_dir (e.g. requirements.txt), without '..'"
+            )
+        return value
 
 
 class HostSettings(Model):
@@ -313,6 +334,9 @@ class TimeoutSettings(Model):
     # How long an undo waits for a Docker engine that went away (restarted) to answer again.
     engine: float = Field(60.0, gt=0)
     lock_ttl: float = Field(3600.0, gt=0)
+    # One command making a release's virtualenv (releases.venv): an install may download and
+    # build packages, far longer than a command.
+    venv: float = Field(900.0, gt=0)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from deploytools.gitignore import keep_out_of_git
 from deploytools.hosts.base import Host
 from deploytools.redact import Redactor
 
@@ -30,6 +31,7 @@ class Journal:
         self.path = f"{directory}/{JOURNAL_FILE}"
         self.redact = redactor or Redactor()
         self.damaged = 0  # lines of the last read that were not a record
+        self._ignored = False  # the directory's .gitignore is known to be there
         # Hosts rolled out at once journal from their threads: one line at a time.
         self._writing = threading.Lock()
 
@@ -38,6 +40,9 @@ class Journal:
         line = self.redact.dumps(record, sort_keys=True) + "\n"
         with self._writing:
             self.host.makedirs(self.directory)
+            if not self._ignored:  # once per run, not per record (a round trip over SSH)
+                keep_out_of_git(self.host, self.directory)
+                self._ignored = True
             self.host.append_file(self.path, line.encode())
         return dict(record)
 

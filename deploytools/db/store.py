@@ -7,7 +7,8 @@ Layout, one directory per environment (``targets.backup_dir``), mode 0700::
                                     ``.sqlite3`` SQLite), mode 0600
     .prod-20250101T120001Z.dump.partial   a dump in progress, or left by a run that was killed
 
-Anything else without a manifest is a leftover: listed as such, and removed by ``db.prune``.
+Anything else without a manifest is a leftover: listed as such, and removed by ``db.prune``;
+except the ``.gitignore`` that keeps the directory out of git (``deploytools.gitignore``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from deploytools import targets
 from deploytools.config import EnvironmentSettings
 from deploytools.db.manifest import MANIFEST_SUFFIX, Manifest, check_id, new_id
 from deploytools.errors import OperatorError
+from deploytools.gitignore import IGNORE_FILE, keep_out_of_git
 from deploytools.hosts.base import Host
 
 PARTIAL_SUFFIX = ".partial"
@@ -48,6 +50,7 @@ class BackupStore:
     def prepare(self) -> None:
         """Create the directory owner-only: archives hold every row of the database."""
         self.host.makedirs(self.directory, mode=0o700)
+        keep_out_of_git(self.host, self.directory)
 
     def scan(self) -> Contents:
         """Read the directory once: backups, and whatever else is lying there."""
@@ -65,6 +68,7 @@ class BackupStore:
                 continue
             (backups if manifest.archive in names else broken).append(manifest)
         owned = {m.id + MANIFEST_SUFFIX for m in [*backups, *broken]} | {m.archive for m in backups}
+        owned.add(IGNORE_FILE)
         stems = tuple(name.removesuffix(MANIFEST_SUFFIX) + "." for name in damaged)
         leftovers = [
             n for n in names if n not in owned and n not in damaged and not n.startswith(stems)

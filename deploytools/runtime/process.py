@@ -39,6 +39,7 @@ from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.launch import Limits, environment_size, launch_problems, limits_for
+from deploytools.runtime import venv
 from deploytools.runtime.base import (
     EXITED,
     MISSING,
@@ -258,6 +259,7 @@ class ProcessRuntime:
         self.run_dir = f"{state_dir(settings, host)}/run"
         self.releases_dir = f"{state_dir(settings, host)}/releases"
         self.app_dir = on_host(settings, settings.app_dir, host)
+        self.venvs = venv.ReleaseVenvs(settings, host, self.app_dir)
         self._clock = clock
         self._sleep = sleep
         self._survey: Survey | None = None  # the host's exec limits, asked once per run
@@ -322,10 +324,13 @@ class ProcessRuntime:
     # A release is the tracked files of its commit (git archive) under releases/<id>, with the
     # shared (data) directories linked back to app_dir: a rollback runs the old code on the
     # same data. The env file never goes in: the processes get its values in their environment.
+    # With releases.venv, its .venv links to the virtualenv of its requirements (runtime.venv).
     def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         check_release(release)
         checkout = source or self.settings.root
         entries = code_entries(self.control, checkout, self.settings.app_dir, self._not_code())
+        wants_venv = self.settings.releases.venv is not None
+        requirements = self.venvs.requirements_of(entries, release) if wants_venv else b""
         target = self._code_dir(release)
         self.host.remove(target)  # a build cut short left no marker: start again
         self.host.makedirs(self.releases_dir, mode=CODE_DIR)
@@ -339,8 +344,9 @@ class ProcessRuntime:
         for shared in self.settings.shared_dirs:
             self.host.makedirs(f"{self.app_dir}/{shared}")
             self.host.link_dir(f"{self.app_dir}/{shared}", f"{target}/{shared}")
+        made = self.venvs.provide(release, target, requirements) if wants_venv else {}
         self.host.write_file(f"{target}/{RELEASE_MARKER}", release.encode(), mode=CODE_FILE)
-        return {"code": target}
+        return {"code": target, **made}
 
     def _not_code(self) -> list[str]:
         """What a release never holds, relative to app_dir: the shared data directories, and
@@ -353,7 +359,8 @@ class ProcessRuntime:
             path = settings.path(name).resolve()
             if path != app and path.is_relative_to(app):
                 inside.append(path.relative_to(app).as_posix())
-        return [*settings.shared_dirs, *inside, RELEASE_MARKER]
+        own_venv = [venv.LINK, venv.USES] if settings.releases.venv is not None else []
+        return [*settings.shared_dirs, *inside, RELEASE_MARKER, *own_venv]
 
     def has_release(self, release: str) -> bool:
         return self.host.exists(f"{self._code_dir(release)}/{RELEASE_MARKER}")
@@ -366,8 +373,10 @@ class ProcessRuntime:
         """Never asked: ``image_check`` has nothing to re-tag for processes."""
 
     def remove_release(self, release: str) -> list[str]:
+        """The release's code, and the virtualenvs no release left here uses."""
         self.host.remove(self._code_dir(release))
-        return [self._code_dir(release)]
+        left = (self._code_dir(r) for r in self.stored_releases())
+        return [self._code_dir(release), *self.venvs.sweep(left)]
 
     def stored_releases(self) -> list[str]:
         """Every directory under releases/, a build cut short (no marker) included; release
@@ -380,7 +389,8 @@ class ProcessRuntime:
         return [
             f"{archive} in {self.settings.app_dir} (its tracked files only; with uncommitted"
             f" changes allowed, their working-tree version) -> {self.host.name}:"
-            f"{self._code_dir(release)}, mode 0750 (shared with every release: {shared})"
+            f"{self._code_dir(release)}, mode 0750 (shared with every release: {shared})",
+            *(self.venvs.plan() if self.settings.releases.venv is not None else []),
         ]
 
     def plan_up(self, release: str, services: Sequence[str] = ()) -> list[str]:

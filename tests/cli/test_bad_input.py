@@ -16,7 +16,7 @@ from deploytools.config import load_settings
 from deploytools.errors import OperatorError
 from deploytools.tasks import ns
 from tests.support.cli import Run, TempProject
-from tests.support.rootproject import ENV, root_project
+from tests.support.rootproject import ENV, JOURNAL_FILES, root_project
 
 GOOD_LOCAL = "ENVIRONMENT=development\n"
 
@@ -192,7 +192,8 @@ def test_a_deploy_stops_at_validate_env_on_a_broken_alembic_ini(tmp_path: Path) 
     assert "deploy failed at step 'validate env': " in run.stderr
     assert "[alembic] script_location is missing" in run.stdout + run.stderr
     after = project.snapshot()
-    assert set(after) - set(before) == {f".deploytools/{ENV}/journal.jsonl"}  # what was refused
+    # what was refused, journaled; the state directory's mark for git beside it
+    assert set(after) - set(before) == {f".deploytools/{ENV}/{n}" for n in JOURNAL_FILES}
     assert {k: v for k, v in after.items() if k in before} == before
 
 

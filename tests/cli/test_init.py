@@ -4,12 +4,11 @@ alembic at the root, a ``.env.example``, no deploytools file yet)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import CLI_TIMEOUT, Run, TempProject
+from tests.support.cli import bootstrap
 from tests.support.composeproject import compose_project
 
 WRITTEN = ["tasks.py", "config/deploy.toml", "config/prod.env.example", "config/.gitignore"]
@@ -28,21 +27,6 @@ POSTGRES_PASSWORD=Kq7-vW2p-Zr9x-Lm4T
 DATABASE_URL=sqlite:///var/shop.sqlite3
 SECRET_KEY=Yh3kQ9wZ2mV8xR5tL1nB7cD4fG6jP0sA
 """
-
-
-def bootstrap(project: TempProject, *args: str) -> Run:
-    """``init`` in a project with no ``tasks.py`` yet (``invoke`` has nothing to load there)."""
-    argv = [sys.executable, "-m", "deploytools.tasks", "init", *args]
-    proc = subprocess.run(
-        argv,
-        cwd=project.path,
-        env=project.environ(),
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    return Run(argv, proc.returncode, proc.stdout, proc.stderr)
 
 
 def git_commit(path: Path) -> None:

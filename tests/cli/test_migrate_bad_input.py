@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.support.cli import TempProject
 from tests.support.docker_engine import DockerEngine
-from tests.support.rootproject import ENV, root_project
+from tests.support.rootproject import ENV, JOURNAL_FILES, root_project
 
 GOOD_ENV = "SHOP_API_TOKEN=tok_Zq8vN3rLk5wT1yXb7mP0sJ4h\nDATABASE_URL=sqlite:///shop.db\n"
 MISSING = "venv-that-is-not-there/bin/python"
@@ -33,7 +33,7 @@ def test_a_configured_interpreter_that_does_not_exist_changes_nothing(tmp_path: 
     after = project.snapshot()
     assert not project.file("shop.db").exists()
     assert {k: v for k, v in after.items() if k in before} == before
-    assert set(after) - set(before) <= {f".deploytools/{ENV}/journal.jsonl"}
+    assert set(after) - set(before) <= {f".deploytools/{ENV}/{n}" for n in JOURNAL_FILES}
 
 
 COMPOSE_ENV = """

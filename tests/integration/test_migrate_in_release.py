@@ -14,10 +14,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from tests.support.cli import Run, TempProject
+from tests.support.postgres_server import alembic_revision as revision
 from tests.support.rootproject import ENV, root_project
 
 pytestmark = pytest.mark.integration
@@ -36,15 +36,6 @@ with create_engine("sqlite:///always.db").connect() as connection:
     with context.begin_transaction():
         context.run_migrations()
 """
-
-
-def revision(url: str) -> str | None:
-    """PostgreSQL's own answer: the alembic_version row, None without the table."""
-    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        if conn.execute("SELECT to_regclass('alembic_version')").fetchone() == (None,):
-            return None
-        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
-        return ",".join(sorted(r[0] for r in rows)) or None
 
 
 @pytest.fixture

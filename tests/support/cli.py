@@ -90,3 +90,18 @@ class TempProject:
             for p in sorted(self.path.rglob("*"))
             if p.is_file() and ".git" not in p.parts and "__pycache__" not in p.parts
         }
+
+
+def bootstrap(project: TempProject, *args: str) -> Run:
+    """``init`` in a project with no ``tasks.py`` yet (``invoke`` has nothing to load there)."""
+    argv = [sys.executable, "-m", "deploytools.tasks", "init", *args]
+    proc = subprocess.run(
+        argv,
+        cwd=project.path,
+        env=project.environ(),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    return Run(argv, proc.returncode, proc.stdout, proc.stderr)

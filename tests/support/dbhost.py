@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from deploytools.config import DatabaseSettings, EnvironmentSettings, HostSettings
 from deploytools.errors import CommandError
+from deploytools.gitignore import IGNORE_FILE
 from deploytools.hosts.base import Result
 from deploytools.testing import MemoryHost
 from deploytools.ui import Ui
@@ -102,7 +103,8 @@ def quiet_ui() -> Ui:
 
 
 def names(host: MemoryHost) -> list[str]:
-    return host.listdir(BACKUPS)
+    """What the backup directory holds, but its mark for git (``deploytools.gitignore``)."""
+    return [n for n in host.listdir(BACKUPS) if n != IGNORE_FILE]
 
 
 def journal(host: MemoryHost) -> list[dict[str, object]]:

@@ -140,3 +140,14 @@ def _unprivileged_prefix() -> list[str]:
         require(False, f"system user {parts.TEST_USER!r}", parts.PROVISION)
     user = parts.TEST_USER
     return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"]
+
+
+def alembic_revision(url: str) -> str | None:
+    """PostgreSQL's own answer: the alembic_version row, None without the table."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("SELECT to_regclass('alembic_version')").fetchone() == (None,):
+            return None
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        return ",".join(sorted(r[0] for r in rows)) or None

@@ -18,38 +18,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.cli import Run, TempProject
-from tests.support.deployproject import DEPLOY_TIMEOUT, health
 from tests.support.procs import free_port
-from tests.support.rootproject import ENV, root_project
+from tests.support.rootproject import ENV, RootSite, root_project, shop_service
 
 pytestmark = pytest.mark.integration
 
 KEEP = 2
 TOKEN = "shop-token-7f3e9c1a5b2d4e6f8091a2b3"
-SERVICE = """\
-import json
-import os
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-from shop.version import VERSION
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps({"status": "healthy", "release": os.environ["RELEASE_ID"],
-                           "version": VERSION}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-"""
+SERVICE = shop_service("from shop.version import VERSION", '"version": VERSION')
 MORE_CONFIG = f"""
 [environments.{ENV}.releases]
 keep = {KEEP}
@@ -64,23 +40,7 @@ stop = 5
 """
 
 
-class Shop:
-    def __init__(self, project: TempProject, port: str) -> None:
-        self.project = project
-        self.port = port
-        self.version = 0
-
-    def run(self, *args: str) -> Run:
-        return self.project.invoke(*args, timeout=DEPLOY_TIMEOUT)
-
-    def git(self, *args: str) -> str:
-        import subprocess
-
-        done = subprocess.run(
-            ["git", *args], cwd=self.project.path, capture_output=True, text=True, check=True
-        )
-        return done.stdout
-
+class Shop(RootSite):
     def deploy_next(self) -> str:
         """Commit the next version and deploy it; returns its tag."""
         self.version += 1
@@ -89,23 +49,6 @@ class Shop:
         run = self.run("deploy", "--env", ENV)
         assert run.returncode == 0, run.output
         return str(self.releases()[-1]["tag"])
-
-    def releases(self) -> list[dict[str, Any]]:
-        journal = self.project.file(f".deploytools/{ENV}/journal.jsonl").read_text()
-        lines = [json.loads(line) for line in journal.splitlines()]
-        return [r for r in lines if r["kind"] == "release"]
-
-    @property
-    def releases_dir(self) -> Path:
-        return self.project.file(f".deploytools/{ENV}/releases")
-
-    def stored(self) -> list[str]:
-        return sorted(p.name for p in self.releases_dir.iterdir())
-
-    def serves(self) -> dict[str, Any]:
-        code, body = health(self.port)
-        assert code == 200, body
-        return body
 
 
 def release_files(code: Path) -> dict[str, os.stat_result]:
@@ -153,7 +96,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 def test_a_release_holds_only_the_commits_tracked_files_and_does_not_grow(shop: Shop) -> None:
     tags = [shop.deploy_next() for _ in range(3)]
 
-    assert list(shop.project.file(f"backups/{ENV}").iterdir()), "the deploys made backups"
+    assert list(shop.project.file(f"backups/{ENV}").glob("*.json")), "the deploys made backups"
     tracked = sorted(shop.git("ls-files").split())
     sizes = {}
     for tag in tags[-KEEP:]:
