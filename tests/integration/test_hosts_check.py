@@ -144,3 +144,23 @@ def test_trust_new_hosts_records_a_first_seen_key_once(
     assert len(known.read_text().splitlines()) == 1
     again = check(project)  # strict again, the key now known
     assert again.returncode == 0 and "recorded" not in again.stderr, again.output
+
+
+def test_any_task_trusts_a_new_host_through_invoke_config(
+    ssh_hosts: Callable[[str], SshTarget], tmp_path: Path
+) -> None:
+    """INVOKE_DEPLOYTOOLS_TRUST_NEW_HOSTS=1 reaches the Site of a task that has no flag for it
+    (lock.status here; deploy and rollback alike)."""
+    newcomer = ssh_hosts("check-lock")
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    project = fleet(tmp_path, host_entry("newcomer", newcomer, known_hosts=str(known)))
+    refused = project.invoke("lock.status", "--env", "fleet", timeout=120)
+    assert refused.returncode == 2 and "is not in" in refused.stderr, refused.output
+
+    trusting = {"INVOKE_DEPLOYTOOLS_TRUST_NEW_HOSTS": "1"}
+    run = project.invoke("lock.status", "--env", "fleet", env=trusting, timeout=120)
+
+    assert run.returncode == 0 and "unlocked" in run.stdout, run.output
+    assert "newcomer: first connection, recorded its ssh-ed25519 key SHA256:" in run.stderr
+    assert len(known.read_text().splitlines()) == 1
