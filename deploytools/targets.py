@@ -5,28 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from deploytools.config import EnvironmentSettings, HostSettings, check_key_files
+from deploytools.config import EnvironmentSettings, HostSettings
 from deploytools.hosts.base import Host
-from deploytools.hosts.local import LocalHost
 
 if TYPE_CHECKING:
     from deploytools.hosts.ssh import SshHost
-
-
-def hosts_for(settings: EnvironmentSettings) -> list[Host]:
-    """One ``Host`` per configured host; ``LocalHost`` when the environment has none."""
-    if not settings.hosts:
-        return [LocalHost()]
-    check_key_files(settings)
-    return [connect(h, settings) for h in settings.hosts]
-
-
-def primary(settings: EnvironmentSettings) -> Host:
-    """The host that owns shared state (database backups, the deploy lock, the journal)."""
-    if not settings.hosts:
-        return LocalHost()
-    check_key_files(settings)
-    return connect(settings.primary_host, settings)
 
 
 def state_dir(settings: EnvironmentSettings, host: Host) -> str:
