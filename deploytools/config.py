@@ -8,12 +8,13 @@ validates the result and every error can name the file and the key path.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -21,14 +22,28 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from deploytools.errors import OperatorError
 
+if TYPE_CHECKING:
+    from deploytools.rollout import RolloutPolicy
+
 ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+# A host's name and user: (pattern, most characters, what comes first) for the message.
+WORDS = {
+    "name": (re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"), 63, "a letter or digit"),
+    "user": (re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}"), 32, "a letter or '_'"),
+}
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+DNS_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+DEFAULT_ROLE = "web"
+RUN_ONLY = "trust_new_hosts"
+RETIRED = {"parallelism": "rollout.max_parallel"}  # key -> what took its place
 DEFAULT_CONFIG = "config/deploy.toml"
 M = TypeVar("M", bound="BaseModel")
 
@@ -63,6 +78,13 @@ class ServiceSettings(Model):
     # A one-shot (a migration, collectstatic) is done when it exits 0. None: the runtime says
     # (compose: restart policy "no", or the target of a service_completed_successfully).
     oneshot: bool | None = None
+    # The host roles that run it (None: every host of the environment).
+    roles: list[str] | None = None
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_roles(value)
 
     @model_validator(mode="after")
     def _one_shot_has_no_probe(self) -> ServiceSettings:
@@ -166,7 +188,11 @@ class ReleaseSettings(Model):
 
 
 class HostSettings(Model):
-    """A remote machine of an environment, reached over SSH with strict host keys."""
+    """A remote machine of an environment, reached over SSH with strict host keys.
+
+    Every field that reaches an SSH command line or a message is checked here, so that no
+    value from the file can carry shell syntax to a host.
+    """
 
     name: str
     address: str
@@ -175,6 +201,128 @@ class HostSettings(Model):
     key_file: str | None = None
     known_hosts: str = "~/.ssh/known_hosts"
     root: str = "/srv/deploytools"
+    # What the host does; a service without roles runs on every host. Kamal's default too: a
+    # host listed without a role is a web server.
+    roles: list[str] = Field(default_factory=lambda: [DEFAULT_ROLE], min_length=1)
+    # Where the site-wide stages run (lock, backup, migrations, journal): exactly one host of
+    # an environment with several; a single host is the primary without saying so.
+    primary: bool = False
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        return check_roles(value)
+
+    @field_validator("name", "user")
+    @classmethod
+    def _word(cls, value: str, info: ValidationInfo) -> str:
+        pattern, most, first = WORDS[str(info.field_name)]
+        if not pattern.fullmatch(value):
+            raise ValueError(
+                f"a {info.field_name} may only hold letters, digits, '.', '_' and '-'"
+                f" (at most {most}), starting with {first}"
+            )
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        check_address(value)
+        return value
+
+    @property
+    def where(self) -> str:
+        """How messages name it: its name and how it is reached."""
+        return f"{self.name} ({self.user}@{self.address}:{self.port})"
+
+
+def check_address(value: str) -> None:
+    """A DNS name, an IPv4 or an IPv6 literal (bare: no brackets, no port, no user)."""
+    if value.startswith("[") and value.endswith("]"):
+        raise ValueError("write an IPv6 address without brackets (the port is `port`)")
+    if ":" in value:
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            raise ValueError(
+                "not an IPv6 address; a DNS name or IPv4 address has no ':' (the port is"
+                " `port`, the user is `user`)"
+            ) from None
+        return
+    if value.replace(".", "").isdigit():
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise ValueError("not an IPv4 address (four numbers 0-255)") from None
+        return
+    labels = value[:-1].split(".") if value.endswith(".") else value.split(".")
+    if len(value) > 253 or not all(DNS_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(
+            "not a DNS name or IP address: letters, digits, '-' and '_' in dot-separated"
+            " labels of at most 63 (no spaces, no '@' or ':': the user and port are keys)"
+        )
+
+
+def check_roles(roles: list[str]) -> list[str]:
+    """Role names are words that config and messages show: checked like other names."""
+    for role in roles:
+        if not ROLE_NAME.fullmatch(role):
+            raise ValueError(
+                f"role name {role!r} may only hold lower-case letters, digits, '_' and '-',"
+                " starting with a letter"
+            )
+    if len(set(roles)) != len(roles):
+        raise ValueError("a role is named twice")
+    return roles
+
+
+class RolloutSettings(Model):
+    """How the per-host stages go over the hosts: at most ``max_parallel`` at once, in
+    batches of ``batch_size``, ``canary`` one host first, stopping when more than ``max_fail``
+    hosts failed (then ``on_failure``)."""
+
+    # Hosts worked on at once. SSH sessions mostly wait on the hosts: 8 is what the benchmark
+    # runs and more than Ansible's 5 forks, yet a bounded number of threads and connections.
+    max_parallel: int = Field(8, ge=1, le=256)
+    # Hosts per batch: a count, or "N%" of the run's hosts (floored, at least 1). "100%": one
+    # batch, as Kamal boots every host unless boot.limit is set.
+    batch_size: int | str = "100%"
+    pause: float = Field(0.0, ge=0, le=86400)  # seconds between batches
+    canary: bool = False  # one host alone first, then the batches
+    # Failed hosts (unreachable ones included) the rollout tolerates: a count, or "N%" of the
+    # run's hosts (floored). Exceeded when more hosts than that failed.
+    max_fail: int | str = 0
+    on_failure: Literal["rollback", "halt"] = "rollback"
+
+    @field_validator("batch_size", "max_fail", mode="before")
+    @classmethod
+    def _count_or_percent(cls, value: Any, info: ValidationInfo) -> Any:
+        """Checked at load as the rollout reads it (``rollout.resolve_count``)."""
+        from deploytools.rollout import resolve_count
+
+        least = 1 if info.field_name == "batch_size" else 0
+        try:
+            resolve_count(value, 100, key=f"rollout.{info.field_name}", minimum=least)
+        except OperatorError as exc:
+            raise ValueError(f"{exc.problem}; {exc.fix}") from None
+        return value
+
+    def policy(self, hosts: int) -> RolloutPolicy:
+        """These settings for a run on ``hosts`` hosts, counts and percentages resolved."""
+        from deploytools.rollout import RolloutPolicy
+
+        return RolloutPolicy.resolve(hosts, **self.model_dump())
+
+    def batch_count(self, hosts: int) -> int:
+        """Hosts per batch out of ``hosts``: a percentage is floored but never 0 (Ansible's
+        ``pct_to_int``); never more than there are hosts."""
+        return min(self.policy(hosts).batch_size or hosts, hosts)
+
+    def fail_budget(self, hosts: int) -> int:
+        """How many of ``hosts`` may fail: the rollout goes on with exactly this many failed
+        and stops at one more. A floored percentage means "more than N % failed", as Ansible's
+        ``max_fail_percentage``."""
+        return min(self.policy(hosts).max_fail, hosts)
 
 
 class TimeoutSettings(Model):
@@ -227,8 +375,10 @@ class EnvironmentSettings(Model):
     releases: ReleaseSettings = Field(default_factory=ReleaseSettings)
     celery: CelerySettings | None = None
     hosts: list[HostSettings] = Field(default_factory=list)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
-    parallelism: int = Field(1, ge=1, le=64)
+    # --trust-new-hosts: a run's choice (command line, invoke config), never the file's.
+    trust_new_hosts: bool = False
     flags: dict[str, int] = Field(default_factory=dict)
     root: Path = Path(".")
     _layers: Layers = PrivateAttr(default_factory=Layers)
@@ -240,6 +390,55 @@ class EnvironmentSettings(Model):
             if not SERVICE_NAME.match(name):
                 raise ValueError(f"service name {name!r} may only hold letters, digits, . _ -")
         return value
+
+    @model_validator(mode="after")
+    def _hosts_agree(self) -> EnvironmentSettings:
+        names = [h.name for h in self.hosts]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"host name(s) {', '.join(twice)} used twice: give each its own")
+        places = [(h.address.lower(), h.port) for h in self.hosts]
+        same = sorted({f"{a}:{p}" for a, p in places if places.count((a, p)) > 1})
+        if same:
+            raise ValueError(
+                f"two hosts are the same machine ({', '.join(same)}): a deploy would run twice"
+                " there; list it once, with all of its roles"
+            )
+        primaries = [h.name for h in self.hosts if h.primary]
+        if len(self.hosts) > 1 and len(primaries) != 1:
+            said = f"{', '.join(primaries)} are all" if primaries else "none of them is"
+            raise ValueError(
+                f"exactly one host must be primary = true ({said}; hosts: {', '.join(names)})"
+            )
+        if self.hosts:
+            have = {r for h in self.hosts for r in h.roles}
+            for service, conf in self.services.items():
+                lacking = [r for r in conf.roles or [] if r not in have]
+                if lacking:
+                    raise ValueError(
+                        f"service {service!r} runs on role(s) {', '.join(lacking)} that no host"
+                        f" has (the hosts' roles: {', '.join(sorted(have))})"
+                    )
+        return self
+
+    @property
+    def primary_host(self) -> HostSettings:
+        """The host of the site-wide stages; only for a remote environment (``remote``)."""
+        for host in self.hosts:
+            if host.primary or len(self.hosts) == 1:
+                return host
+        raise ValueError(f"environment {self.name} has no hosts: it runs on this machine")
+
+    def hosts_with(self, role: str) -> list[HostSettings]:
+        """The hosts that have ``role``, in the file's order."""
+        return [h for h in self.hosts if role in h.roles]
+
+    def service_hosts(self, service: str) -> list[HostSettings]:
+        """The hosts that run ``service``: those with one of its roles, or all of them."""
+        roles = self.services[service].roles if service in self.services else None
+        if roles is None:
+            return list(self.hosts)
+        return [h for h in self.hosts if set(h.roles) & set(roles)]
 
     def path(self, relative: str) -> Path:
         """A path from the config, made absolute against the project root."""
@@ -378,6 +577,14 @@ def environment(
     layers = layers or Layers()
     merged: dict[str, Any] = {}
     file_layers = (deploy_file.defaults, deploy_file.environments[env])
+    for where, table in zip(("defaults", f"environments.{env}"), file_layers, strict=True):
+        if RUN_ONLY in table:
+            raise OperatorError(
+                f"{path}: {where}.{RUN_ONLY}: not a config key: trusting the key of a host seen"
+                " for the first time is a choice made for one run",
+                "remove it; pass --trust-new-hosts to the task (or set"
+                " INVOKE_DEPLOYTOOLS_TRUST_NEW_HOSTS=1) when a new host joins",
+            )
     for layer in (*file_layers, layers.overrides, layers.cli):
         merged = deep_merge(merged, layer)
     merged["name"] = env
@@ -436,6 +643,27 @@ def check_compose_project(
             )
 
 
+def check_key_files(settings: EnvironmentSettings) -> None:
+    """Refuse a host whose ``key_file`` does not exist, before any host is connected to.
+
+    Checked when a task is about to reach the hosts, not when the file is loaded: listing the
+    tasks, or a task on another environment, needs no key of this one.
+    """
+    envs = f"environments.{settings.name}.hosts"
+    missing = [
+        f"host {h.name} ({envs}[{i}].key_file): {settings.path(h.key_file)} does not exist"
+        for i, h in enumerate(settings.hosts)
+        if h.key_file and not settings.path(h.key_file).is_file()
+    ]
+    if missing:
+        raise OperatorError(
+            f"{settings.layers.config_file}: SSH key file missing for " + "; ".join(missing),
+            "correct key_file (absolute, ~/..., or relative to the project root), or create"
+            " the key (ssh-keygen -t ed25519 -f PATH) and add its .pub to the host's"
+            " authorized_keys",
+        )
+
+
 def environment_names(config_path: str | Path = DEFAULT_CONFIG) -> list[str]:
     return sorted(read_deploy_file(find_config(config_path)).environments)
 
@@ -478,6 +706,8 @@ def validate_model(
 def _expected(err: Mapping[str, Any]) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
+        if err["loc"] and err["loc"][-1] in RETIRED:
+            return f"no longer a key: {RETIRED[err['loc'][-1]]} replaces it"
         return "unknown key (a typo? it is not part of the schema)"
     if kind == "missing":
         return "required key is missing"

@@ -28,6 +28,11 @@ class OperatorError(DeployToolsError):
     exit_code = 2
 
 
+class HostKeyError(OperatorError):
+    """A host's SSH key is not in known_hosts, or not the one recorded there: refused before
+    anything runs on it."""
+
+
 class DeployFailure(DeployToolsError):
     """A step failed against the real world (a command, a probe, a server)."""
 

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploytools.commands import git
-from deploytools.config import EnvironmentSettings, environment, parse_deploy_file
+from deploytools.config import (
+    DeployFile,
+    EnvironmentSettings,
+    environment,
+    parse_deploy_file,
+)
 from deploytools.errors import CommandError, OperatorError
 from deploytools.hosts.base import Host
 from deploytools.release import record_of
@@ -32,6 +37,11 @@ from deploytools.targets import state_dir
 SHA = re.compile(r"^[0-9a-f]{7,64}$")
 # The compose keys a release brings; project_name and directory stay the environment's.
 COMPOSE_KEYS = ("files", "image_name", "build_args", "untracked_inputs")
+# What is read of a release's own file: what it brings, the runtime it ran on, and the keys
+# every environment must have. The rest is today's, and is not checked in the old file: a key
+# since retired (parallelism) or hosts from before one had to be the primary must not stop a
+# rollback to it.
+READ_KEYS = frozenset({"runtime", "env_file", "env_example", "services", "celery", "compose"})
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,7 @@ def release_config(
     layers = settings.layers
     label = f"{layers.config_file} of release {tag} (commit {sha[:12]})"
     ours = environment(
-        parse_deploy_file(show(layers.config_file), label),
+        brought(parse_deploy_file(show(layers.config_file), label), settings.name),
         settings.name,
         label,
         settings.root,
@@ -128,6 +138,20 @@ def release_config(
             if (path := _in_repo(ours.compose.directory, name)) is not None:
                 files.append(ComposeFile(name, path, show(path).encode()))
     return ReleaseConfig(tag, sha, settings.model_copy(update=update), tuple(files))
+
+
+def brought(deploy_file: DeployFile, env: str) -> DeployFile:
+    """``deploy_file`` with only the ``READ_KEYS`` of its defaults and of ``env``."""
+
+    def read(table: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in table.items() if key in READ_KEYS}
+
+    envs = {**deploy_file.environments}
+    if env in envs:
+        envs[env] = read(envs[env])
+    return deploy_file.model_copy(
+        update={"defaults": read(deploy_file.defaults), "environments": envs}
+    )
 
 
 def placed_settings(

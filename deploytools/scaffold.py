@@ -81,6 +81,8 @@ def deploy_toml(scan: Scan, name: str) -> tuple[str, list[Guess]]:
         '# name = "web-1"',
         '# address = "web-1.example.internal"',
         '# user = "deploy"',
+        '# roles = ["web"]  # what it runs; a service with roles runs only where they are',
+        "# primary = true  # exactly one host when there are several (lock, backup, migrations)",
     ]
     database = []
     url_key = pick_key(scan.env, URL_KEYS)

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from deploytools.config import EnvironmentSettings, HostSettings, TimeoutSettings
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from deploytools.config import EnvironmentSettings, HostSettings
 from deploytools.hosts.base import Host
-from deploytools.hosts.local import LocalHost
 
-
-def hosts_for(settings: EnvironmentSettings) -> list[Host]:
-    """One ``Host`` per configured host; ``LocalHost`` when the environment has none."""
-    if not settings.hosts:
-        return [LocalHost()]
-    return [connect(h, settings.timeouts) for h in settings.hosts]
-
-
-def primary(settings: EnvironmentSettings) -> Host:
-    """The host that owns shared state (database backups, the deploy lock, the journal)."""
-    if not settings.hosts:
-        return LocalHost()
-    return connect(settings.hosts[0], settings.timeouts)
+if TYPE_CHECKING:
+    from deploytools.hosts.ssh import SshHost
 
 
 def state_dir(settings: EnvironmentSettings, host: Host) -> str:
@@ -38,7 +29,22 @@ def on_host(settings: EnvironmentSettings, relative: str, host: Host) -> str:
     return relative if relative.startswith("/") else f"{root.rstrip('/')}/{relative}"
 
 
-def connect(host: HostSettings, timeouts: TimeoutSettings) -> Host:
+def connect(
+    host: HostSettings,
+    settings: EnvironmentSettings,
+    notice: Callable[[str], None] | None = None,
+) -> SshHost:
+    """``host`` (not connected yet: that happens at its first use), its files found as the
+    config says (relative: from the project root); ``notice`` hears of a host key recorded by
+    --trust-new-hosts."""
     from deploytools.hosts.ssh import SshHost
 
-    return SshHost.from_settings(host, timeouts)
+    files = {"known_hosts": str(settings.path(host.known_hosts))}
+    if host.key_file:
+        files["key_file"] = str(settings.path(host.key_file))
+    return SshHost.from_settings(
+        host.model_copy(update=files),
+        settings.timeouts,
+        trust_new=settings.trust_new_hosts,
+        notice=notice,
+    )

@@ -1,7 +1,10 @@
 """``SshHost``: a remote POSIX machine over SSH (a Fabric ``Connection``), host keys checked.
 
 Fabric accepts any host key unless told otherwise (fabric#1804), so every connection loads the
-configured ``known_hosts`` and refuses keys that are not in it. Commands go to the remote login
+configured ``known_hosts`` and refuses keys that are not in it; with ``trust_new`` (the
+``--trust-new-hosts`` option) the key of a host that file does not know at all is recorded in
+it instead, as OpenSSH's ``StrictHostKeyChecking=accept-new`` does. A changed key is always
+refused. Commands go to the remote login
 shell as one ``shlex``-quoted string. ``env`` values are set with ``env`` on that command line
 (sshd's ``AcceptEnv`` would drop them), where other users of the host can read them in ``ps``;
 ``secret_env`` values travel on the channel's stdin instead, read by a small ``sh`` preamble
@@ -22,13 +25,14 @@ import secrets
 import select
 import shlex
 import stat
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
-from deploytools.errors import CommandError, DeployFailure, OperatorError
+from deploytools.errors import CommandError, DeployFailure, HostKeyError, OperatorError
 from deploytools.hosts.base import ENV_NAME, Result, check_secret_env
 from deploytools.hosts.liveness import Bounds, Watchdog, probe
 from deploytools.hosts.tunnel import forward_local
@@ -116,7 +120,11 @@ class SshHost:
         known_hosts: str = "~/.ssh/known_hosts",
         connect_timeout: float = 10.0,
         command_timeout: float = 600.0,
+        trust_new: bool = False,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
+        """``trust_new``: record the key of a host ``known_hosts`` has no key for (``notice``
+        says so, with its fingerprint; default: a line on stderr)."""
         from fabric import Connection
 
         _drop_paramiko_logs()
@@ -141,7 +149,9 @@ class SshHost:
             connect_kwargs=connect_kwargs,
         )
         self.user: str = self._conn.user
-        self._conn.client.set_missing_host_key_policy(_refusing_policy(self))
+        self.trust_new = trust_new
+        self.notice = notice or (lambda text: print(text, file=sys.stderr))
+        self._conn.client.set_missing_host_key_policy(_unknown_key_policy(self))
         self._watchdog: Watchdog | None = None  # of the open connection
         self._connect_lock = threading.Lock()  # steps that run together share this host
         # One SFTP session per thread: paramiko's SFTPClient is not thread-safe (a reply can
@@ -150,7 +160,14 @@ class SshHost:
         self._sftp_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, host: HostSettings, timeouts: TimeoutSettings) -> SshHost:
+    def from_settings(
+        cls,
+        host: HostSettings,
+        timeouts: TimeoutSettings,
+        *,
+        trust_new: bool = False,
+        notice: Callable[[str], None] | None = None,
+    ) -> SshHost:
         return cls(
             host.name,
             host.address,
@@ -160,6 +177,8 @@ class SshHost:
             known_hosts=host.known_hosts,
             connect_timeout=timeouts.connect,
             command_timeout=timeouts.command,
+            trust_new=trust_new,
+            notice=notice,
         )
 
     def __repr__(self) -> str:
@@ -182,6 +201,9 @@ class SshHost:
     def _connect(self) -> None:
         import paramiko
 
+        if self.trust_new and not os.path.exists(self.known_hosts):
+            os.makedirs(os.path.dirname(self.known_hosts) or ".", mode=0o700, exist_ok=True)
+            os.close(os.open(self.known_hosts, os.O_WRONLY | os.O_CREAT, 0o600))
         if not os.path.isfile(self.known_hosts):
             raise OperatorError(
                 f"known_hosts file {self.known_hosts} for host {self.name} does not exist",
@@ -200,14 +222,7 @@ class SshHost:
             raise
         except paramiko.BadHostKeyException as exc:
             self._conn.close()
-            raise OperatorError(
-                f"host key of {self._where} does not match {self.known_hosts}: got"
-                f" {exc.key.get_name()} {exc.key.fingerprint}; someone may be intercepting",
-                fix="if the host was really re-keyed, compare that fingerprint with the host's"
-                " own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it), then replace"
-                f" the old key: {forget_key_hint(self.address, self.port, self.known_hosts)}"
-                f" && {self._keyscan_hint()}",
-            ) from None
+            raise self.changed_key(exc.key) from None
         except paramiko.AuthenticationException as exc:
             self._conn.close()
             raise OperatorError(
@@ -245,6 +260,17 @@ class SshHost:
 
     def _keyscan_hint(self) -> str:
         return keyscan_hint(self.address, self.port, self.known_hosts)
+
+    def changed_key(self, key: Any) -> HostKeyError:
+        """The refusal of a host whose key is not the one ``known_hosts`` has for it."""
+        return HostKeyError(
+            f"host key of {self._where} does not match {self.known_hosts}: got"
+            f" {key.get_name()} {key.fingerprint}; someone may be intercepting",
+            fix="if the host was really re-keyed, compare that fingerprint with the host's"
+            " own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it), then replace"
+            f" the old key: {forget_key_hint(self.address, self.port, self.known_hosts)}"
+            f" && {self._keyscan_hint()}",
+        )
 
     def _broken(self, watchdog: Watchdog, exc: BaseException | None = None) -> DeployFailure:
         """The error of an operation whose connection froze (the watchdog closed it) or died
@@ -575,18 +601,59 @@ def _drop_paramiko_logs() -> None:
     logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
-def _refusing_policy(host: SshHost) -> Any:
-    """A paramiko policy that refuses unknown host keys with an operator-facing message."""
+def _unknown_key_policy(host: SshHost) -> Any:
+    """A paramiko policy for a host ``known_hosts`` has no key for: refused with an
+    operator-facing message, or recorded when the host trusts new keys. paramiko asks it only
+    for a host that has no key at all in the file: any other key, of any type, is a
+    BadHostKeyException (a changed key), whatever the policy."""
     import paramiko
 
-    class RefuseUnknown(paramiko.RejectPolicy):  # type: ignore[misc]
+    class UnknownKey(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
         def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-            raise OperatorError(
+            if host.trust_new:
+                record_host_key(host.known_hosts, hostname, key)
+                client.get_host_keys().add(hostname, key.get_name(), key)
+                host.notice(
+                    f"{host.name}: first connection, recorded its {key.get_name()} key"
+                    f" {key.fingerprint} in {host.known_hosts}"
+                )
+                return
+            raise HostKeyError(
                 f"host key of {host.name} ({hostname}) is not in {host.known_hosts}; refusing"
                 f" to connect (it offered {key.get_name()} {key.fingerprint})",
                 fix="compare that fingerprint with the host's own (`ssh-keygen -lf"
                 " /etc/ssh/ssh_host_ed25519_key.pub` on it), then add the key:"
-                f" {host._keyscan_hint()}",
+                f" {host._keyscan_hint()}, or connect once with --trust-new-hosts",
             )
 
-    return RefuseUnknown()
+    return UnknownKey()
+
+
+_RECORDING = threading.Lock()  # hosts checked in parallel may record into one file
+
+
+def record_host_key(known_hosts: str, hostname: str, key: Any) -> None:
+    """Add ``hostname``'s ``key`` to ``known_hosts`` as one plain line (``[addr]:port type
+    base64``, as ``ssh-keyscan`` prints it; readable, and paramiko and OpenSSH read it too).
+
+    One ``write`` with O_APPEND, then fsync: another process appending at the same time never
+    overwrites it (a read, add and rename would lose that process's line). A line another
+    thread or process wrote meanwhile for the same host and key is not written twice.
+    """
+    import paramiko
+
+    line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+    with _RECORDING:
+        known = paramiko.HostKeys(known_hosts)
+        if known.check(hostname, key):
+            return
+        fd = os.open(known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            with open(known_hosts, "rb") as fh:
+                fh.seek(max(size - 1, 0))
+                ends_line = size == 0 or fh.read(1) == b"\n"
+            os.write(fd, (line if ends_line else "\n" + line).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from deploytools import targets
+from deploytools.config import check_key_files
 from deploytools.errors import OperatorError
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
@@ -45,7 +46,7 @@ class Site:
         self.only = list(only)  # --hosts: the hosts per-host stages act on (all if empty)
         self.ui = ui
         self.control = control or LocalHost()
-        self._connect = connect or (lambda host: targets.connect(host, settings.timeouts))
+        self._connect = connect or (lambda host: targets.connect(host, settings, ui.info))
         self._hosts: dict[str, Host] = {}
         self._values: dict[str, str] | None = None
         self._journal: Journal | None = None
@@ -70,7 +71,7 @@ class Site:
         the environment runs here."""
         if not self.settings.hosts:
             return [self.control.name]
-        first = self._primary_settings().name
+        first = self.settings.primary_host.name
         return [first, *(h.name for h in self.settings.hosts if h.name != first)]
 
     def host(self, name: str) -> Host:
@@ -82,6 +83,8 @@ class Site:
             conf = next((h for h in self.settings.hosts if h.name == name), None)
             if conf is None:
                 raise KeyError(name)
+            if not self._hosts:  # every key file, before the first host is reached
+                check_key_files(self.settings)
             self._hosts[name] = self._connect(conf)
         return self._hosts[name]
 
@@ -119,10 +122,6 @@ class Site:
                 self.settings, host, self.env_values, control=self.control
             )
         return self._runtimes[host.name]
-
-    def _primary_settings(self) -> HostSettings:
-        marked = [h for h in self.settings.hosts if getattr(h, "primary", False)]
-        return marked[0] if marked else self.settings.hosts[0]
 
     def close(self) -> None:
         """Close every connection this site opened; one that fails to close is let go."""

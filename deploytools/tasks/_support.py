@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # pydantic models and rich cost ~0.3 s to import: not for `in
 ENV_HELP = "environment name from config/deploy.toml (default: its project.default_environment)"
 JSON_HELP = "print machine-readable JSON on stdout instead of a table"
 DRY_RUN_HELP = "print what would be done and change nothing"
+TRUST_NEW_HOSTS_HELP = (
+    "record the SSH key of a host seen for the first time in its known_hosts (a changed key"
+    " is still refused)"
+)
 HOSTS_HELP = "only these hosts (comma-separated names) for the per-host stages; default: all"
 LOCK_WAIT_HELP = (
     "if another run holds the deploy lock, wait up to this many seconds (default: fail at once)"
@@ -41,7 +45,8 @@ INVOKE_DEFAULTS: dict[str, Any] = {
     "deploytools": {
         "config": "config/deploy.toml",
         "env": None,  # None: the config file's project.default_environment
-        "parallelism": None,
+        "trust_new_hosts": None,  # INVOKE_DEPLOYTOOLS_TRUST_NEW_HOSTS=1: --trust-new-hosts
+        "rollout": {"max_parallel": None},
         "timeouts": {
             "command": None,
             "connect": None,
@@ -206,7 +211,7 @@ def settings(
     from deploytools.config import deep_merge, load_settings
 
     conf = _plain(c.config.get("deploytools", {}))
-    tunables = {"parallelism": conf.get("parallelism"), "timeouts": conf.get("timeouts") or {}}
+    tunables = {key: conf.get(key) for key in ("trust_new_hosts", "rollout", "timeouts")}
     overrides = deep_merge(conf.get("overrides") or {}, tunables)
     return load_settings(
         env_name(c, env),
@@ -214,6 +219,12 @@ def settings(
         overrides=overrides,
         cli=cli,
     )
+
+
+def trusting(trust_new_hosts: bool) -> dict[str, Any]:
+    """The ``cli`` layer of ``--trust-new-hosts`` for ``settings``: unset unless given, so
+    that invoke config's ``deploytools.trust_new_hosts`` still counts."""
+    return {"trust_new_hosts": True} if trust_new_hosts else {}
 
 
 def open_site(

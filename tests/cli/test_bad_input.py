@@ -262,3 +262,57 @@ def test_help_shows_that_a_numeric_option_takes_a_value(project: TempProject) ->
     run = project.invoke("--help", "deploy")
     assert "-l INT, --lock-wait=INT" in run.stdout, run.stdout
     assert "[a number of at least 0]" in " ".join(run.stdout.split())  # help text is wrapped
+
+
+PROD_HOST_2 = 'name = "web-2"\naddress = "web-2.example.internal"\n'
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        ('name = "web-2"', 'name = "web 2;id"',
+         "environments.prod.hosts.1.name: Value error, a name may only hold letters"),
+        ('address = "web-2.example.internal"', 'address = "deploy@web-2"',
+         "environments.prod.hosts.1.address: Value error, not a DNS name or IP address"),
+        (PROD_HOST_2, PROD_HOST_2 + "port = 70000\n",
+         "environments.prod.hosts.1.port: Input should be less than or equal to 65535"),
+        (PROD_HOST_2, PROD_HOST_2 + "primary = true\n",
+         "exactly one host must be primary = true (web-1, web-2 are all; hosts: web-1, web-2)"),
+        ("primary = true\n", "",
+         "exactly one host must be primary = true (none of them is; hosts: web-1, web-2)"),
+        ('roles = ["worker"]', 'roles = ["queue"]',
+         "service 'celery-worker' runs on role(s) queue that no host has"),
+        ("max_fail = 0 ", 'max_fail = "0%" ', "environments.prod.rollout.max_fail: Value error"),
+        ('batch_size = "100%"', 'batch_size = "101%"',
+         "environments.prod.rollout.batch_size: Value error"),
+    ],
+)  # fmt: skip
+def test_bad_hosts_and_rollout_names_the_key_and_changes_nothing(
+    project: TempProject, old: str, new: str, said: str
+) -> None:
+    deploy = project.file("config/deploy.toml")
+    text = deploy.read_text()
+    assert old in text
+    deploy.write_text(text.replace(old, new, 1))
+    run = refused(project, "hosts.check", "--env", "prod")
+    assert "config/deploy.toml: " in run.stderr and said in run.stderr, run.stderr
+
+
+def test_a_missing_key_file_names_the_host_and_the_key(project: TempProject) -> None:
+    deploy = project.file("config/deploy.toml")
+    deploy.write_text(deploy.read_text().replace(PROD_HOST_2, PROD_HOST_2 + 'key_file = "nope"\n'))
+    for args in (["hosts.check", "--trust-new-hosts"], ["lock.status"]):
+        run = refused(project, *args, "--env", "prod")
+        assert "SSH key file missing for host web-2 (environments.prod.hosts[1].key_file): " in (
+            run.stderr
+        )
+        assert f"{project.path.resolve()}/nope does not exist" in run.stderr
+    # Nothing else needs the key: listing the tasks, a task on another environment.
+    assert project.invoke("--list").returncode == 0
+    other = project.invoke("lock.status", "--env", "local")
+    assert other.returncode == 0 and "unlocked" in other.stdout, other.output
+
+
+def test_hosts_check_on_an_environment_without_hosts(project: TempProject) -> None:
+    run = refused(project, "hosts.check", "--env", "local")
+    assert "environment local has no hosts: it runs on this machine" in run.stderr

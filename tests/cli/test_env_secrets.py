@@ -98,7 +98,7 @@ def not_utf8(project: TempProject, marker: str) -> None:
 def config_error(project: TempProject, marker: str) -> None:
     project.write_env("prod", render(good_prod(SECRET_KEY=marker)))
     deploy = project.file("config/deploy.toml")
-    deploy.write_text(deploy.read_text().replace("parallelism = 1", 'parallelism = "many"'))
+    deploy.write_text(deploy.read_text().replace("max_parallel = 8", 'max_parallel = "many"'))
 
 
 SCENARIOS = [
@@ -182,5 +182,6 @@ def test_each_scenario_takes_its_error_path(
 def test_config_error_names_the_file_and_key(results: dict[str, tuple[Scenario, str]]) -> None:
     scenario, _ = results["config error"]
     for run in scenario.runs.values():
-        assert "deploy.toml" in run.stderr and "environments.prod.parallelism" in run.stderr
+        assert "deploy.toml" in run.stderr, run.stderr
+        assert "environments.prod.rollout.max_parallel" in run.stderr
         assert run.stdout == ""

@@ -68,7 +68,7 @@ def today(repo: Path) -> EnvironmentSettings:
         "prod",
         config_path=repo / "config/deploy.toml",
         overrides={"services": {"backend": {"probe": {"timeout": 5}}}, "timeouts": {"stop": 3}},
-        cli={"parallelism": 2},
+        cli={"rollout": {"max_parallel": 2}},
     )
 
 
@@ -114,7 +114,7 @@ def test_a_release_brings_its_services_celery_and_compose_files_nothing_else(
     assert (mine.compose.files, mine.compose.image_name) == (["compose.yml"], "shop-old")
     # Today's: the env file, state, timeouts, overrides, the project and its directory.
     assert (mine.env_file, mine.state_dir) == ("config/prod-2.env", "/var/lib/deploytools")
-    assert (mine.timeouts.health, mine.timeouts.stop, mine.parallelism) == (90, 3, 2)
+    assert (mine.timeouts.health, mine.timeouts.stop, mine.rollout.max_parallel) == (90, 3, 2)
     assert (mine.compose.project_name, mine.compose.directory) == ("shop-2", "app")
 
     placed = config.place(LocalHost(), str(repo / "state/releases/r-old"))
@@ -164,3 +164,24 @@ def test_a_release_of_another_runtime_is_refused(repo: Path) -> None:
     records = [{"kind": "release", "tag": "r1", "sha": old, "result": "ok"}]
     with pytest.raises(OperatorError, match="ran on the process runtime"):
         release_config(LocalHost(), today(repo), "r1", records)
+
+
+def test_a_release_whose_file_a_later_version_would_refuse_still_gives_its_config(
+    repo: Path,
+) -> None:
+    """A release made before hosts named a primary and while `parallelism` was a key: what it
+    brings is read, what it does not bring (hosts, retired keys) is today's and not checked."""
+    two_hosts = [{"name": "web-1", "address": "web-1.internal"}, {"name": "web-2", "address": "b"}]
+    old = commit(
+        repo,
+        environment(parallelism=2, hosts=two_hosts),
+        {"app/compose.yml": "services: {backend: {}}\n"},
+    )
+    commit(repo, environment(hosts=[{**two_hosts[0], "primary": True}, two_hosts[1]]), {})
+    records = [{"kind": "release", "tag": "r-old", "sha": old, "result": "ok"}]
+    now = today(repo)
+
+    mine = release_config(LocalHost(), now, "r-old", records).settings
+
+    assert mine.hosts == now.hosts and mine.primary_host.name == "web-1"
+    assert mine.compose is not None and mine.compose.image_name == "shop-old"

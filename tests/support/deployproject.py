@@ -33,13 +33,23 @@ DEPLOY_TIMEOUT = 900.0
 
 
 def toml_text(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> str:
-    """A TOML document for ``data`` (tables, strings, numbers, booleans, lists of those)."""
+    """A TOML document for ``data`` (tables, strings, numbers, booleans, lists of those;
+    a table in a list is written inline)."""
     scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
     tables = {k: v for k, v in data.items() if isinstance(v, Mapping)}
     lines = [f"[{'.'.join(json.dumps(p) for p in prefix)}]"] if prefix and scalars else []
-    lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in scalars.items()]
+    lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in scalars.items()]
     text = "\n".join(lines) + ("\n\n" if lines else "")
     return text + "".join(toml_text(v, (*prefix, k)) for k, v in tables.items())
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        pairs = (f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + ", ".join(pairs) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 def repo_config() -> dict[str, Any]:

@@ -33,6 +33,7 @@ def environment(name: str, project: str, *hosts: str, runtime: str = "compose") 
         text += (
             f"\n[[environments.{name}.hosts]]\n"
             f'name = "{address}-{port}"\naddress = "{address}"\nport = {port or 22}\n'
+            f"primary = {str(host == hosts[0]).lower()}\n"
         )
     return text
 

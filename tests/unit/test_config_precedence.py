@@ -83,8 +83,22 @@ def test_command_line_beats_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_a_layer_that_does_not_set_a_key_keeps_the_one_below(tmp_path: Path) -> None:
     toml = BASE + "\n[environments.prod.timeouts]\nhealth = 90\nstop = 5\n"
     c = project(tmp_path, toml, "deploytools:\n  timeouts:\n    health: 77\n")
-    conf = settings(c, "prod", {"parallelism": 3})
-    assert (conf.timeouts.health, conf.timeouts.stop, conf.parallelism) == (77.0, 5.0, 3)
+    conf = settings(c, "prod", {"rollout": {"max_parallel": 3}})
+    assert (conf.timeouts.health, conf.timeouts.stop, conf.rollout.max_parallel) == (77.0, 5.0, 3)
+
+
+def test_env_vars_set_max_parallel_and_trust_new_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toml = BASE + "\n[environments.prod.rollout]\nmax_parallel = 2\nbatch_size = 1\n"
+    assert settings(project(tmp_path, toml), "prod").rollout.max_parallel == 2
+    assert not settings(project(tmp_path, toml), "prod").trust_new_hosts
+    monkeypatch.setenv("INVOKE_DEPLOYTOOLS_ROLLOUT_MAX_PARALLEL", "5")
+    monkeypatch.setenv("INVOKE_DEPLOYTOOLS_TRUST_NEW_HOSTS", "1")
+    conf = settings(project(tmp_path, toml), "prod")
+    assert (conf.rollout.max_parallel, conf.rollout.batch_size, conf.trust_new_hosts) == (
+        5, 1, True,
+    )  # fmt: skip
 
 
 def test_env_var_with_a_wrong_type_is_an_operator_error(
@@ -112,7 +126,8 @@ MISSING = "required key is missing"
     [
         (BASE + "colour = 'blue'\n", f"{PROD}.colour", "unknown key"),
         (BASE + "[environments.prod.timeouts]\nhelth = 1\n", f"{PROD}.timeouts.helth", "unknown"),
-        (BASE + "parallelism = 'lots'\n", f"{PROD}.parallelism", "valid integer"),
+        (BASE + "[environments.prod.rollout]\nmax_parallel = 'lots'\n",
+         f"{PROD}.rollout.max_parallel", "valid integer"),
         (BASE + "[environments.prod.timeouts]\nhealth = -1\n", f"{PROD}.timeouts.health", "than 0"),
         (BASE.replace('"process"', '"podman"'), f"{PROD}.runtime", "'compose' or 'process'"),
         (BASE.replace('env_file = "config/prod.env"\n', ""), f"{PROD}.env_file", MISSING),
