@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import DeployFailure, Interrupted, RolloutHalted
 from deploytools.steps.base import RunContext, Step, can_undo
+
+if TYPE_CHECKING:
+    from deploytools.rollout import RolloutPolicy
 
 HOSTS_FIX = "see the per-host table above, `invoke history --env {env}` and the hosts' logs"
 
@@ -92,21 +95,14 @@ class OnHosts:
             )
         return f"taken back on {', '.join(left)}"
 
-    def _policy(self, ctx: RunContext, hosts: int) -> Any:
+    def _policy(self, ctx: RunContext, hosts: int) -> RolloutPolicy:
+        """The environment's rollout policy; every host at once and no failure tolerated for
+        a stage that does not roll (shipping: what runs does not change)."""
         from deploytools.rollout import RolloutPolicy
 
-        conf = ctx.settings.rollout
-        if not self.rolling:
-            return RolloutPolicy(max_parallel=conf.max_parallel)
-        return RolloutPolicy.resolve(
-            hosts,
-            max_parallel=conf.max_parallel,
-            batch_size=conf.batch_size,
-            pause=conf.pause,
-            canary=conf.canary,
-            max_fail=conf.max_fail,
-            on_failure=conf.on_failure,
-        )
+        if self.rolling:
+            return ctx.settings.rollout.policy(hosts)
+        return RolloutPolicy(max_parallel=ctx.settings.rollout.max_parallel)
 
     def _on(self, ctx: RunContext, name: str) -> None:
         """This stage's steps on host ``name``, in order; what they did is kept for undo."""
@@ -138,7 +134,7 @@ class OnHosts:
                 ctx.ui.info(f"  {name}: undo {step.name}: {said}")
 
 
-def _describe(policy: Any, batches: list[list[str]]) -> str:
+def _describe(policy: RolloutPolicy, batches: list[list[str]]) -> str:
     shown = " then ".join("[" + ", ".join(b) + "]" for b in batches)
     return (
         f"rolling in {len(batches)} batch(es) {shown}, {policy.max_parallel} at once, "

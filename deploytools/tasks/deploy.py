@@ -14,8 +14,10 @@ from deploytools.tasks._support import (
     HOSTS_HELP,
     JSON_HELP,
     LOCK_WAIT_HELP,
+    TRUST_NEW_HOSTS_HELP,
     open_site,
     task,
+    trusting,
 )
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
         "allow_dirty": "deploy a working tree with uncommitted changes (always allowed for local)",
         "lock_wait": LOCK_WAIT_HELP,
         "hosts": HOSTS_HELP,
+        "trust_new_hosts": TRUST_NEW_HOSTS_HELP,
         "json": JSON_HELP,
     }
 )
@@ -40,12 +43,13 @@ def deploy(
     allow_dirty: bool = False,
     lock_wait: float = 0.0,
     hosts: str | None = None,
+    trust_new_hosts: bool = False,
     json: bool = False,
 ) -> None:
     """Validate, lock, back up, migrate, build, start, wait healthy, verify Celery, record."""
     from deploytools import flows
 
-    with open_site(c, env, ui, hosts=hosts) as site:
+    with open_site(c, env, ui, trusting(trust_new_hosts), hosts) as site:
         result = flows.deploy(
             site, command=_command(), dry_run=dry_run, allow_dirty=allow_dirty, lock_wait=lock_wait
         )
@@ -60,6 +64,7 @@ def deploy(
         "restore_db": "past an irreversible migration, restore the backup recorded with the tag",
         "lock_wait": LOCK_WAIT_HELP,
         "hosts": HOSTS_HELP,
+        "trust_new_hosts": TRUST_NEW_HOSTS_HELP,
         "json": JSON_HELP,
     }
 )
@@ -72,6 +77,7 @@ def rollback(
     restore_db: bool = False,
     lock_wait: float = 0.0,
     hosts: str | None = None,
+    trust_new_hosts: bool = False,
     json: bool = False,
 ) -> None:
     """Return to a recorded release: its images (rebuilt from the tag if gone) and db revision."""
@@ -79,7 +85,7 @@ def rollback(
 
     if not tag:
         raise OperatorError("no --tag given", "pass --tag TAG (see `invoke releases --env NAME`)")
-    with open_site(c, env, ui, hosts=hosts) as site:
+    with open_site(c, env, ui, trusting(trust_new_hosts), hosts) as site:
         result = flows.rollback(
             site,
             tag,
