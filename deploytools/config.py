@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A host's name and user: (pattern, most characters, what comes first) for the message.
 WORDS = {
     "name": (re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"), 63, "a letter or digit"),
@@ -207,6 +208,18 @@ class HostSettings(Model):
     # Where the site-wide stages run (lock, backup, migrations, journal): exactly one host of
     # an environment with several; a single host is the primary without saying so.
     primary: bool = False
+    # Values this host's processes get over the env file's (a port, a worker's concurrency):
+    # never a secret, since this file is committed (the env file holds those).
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [key for key in value if not ENV_KEY.fullmatch(key)]
+        if bad:
+            names = ", ".join(map(repr, bad))
+            raise ValueError(f"env key(s) {names}: write NAME with A-Z, a-z, 0-9, _")
+        return value
 
     @field_validator("roles")
     @classmethod

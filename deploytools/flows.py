@@ -30,6 +30,7 @@ from deploytools.steps.common import (
     ValidateEnv,
     VerifyCelery,
     WaitHealthy,
+    healthy_again,
     verify_running,
 )
 from deploytools.steps.deploy import (
@@ -41,14 +42,15 @@ from deploytools.steps.deploy import (
     Snapshot,
     release_record,
 )
+from deploytools.steps.hosts import CheckHost, OnHosts
 from deploytools.steps.rollback import PrepareRelease, ReturnDatabase, rolls_forward
 from deploytools.ui import Ui
 
 
 def context(site: Site, *, dry_run: bool) -> tuple[RunContext, DeployLock]:
-    ctx = RunContext(
-        site.settings, site.primary, site.ui, site.journal, site.env_values, site, dry_run=dry_run
-    )
+    primary = site.primary
+    values = site.values_for(primary.name)
+    ctx = RunContext(site.settings, primary, site.ui, site.journal, values, site, dry_run=dry_run)
     previous = current_release(ctx.journal.releases())
     ctx.journal.warn_damaged(site.ui.warn)
     ctx.facts["previous_release"] = previous["tag"] if previous else None
@@ -64,32 +66,42 @@ def deploy(
     lock_wait: float = 0.0,
 ) -> PipelineResult | None:
     ctx, lock = context(site, dry_run=dry_run)
-    steps = deploy_steps(lock, command, lock_wait, allow_dirty or site.settings.name == "local")
+    dirty = allow_dirty or site.settings.name == "local"
+    steps = deploy_steps(lock, command, lock_wait, dirty, remote=bool(site.settings.hosts))
     return _run("deploy", steps, ctx, lock)
 
 
 def deploy_steps(
-    lock: DeployLock, command: str, lock_wait: float, allow_dirty: bool
+    lock: DeployLock, command: str, lock_wait: float, allow_dirty: bool, *, remote: bool = False
 ) -> list[Stage]:
-    """A deploy's stages, in the order they run (and are planned)."""
+    """A deploy's stages, in the order they run (and are planned). ``remote``: the
+    environment's hosts, checked first, built on at once, then rolled out to."""
     return [
         ValidateEnv(),
+        *([OnHosts("check hosts", [CheckHost()], rolling=False)] if remote else []),
         TakeLock(lock, command, lock_wait),
         Snapshot(lock, allow_dirty),
         # First of what changes anything, and nothing stops for it: the new images or release
         # directory, which the lint then renders the migrations' SQL in (the app's code and
         # packages are there, not on this machine). A failed build leaves the database alone,
         # and the old code meets the new schema only for the moment between migrate and start.
-        Build(),
+        OnHosts("build", [Build()], rolling=False, with_primary=True) if remote else Build(),
         # Under the lock, so the revisions linted are those the migration will apply; before
         # the backup, so a refused migration takes none and changes nothing that runs.
         LintMigrations(),
         Backup(),
         Migrate(),
-        Start(),
-        verify(),
+        *(_rolled() if remote else [Start(), verify()]),
         Record("deploy"),
     ]
+
+
+def _rolled() -> list[Stage]:
+    """Start and wait healthy host by host as the rollout policy says (the hosts not yet
+    switched run the old code on the new schema meanwhile: the lint keeps that safe), then
+    the Celery workers of every host at once, all on the new release."""
+    rollout = OnHosts("roll out", [Start(), WaitHealthy()], rolling=True, verify_back=healthy_again)
+    return [rollout, VerifyCelery()]
 
 
 def rollback(
@@ -121,13 +133,19 @@ def rollback(
     safety: list[Stage] = [Backup(fact="safety_backup"), database] if now != revision else []
     # From here on the tag's own config and compose files: its services, probes, Celery.
     ctx = ctx.for_release(tag)
+    remote = bool(settings.hosts)
+    prepare: Stage = (
+        OnHosts("prepare release", [PrepareRelease()], rolling=False, with_primary=True)
+        if remote
+        else PrepareRelease()
+    )
     steps: list[Stage] = [
         ValidateEnv(),
+        *([OnHosts("check hosts", [CheckHost()], rolling=False)] if remote else []),
         TakeLock(lock, command, lock_wait),
-        PrepareRelease(),
+        prepare,
         *safety,
-        Start(),
-        verify(),
+        *(_rolled() if remote else [Start(), verify()]),
         Record("rollback"),
     ]
     return _run("rollback", steps, ctx, lock)

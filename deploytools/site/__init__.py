@@ -119,7 +119,7 @@ class Site:
             from deploytools.runtime import runtime_for
 
             self._runtimes[host.name] = runtime_for(
-                self.settings, host, self.env_values, control=self.control
+                self.settings, host, self.values_for(host.name), control=self.control
             )
         return self._runtimes[host.name]
 
@@ -142,6 +142,12 @@ class Site:
 
             self._values = learned_values(self.settings, self.ui.redact)
         return self._values
+
+    def values_for(self, name: str) -> dict[str, str]:
+        """The env values host ``name``'s processes get: the env file's, under the host's own
+        ``env`` (a port that differs from host to host)."""
+        own = next((h.env for h in self.settings.hosts if h.name == name), {})
+        return {**self.env_values, **own} if own else self.env_values
 
     def env_values_if_any(self) -> dict[str, str]:
         """As ``env_values``, or none when the env file is absent (read-only tasks)."""

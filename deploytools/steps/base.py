@@ -43,6 +43,7 @@ class RunContext:
     _runtime: Runtime | None = None
     _origin: RunContext | None = None  # the run's own context, for one of a release
     _releases: dict[str, RunContext] = field(default_factory=dict)
+    _on_hosts: dict[str, RunContext] = field(default_factory=dict)  # shared by the run's hosts
 
     @property
     def host_names(self) -> list[str]:
@@ -55,9 +56,22 @@ class RunContext:
         host = self.site.host(name)
         if host is self.host:
             return self
-        return replace(
-            self, host=host, facts=dict(self.facts), _runtime=None, _origin=None, _releases={}
-        )
+        if name not in self._on_hosts:  # made once: its undo needs what its steps learnt
+            self._on_hosts[name] = replace(
+                self,
+                host=host,
+                env_values=self.site.values_for(name),
+                facts=dict(self.facts),
+                _runtime=None,
+                _origin=None,
+                _releases={},
+            )
+        on = self._on_hosts[name]
+        # What the run learnt since (the release's tag, the backup): the host's own facts
+        # (the release it replaced, when its start began) stay its own.
+        on.release = self.release
+        on.facts.update({k: v for k, v in self.facts.items() if k not in on.facts})
+        return on
 
     @property
     def control(self) -> Host:

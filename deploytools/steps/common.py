@@ -247,9 +247,9 @@ class VerifyCelery:
 
 
 @disk_said
-def verify_running(ctx: RunContext, release: str) -> str:
+def verify_running(ctx: RunContext, release: str, *, celery: bool = True) -> str:
     """After an undo: the release we went back to must answer its own health checks again
-    (its services, probes and Celery settings, not the failed release's)."""
+    (its services, probes and Celery settings, not the failed release's) on ctx's host."""
     from deploytools.celery_check import verify_celery
     from deploytools.health import wait_healthy
 
@@ -262,6 +262,15 @@ def verify_running(ctx: RunContext, release: str) -> str:
         env_values=ctx.env_values,
         release=release,
     )
-    if back.settings.celery is not None:
+    if celery and back.settings.celery is not None:
         verify_celery(back.settings, ctx.env_values, release, ctx.ui, host=ctx.host)
     return f"release {release} verified healthy again"
+
+
+def healthy_again(ctx: RunContext) -> str:
+    """A host taken back by a rollout: the release before answers its probes there (its
+    Celery workers are checked with every host's, once the rollout is undone)."""
+    previous = ctx.facts.get("previous_release")
+    if not previous:
+        return "nothing ran before: its services are stopped"
+    return verify_running(ctx, previous, celery=False)

@@ -15,7 +15,7 @@ the pipeline does not undo: the hosts already switched run the new release on th
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import DeployFailure, Interrupted, RolloutHalted
@@ -27,16 +27,62 @@ if TYPE_CHECKING:
 HOSTS_FIX = "see the per-host table above, `invoke history --env {env}` and the hosts' logs"
 
 
+class CheckHost:
+    """``hosts.check`` on one host of the run: a deploy changes nothing anywhere when a host
+    cannot take it (unreachable, unknown key, no engine or interpreter, full, skewed clock,
+    read-only root)."""
+
+    name = "check host"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        from deploytools.hostcheck import check_names
+
+        return [f"check {', '.join(check_names(ctx.settings))}"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from deploytools.hostcheck import check_host
+
+        conf = next(h for h in ctx.settings.hosts if h.name == ctx.host.name)
+        checks = check_host(ctx.settings, conf, ctx.host)
+        if not checks.ok:
+            said = "; ".join(f"{c.name}: {c.detail}" for c in checks.failed())
+            raise DeployFailure(
+                f"host {ctx.host.name} cannot take the release: {said}",
+                f"see `invoke hosts.check --env {ctx.settings.name}`; nothing was changed",
+            )
+        return {"checks": checks.as_dict()["checks"]}
+
+
 class OnHosts:
-    def __init__(self, name: str, steps: Sequence[Step], *, rolling: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        steps: Sequence[Step],
+        *,
+        rolling: bool,
+        with_primary: bool = False,
+        verify_back: Callable[[RunContext], object] | None = None,
+    ) -> None:
         self.name = name
         self.steps = tuple(steps)
         self.rolling = rolling  # False: every host at once, any failure fails the stage
+        # The primary too, whatever --hosts says: the site-wide stages after this one (the
+        # lint, the migration) run in the release on the primary.
+        self.with_primary = with_primary
+        # After a host is taken back: what proves the release before runs there again.
+        self.verify_back = verify_back
+        if any(map(can_undo, self.steps)):  # else the pipeline has nothing to undo here
+            self.undo = self._undo
         self._done: dict[str, list[Step]] = {}
         self._lock = threading.Lock()
 
-    def plan(self, ctx: RunContext) -> list[str]:
+    def hosts(self, ctx: RunContext) -> list[str]:
         names = ctx.host_names
+        primary = ctx.site.host_names[0]
+        return [primary, *(n for n in names if n != primary)] if self.with_primary else names
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        names = self.hosts(ctx)
         policy = self._policy(ctx, len(names))
         from deploytools.rollout import plan_batches
 
@@ -50,7 +96,7 @@ class OnHosts:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools.rollout import run_rollout
 
-        names = ctx.host_names
+        names = self.hosts(ctx)
         policy = self._policy(ctx, len(names))
         result = run_rollout(
             names,
@@ -59,12 +105,15 @@ class OnHosts:
             revert=lambda name: self._revert(ctx, name),
             stopping=ctx.stopping,
         )
-        ctx.ui.table(
-            f"{self.name}: per host", ["host", "batch", "state", "seconds", "error"],
-            result.as_rows(), ids={"host"},
-        )  # fmt: skip
+        if self.rolling or not result.ok:  # what each host reached; a stage at once: if any failed
+            ctx.ui.table(
+                f"{self.name}: per host", ["host", "batch", "state", "seconds", "error"],
+                result.as_rows(), ids={"host"},
+            )  # fmt: skip
         detail = {"hosts": result.as_dict()}
         if result.ok:
+            if result.failed:  # tolerated: the deploy goes on, and says who is left behind
+                ctx.ui.warn(f"{self.name}: {result.summary()}")
             return detail
         fix = HOSTS_FIX.format(env=ctx.settings.name)
         if result.interrupted:
@@ -73,12 +122,12 @@ class OnHosts:
             raise RolloutHalted(f"{self.name} halted: {result.summary()}", fix)
         raise DeployFailure(f"{self.name} failed: {result.summary()}", fix)
 
-    def undo(self, ctx: RunContext) -> str:
+    def _undo(self, ctx: RunContext) -> str:
         """Take back every host this stage changed and has not taken back yet."""
         from deploytools.rollout import RolloutPolicy, run_rollout
 
         with self._lock:
-            left = [name for name, done in self._done.items() if done]
+            left = [name for name, done in self._done.items() if any(map(can_undo, done))]
         if not left:
             return "no host to take back"
         # Every host is taken back, whichever fails: the budget is all of them.
@@ -127,11 +176,17 @@ class OnHosts:
         on = ctx.on_host(name)
         with self._lock:
             done, self._done[name] = list(self._done.get(name, [])), []
+        undone = False
         for step in reversed(done):
             if can_undo(step):
                 said = step.undo(on)  # type: ignore[attr-defined]
+                undone = True
                 ctx.journal.append("host.step.undone", host=name, step=step.name, said=said)
                 ctx.ui.info(f"  {name}: undo {step.name}: {said}")
+        if undone and self.verify_back is not None:
+            back = self.verify_back(on)
+            ctx.journal.append("host.verified", host=name, said=str(back))
+            ctx.ui.info(f"  {name}: {back}")
 
 
 def _describe(policy: RolloutPolicy, batches: list[list[str]]) -> str:
