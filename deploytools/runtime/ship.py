@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from deploytools.codetree import CODE_DIR, CODE_FILE
 from deploytools.commands import compose as docker_cmd
 from deploytools.commands import fs
-from deploytools.db.files import measure
+from deploytools.db.files import sha256
 from deploytools.errors import CommandError, DeployFailure, DeployToolsError, OperatorError
 from deploytools.hosts.base import CHUNK, Host
 from deploytools.runtime.base import check_release
@@ -88,17 +88,17 @@ def ship_release(
     target.makedirs(place.releases_dir, mode=CODE_DIR)
     try:
         target.feed(fs.receive(upload), _read(archive), timeout=timeout)
-        got_size, got = measure(target, upload, is_directory=False, timeout=timeout)
-        if (got_size, got) != (size, digest):
+        got = sha256(target, upload, timeout)
+        if got != digest:
             raise DeployFailure(
-                f"the archive of release {release} arrived damaged on {target.name}: "
-                f"{got_size} bytes, sha256 {got or '?'}; sent {size} bytes, sha256 {digest}"
-                " (nothing was unpacked)",
+                f"the archive of release {release} arrived damaged on {target.name}: sha256"
+                f" {got or '?'}; sent {size} bytes, sha256 {digest} (nothing was unpacked)",
                 f"ship again; if it recurs, check the disk and free space of {place.releases_dir}"
                 f" on {target.name}, and the network in between",
             )
         for stale in (partial, final):  # a ship or build cut short: never a release
-            target.remove(stale)
+            if target.exists(stale):  # an SFTP call; a removal is a remote command
+                target.remove(stale)
         target.makedirs(partial, mode=CODE_DIR)
         target.run(fs.unpack(upload, partial), timeout=timeout)
         for shared in place.shared_dirs:

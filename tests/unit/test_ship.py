@@ -63,7 +63,6 @@ def test_ship_release_uploads_checks_unpacks_then_renames(tmp_path: Path) -> Non
     partial = f"{FINAL}.partial"
     assert host.commands == [
         receive,
-        ["wc", "-c", "--", upload],
         ["openssl", "dgst", "-sha256", "-r", upload],
         ["tar", "-x", "-p", "--no-same-owner", "-f", upload, "-C", partial],
         ["mv", "--", partial, FINAL],
