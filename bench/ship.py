@@ -57,7 +57,7 @@ def make_repo(root: Path, files: int, megabytes: float) -> None:
 def bench_archive(hosts: SshHosts, args: argparse.Namespace, scratch: Path) -> None:
     make_repo(scratch, args.files, args.mb)
     archive = scratch / "release.tar"
-    write_archive(scratch, "app", [], archive)
+    write_archive(LocalHost(), scratch, "app", [], archive)
     targets = [hosts.make(f"bench-{i}") for i in range(4)]
     remotes = [t.connect() for t in targets]
     for remote in remotes:
@@ -79,7 +79,7 @@ def bench_archive(hosts: SshHosts, args: argparse.Namespace, scratch: Path) -> N
 
     def per_file(run: int) -> float:
         started = time.perf_counter()
-        entries = code_entries(scratch, "app", [])
+        entries = code_entries(LocalHost(), scratch, "app", [])
         base = f"{targets[0].root}/sftp{run}"
         for entry in entries:
             if entry.data is None:

@@ -20,6 +20,7 @@ import pytest
 from deploytools.codetree import write_archive
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Result
+from deploytools.hosts.local import LocalHost
 from deploytools.hosts.ssh import SshHost
 from deploytools.runtime.process import RELEASE_MARKER
 from deploytools.runtime.ship import ReleasePlace, has_release, refuse_secrets, ship_release
@@ -62,7 +63,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def archive(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("shiparchive") / "release.tar"
-    write_archive(repo, "app", SKIP, out)
+    write_archive(LocalHost(), repo, "app", SKIP, out)
     return out
 
 

@@ -16,7 +16,7 @@ import pytest
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.runtime.process import RELEASE_MARKER
 from deploytools.runtime.ship import ReleasePlace, pipe, ship_images, ship_release
-from tests.support.memhost import MemoryHost
+from deploytools.testing import MemoryHost
 
 RELEASE = "release-prod-20261201T000000Z-abc1234"
 PLACE = ReleasePlace("/srv/state/prod/releases", "/srv/app", ("var",))
