@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import stat
 import subprocess
 import tarfile
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -180,3 +183,35 @@ def test_the_archive_holds_no_env_file_and_one_that_does_is_refused(
     finally:
         host.close()
     assert not os.path.exists(where.releases_dir)  # refused before anything was made
+
+
+class Slow(SshHost):
+    """A host whose uploads trickle (a slow link): time for an interruption mid-transfer."""
+
+    def feed(
+        self, argv: list[str], chunks: Iterable[bytes], *, timeout: float, check: bool = True
+    ) -> Result:  # type: ignore[override]
+        def trickle() -> Iterator[bytes]:
+            for chunk in chunks:
+                time.sleep(0.1)
+                yield chunk
+
+        return super().feed(argv, trickle(), timeout=timeout, check=check)
+
+
+def test_an_interrupted_ship_leaves_nothing_behind(
+    ssh_hosts: Callable[[str], SshTarget], archive: Path
+) -> None:
+    from deploytools.interrupts import INTERRUPTS
+
+    target = ssh_hosts("ship-2")
+    where = place(target, secrets.token_hex(4))
+    host = target.connect(Slow)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        with INTERRUPTS.installed(), INTERRUPTS.raising(), pytest.raises(KeyboardInterrupt):
+            timer.start()
+            ship_release(host, where, RELEASE, archive, timeout=120)
+    finally:
+        host.close()
+    assert os.listdir(where.releases_dir) == []  # the partial upload was removed

@@ -232,6 +232,21 @@ def test_feed_with_a_command_that_stops_reading_is_no_hang(host: Host) -> None:
     assert done.stdout == "x" * 10
 
 
+def test_an_interrupted_feed_stops_the_command_on_the_host_too(host: Host) -> None:
+    """Ctrl-C or SIGTERM while a stream is being poured: the receiving command stops there."""
+    import signal
+
+    from deploytools.interrupts import INTERRUPTS
+
+    marker = f"{300 + secrets.randbelow(10_000) / 100_000:.5f}"
+    endless = iter(lambda: b"x" * 65536, b"")  # never read: the pipe fills, the feeder waits
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    with INTERRUPTS.installed(), INTERRUPTS.raising(), pytest.raises(KeyboardInterrupt):
+        timer.start()
+        host.feed(["sleep", marker], endless, timeout=600)
+    _wait_for(lambda: not _running(f"sleep {marker}"), "the interrupted command to stop", 10)
+
+
 def _running(pattern: str) -> bool:
     done = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
     return done.returncode == 0
