@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploytools.codetree import code_entries, write_archive
 from deploytools.hosts.local import LocalHost
+from deploytools.hosts.ssh import SshHost
 from deploytools.runtime.ship import ReleasePlace, ship_images, ship_release
 from tests.support.docker_engine import DockerEngine
 from tests.support.extra_engine import ExtraEngine
@@ -125,9 +126,31 @@ def bench_image(hosts: SshHosts, args: argparse.Namespace, scratch: Path) -> Non
                 return time.perf_counter() - started
 
             print(f"  ship again (nothing sent) {median(args.runs, again)}")
+            print(f"  {layered(controller, remote, image, context)}")
             remote.close()
     finally:
         subprocess.run(["docker", "image", "rm", image], capture_output=True, timeout=120)
+
+
+def layered(controller: LocalHost, remote: SshHost, image: str, context: Path) -> str:
+    """A next release: one small layer over the image the host has. ``docker save`` cannot
+    leave out the layers the host already has: what is sent is the whole image again."""
+    (context / "Dockerfile").write_text(f"FROM {image}\nCOPY small /small\n")
+    (context / "small").write_bytes(os.urandom(2**20))
+    (context / "blob").unlink()
+    child = image.replace(":r1", ":r2")
+    subprocess.run(["docker", "build", "-q", "-t", child, str(context)], check=True,
+                   capture_output=True, timeout=600)  # fmt: skip
+    try:
+        started = time.perf_counter()
+        shipped = ship_images(controller, remote, [child], timeout=600)
+        took = time.perf_counter() - started
+    finally:
+        subprocess.run(["docker", "image", "rm", child], capture_output=True, timeout=120)
+    return (
+        f"next release (+1 MB layer, base present): {shipped.bytes / 2**20:.1f} MB sent"
+        f" in {took:.2f}s"
+    )
 
 
 def main() -> None:
