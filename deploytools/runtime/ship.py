@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 import tarfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -69,13 +69,16 @@ def ship_release(
     *,
     timeout: float,
     env_files: Sequence[str] = (),
+    prepare: Callable[[str], object] | None = None,
 ) -> Shipped:
     """Make ``releases/<release>`` on ``target`` from ``archive`` (a tar on the controller), or
     say it is there already (its marker names it). ``env_files`` are paths relative to the
     archive's root that must not be in it (the environment's env file inside app_dir): a
     secret is never shipped, even from an archive made elsewhere. Each transfer and command
     is bounded by ``timeout``; an interruption stops the remote side and removes what this
-    ship made."""
+    ship made. ``prepare`` completes the unpacked code directory (given its path, before the
+    marker): e.g. linking the release's virtualenv (``ReleaseVenvs.provide``), which must not
+    be built inside a directory that is renamed afterwards."""
     check_release(release)
     refuse_secrets(archive, env_files)
     final = f"{place.releases_dir}/{release}"
@@ -104,6 +107,8 @@ def ship_release(
         for shared in place.shared_dirs:
             target.makedirs(f"{place.app_dir}/{shared}")
             target.link_dir(f"{place.app_dir}/{shared}", f"{partial}/{shared}")
+        if prepare is not None:
+            prepare(partial)
         target.write_file(f"{partial}/{RELEASE_MARKER}", release.encode(), mode=CODE_FILE)
         target.run(fs.move(partial, final), timeout=timeout)
     except BaseException:

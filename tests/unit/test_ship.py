@@ -53,7 +53,12 @@ class Receiver(MemoryHost):
 def test_ship_release_uploads_checks_unpacks_then_renames(tmp_path: Path) -> None:
     tar = archive(tmp_path, {"app.py": b"print('hi')\n"})
     host = Receiver()
-    shipped = ship_release(host, PLACE, RELEASE, tar, timeout=60)
+    prepared: list[tuple[str, int]] = []
+
+    def prepare(code: str) -> None:
+        prepared.append((code, len(host.commands)))
+
+    shipped = ship_release(host, PLACE, RELEASE, tar, timeout=60, prepare=prepare)
 
     assert shipped.sent == [RELEASE] and shipped.bytes == tar.stat().st_size
     (receive, sent), = host.fed  # fmt: skip
@@ -69,6 +74,7 @@ def test_ship_release_uploads_checks_unpacks_then_renames(tmp_path: Path) -> Non
         # MemoryHost.remove is not a command: the upload is removed, as are stale leftovers
     ]
     assert host.links == {f"{partial}/var": "/srv/app/var"}
+    assert prepared == [(partial, 3)]  # after tar, before mv (a venv link: see ReleaseVenvs)
     assert host.files[f"{partial}/{RELEASE_MARKER}"] == RELEASE.encode()  # written before mv
     assert upload not in host.files
 
