@@ -8,16 +8,20 @@ they are now, through a scratch index: no stash, no ref moved, the real index un
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploytools.commands import git
 from deploytools.errors import CommandError, OperatorError
 from deploytools.hosts.base import Host
+
+CODE_DIR = 0o750  # a release's directories (and executables): its owner and group, not everyone
+CODE_FILE = 0o640
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,31 @@ def code_entries(
 ) -> list[Entry]:
     """``app_dir``'s tracked files in ``checkout`` on the ``control`` machine (directories
     first), minus the paths in ``skip`` and everything under them (relative to ``app_dir``)."""
+    with _archived(control, checkout, app_dir) as out, tarfile.open(out) as tar:
+        return [_entry(tar, m) for m in tar if not _skipped(m.name, skip)]
+
+
+def write_archive(
+    control: Host, checkout: Path, app_dir: str, skip: Sequence[str], out: Path
+) -> None:
+    """The same files as ``code_entries``, as a tar at ``out`` that a host unpacks into a
+    release: member by member (never the whole code in memory), with a release's modes (0750
+    directories and executables, 0640 files) and no owner (``tar --no-same-owner``)."""
+    with _archived(control, checkout, app_dir) as source, tarfile.open(source) as tar:
+        with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as release:
+            for member in tar:
+                if _skipped(member.name, skip):
+                    continue
+                entry = _entry(tar, member, read=False)
+                member.mode = CODE_DIR if entry.data is None or entry.executable else CODE_FILE
+                member.uid = member.gid = 0
+                member.uname = member.gname = ""
+                release.addfile(member, tar.extractfile(member) if member.isfile() else None)
+
+
+@contextlib.contextmanager
+def _archived(control: Host, checkout: Path, app_dir: str) -> Iterator[str]:
+    """``git archive`` of ``app_dir``'s tracked files into a temporary tar; yields its path."""
     where = checkout / app_dir
     if not where.is_dir():
         raise OperatorError(
@@ -64,8 +93,7 @@ def code_entries(
                 f"{exc.output.strip()[:300]}",
                 "commit the application's code (a release holds only what git tracks)",
             ) from None
-        with tarfile.open(out) as tar:
-            return [_entry(tar, m) for m in tar if not _skipped(m.name, skip)]
+        yield out
 
 
 def _skipped(name: str, skip: Sequence[str]) -> bool:
@@ -73,14 +101,16 @@ def _skipped(name: str, skip: Sequence[str]) -> bool:
     return any(path == s or path.startswith(f"{s}/") for s in skip)
 
 
-def _entry(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Entry:
+def _entry(tar: tarfile.TarFile, member: tarfile.TarInfo, *, read: bool = True) -> Entry:
+    """The member as an ``Entry`` (``read`` off: a file's data left empty, not read)."""
     path = member.name.rstrip("/")
     if member.isdir():
         return Entry(path, None)
     if member.isfile():
         data = tar.extractfile(member)
         assert data is not None  # a regular member always has a body
-        return Entry(path, data.read(), executable=bool(member.mode & 0o111))
+        body = data.read() if read else b""
+        return Entry(path, body, executable=bool(member.mode & 0o111))
     raise OperatorError(
         f"{path} is a symbolic link in git: a release holds regular files only",
         f"commit the file itself instead of the link, or mark {path} export-ignore in "

@@ -7,8 +7,8 @@ Unit tests of steps and pipelines use these instead of real hosts; integration t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ class MemoryHost:
         self.dirs: set[str] = set()
         self.commands: list[list[str]] = []
         self.links: dict[str, str] = {}
+        self.fed: list[tuple[list[str], bytes]] = []  # ``feed``'s argv and all it was given
         self._responder = responder or (lambda argv: (0, ""))
 
     def run(
@@ -56,6 +57,22 @@ class MemoryHost:
         if check and code:
             raise CommandError(args, code, out, self.name)
         return Result(args, code, out, "", 0.0)
+
+    @contextmanager
+    def stream(self, argv: Sequence[str], *, timeout: float) -> Iterator[Iterator[bytes]]:
+        """The responder's output as one chunk; its failure raised on leaving, as hosts do."""
+        args = list(argv)
+        self.commands.append(args)
+        code, out = self._responder(args)
+        yield iter([out.encode()] if out else [])
+        if code:
+            raise CommandError(args, code, out, self.name)
+
+    def feed(
+        self, argv: Sequence[str], chunks: Iterable[bytes], *, timeout: float, check: bool = True
+    ) -> Result:
+        self.fed.append((list(argv), b"".join(chunks)))
+        return self.run(argv, timeout=timeout, check=check)
 
     def read_file(self, path: str) -> bytes:
         if path not in self.files:  # as LocalHost and SshHost say it

@@ -155,3 +155,13 @@ def remove_images(images: Sequence[str], docker: str = "docker") -> Argv:
 def tag_image(image_id: str, image: str, docker: str = "docker") -> Argv:
     """Name the image ``image_id`` ``image`` (``name:tag``), moving the tag if it named another."""
     return [docker, "image", "tag", image_id, image]
+
+
+def save_images(images: Sequence[str], docker: str = "docker") -> Argv:
+    """The images (their layers once, shared ones included) as one tar on stdout."""
+    return [docker, "image", "save", *images]
+
+
+def load_images(docker: str = "docker") -> Argv:
+    """Load a ``save_images`` tar from stdin; layers the engine has are not stored again."""
+    return [docker, "image", "load", "--quiet"]

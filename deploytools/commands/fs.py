@@ -72,3 +72,15 @@ def move(source: str, target: str) -> Argv:
 def make_private(path: str) -> Argv:
     """Owner-only access for a file or a whole tree (0600 files, 0700 directories)."""
     return ["chmod", "-R", "go-rwx", "--", path]
+
+
+def receive(path: str) -> Argv:
+    """Write standard input to ``path`` (a new name: the caller renames it after checking),
+    flushed to disk before it exits."""
+    return ["dd", f"of={path}", "bs=1M", "conv=fsync", "status=none"]
+
+
+def unpack(archive: str, into: str) -> Argv:
+    """Extract a tar into the existing directory ``into``, with the modes it records and the
+    files owned by whoever unpacks (never the archive's uid)."""
+    return ["tar", "-x", "-p", "--no-same-owner", "-f", archive, "-C", into]

@@ -38,6 +38,11 @@ def measure(host: Host, archive: str, *, is_directory: bool, timeout: float) -> 
     return size, hashlib.sha256(listing.encode()).hexdigest()
 
 
+def sha256(host: Host, path: str, timeout: float) -> str:
+    """The SHA-256 hex digest of one file, computed on the host that holds it."""
+    return fs.parse_sha256(_sha256(host, [path], timeout)).get(path, "")
+
+
 def _sha256(host: Host, paths: list[str], timeout: float) -> str:
     try:
         return host.run(fs.sha256(paths), timeout=timeout).stdout

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from deploytools.errors import OperatorError
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CHUNK = 65536  # bytes read or sent at a time when a stream passes through deploytools
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,22 @@ class Host(Protocol):
         secret. ``secret_env`` values reach the command's environment and nothing else: no
         argv, no file (see ``check_secret_env`` for what they may hold).
         """
+        ...
+
+    def stream(
+        self, argv: Sequence[str], *, timeout: float
+    ) -> contextlib.AbstractContextManager[Iterator[bytes]]:
+        """``argv``'s standard output in chunks as they come (never whole in memory), for
+        ``feed`` on another host. Leaving the block waits for the command (within
+        ``timeout``) and raises ``CommandError`` if it failed; an exception inside stops it."""
+        ...
+
+    def feed(
+        self, argv: Sequence[str], chunks: Iterable[bytes], *, timeout: float, check: bool = True
+    ) -> Result:
+        """Run ``argv`` with ``chunks`` streamed to its standard input; stdout and stderr are
+        kept (small). An exception from ``chunks`` stops the command (it never sees a
+        clean end of a cut input) and is raised here."""
         ...
 
     def read_file(self, path: str) -> bytes: ...
@@ -106,6 +123,37 @@ def check_secret_env(secret_env: Mapping[str, str]) -> None:
                 " cannot be handed to a command without putting it on a command line or in a file",
                 "use a value without line breaks (check the env file or URL it comes from)",
             )
+
+
+def pour(
+    chunks: Iterable[bytes],
+    write: Callable[[bytes], object],
+    close: Callable[[], object],
+    abort: Callable[[], object],
+    failed: list[BaseException],
+) -> None:
+    """Feed a command's input from ``chunks`` (in a thread of its own: ``feed``).
+
+    The input ends cleanly (``close``) only when ``chunks`` did: if they raise, the error goes
+    to ``failed`` and ``abort`` stops the command, which must never take a cut stream for a
+    whole one. An input the command stopped reading (it exited) ends the pouring quietly.
+    """
+    source = iter(chunks)
+    while True:
+        try:
+            chunk = next(source)
+        except StopIteration:
+            break
+        except BaseException as exc:
+            failed.append(exc)
+            abort()
+            return
+        try:
+            write(chunk)
+        except OSError:
+            break  # the command exited without reading all of its input
+    with contextlib.suppress(OSError):
+        close()
 
 
 @contextlib.contextmanager

@@ -28,12 +28,12 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import CommandError, DeployFailure, HostKeyError, OperatorError
-from deploytools.hosts.base import ENV_NAME, Result, check_secret_env
+from deploytools.hosts.base import CHUNK, ENV_NAME, Result, check_secret_env, pour
 from deploytools.hosts.liveness import Bounds, Watchdog, probe
 from deploytools.hosts.tunnel import forward_local
 
@@ -44,7 +44,6 @@ KILL_GRACE = 5.0  # seconds between the remote timeout's TERM and its KILL
 TIMEOUT_EXITS = (124, 137)  # coreutils `timeout`: timed out (TERM), or killed after the grace
 NO_EXIT_STATUS = -1  # paramiko's exit status of a channel that closed without reporting one
 NEW_FILE_MODE = 0o600  # like LocalHost (mkstemp): a new file may hold secrets
-CHUNK = 65536
 PID_MARK = "deploytools-group "  # the first stderr line of a remote command: its process group
 
 
@@ -317,21 +316,44 @@ class SshHost:
         check: bool = True,
         stdin: str | None = None,
     ) -> Result:
-        import paramiko
 
         args = [str(a) for a in argv]
         secret_env = secret_env or {}
         check_secret_env(secret_env)
         command = remote_command(args, env, cwd, timeout, secret_names=list(secret_env))
         feed = secret_lines(secret_env) + (stdin or "").encode()
+        return self._execute(args, command, [feed] if feed else [], timeout, check)
+
+    def feed(
+        self, argv: Sequence[str], chunks: Iterable[bytes], *, timeout: float, check: bool = True
+    ) -> Result:
+        args = [str(a) for a in argv]
+        return self._execute(args, remote_command(args, timeout=timeout), chunks, timeout, check)
+
+    def _execute(
+        self,
+        args: list[str],
+        command: str,
+        stdin: Iterable[bytes],
+        timeout: float | None,
+        check: bool,
+    ) -> Result:
+        import paramiko
+
         started = time.monotonic()
         # Backstop in case the remote `timeout` itself hangs: give it its grace period and more.
         deadline = None if timeout is None else started + timeout + KILL_GRACE + 10
         channel, watchdog = self._open_channel()
         out, err = bytearray(), bytearray()
+        failed: list[BaseException] = []
         try:
             channel.exec_command(command)
-            returncode = _exchange(channel, feed, deadline, out, err)
+            returncode = _exchange(channel, stdin, deadline, out, err, failed)
+            if failed:  # the input's own source broke: the command must not finish on it
+                raise _InputFailed
+        except _InputFailed:
+            self._stop_remote(channel, _announced(bytes(err))[0])
+            raise failed[0] from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise self._broken(watchdog, exc) from None
         except BaseException:  # Ctrl-C, SIGTERM: the remote command stops with us
@@ -339,7 +361,22 @@ class SshHost:
             raise
         finally:
             channel.close()
-        err[:] = _announced(bytes(err))[1]
+        return self._outcome(args, returncode, out, err, started, timeout, check, watchdog)
+
+    def _outcome(
+        self,
+        args: list[str],
+        returncode: int | None,
+        out: bytes | bytearray,
+        err: bytes | bytearray,
+        started: float,
+        timeout: float | None,
+        check: bool,
+        watchdog: Watchdog,
+    ) -> Result:
+        """How a remote command ended (``returncode`` None: it was out of time), as a
+        ``Result`` or the error it is."""
+        err = _announced(bytes(err))[1]
         if returncode == NO_EXIT_STATUS and not watchdog.alive():
             raise self._broken(watchdog)
         duration = time.monotonic() - started
@@ -351,6 +388,53 @@ class SshHost:
         if check and returncode != 0:
             raise CommandError(args, returncode, stdout + stderr, self.name)
         return Result(args, returncode, stdout, stderr, duration)
+
+    @contextmanager
+    def stream(self, argv: Sequence[str], *, timeout: float) -> Iterator[Iterator[bytes]]:
+        import paramiko
+
+        args = [str(a) for a in argv]
+        started = time.monotonic()
+        deadline = started + timeout + KILL_GRACE + 10  # as in ``_execute``
+        channel, watchdog = self._open_channel()
+        err = bytearray()
+        try:
+            channel.exec_command(remote_command(args, timeout=timeout))
+            channel.shutdown_write()
+            yield self._received(args, channel, watchdog, err, deadline)
+            if not channel.eof_received:  # the reader stopped early: so does the command
+                self._stop_remote(channel, _announced(bytes(err))[0])
+            ended = channel.status_event.wait(max(deadline - time.monotonic(), 0))
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(CHUNK)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise self._broken(watchdog, exc) from None
+        except BaseException:  # the reader failed, Ctrl-C, SIGTERM: the command stops too
+            self._stop_remote(channel, _announced(bytes(err))[0])
+            raise
+        finally:
+            channel.close()
+        returncode = int(channel.recv_exit_status()) if ended else None
+        self._outcome(args, returncode, b"", err, started, timeout, True, watchdog)
+
+    def _received(
+        self, args: list[str], channel: Any, watchdog: Watchdog, err: bytearray, deadline: float
+    ) -> Iterator[bytes]:
+        """A remote command's stdout as it arrives (its stderr collected into ``err``); the
+        SSH window bounds what waits in memory."""
+        while True:
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(CHUNK)
+            if channel.recv_ready():
+                yield channel.recv(CHUNK)
+            elif channel.eof_received:
+                return
+            elif channel.closed or not watchdog.alive():
+                raise self._broken(watchdog)
+            elif (wait := deadline - time.monotonic()) <= 0:
+                raise CommandError(args, None, _announced(bytes(err))[1].decode(), self.name)
+            else:
+                select.select([channel], [], [], min(wait, 0.5))
 
     def _open_channel(
         self,
@@ -539,20 +623,30 @@ class SshHost:
         return forward_local(open_channel, remote_port)
 
 
+class _InputFailed(Exception):
+    """``feed``'s chunks raised (in the feeding thread): the error is in its ``failed`` list."""
+
+
 def _exchange(
-    channel: Any, stdin: bytes, deadline: float | None, out: bytearray, err: bytearray
+    channel: Any,
+    stdin: Iterable[bytes],
+    deadline: float | None,
+    out: bytearray,
+    err: bytearray,
+    failed: list[BaseException],
 ) -> int | None:
     """Feed stdin (in a thread, so a chatty command cannot deadlock us) and collect output
     into ``out`` and ``err`` (the caller's: what came so far is there if this is interrupted).
 
-    Returns ``None`` as the exit code if ``deadline`` passed first.
+    Returns ``None`` as the exit code if ``deadline`` passed first, at once if the input's
+    source failed (``failed``).
     """
     if stdin:
-        feeder = threading.Thread(target=_feed, args=(channel, stdin), daemon=True)
-        feeder.start()
+        pouring = (stdin, channel.sendall, channel.shutdown_write, lambda: None, failed)
+        threading.Thread(target=pour, args=pouring, daemon=True).start()
     else:
         channel.shutdown_write()  # EOF at once, like stdin=DEVNULL locally
-    while True:
+    while not failed:
         drained = False
         while channel.recv_ready():
             out += channel.recv(CHUNK)
@@ -570,14 +664,7 @@ def _exchange(
             channel.status_event.wait(min(wait, 0.5))
         elif not drained:
             select.select([channel], [], [], min(wait, 0.5))
-
-
-def _feed(channel: Any, data: bytes) -> None:
-    try:
-        channel.sendall(data)
-        channel.shutdown_write()
-    except OSError:
-        pass  # the command exited without reading all of its input
+    return None
 
 
 def keyscan_hint(address: str, port: int, known_hosts: str) -> str:

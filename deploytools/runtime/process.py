@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deploytools import platform
-from deploytools.codetree import code_entries
+from deploytools.codetree import CODE_DIR, CODE_FILE, code_entries
 from deploytools.commands import alembic, git
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
@@ -58,8 +58,6 @@ POLL = 0.05
 # Where a project's own virtualenv keeps its interpreter (POSIX, Windows).
 VENV_PYTHONS = (".venv/bin/python", ".venv/Scripts/python.exe")
 RELEASE_MARKER = ".deploytools-release"
-CODE_DIR = 0o750  # a release's directories (and executables): its owner and group, not everyone
-CODE_FILE = 0o640
 KILL_GRACE = 5.0
 LONGEST_RELEASE = "r" * 128  # a release id is at most this long (an image tag)
 PRIVATE = 0o600  # PID files hold the argv ({NAME} fills in env values), logs what services print
@@ -328,7 +326,7 @@ class ProcessRuntime:
     def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         check_release(release)
         checkout = source or self.settings.root
-        entries = code_entries(self.control, checkout, self.settings.app_dir, self._not_code())
+        entries = code_entries(self.control, checkout, self.settings.app_dir, self.not_code())
         wants_venv = self.settings.releases.venv is not None
         requirements = self.venvs.requirements_of(entries, release) if wants_venv else b""
         target = self._code_dir(release)
@@ -348,7 +346,7 @@ class ProcessRuntime:
         self.host.write_file(f"{target}/{RELEASE_MARKER}", release.encode(), mode=CODE_FILE)
         return {"code": target, **made}
 
-    def _not_code(self) -> list[str]:
+    def not_code(self) -> list[str]:
         """What a release never holds, relative to app_dir: the shared data directories, and
         the env file, state and backup directories when they are inside app_dir (tracked by
         mistake, they still stay out)."""

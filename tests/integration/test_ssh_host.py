@@ -174,6 +174,79 @@ def test_an_interrupted_command_stops_on_the_host_too(host: Host, cwd: str | Non
     assert not _running(f"sleep {marker}"), "the interrupted command is still running"
 
 
+def test_stream_gives_the_output_in_chunks_and_feed_takes_them(host: Host) -> None:
+    """Between two hosts (the controller in the middle) nothing is held whole: 3 MB go
+    through in SSH-window-sized pieces, and arrive intact."""
+    produce = ["python3", "-c", "import sys; sys.stdout.buffer.write(bytes(range(256)) * 12288)"]
+    sizes: list[int] = []
+
+    def counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            sizes.append(len(chunk))
+            yield chunk
+
+    with host.stream(produce, timeout=60) as chunks:
+        done = host.feed(["sha256sum"], counted(chunks), timeout=60)
+    expected = hashlib.sha256(bytes(range(256)) * 12288).hexdigest()
+    assert done.stdout.split()[0] == expected
+    assert sum(sizes) == 3 * 2**20 and max(sizes) <= 2**20 and len(sizes) > 3
+
+
+def test_a_stream_whose_command_fails_raises_on_leaving(host: Host) -> None:
+    with pytest.raises(CommandError) as caught:
+        with host.stream(["sh", "-c", "echo some; echo broken >&2; exit 4"], timeout=30) as out:
+            assert b"".join(out) == b"some\n"
+    assert caught.value.returncode == 4 and "broken" in str(caught.value)
+
+
+def test_a_silent_stream_is_stopped_by_its_timeout(host: Host) -> None:
+    marker = f"{30 + secrets.randbelow(10_000) / 100_000:.5f}"
+    started = time.monotonic()
+    with pytest.raises(CommandError, match="timed out"):
+        with host.stream(["sleep", marker], timeout=1) as out:
+            list(out)
+    assert time.monotonic() - started < 20
+    _wait_for(lambda: not _running(f"sleep {marker}"), "the timed-out stream to stop")
+
+
+def test_feed_stops_the_command_when_its_input_breaks(host: Host, workdir: str) -> None:
+    """A cut input never looks like a whole one: the command is stopped, not given EOF."""
+    target = f"{workdir}/copy"
+    script = "import sys; d = sys.stdin.buffer.read(); open(sys.argv[1], 'wb').write(d)"
+    keep = ["python3", "-c", script]
+
+    def broken() -> Iterator[bytes]:
+        yield b"half of it"
+        time.sleep(0.5)
+        raise DeployFailure("the source went away")
+
+    with pytest.raises(DeployFailure, match="the source went away"):
+        host.feed([*keep, target], broken(), timeout=30)
+    time.sleep(1)
+    assert not os.path.exists(target)
+
+
+def test_feed_with_a_command_that_stops_reading_is_no_hang(host: Host) -> None:
+    endless = iter(lambda: b"x" * 65536, b"")
+    done = host.feed(["head", "-c", "10"], endless, timeout=30, check=False)
+    assert done.stdout == "x" * 10
+
+
+def test_an_interrupted_feed_stops_the_command_on_the_host_too(host: Host) -> None:
+    """Ctrl-C or SIGTERM while a stream is being poured: the receiving command stops there."""
+    import signal
+
+    from deploytools.interrupts import INTERRUPTS
+
+    marker = f"{300 + secrets.randbelow(10_000) / 100_000:.5f}"
+    endless = iter(lambda: b"x" * 65536, b"")  # never read: the pipe fills, the feeder waits
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    with INTERRUPTS.installed(), INTERRUPTS.raising(), pytest.raises(KeyboardInterrupt):
+        timer.start()
+        host.feed(["sleep", marker], endless, timeout=600)
+    _wait_for(lambda: not _running(f"sleep {marker}"), "the interrupted command to stop", 10)
+
+
 def _running(pattern: str) -> bool:
     done = subprocess.run(["pgrep", "-f", pattern], capture_output=True, check=False)
     return done.returncode == 0

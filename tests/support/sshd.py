@@ -17,13 +17,14 @@ import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from deploytools.config import HostSettings
+from deploytools.config import HostSettings, TimeoutSettings
+from deploytools.hosts.ssh import SshHost
 from tests.support import parts, procs
 from tests.support.require import require
 
@@ -41,6 +42,10 @@ class SshTarget:
     key_file: str
     known_hosts: str
     root: str
+
+    def connect(self, cls: type[SshHost] = SshHost) -> SshHost:
+        """A client of this host (``cls``: a subclass a test needs), default timeouts."""
+        return cls.from_settings(self.host_settings(), TimeoutSettings())
 
     def host_settings(self) -> HostSettings:
         """This host as an environment's ``[[hosts]]`` entry."""
@@ -68,6 +73,7 @@ class SshHosts:
         self._servers = contextlib.ExitStack()  # stops every sshd, even if one stop fails
         self._servers.callback(shutil.rmtree, self._dir, ignore_errors=True)
         self._targets: dict[str, SshTarget] = {}
+        self._environments: dict[str, dict[str, str]] = {}
         self.key_file = str(self._dir / "client_key")
         self.known_hosts = str(self._dir / "known_hosts")
 
@@ -90,13 +96,22 @@ class SshHosts:
     ) -> None:
         self._servers.close()
 
-    def make(self, name: str) -> SshTarget:
-        """The host called ``name``, started on first use and shared by later callers."""
+    def make(self, name: str, environment: Mapping[str, str] | None = None) -> SshTarget:
+        """The host called ``name``, started on first use and shared by later callers.
+
+        ``environment`` is set by sshd in every session (``SetEnv``), as a machine's own
+        profile would: e.g. ``DOCKER_HOST`` naming the host's own Docker engine.
+        """
         if name in self._targets:
+            if environment and self._environments.get(name) != dict(environment):
+                raise ValueError(f"simulated host {name!r} was started with another environment")
             return self._targets[name]
         if not NAME.fullmatch(name):
             raise ValueError(f"simulated host name {name!r} must match {NAME.pattern}")
-        server = _Sshd(self._sshd, self._keygen, name, Path(self.key_file + ".pub"))
+        server = _Sshd(
+            self._sshd, self._keygen, name, Path(self.key_file + ".pub"), environment or {}
+        )
+        self._environments[name] = dict(environment or {})
         self._servers.enter_context(server)
         with open(self.known_hosts, "a") as known:
             known.write(server.known_hosts_line())
@@ -115,8 +130,16 @@ class SshHosts:
 class _Sshd(procs.TempServer):
     """One ``sshd -D`` with a config of its own (the machine's sshd_config is not read)."""
 
-    def __init__(self, sshd: str, ssh_keygen: str, name: str, client_pub: Path) -> None:
+    def __init__(
+        self,
+        sshd: str,
+        ssh_keygen: str,
+        name: str,
+        client_pub: Path,
+        environment: Mapping[str, str],
+    ) -> None:
         super().__init__(f"deploytools-sshd-{name}-")
+        self._environment = dict(environment)
         self._sshd = sshd
         self._keygen = ssh_keygen
         self._client_pub = client_pub
@@ -147,6 +170,7 @@ class _Sshd(procs.TempServer):
                     "AllowTcpForwarding local",
                     "MaxSessions 50",
                     "Subsystem sftp internal-sftp",
+                    *(f"SetEnv {key}={value}" for key, value in self._environment.items()),
                     "",
                 ]
             )

@@ -79,3 +79,8 @@ def test_tag_image_names_an_image_by_its_id() -> None:
     assert compose.tag_image("sha256:abc", "app:r1", "/usr/bin/docker") == [
         "/usr/bin/docker", "image", "tag", "sha256:abc", "app:r1"
     ]  # fmt: skip
+
+
+def test_save_and_load_images() -> None:
+    assert compose.save_images(["a:r1", "b:r1"]) == ["docker", "image", "save", "a:r1", "b:r1"]
+    assert compose.load_images("/usr/bin/docker") == ["/usr/bin/docker", "image", "load", "--quiet"]

@@ -35,3 +35,12 @@ def test_byte_counts_without_the_total_line() -> None:
 def test_move_and_make_private() -> None:
     assert fs.move("/b/.x.partial", "/b/x") == ["mv", "--", "/b/.x.partial", "/b/x"]
     assert fs.make_private("/b/x") == ["chmod", "-R", "go-rwx", "--", "/b/x"]
+
+
+def test_receive_and_unpack_a_release_archive() -> None:
+    assert fs.receive("/r/.x.tar.part") == [
+        "dd", "of=/r/.x.tar.part", "bs=1M", "conv=fsync", "status=none"
+    ]  # fmt: skip
+    assert fs.unpack("/r/.x.tar.part", "/r/x.partial") == [
+        "tar", "-x", "-p", "--no-same-owner", "-f", "/r/.x.tar.part", "-C", "/r/x.partial"
+    ]  # fmt: skip
