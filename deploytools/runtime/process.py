@@ -326,6 +326,8 @@ class ProcessRuntime:
     def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         check_release(release)
         checkout = source or self.settings.root
+        if not self.host.local:
+            return self._ship(release, checkout)
         entries = code_entries(self.control, checkout, self.settings.app_dir, self.not_code())
         wants_venv = self.settings.releases.venv is not None
         requirements = self.venvs.requirements_of(entries, release) if wants_venv else b""
@@ -346,17 +348,52 @@ class ProcessRuntime:
         self.host.write_file(f"{target}/{RELEASE_MARKER}", release.encode(), mode=CODE_FILE)
         return {"code": target, **made}
 
+    def _ship(self, release: str, checkout: Path) -> dict[str, str]:
+        """A host that is not this machine gets the release as one archive, its checksum
+        checked there before it is unpacked, and renamed into place only when whole
+        (``runtime.ship``); a host that has it already is left as it is."""
+        import tempfile
+
+        from deploytools.codetree import write_archive
+        from deploytools.runtime.ship import ReleasePlace, ship_release
+
+        wants_venv = self.settings.releases.venv is not None
+        requirements = b""
+        if wants_venv:
+            entries = code_entries(self.control, checkout, self.settings.app_dir, self.not_code())
+            requirements = self.venvs.requirements_of(entries, release)
+        made: dict[str, str] = {}
+
+        def prepare(code: str) -> None:
+            made.update(self.venvs.provide(release, code, requirements))
+
+        place = ReleasePlace(self.releases_dir, self.app_dir, tuple(self.settings.shared_dirs))
+        with tempfile.TemporaryDirectory(prefix="deploytools-release-") as scratch:
+            archive = Path(scratch) / f"{release}.tar"
+            write_archive(self.control, checkout, self.settings.app_dir, self.not_code(), archive)
+            shipped = ship_release(
+                self.host, place, release, archive,
+                timeout=self.settings.timeouts.command,
+                env_files=[p for p in [self._in_app_dir(self.settings.env_file)] if p],
+                prepare=prepare if wants_venv else None,
+            )  # fmt: skip
+        said = "already there" if shipped.present else f"{shipped.bytes} bytes shipped"
+        return {"code": self._code_dir(release), "shipped": said, **made}
+
+    def _in_app_dir(self, name: str) -> str | None:
+        """Config path ``name`` relative to app_dir when it is inside it, else None."""
+        app = self.settings.path(self.settings.app_dir).resolve()
+        path = self.settings.path(name).resolve()
+        inside = path != app and path.is_relative_to(app)
+        return path.relative_to(app).as_posix() if inside else None
+
     def not_code(self) -> list[str]:
         """What a release never holds, relative to app_dir: the shared data directories, and
         the env file, state and backup directories when they are inside app_dir (tracked by
         mistake, they still stay out)."""
         settings = self.settings
-        app = settings.path(settings.app_dir).resolve()
-        inside = []
-        for name in (settings.env_file, settings.state_dir, settings.database.backup_dir):
-            path = settings.path(name).resolve()
-            if path != app and path.is_relative_to(app):
-                inside.append(path.relative_to(app).as_posix())
+        names = (settings.env_file, settings.state_dir, settings.database.backup_dir)
+        inside = [p for p in map(self._in_app_dir, names) if p]
         own_venv = [venv.LINK, venv.USES] if settings.releases.venv is not None else []
         return [*settings.shared_dirs, *inside, RELEASE_MARKER, *own_venv]
 

@@ -175,6 +175,13 @@ def test_a_three_host_deploy_ends_healthy_on_every_host(site: Hosts) -> None:
     assert site.started() == list(HOSTS)  # one batch each, the primary first
     assert "roll out: per host" in run.output
     assert TOKEN not in run.output
+    built = [e for e in site.journal() if e["kind"] == "host.step.done" and e["step"] == "build"]
+    assert {e["host"] for e in built[-3:]} == set(HOSTS)
+    assert all(e["images"]["shipped"].endswith("bytes shipped") for e in built[-3:]), built[-3:]
+    for target in site.targets:  # the release as an archive of tracked files: no env file
+        releases = Path(target.root) / f".deploytools/{ENV}/releases/{tag}"
+        assert (releases / "shop/__main__.py").is_file()
+        assert not [p for p in releases.rglob("*.env") if p.is_file()]
 
 
 def test_an_unreachable_host_stops_the_deploy_before_anything_changes(site: Hosts) -> None:
