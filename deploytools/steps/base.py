@@ -74,6 +74,21 @@ class RunContext:
         return on
 
     @property
+    def services(self) -> list[str] | None:
+        """The services this context's host runs: those whose ``roles`` it has (a service
+        without roles runs everywhere); None when that is every service."""
+        conf = next((h for h in self.settings.hosts if h.name == self.host.name), None)
+        if conf is None:
+            return None
+        names = self.runtime.services()
+        mine = [
+            name for name in names
+            if (roles := getattr(self.settings.services.get(name), "roles", None)) is None
+            or set(roles) & set(conf.roles)
+        ]  # fmt: skip
+        return None if mine == names else mine
+
+    @property
     def control(self) -> Host:
         """The machine deploytools runs on: the git checkout, local builds."""
         return self.site.control

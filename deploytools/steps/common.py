@@ -76,16 +76,22 @@ class Start:
     name = "start"
 
     def plan(self, ctx: RunContext) -> list[str]:
-        return ctx.runtime.plan_up(ctx.release)
+        services = ctx.services
+        if services == []:
+            return [f"nothing: no service has a role of {ctx.host.name}"]
+        return ctx.runtime.plan_up(ctx.release, services or ())
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
+        services = ctx.services
+        if services == []:
+            return {"skipped": f"no service has a role of {ctx.host.name}"}
         replacing = self._running(ctx)
         if replacing:
             ctx.for_release(replacing)  # its config, read while nothing has stopped yet
         # A Celery worker that started before this is not of this release (VerifyCelery).
         ctx.facts["start_began"] = time.time()
-        ctx.runtime.up(ctx.release)
-        return {"services": ctx.runtime.services(), "replaced": replacing}
+        ctx.runtime.up(ctx.release, services or ())
+        return {"services": services or ctx.runtime.services(), "replaced": replacing}
 
     @staticmethod
     def _running(ctx: RunContext) -> str | None:
@@ -123,7 +129,7 @@ class Start:
             ctx.ui.info(f"undo start: re-tagged {', '.join(images['retagged'])} by recorded id")
         if images["built"]:
             ctx.ui.info(f"undo start: images of {previous} built again from its commit")
-        back.runtime.up(previous)
+        back.runtime.up(previous, ctx.services or ())
         return f"release {previous} started again{waited}"
 
 
@@ -181,7 +187,12 @@ class WaitHealthy:
     def plan(self, ctx: RunContext) -> list[str]:
         from deploytools.health import targets_for
 
-        targets = targets_for(ctx.settings, ctx.runtime, ctx.env_values, release=ctx.release)
+        services = ctx.services
+        if services == []:
+            return [f"nothing: no service has a role of {ctx.host.name}"]
+        targets = targets_for(
+            ctx.settings, ctx.runtime, ctx.env_values, services or (), release=ctx.release
+        )
         return [t.describe_plan() for t in targets]
 
     def prepare(self, ctx: RunContext) -> None:
@@ -193,12 +204,16 @@ class WaitHealthy:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools.health import wait_healthy
 
+        services = ctx.services
+        if services == []:
+            return {"skipped": f"no service has a role of {ctx.host.name}"}
         healthy = wait_healthy(
             ctx.settings,
             ctx.runtime,
             ctx.ui,
             host=ctx.host,
             env_values=ctx.env_values,
+            services=services or (),
             release=ctx.release,
             sleep=ctx.pause,
         )
@@ -254,12 +269,16 @@ def verify_running(ctx: RunContext, release: str, *, celery: bool = True) -> str
     from deploytools.health import wait_healthy
 
     back = ctx.for_release(release)
+    services = back.services
+    if services == []:
+        return f"no service of {ctx.host.name}'s roles to verify"
     wait_healthy(
         back.settings,
         back.runtime,
         ctx.ui,
         host=ctx.host,
         env_values=ctx.env_values,
+        services=services or (),
         release=release,
     )
     if celery and back.settings.celery is not None:
