@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from tests.support.cli import TempProject
-from tests.support.rootproject import root_project
+from tests.support.rootproject import ENV_PY, root_project
 
 COMPOSE = """\
 services:
@@ -44,24 +44,6 @@ services:
       test: ["CMD", "curl", "-fsS", "http://127.0.0.1:8000/healthz"]
   worker:
     restart: unless-stopped
-"""
-# alembic's generic template, as the trial's app had it: offline (--sql) with the URL alone.
-ENV_PY = """\
-import os
-
-from alembic import context
-from sqlalchemy import create_engine
-
-url = os.environ.get("DATABASE_URL", "sqlite:///shop.db")
-if context.is_offline_mode():
-    context.configure(url=url, literal_binds=True)
-    with context.begin_transaction():
-        context.run_migrations()
-else:
-    with create_engine(url).connect() as connection:
-        context.configure(connection=connection)
-        with context.begin_transaction():
-            context.run_migrations()
 """
 ENV_EXAMPLE = """\
 DATABASE_URL=postgresql+asyncpg://shop:shop@db:5432/shop
