@@ -392,7 +392,6 @@ class EnvironmentSettings(Model):
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     # --trust-new-hosts: a run's choice (command line, invoke config), never the file's.
     trust_new_hosts: bool = False
-    flags: dict[str, int] = Field(default_factory=dict)
     root: Path = Path(".")
     _layers: Layers = PrivateAttr(default_factory=Layers)
 
