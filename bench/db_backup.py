@@ -36,6 +36,7 @@ from deploytools.commands import postgres as pg
 from deploytools.config import DatabaseSettings, EnvironmentSettings
 from deploytools.hosts.local import LocalHost
 from deploytools.ui import Ui
+from tests.support.backups import journal_for
 
 MB = 1024 * 1024
 ROW_BYTES = 200  # what one generated row takes on disk, heap and index, roughly
@@ -102,13 +103,19 @@ def one_round(url: str, root: Path) -> tuple[dict[str, tuple[float, float]], int
     made: list[db.Manifest] = []
     seconds = {
         "raw": timed(lambda: subprocess.run(pg.dump(conn, raw_file), env=conn.env(), check=True)),
-        "toolkit": timed(lambda: made.append(db.backup(custom, host, ui, verify=False))),
+        "toolkit": timed(
+            lambda: made.append(
+                db.backup(custom, host, ui, journal_for(custom, host), verify=False)
+            )
+        ),
         "raw_verify": timed(lambda: subprocess.run(pg.read_archive(raw_file), check=True)),
         "toolkit_verify": timed(lambda: db.verify_backup(custom, host, ui, made[0].id)),
     }
     shutil.rmtree(root / "backups")
     Path(raw_file).unlink()
-    seconds["directory"] = timed(lambda: db.backup(directory, host, ui, verify=False))
+    seconds["directory"] = timed(
+        lambda: db.backup(directory, host, ui, journal_for(directory, host), verify=False)
+    )
     shutil.rmtree(root / "backups")
     return seconds, made[0].size
 

@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from deploytools import targets
 from deploytools.config import EnvironmentSettings
 from deploytools.db import files
 from deploytools.db.database import open_database
@@ -30,6 +29,7 @@ def backup(
     settings: EnvironmentSettings,
     host: Host,
     ui: Ui,
+    journal: Journal,
     *,
     release: str | None = None,
     verify: bool = True,
@@ -55,7 +55,6 @@ def backup(
     backup_id = store.new_id(created, release)
     partial = store.partial_path(backup_id, engine.suffix)
     archive = backup_id + engine.suffix
-    journal = Journal(host, targets.state_dir(settings, host), ui.redact)
     journal.append("db.backup", backup=backup_id, database=database.shown, result="started")
     ui.info(f"backing up {database.shown} ({facts.size / MB:.1f} MB) as {backup_id}")
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from deploytools import targets
 from deploytools.config import EnvironmentSettings
 from deploytools.db.database import open_database
 from deploytools.db.engine import Engine, engine_for
@@ -21,6 +20,7 @@ def restore(
     settings: EnvironmentSettings,
     host: Host,
     ui: Ui,
+    journal: Journal,
     backup_id: str,
     *,
     compose: Sequence[str] | None = None,
@@ -45,7 +45,6 @@ def restore(
     check_checksum(settings, store, manifest)
     engine = engine_for(settings, host, database, compose)
     before = _revision(engine)
-    journal = Journal(host, targets.state_dir(settings, host), ui.redact)
     record = {"backup": backup_id, "database": database.shown, "revision_before": before}
     journal.append("db.restore", **record, result="started")
     ui.info(f"restoring {backup_id} into {database.shown}")

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploytools import targets
 from deploytools.config import EnvironmentSettings
 from deploytools.db.manifest import Manifest
 from deploytools.db.store import BackupStore
@@ -67,10 +66,11 @@ def pinned_backups(releases: list[dict[str, Any]], last: int) -> dict[str, str]:
     return pinned
 
 
-def plan_prune(settings: EnvironmentSettings, host: Host) -> PrunePlan:
+def plan_prune(settings: EnvironmentSettings, host: Host, journal: Journal) -> PrunePlan:
+    """What retention keeps and removes, against the releases ``journal`` records."""
     store = BackupStore(settings, host)
     contents = store.scan()
-    releases = Journal(host, targets.state_dir(settings, host)).releases()
+    releases = journal.releases()
     keep, delete = plan_retention(
         contents.backups, releases, retention=settings.database.retention
     )
@@ -78,9 +78,11 @@ def plan_prune(settings: EnvironmentSettings, host: Host) -> PrunePlan:
     return PrunePlan(keep, doomed, contents.leftovers, contents.damaged)
 
 
-def prune(settings: EnvironmentSettings, host: Host, ui: Ui, *, dry_run: bool = False) -> PrunePlan:
+def prune(
+    settings: EnvironmentSettings, host: Host, ui: Ui, journal: Journal, *, dry_run: bool = False
+) -> PrunePlan:
     """Apply retention on ``host`` (or with ``dry_run`` only say what it would remove)."""
-    plan = plan_prune(settings, host)
+    plan = plan_prune(settings, host, journal)
     store = BackupStore(settings, host)
     verb = "would remove" if dry_run else "removing"
     for manifest in plan.delete:
@@ -94,7 +96,7 @@ def prune(settings: EnvironmentSettings, host: Host, ui: Ui, *, dry_run: bool = 
     for name in plan.damaged:
         ui.warn(f"manifest {name} is unreadable: left in place, check it by hand")
     if (plan.delete or plan.leftovers) and not dry_run:
-        Journal(host, targets.state_dir(settings, host), ui.redact).append(
+        journal.append(
             "db.prune",
             removed=[m.id for m in plan.delete],
             leftovers=plan.leftovers,

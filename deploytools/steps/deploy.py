@@ -135,7 +135,7 @@ class Backup:
         if missing := self._no_database_yet(ctx):
             ctx.facts[self.fact] = None
             return {"backup": None, "skipped": missing.removeprefix("skipped: ")}
-        manifest = db.backup(ctx.settings, ctx.host, ctx.ui, release=ctx.release)
+        manifest = db.backup(ctx.settings, ctx.host, ctx.ui, ctx.journal, release=ctx.release)
         ctx.facts[self.fact] = manifest.id
         return {"backup": manifest.id, "bytes": manifest.size, "sha256": manifest.sha256}
 
@@ -191,7 +191,7 @@ class Migrate:
             db.downgrade(ctx.settings, ctx.ui, before or "base", at=at, journal=ctx.journal)
             return f"database downgraded {now} -> {before or 'base'}"
         backup = ctx.facts["backup"]
-        db.restore(ctx.settings, ctx.host, ctx.ui, backup)
+        db.restore(ctx.settings, ctx.host, ctx.ui, ctx.journal, backup)
         return f"database restored from backup {backup} (a revision in between is irreversible)"
 
 

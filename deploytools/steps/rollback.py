@@ -63,7 +63,7 @@ class ReturnDatabase:
         if now == self.target:
             return {"revision": self.target, "changed": False}
         if self.restore and self.target_backup:
-            db.restore(ctx.settings, ctx.host, ctx.ui, self.target_backup)
+            db.restore(ctx.settings, ctx.host, ctx.ui, ctx.journal, self.target_backup)
             ctx.facts["db_action"] = "restore"
         elif self.target and rolls_forward(ctx.settings, now, self.target):
             at = db.where(ctx.settings, ctx.host, ctx.runtime, _newer(ctx, forward=True))
@@ -91,7 +91,7 @@ class ReturnDatabase:
             db.upgrade(ctx.settings, ctx.ui, str(before), at=at, journal=ctx.journal)
             return f"database upgraded back to {before}"
         backup = ctx.facts["safety_backup"]
-        db.restore(ctx.settings, ctx.host, ctx.ui, backup)
+        db.restore(ctx.settings, ctx.host, ctx.ui, ctx.journal, backup)
         return f"database restored from {backup}, taken before the rollback"
 
 

@@ -62,9 +62,9 @@ def backup(
     site = open_site(c, env, ui)
     conf, host = site.settings, site.primary
     with _locked(site, "db.backup", lock_wait):
-        manifest = db.backup(conf, host, ui, release=release, verify=not skip_verify)
+        manifest = db.backup(conf, host, ui, site.journal, release=release, verify=not skip_verify)
         if not keep_all:
-            db.prune(conf, host, ui)
+            db.prune(conf, host, ui, site.journal)
     if json:
         ui.emit_json(manifest.summary())
     else:
@@ -143,7 +143,7 @@ def restore(
         yes,
     )
     with _locked(site, f"db.restore {manifest.id}", lock_wait):
-        db.restore(conf, host, ui, manifest.id)
+        db.restore(conf, host, ui, site.journal, manifest.id)
 
 
 @task(
@@ -161,7 +161,7 @@ def prune(
     site = open_site(c, env, ui)
     conf, host = site.settings, site.primary
     with _locked(site, "db.prune", lock_wait):
-        plan = db.prune(conf, host, ui, dry_run=dry_run)
+        plan = db.prune(conf, host, ui, site.journal, dry_run=dry_run)
     if json:
         ui.emit_json(
             {

@@ -25,8 +25,10 @@ from deploytools import db, targets
 from deploytools.db.database import open_database
 from deploytools.db.engine import engine_for
 from deploytools.errors import DeployFailure, OperatorError
+from deploytools.gitignore import IGNORE_FILE
 from deploytools.hosts.local import LocalHost
 from deploytools.hosts.ssh import SshHost
+from tests.support.backups import journal_for
 from tests.support.cmdlines import encodings, watch_cmdlines
 from tests.support.dbenv import CapturedUi, app_with_revision, make_settings
 from tests.support.procs import free_port
@@ -83,8 +85,10 @@ def migrated(tmp_path: Path, url: str, **database: Any) -> Any:
 
 
 def backup_files(settings: Any) -> list[str]:
+    """What the backup directory holds besides its mark for git (deploytools.gitignore)."""
     directory = settings.path(settings.database.backup_dir) / settings.name
-    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+    names = sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+    return [n for n in names if n != IGNORE_FILE]
 
 
 # -- backup and restore ---------------------------------------------------------------------
@@ -99,7 +103,7 @@ def test_backup_damage_restore_gives_back_exactly_the_same_rows(
     before = snapshot(database)
     host, ui = LocalHost(), CapturedUi()
 
-    manifest = db.backup(settings, host, ui, release="rel-1")
+    manifest = db.backup(settings, host, ui, journal_for(settings, host), release="rel-1")
 
     assert manifest.verified and manifest.alembic_revision == "0003" and manifest.format == fmt
     archive = settings.path("backups") / "test" / manifest.archive
@@ -115,7 +119,7 @@ def test_backup_damage_restore_gives_back_exactly_the_same_rows(
     )
     assert snapshot(database) != before
 
-    db.restore(settings, host, ui, manifest.id)
+    db.restore(settings, host, ui, journal_for(settings, host), manifest.id)
 
     assert snapshot(database) == before
     assert db.current_revision(settings) == "0003"
@@ -130,7 +134,7 @@ def test_a_never_migrated_database_is_backed_up_without_a_revision(
     sql(database, "CREATE TABLE notes (body text)", "INSERT INTO notes VALUES ('kept')")
     settings = make_settings(tmp_path, database)
 
-    manifest = db.backup(settings, LocalHost(), CapturedUi())
+    manifest = db.backup(settings, LocalHost(), CapturedUi(), journal_for(settings, LocalHost()))
 
     assert manifest.alembic_revision is None and manifest.verified
     assert manifest.database == database.rsplit("/", 1)[1]
@@ -143,7 +147,7 @@ def test_a_truncated_archive_is_detected_by_checksum_and_by_reading_it(
     settings = migrated(tmp_path, database)
     fill(database, users=3000)
     host, ui = LocalHost(), CapturedUi()
-    manifest = db.backup(settings, host, ui)
+    manifest = db.backup(settings, host, ui, journal_for(settings, host))
     archive = settings.path("backups") / "test" / manifest.archive
     cut = tmp_path / "cut.dump"
     cut.write_bytes(archive.read_bytes()[: manifest.size // 2])
@@ -156,7 +160,7 @@ def test_a_truncated_archive_is_detected_by_checksum_and_by_reading_it(
     with pytest.raises(DeployFailure, match="does not match its manifest"):
         db.verify_backup(settings, host, ui, manifest.id)
     with pytest.raises(DeployFailure, match="does not match its manifest"):
-        db.restore(settings, host, ui, manifest.id)
+        db.restore(settings, host, ui, journal_for(settings, host), manifest.id)
 
 
 def test_a_tampered_archive_is_detected_by_checksum_and_by_reading_it(
@@ -165,7 +169,7 @@ def test_a_tampered_archive_is_detected_by_checksum_and_by_reading_it(
     settings = migrated(tmp_path, database)
     fill(database, users=3000)
     host, ui = LocalHost(), CapturedUi()
-    manifest = db.backup(settings, host, ui)
+    manifest = db.backup(settings, host, ui, journal_for(settings, host))
     archive = settings.path("backups") / "test" / manifest.archive
     data = bytearray(archive.read_bytes())
     middle = len(data) // 2
@@ -174,7 +178,7 @@ def test_a_tampered_archive_is_detected_by_checksum_and_by_reading_it(
     sql(database, "UPDATE users SET first_name = 'after the backup'")
 
     with pytest.raises(DeployFailure, match="does not match its manifest"):
-        db.restore(settings, host, ui, manifest.id)
+        db.restore(settings, host, ui, journal_for(settings, host), manifest.id)
     assert sql(database, "SELECT DISTINCT first_name FROM users") == [("after the backup",)]
 
     engine = engine_for(settings, host, open_database(settings))
@@ -188,7 +192,7 @@ def test_pg_dump_killed_midway_leaves_nothing_behind(tmp_path: Path, database: s
 
     def run_backup() -> None:
         try:
-            db.backup(settings, LocalHost(), CapturedUi())
+            db.backup(settings, LocalHost(), CapturedUi(), journal_for(settings, LocalHost()))
         except BaseException as exc:
             outcome.append(exc)
 
@@ -219,14 +223,14 @@ def test_a_too_small_target_fails_cleanly_without_a_partial_file(
     with tiny_filesystem(tmp_path / "tiny", "1m") as tiny:
         checked = make_settings(tmp_path, database, backup_dir=str(tiny))
         with pytest.raises(DeployFailure, match="not enough free space"):
-            db.backup(checked, LocalHost(), CapturedUi())
-        assert list((tiny / "test").iterdir()) == []
+            db.backup(checked, LocalHost(), CapturedUi(), journal_for(checked, LocalHost()))
+        assert [p.name for p in (tiny / "test").iterdir()] == [IGNORE_FILE]
 
         # Let the dump start anyway: it runs out of space half-way.
         unchecked = make_settings(tmp_path, database, backup_dir=str(tiny), dump_size_ratio=0.01)
         with pytest.raises(DeployFailure, match=r"(?i)no space left on device"):
-            db.backup(unchecked, LocalHost(), CapturedUi())
-        assert list((tiny / "test").iterdir()) == []
+            db.backup(unchecked, LocalHost(), CapturedUi(), journal_for(unchecked, LocalHost()))
+        assert [p.name for p in (tiny / "test").iterdir()] == [IGNORE_FILE]
     journal = (tmp_path / ".deploytools" / "test" / "journal.jsonl").read_text()
     assert journal.count('"result": "failed"') == 1  # the refused one never started
 
@@ -236,13 +240,13 @@ def test_verify_marks_an_unverified_backup_and_retention_ignores_it_until_then(
 ) -> None:
     settings = migrated(tmp_path, database, retention=1)
     host, ui = LocalHost(), CapturedUi()
-    verified = db.backup(settings, host, ui)
-    quick = db.backup(settings, host, ui, verify=False)
-    assert db.prune(settings, host, ui, dry_run=True).delete == [quick]
+    verified = db.backup(settings, host, ui, journal_for(settings, host))
+    quick = db.backup(settings, host, ui, journal_for(settings, host), verify=False)
+    assert db.prune(settings, host, ui, journal_for(settings, host), dry_run=True).delete == [quick]
 
     db.verify_backup(settings, host, ui, quick.id)
 
-    assert db.prune(settings, host, ui).delete == [verified]
+    assert db.prune(settings, host, ui, journal_for(settings, host)).delete == [verified]
     assert [m.id for m in db.list_backups(settings, host).backups] == [quick.id]
 
 
@@ -274,9 +278,13 @@ def test_backup_verify_restore_over_ssh_never_put_the_password_on_a_command_line
     ui = CapturedUi()
     try:
         with watch_cmdlines([password]) as seen:
-            manifest = db.backup(settings, host, ui)  # psql (facts), pg_dump, pg_restore (verify)
+            manifest = db.backup(
+                settings, host, ui, journal_for(settings, host)
+            )  # psql (facts), pg_dump, pg_restore (verify)
             sql(url, "DELETE FROM notes")
-            db.restore(settings, host, ui, manifest.id)  # psql (facts), pg_restore
+            db.restore(
+                settings, host, ui, journal_for(settings, host), manifest.id
+            )  # psql (facts), pg_restore
         state = Path(targets.state_dir(settings, host))
     finally:
         host.close()
@@ -563,9 +571,9 @@ def test_unknown_revisions_and_backups_are_refused_and_change_nothing(
         with pytest.raises(OperatorError, match="unknown revision"):
             call()
     with pytest.raises(OperatorError, match="no backup 'test-20200101T000000Z'"):
-        db.restore(settings, host, ui, "test-20200101T000000Z")
+        db.restore(settings, host, ui, journal_for(settings, host), "test-20200101T000000Z")
     with pytest.raises(OperatorError, match="not a backup id"):
-        db.restore(settings, host, ui, "../../etc/passwd")
+        db.restore(settings, host, ui, journal_for(settings, host), "../../etc/passwd")
     assert db.current_revision(settings) == "0003"
     assert backup_files(settings) == []
 
@@ -580,7 +588,7 @@ def test_an_unparsable_url_is_an_operator_error_without_the_password(
     settings = make_settings(tmp_path, url.format(pw=password, port=free_port()))
     ui = CapturedUi()
     for call in (
-        lambda: db.backup(settings, LocalHost(), ui),
+        lambda: db.backup(settings, LocalHost(), ui, journal_for(settings, LocalHost())),
         lambda: db.upgrade(settings, ui),
     ):
         with pytest.raises(OperatorError) as caught:
@@ -596,7 +604,7 @@ def test_an_unreachable_server_fails_clearly_without_the_password(tmp_path: Path
     ui = CapturedUi()
 
     with pytest.raises(DeployFailure) as backup_error:
-        db.backup(settings, LocalHost(), ui)
+        db.backup(settings, LocalHost(), ui, journal_for(settings, LocalHost()))
     with pytest.raises(DeployFailure) as migrate_error:
         db.upgrade(settings, ui)
 

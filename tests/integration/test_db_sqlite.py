@@ -14,6 +14,7 @@ from deploytools.db.database import open_database
 from deploytools.db.engine import engine_for
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.local import LocalHost
+from tests.support.backups import journal_for
 from tests.support.dbenv import CapturedUi, example_app, make_settings
 
 
@@ -60,7 +61,7 @@ def test_backup_is_verified_and_restore_gives_back_the_rows(app_db: Any) -> None
     write(path, "INSERT INTO users (first_name, last_name, email) VALUES ('Zoë', 'Ü', 'z@x')")
     before = rows(path, "SELECT * FROM users")
 
-    manifest = db.backup(settings, host, ui, release="v1")
+    manifest = db.backup(settings, host, ui, journal_for(settings, host), release="v1")
 
     assert (manifest.engine, manifest.format, manifest.verified) == ("sqlite", "sqlite", True)
     assert manifest.alembic_revision == "0003" and manifest.database == "app.sqlite3"
@@ -68,7 +69,7 @@ def test_backup_is_verified_and_restore_gives_back_the_rows(app_db: Any) -> None
     assert archive.stat().st_mode & 0o777 == 0o600
     write(path, "DELETE FROM users")
 
-    db.restore(settings, host, ui, manifest.id)
+    db.restore(settings, host, ui, journal_for(settings, host), manifest.id)
 
     assert rows(path, "SELECT * FROM users") == before
 
@@ -82,7 +83,7 @@ def test_integrity_check_rejects_a_truncated_archive(app_db: Any, tmp_path: Path
         "INSERT INTO users (first_name, last_name, email) "
         "SELECT 'x', 'y', hex(randomblob(64)) FROM c",
     )
-    manifest = db.backup(settings, LocalHost(), CapturedUi())
+    manifest = db.backup(settings, LocalHost(), CapturedUi(), journal_for(settings, LocalHost()))
     archive = settings.path("backups") / "test" / manifest.archive
     cut = tmp_path / "cut.sqlite3"
     cut.write_bytes(archive.read_bytes()[: manifest.size // 2])
@@ -94,7 +95,7 @@ def test_integrity_check_rejects_a_truncated_archive(app_db: Any, tmp_path: Path
 def test_a_missing_file_or_an_in_memory_url_is_refused(app_db: Any) -> None:
     settings, _ = app_db
     with pytest.raises(OperatorError, match="does not exist"):
-        db.backup(settings, LocalHost(), CapturedUi())
+        db.backup(settings, LocalHost(), CapturedUi(), journal_for(settings, LocalHost()))
     memory = make_settings(settings.root, "sqlite://")
     with pytest.raises(OperatorError, match="names no SQLite file"):
-        db.backup(memory, LocalHost(), CapturedUi())
+        db.backup(memory, LocalHost(), CapturedUi(), journal_for(memory, LocalHost()))

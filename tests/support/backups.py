@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from deploytools.config import EnvironmentSettings
 from deploytools.db.manifest import Manifest
+from deploytools.hosts.base import Host
+from deploytools.journal import Journal
+from deploytools.targets import state_dir
 
 
 def numbered_backup(env: str, n: int, *, verified: bool = True) -> Manifest:
@@ -31,3 +35,8 @@ def number_of(backup_id: str) -> int:
     """``n`` of a ``numbered_backup`` id."""
     stamp = backup_id.rsplit("T", 1)[1]
     return int(stamp[:2]) * 60 + int(stamp[2:4])
+
+
+def journal_for(settings: EnvironmentSettings, host: Host) -> Journal:
+    """The environment's journal on ``host``, as a run's Site gives the db functions."""
+    return Journal(host, state_dir(settings, host))

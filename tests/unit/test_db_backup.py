@@ -19,6 +19,7 @@ from deploytools.db.postgres import FACTS_SCRIPT, PostgresEngine
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Result
 from deploytools.hosts.ssh import remote_command, secret_lines
+from tests.support.backups import journal_for
 from tests.support.dbhost import (
     BACKUPS,
     DB_SIZE,
@@ -35,7 +36,9 @@ from tests.support.dbhost import (
 
 def test_a_backup_is_dumped_verified_hashed_renamed_then_described() -> None:
     host = FakeDbHost()
-    manifest = db.backup(settings(), host, quiet_ui(), release="v1.2", url=URL)
+    manifest = db.backup(
+        settings(), host, quiet_ui(), journal_for(settings(), host), release="v1.2", url=URL
+    )
     programs = [c[0] for c in host.commands]
     assert programs == [
         "psql",  # one connection for the facts and the revision
@@ -64,7 +67,7 @@ def test_a_backup_is_dumped_verified_hashed_renamed_then_described() -> None:
 
 def test_the_password_reaches_the_connecting_clients_through_secret_env_only() -> None:
     host = FakeDbHost()
-    db.backup(settings(), host, quiet_ui(), url=URL)
+    db.backup(settings(), host, quiet_ui(), journal_for(settings(), host), url=URL)
     assert not any(PASSWORD in arg for argv in host.commands for arg in argv)
     assert not any(PASSWORD in value for env in host.envs for value in env.values())
     given = [(c[0], e) for c, e in zip(host.commands, host.secret_envs, strict=True) if e]
@@ -80,7 +83,7 @@ def test_the_password_reaches_the_connecting_clients_through_secret_env_only() -
 def test_a_failure_at_any_point_leaves_no_file_and_is_journaled(program: str) -> None:
     host = FakeDbHost(fail=program)
     with pytest.raises(DeployFailure) as caught:
-        db.backup(settings(), host, quiet_ui(), url=URL)
+        db.backup(settings(), host, quiet_ui(), journal_for(settings(), host), url=URL)
     assert "boom" in str(caught.value)
     assert names(host) == []
     assert [r["result"] for r in journal(host)] == ["started", "failed"]
@@ -181,7 +184,7 @@ def test_client_tools_that_do_not_know_an_option_of_the_url_say_so() -> None:
     url = f"{URL}?target_session_attrs=read-write&sslmode=require"
     host = OlderLibpq()
     with pytest.raises(OperatorError) as caught:
-        db.backup(settings(), host, quiet_ui(), url=url)
+        db.backup(settings(), host, quiet_ui(), journal_for(settings(), host), url=url)
     problem = caught.value.problem
     assert problem.startswith("the PostgreSQL client tools on mem do not know an option of")
     assert 'invalid URI query parameter: "target_session_attrs"' in problem
@@ -194,21 +197,29 @@ def test_too_little_space_stops_before_the_dump() -> None:
     with pytest.raises(
         DeployFailure, match=r"not enough free space.*1\.0 MB free, 60\.0 MB needed"
     ):
-        db.backup(settings(), host, quiet_ui(), url=URL)
+        db.backup(settings(), host, quiet_ui(), journal_for(settings(), host), url=URL)
     assert "pg_dump" not in [c[0] for c in host.commands]
     assert names(host) == []
 
 
 def test_skipping_verification_keeps_an_unverified_backup() -> None:
     host = FakeDbHost()
-    manifest = db.backup(settings(), host, quiet_ui(), verify=False, url=URL)
+    manifest = db.backup(
+        settings(), host, quiet_ui(), journal_for(settings(), host), verify=False, url=URL
+    )
     assert "pg_restore" not in [c[0] for c in host.commands]
     assert not manifest.verified and manifest.verify_s is None
 
 
 def test_directory_format_is_hashed_file_by_file() -> None:
     host = FakeDbHost()
-    manifest = db.backup(settings(format="directory", jobs=2), host, quiet_ui(), url=URL)
+    manifest = db.backup(
+        settings(format="directory", jobs=2),
+        host,
+        quiet_ui(),
+        journal_for(settings(format="directory", jobs=2), host),
+        url=URL,
+    )
     listing = "".join(
         f"{hashlib.sha256(DIRECTORY_ARCHIVE[name]).hexdigest()}  {name}\n"
         for name in sorted(DIRECTORY_ARCHIVE)
@@ -221,9 +232,11 @@ def test_directory_format_is_hashed_file_by_file() -> None:
 
 
 def test_without_openssl_the_coreutils_checksum_gives_the_same_digest() -> None:
-    with_openssl = db.backup(settings(), FakeDbHost(), quiet_ui(), url=URL)
+    with_openssl = db.backup(
+        settings(), FakeDbHost(), quiet_ui(), journal_for(settings(), FakeDbHost()), url=URL
+    )
     host = FakeDbHost(missing="openssl")
-    without = db.backup(settings(), host, quiet_ui(), url=URL)
+    without = db.backup(settings(), host, quiet_ui(), journal_for(settings(), host), url=URL)
     assert without.sha256 == with_openssl.sha256
     assert [c[0] for c in host.commands if c[0] in ("openssl", "sha256sum")] == [
         "openssl",

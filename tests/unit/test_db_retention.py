@@ -9,7 +9,7 @@ from deploytools import db
 from deploytools.db.manifest import Manifest
 from deploytools.db.retention import plan_retention
 from deploytools.testing import MemoryHost
-from tests.support.backups import number_of, numbered_backup
+from tests.support.backups import journal_for, number_of, numbered_backup
 from tests.support.dbhost import BACKUPS, quiet_ui, settings
 
 JOURNAL = "/srv/app/.deploytools/test/journal.jsonl"
@@ -126,12 +126,18 @@ def test_prune_removes_old_backups_broken_ones_and_leftovers_but_not_damaged_man
     host.files[f"{BACKUPS}/{backup(6).id}.dump"] = b"x"
     record(host, release("v1", 1))
 
-    dry = db.prune(settings(retention=1), host, quiet_ui(), dry_run=True)
+    dry = db.prune(
+        settings(retention=1),
+        host,
+        quiet_ui(),
+        journal_for(settings(retention=1), host),
+        dry_run=True,
+    )
     assert nums(dry.delete) == [2, 4]
     assert dry.leftovers == [f".{backup(5).id}.dump.partial"]
     assert len(host.listdir(BACKUPS)) == 10  # the dry run changed nothing
 
-    db.prune(settings(retention=1), host, quiet_ui())
+    db.prune(settings(retention=1), host, quiet_ui(), journal_for(settings(retention=1), host))
     assert host.listdir(BACKUPS) == [
         f"{backup(1).id}.dump",
         f"{backup(1).id}.json",
@@ -148,6 +154,8 @@ def test_prune_deletes_the_backups_of_failed_deploys_beyond_retention() -> None:
     host = MemoryHost("mem")
     store(host, backup(1), *(backup(n) for n in range(10, 60)))
     record(host, release("good", 1), *(release(f"bad{n}", n, "failed") for n in range(10, 60)))
-    plan = db.prune(settings(retention=7), host, quiet_ui())
+    plan = db.prune(
+        settings(retention=7), host, quiet_ui(), journal_for(settings(retention=7), host)
+    )
     assert nums(plan.keep) == [1, *range(53, 60)]
     assert len(host.listdir(BACKUPS)) == 2 * 8

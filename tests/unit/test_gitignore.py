@@ -7,6 +7,7 @@ from deploytools.db.store import BackupStore
 from deploytools.gitignore import IGNORE_ALL
 from deploytools.journal import Journal
 from deploytools.testing import MemoryHost
+from tests.support.backups import journal_for
 from tests.support.dbhost import BACKUPS, quiet_ui, settings
 
 
@@ -26,5 +27,5 @@ def test_the_backup_directory_is_ignored_and_its_mark_is_no_leftover() -> None:
     assert host.files[f"{BACKUPS}/.gitignore"] == IGNORE_ALL
 
     assert db.list_backups(settings(), host).leftovers == []
-    db.prune(settings(retention=1), host, quiet_ui())
+    db.prune(settings(retention=1), host, quiet_ui(), journal_for(settings(retention=1), host))
     assert host.listdir(BACKUPS) == [".gitignore"]
