@@ -6,8 +6,10 @@ test override: host network, local base image, wheelhouse), PostgreSQL and Redis
 environment ``bench``:
 
 (a) ``invoke deploy --env bench`` wall time against its inherent steps run by hand: pg_dump +
-    the same full read that verifies it, ``docker compose build``, ``alembic upgrade head`` in
-    a one-off container of the new image (``docker compose run --rm --no-deps backend``),
+    the same full read that verifies it, ``docker compose build``, the pending revisions'
+    offline SQL (``alembic upgrade 0002:head --sql``, what the deploy's safety lint reads) and
+    ``alembic upgrade head``, each in a one-off container of the new image (``docker compose
+    run --rm --no-deps backend``),
     ``docker compose up -d``, polling the containers' state (every 0.5 s) and GET /health
     (every 0.1 s, 2 passes in a row, the new release answering) as the deploy does, and the
     Celery ping (every second until a worker answers) + canary. Overhead target <= 10 %.
@@ -300,6 +302,11 @@ class Project:
             run(["pg_restore", "--file=/dev/null", str(dump)], ROOT)
         with timed(times, "build"):
             self.compose(release, "build")
+        with timed(times, "lint"):  # the SQL a reviewer reads, rendered by the new image
+            self.compose(
+                release, "run", "--rm", "--no-deps", "-T", "backend",
+                "alembic", "-c", "alembic.ini", "upgrade", "0002:head", "--sql",
+            )  # fmt: skip
         with timed(times, "migrate"):  # in the release's image, as the deploy runs it
             self.compose(
                 release, "run", "--rm", "--no-deps", "-T", "backend",
