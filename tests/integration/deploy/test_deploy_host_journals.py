@@ -106,12 +106,8 @@ def test_a_worker_only_host_shows_and_runs_its_own_services(site: HostSite) -> N
     tag = site.last_tag()
     rows = {(r["host"], r["service"], r["state"], r["release"]) for r in json.loads(status.stdout)}
     assert rows == {("jr-1", "web", "running", tag), ("jr-2", "worker", "running", tag)}
-    cells = [[c.strip() for c in line.split("│")] for line in table.stdout.splitlines()]
-    shown = sorted(row[1:3] for row in cells if tag in line_of(row))
+    rows_shown = [line.split("│") for line in table.stdout.splitlines() if tag in line]
+    shown = sorted([c.strip() for c in row[1:3]] for row in rows_shown)
     assert shown == [["jr-1", "web"], ["jr-2", "worker"]], table.stdout
     assert logs.returncode == 0, logs.output
     assert "--- jr-1: web" in logs.stderr and "jr-2: web" not in logs.output
-
-
-def line_of(cells: list[str]) -> str:
-    return " ".join(cells)
