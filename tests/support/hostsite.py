@@ -173,3 +173,19 @@ def host_site(
     finally:
         site.configure()
         project.invoke("stack.down", "--env", ENV, timeout=DEPLOY_TIMEOUT)
+
+
+def site_fixture(names: Sequence[str]) -> Any:
+    """A module's ``site`` fixture: the shop project over hosts ``names``, once per module
+    (``site = site_fixture(("a-1", "a-2"))`` in the test module)."""
+
+    @pytest.fixture(scope="module")
+    def site(
+        ssh_hosts: Callable[[str], SshTarget],
+        postgres_server: PostgresServer,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[HostSite]:
+        with host_site(names, ssh_hosts, postgres_server, tmp_path_factory) as hosts:
+            yield hosts
+
+    return site

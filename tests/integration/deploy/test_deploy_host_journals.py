@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.hostsite import WEB, HostSite, host_site
-from tests.support.postgres_server import PostgresServer
+from tests.support.hostsite import WEB, HostSite, site_fixture
 from tests.support.procs import free_port
 from tests.support.sshd import SshTarget
 
@@ -22,15 +20,7 @@ pytestmark = pytest.mark.integration
 HOSTS = ("jr-1", "jr-2")
 OWN = "host-journal.jsonl"
 
-
-@pytest.fixture(scope="module")
-def site(
-    ssh_hosts: Callable[[str], SshTarget],
-    postgres_server: PostgresServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[HostSite]:
-    with host_site(HOSTS, ssh_hosts, postgres_server, tmp_path_factory) as hosts:
-        yield hosts
+site = site_fixture(HOSTS)
 
 
 def test_each_host_journals_its_own_steps_and_history_merges_them(site: HostSite) -> None:

@@ -9,13 +9,12 @@ of its own (``baseline``), so none depends on another having run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.hostsite import TOKEN, HostSite, host_site
-from tests.support.postgres_server import PostgresServer, alembic_revision
+from tests.support.hostsite import TOKEN, HostSite, site_fixture
+from tests.support.postgres_server import alembic_revision
 from tests.support.procs import free_port
 from tests.support.rootproject import ENV, REVISION
 from tests.support.sshd import SshTarget
@@ -26,15 +25,7 @@ HOSTS = ("roll-1", "roll-2", "roll-3")
 A2 = REVISION.replace('"a1"', '"a2"').replace("down_revision = None", 'down_revision = "a1"')
 A2 = A2.replace('"items"', '"orders"')
 
-
-@pytest.fixture(scope="module")
-def site(
-    ssh_hosts: Callable[[str], SshTarget],
-    postgres_server: PostgresServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[HostSite]:
-    with host_site(HOSTS, ssh_hosts, postgres_server, tmp_path_factory) as hosts:
-        yield hosts
+site = site_fixture(HOSTS)
 
 
 def test_a_three_host_deploy_ends_healthy_on_every_host(site: HostSite) -> None:
