@@ -136,11 +136,11 @@ def up(
     for t in stacks(c, ui, env, hosts):
         rel = _release(t.runtime, release)
         t = own(t, rel)
+        t.runtime.check()
         mine = t.services(service)
         if mine is None:
             ui.info(f"{t.host.name}: runs none of {', '.join(service or ['the services'])}")
             continue
-        t.runtime.check()
         targets_for(t.settings, t.runtime, t.values, mine)  # bad probe: nothing started
         if t.commit:  # recorded: its images by id, never a tag that names other code
             restore_images(t.settings, t.runtime, t.journal, rel, why="stack.up", build=build)
@@ -167,12 +167,17 @@ def status(
     c: Context, ui: Ui, env: str | None = None, json: bool = False, hosts: str | None = None
 ) -> None:
     """Show the state, health and release of every service on every host that runs it."""
+    from deploytools.runtime.base import MISSING
+
     rows: list[dict[str, object]] = []
     for t in stacks(c, ui, env, hosts):
         mine = t.services()
         for name, state in t.runtime.status().items():
+            row = {"host": t.host.name, **state.as_dict()}
             if mine is not None and (not mine or name in mine):
-                rows.append({"host": t.host.name, **state.as_dict()})
+                rows.append(row)
+            elif state.state != MISSING:  # left from before the host's roles changed: say so
+                rows.append({**row, "detail": f"{row['detail']} (not of its roles)".strip()})
     if json:
         ui.emit_json(rows)
         return

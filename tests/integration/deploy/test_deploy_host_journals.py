@@ -78,7 +78,7 @@ def test_stack_status_of_the_hosts_named(site: HostSite) -> None:
 
 
 def test_a_worker_only_host_shows_and_runs_its_own_services(site: HostSite) -> None:
-    site.baseline()
+    before = site.baseline()
     worker = {"command": [sys.executable, "-c", "import time; time.sleep(3600)"]}
     services = {"web": {**WEB, "roles": ["web"]}, "worker": {**worker, "roles": ["worker"]}}
     site.configure(roles={"jr-2": ["worker"]}, services=services)
@@ -95,7 +95,13 @@ def test_a_worker_only_host_shows_and_runs_its_own_services(site: HostSite) -> N
     assert status.returncode == 0, status.output
     tag = site.last_tag()
     rows = {(r["host"], r["service"], r["state"], r["release"]) for r in json.loads(status.stdout)}
-    assert rows == {("jr-1", "web", "running", tag), ("jr-2", "worker", "running", tag)}
+    assert rows == {
+        ("jr-1", "web", "running", tag),
+        ("jr-2", "worker", "running", tag),
+        ("jr-2", "web", "running", before),  # no role for it now; the deploy leaves it running
+    }
+    left = [r for r in json.loads(status.stdout) if r["release"] == before]
+    assert left[0]["detail"].endswith("(not of its roles)"), left
     rows_shown = [line.split("│") for line in table.stdout.splitlines() if tag in line]
     shown = sorted([c.strip() for c in row[1:3]] for row in rows_shown)
     assert shown == [["jr-1", "web"], ["jr-2", "worker"]], table.stdout
