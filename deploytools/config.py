@@ -139,6 +139,8 @@ class CelerySettings(Model):
     # where register_canary goes. deploytools never imports it.
     app: str | None = None
     broker_key: str = "CELERY_BROKER_URL"
+    # Workers that must answer, over the whole environment: every host's workers answer through
+    # the one broker, so with several hosts this is their sum (one number, not one per host).
     expected_workers: int = Field(1, ge=1)
     # The check starts as the workers do: a real one needs seconds to its first pong (a Celery
     # 5.3 worker about 3 s on a loaded machine, its mingle alone waits 1 s). The ping returns
@@ -440,6 +442,21 @@ class EnvironmentSettings(Model):
             if host.primary or len(self.hosts) == 1:
                 return host
         raise ValueError(f"environment {self.name} has no hosts: it runs on this machine")
+
+    def services_on(self, host: str, names: list[str]) -> list[str] | None:
+        """Of ``names``, the services host ``host`` runs: those whose ``roles`` it has (a service
+        without roles runs everywhere). None when that is all of them, or when ``host`` is not
+        one of the environment's (this machine runs everything). The deploy and stack.* both
+        ask this, so a host runs and shows the same services either way."""
+        conf = next((h for h in self.hosts if h.name == host), None)
+        if conf is None:
+            return None
+        mine = [
+            name for name in names
+            if (roles := getattr(self.services.get(name), "roles", None)) is None
+            or set(roles) & set(conf.roles)
+        ]  # fmt: skip
+        return None if mine == names else mine
 
     def hosts_with(self, role: str) -> list[HostSettings]:
         """The hosts that have ``role``, in the file's order."""

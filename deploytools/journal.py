@@ -18,6 +18,9 @@ from deploytools.hosts.base import Host
 from deploytools.redact import Redactor
 
 JOURNAL_FILE = "journal.jsonl"
+# A host's own journal, beside the site's in its state directory (the primary has both): the
+# lines of the per-host steps that ran there, so the host's story survives the site's.
+HOST_JOURNAL_FILE = "host-journal.jsonl"
 
 
 def utc_now() -> str:
@@ -25,10 +28,17 @@ def utc_now() -> str:
 
 
 class Journal:
-    def __init__(self, host: Host, directory: str, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        host: Host,
+        directory: str,
+        redactor: Redactor | None = None,
+        *,
+        file: str = JOURNAL_FILE,
+    ) -> None:
         self.host = host
         self.directory = directory
-        self.path = f"{directory}/{JOURNAL_FILE}"
+        self.path = f"{directory}/{file}"
         self.redact = redactor or Redactor()
         self.damaged = 0  # lines of the last read that were not a record
         self._ignored = False  # the directory's .gitignore is known to be there
@@ -36,7 +46,11 @@ class Journal:
         self._writing = threading.Lock()
 
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
-        record = self.redact.data({"at": utc_now(), "kind": kind, **fields})
+        return self.write({"at": utc_now(), "kind": kind, **fields})
+
+    def write(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append ``record`` with its own time: a line another journal has too, the same."""
+        record = self.redact.data(record)
         line = self.redact.dumps(record, sort_keys=True) + "\n"
         with self._writing:
             self.host.makedirs(self.directory)
@@ -81,3 +95,14 @@ class Journal:
         """Release manifests, oldest first."""
         return [r for r in self.records() if r.get("kind") == "release"]
 
+
+def merged(journals: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The records of several journals (name -> records, oldest first) as one history, by
+    time; a line in several of them (a host's step, in the site's and the host's own) once,
+    with ``journals`` naming where it was found."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, records in journals.items():
+        for record in records:
+            key = json.dumps(record, sort_keys=True)
+            found.setdefault(key, {**record, "journals": []})["journals"].append(name)
+    return sorted(found.values(), key=lambda r: str(r.get("at", "")))

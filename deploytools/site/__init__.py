@@ -12,13 +12,14 @@ opens each SSH connection once.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deploytools import targets
 from deploytools.config import check_key_files
-from deploytools.errors import OperatorError
+from deploytools.errors import DeployToolsError, OperatorError
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
 
@@ -50,6 +51,8 @@ class Site:
         self._hosts: dict[str, Host] = {}
         self._values: dict[str, str] | None = None
         self._journal: Journal | None = None
+        self._host_journals: dict[str, Journal | None] = {}  # None: not writable this run
+        self._host_journals_lock = threading.Lock()  # hosts rolled out at once write
         self._runtimes: dict[str, Runtime] = {}
 
     def __enter__(self) -> Site:
@@ -166,6 +169,53 @@ class Site:
 
             self._journal = Journal(self.primary, self.state_dir, self.ui.redact)
         return self._journal
+
+    def host_journal(self, name: str) -> Journal:
+        """Host ``name``'s own journal, in its state directory (not connected by this)."""
+        from deploytools.journal import HOST_JOURNAL_FILE, Journal
+
+        host = self.host(name)
+        directory = targets.state_dir(self.settings, host)
+        return Journal(host, directory, self.ui.redact, file=HOST_JOURNAL_FILE)
+
+    def journal_on(self, name: str, record: dict[str, Any]) -> None:
+        """Write ``record`` (a line of the site's journal) to host ``name``'s own journal too.
+
+        Never fails the run: a host whose journal cannot be written (unreachable, full) is
+        said once and not tried again this run; the site's journal has the line anyway."""
+        if not self.settings.hosts:  # one machine: the site's journal is its own
+            return
+        with self._host_journals_lock:
+            if name not in self._host_journals:
+                self._host_journals[name] = self.host_journal(name)
+            journal = self._host_journals[name]
+        if journal is None:
+            return
+        try:
+            journal.write(record)
+        except (DeployToolsError, OSError) as exc:
+            with self._host_journals_lock:
+                self._host_journals[name] = None
+            said = exc.problem if isinstance(exc, DeployToolsError) else str(exc)
+            self.ui.warn(f"{name}: its own journal not written ({said}); the site's has it")
+
+    def history(self) -> list[dict[str, Any]]:
+        """The site's journal and every host's own, merged by time (``journal.merged``); a host
+        that cannot be read is a warning, and the site's journal still shows."""
+        from deploytools.journal import merged
+
+        journals = {"site": self.journal.records()}
+        self.journal.warn_damaged(self.ui.warn)
+        for name in self.host_names if self.settings.hosts else []:
+            try:
+                journal = self.host_journal(name)
+                journals[name] = journal.records()
+            except (DeployToolsError, OSError) as exc:
+                said = exc.problem if isinstance(exc, DeployToolsError) else str(exc)
+                self.ui.warn(f"{name}: its own journal could not be read ({said}): not shown")
+                continue
+            journal.warn_damaged(self.ui.warn)
+        return merged(journals)
 
     def lock(self) -> DeployLock:
         from deploytools.lock import DeployLock

@@ -77,16 +77,9 @@ class RunContext:
     def services(self) -> list[str] | None:
         """The services this context's host runs: those whose ``roles`` it has (a service
         without roles runs everywhere); None when that is every service."""
-        conf = next((h for h in self.settings.hosts if h.name == self.host.name), None)
-        if conf is None:
+        if not self.settings.hosts:
             return None
-        names = self.runtime.services()
-        mine = [
-            name for name in names
-            if (roles := getattr(self.settings.services.get(name), "roles", None)) is None
-            or set(roles) & set(conf.roles)
-        ]  # fmt: skip
-        return None if mine == names else mine
+        return self.settings.services_on(self.host.name, self.runtime.services())
 
     @property
     def control(self) -> Host:

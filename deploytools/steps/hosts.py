@@ -15,6 +15,7 @@ the pipeline does not undo: the hosts already switched run the new release on th
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -159,16 +160,22 @@ class OnHosts:
         with self._lock:
             done = self._done.setdefault(name, [])
         for step in self.steps:
-            ctx.journal.append("host.step.start", host=name, step=step.name)
+            _journal(ctx, "host.step.start", name, step=step.name, release=ctx.release)
+            started = time.monotonic()
             try:
                 detail = step.run(on) or {}
             except BaseException as exc:
                 if can_undo(step):  # a half-done step may have changed things too
                     done.append(step)
-                ctx.journal.append("host.step.failed", host=name, step=step.name, error=str(exc))
+                _journal(
+                    ctx, "host.step.failed", name, step=step.name, release=ctx.release,
+                    duration=_since(started), error=str(exc),
+                )  # fmt: skip
                 raise
             done.append(step)
-            ctx.journal.append("host.step.done", host=name, step=step.name, **detail)
+            took = _since(started)
+            said = {**detail, "step": step.name, "release": ctx.release, "duration": took}
+            _journal(ctx, "host.step.done", name, **said)
             ctx.ui.info(f"  {name}: {step.name} done")
 
     def _revert(self, ctx: RunContext, name: str) -> None:
@@ -181,12 +188,22 @@ class OnHosts:
             if can_undo(step):
                 said = step.undo(on)  # type: ignore[attr-defined]
                 undone = True
-                ctx.journal.append("host.step.undone", host=name, step=step.name, said=said)
+                _journal(ctx, "host.step.undone", name, step=step.name, said=said)
                 ctx.ui.info(f"  {name}: undo {step.name}: {said}")
         if undone and self.verify_back is not None:
             back = self.verify_back(on)
-            ctx.journal.append("host.verified", host=name, said=str(back))
+            _journal(ctx, "host.verified", name, said=str(back))
             ctx.ui.info(f"  {name}: {back}")
+
+
+def _journal(ctx: RunContext, kind: str, name: str, **fields: Any) -> None:
+    """A line of host ``name`` in the site's journal and, the same line, in the host's own."""
+    record = ctx.journal.append(kind, host=name, **fields)
+    ctx.site.journal_on(name, record)
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
 
 
 def _describe(policy: RolloutPolicy, batches: list[list[str]]) -> str:

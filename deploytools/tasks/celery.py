@@ -18,7 +18,8 @@ RELEASE_HELP = "release id every worker must run; default: the one the stack run
 def verify(
     c: Context, ui: Ui, env: str | None = None, release: str | None = None, json: bool = False
 ) -> None:
-    """Ping the workers, count them, check their tasks, ask each canary for its release."""
+    """Ping the workers of every host, count them, check their tasks, ask each canary for its
+    release (through the primary's broker connection: one broker for every host)."""
     from deploytools.celery_check import verify_celery
 
     with open_site(c, env, ui) as site:

@@ -93,17 +93,18 @@ def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> 
 def history(
     c: Context, ui: Ui, env: str | None = None, json: bool = False, limit: int = 50
 ) -> None:
-    """Show the journal: every step of every deploy and rollback, with durations and results."""
+    """Show the journal: every step of every deploy and rollback, on every host, with durations
+    and results (the site's journal and each host's own, merged by time)."""
     with open_site(c, env, ui) as site:
-        journal = _masked(site)
-        records = journal.records()[-limit:]
-        journal.warn_damaged(ui.warn)
+        _masked(site)
+        records = site.history()[-limit:]
     if json:
         ui.emit_json(records)
         return
     rows = [
         [
             r.get("at"),
+            r.get("host", ""),
             r.get("kind"),
             r.get("step") or r.get("tag") or r.get("release") or "",
             r.get("duration", ""),
@@ -111,5 +112,5 @@ def history(
         ]
         for r in records
     ]
-    columns = ["at", "event", "step / release", "seconds", "result"]
+    columns = ["at", "host", "event", "step / release", "seconds", "result"]
     ui.table("history", columns, rows, ids={"step / release"})
