@@ -220,8 +220,8 @@ def _scratch(ctx: RunContext) -> Iterator[None]:
     try:
         yield
     finally:
-        for directory in ctx.scratch:
-            ctx.host.remove(directory)
+        for host, directory in ctx.scratch:
+            host.remove(directory)
 
 
 def _verify_previous(ctx: RunContext) -> str | None:

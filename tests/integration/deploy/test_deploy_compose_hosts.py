@@ -1,7 +1,8 @@
 """A compose deploy over two hosts, each an sshd whose sessions use a Docker engine of its own
 (``DOCKER_HOST`` set by sshd): the release is built once, on the primary, and its image
 streamed to the second host, which never built it and has no checkout (its root is empty but
-for what the deploy puts there), and runs the release healthy.
+for what the deploy puts there), and runs the release healthy; a second release sends only its
+new image; a rollback ships back the image of the release it returns to.
 
 The app is the tiny busybox one (``tests/support/tinyapp.py``: a few MB, so a vfs engine loads
 it in seconds); the primary's root is the project's checkout, where it builds. Each host serves
@@ -124,3 +125,15 @@ def test_a_host_that_never_built_the_images_runs_the_release(two_hosts: TwoHosts
     shipped = two_hosts.shipped(count)
     assert [e["sent"] for e in shipped] == [[f"{site.image}:{tag2}"]]
     assert two_hosts.images(second) == {image, f"{site.image}:{tag2}"}
+
+    # Back to the first release, whose image the second host no longer has: shipped again,
+    # and its compose files (from its commit) placed on that host, as on the primary.
+    second.check("image", "rm", image)
+    count = len(site.project.journal(ENV))
+    run = site.cli("rollback", "--env", ENV, "--tag", tag)
+
+    assert run.returncode == 0, run.output
+    assert two_hosts.serving() == [tag, tag]
+    assert [e["sent"] for e in two_hosts.shipped(count)] == [[image]]
+    placed = second_root / f".deploytools/{ENV}/releases/{tag}/example/docker-compose.tiny.yml"
+    assert placed.is_file()
