@@ -78,6 +78,8 @@ class PlaceComposeFiles:
             files.append(ComposeFile(path, path, data))
         config = ReleaseConfig(ctx.release, None, ctx.settings, tuple(files))
         config.place(ctx.host, _root(ctx, ctx.host.name))
+        if ctx.settings.compose is not None:  # compose runs in it (a rollback's files are apart)
+            ctx.host.makedirs(on_host(ctx.settings, ctx.settings.compose.directory, ctx.host))
         doc = envfile.read(ctx.settings.path(ctx.settings.env_file))
         own = next((h.env for h in ctx.settings.hosts if h.name == ctx.host.name), {})
         for key, value in own.items():

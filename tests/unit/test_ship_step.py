@@ -14,6 +14,7 @@ from deploytools.pipeline import Together
 from deploytools.site import Site
 from deploytools.steps.base import RunContext
 from deploytools.steps.hosts import OnHosts
+from deploytools.steps.rollback import PrepareRelease
 from deploytools.steps.ship import PlaceComposeFiles, ShipImages
 from deploytools.testing import MemoryHost, settings_for
 from deploytools.ui import Ui
@@ -114,6 +115,7 @@ def test_compose_files_and_the_env_file_reach_the_other_host(tmp_path: Path) -> 
     assert other.modes[path] == 0o600
     assert not [c for c in other.commands if any("s3cr3t" in part for part in c)]
     assert done["compose_files"] == ["deploy/compose.yml"]
+    assert "/srv/two/deploy" in other.dirs  # compose's --project-directory, its commands' cwd
 
 
 def test_with_no_host_but_the_primary_there_is_nothing_to_ship(tmp_path: Path) -> None:
@@ -123,3 +125,14 @@ def test_with_no_host_but_the_primary_there_is_nothing_to_ship(tmp_path: Path) -
 
     assert stage.plan(ctx) == ["no host but the primary: nothing to do"]
     assert stage.run(ctx) == {"hosts": "no host but the primary: nothing to do"}
+
+
+def test_a_remote_compose_rollback_prepares_on_the_primary_then_ships() -> None:
+    stages = flows._made(PrepareRelease(), remote=True, ship_images=True)
+
+    assert names(stages) == [
+        "prepare release", "ship images: ship images", "ship images: place compose files",
+    ]  # fmt: skip
+    assert names(flows._made(PrepareRelease(), remote=True, ship_images=False)) == [
+        "prepare release: prepare release"
+    ]
