@@ -23,7 +23,7 @@ from deploytools.release import (
     rollback_targets,
 )
 from deploytools.site import Site
-from deploytools.steps.base import RunContext
+from deploytools.steps.base import RunContext, Step
 from deploytools.steps.common import (
     Start,
     TakeLock,
@@ -44,6 +44,7 @@ from deploytools.steps.deploy import (
 )
 from deploytools.steps.hosts import CheckHost, OnHosts
 from deploytools.steps.rollback import PrepareRelease, ReturnDatabase, rolls_forward
+from deploytools.steps.ship import PlaceComposeFiles, ShipImages
 from deploytools.ui import Ui
 
 
@@ -67,15 +68,24 @@ def deploy(
 ) -> PipelineResult | None:
     ctx, lock = context(site, dry_run=dry_run)
     dirty = allow_dirty or site.settings.name == "local"
-    steps = deploy_steps(lock, command, lock_wait, dirty, remote=bool(site.settings.hosts))
+    remote = bool(site.settings.hosts)
+    images = remote and site.settings.runtime == "compose"
+    steps = deploy_steps(lock, command, lock_wait, dirty, remote=remote, ship_images=images)
     return _run("deploy", steps, ctx, lock)
 
 
 def deploy_steps(
-    lock: DeployLock, command: str, lock_wait: float, allow_dirty: bool, *, remote: bool = False
+    lock: DeployLock,
+    command: str,
+    lock_wait: float,
+    allow_dirty: bool,
+    *,
+    remote: bool = False,
+    ship_images: bool = False,
 ) -> list[Stage]:
     """A deploy's stages, in the order they run (and are planned). ``remote``: the
-    environment's hosts, checked first, built on at once, then rolled out to."""
+    environment's hosts, checked first, built on at once, then rolled out to;
+    ``ship_images``: built once, on the primary, and shipped to the others (compose)."""
     return [
         ValidateEnv(),
         *([OnHosts("check hosts", [CheckHost()], rolling=False)] if remote else []),
@@ -85,7 +95,7 @@ def deploy_steps(
         # directory, which the lint then renders the migrations' SQL in (the app's code and
         # packages are there, not on this machine). A failed build leaves the database alone,
         # and the old code meets the new schema only for the moment between migrate and start.
-        OnHosts("build", [Build()], rolling=False, with_primary=True) if remote else Build(),
+        *_made(Build(), remote, ship_images),
         # Under the lock, so the revisions linted are those the migration will apply; before
         # the backup, so a refused migration takes none and changes nothing that runs.
         LintMigrations(),
@@ -94,6 +104,18 @@ def deploy_steps(
         *(_rolled() if remote else [Start(), verify()]),
         Record("deploy"),
     ]
+
+
+def _made(step: Step, remote: bool, ship_images: bool) -> list[Stage]:
+    """``step`` (the build, a rollback's prepare) here; on every host at once; or on the
+    primary, and what it made shipped from there to the other hosts, which then need neither
+    a checkout nor a build (compose: images go engine to engine)."""
+    if ship_images:
+        shipped = OnHosts(
+            "ship images", [ShipImages(), PlaceComposeFiles()], rolling=False, others=True
+        )
+        return [step, shipped]
+    return [OnHosts(step.name, [step], rolling=False, with_primary=True) if remote else step]
 
 
 def _rolled() -> list[Stage]:
@@ -134,16 +156,13 @@ def rollback(
     # From here on the tag's own config and compose files: its services, probes, Celery.
     ctx = ctx.for_release(tag)
     remote = bool(settings.hosts)
-    prepare: Stage = (
-        OnHosts("prepare release", [PrepareRelease()], rolling=False, with_primary=True)
-        if remote
-        else PrepareRelease()
-    )
+    # Where the tag's images are gone, built again on the primary only, and shipped (compose).
+    prepare = _made(PrepareRelease(), remote, remote and settings.runtime == "compose")
     steps: list[Stage] = [
         ValidateEnv(),
         *([OnHosts("check hosts", [CheckHost()], rolling=False)] if remote else []),
         TakeLock(lock, command, lock_wait),
-        prepare,
+        *prepare,
         *safety,
         *(_rolled() if remote else [Start(), verify()]),
         Record("rollback"),
@@ -201,8 +220,8 @@ def _scratch(ctx: RunContext) -> Iterator[None]:
     try:
         yield
     finally:
-        for directory in ctx.scratch:
-            ctx.host.remove(directory)
+        for host, directory in ctx.scratch:
+            host.remove(directory)
 
 
 def _verify_previous(ctx: RunContext) -> str | None:

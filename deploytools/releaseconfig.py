@@ -135,7 +135,7 @@ def release_config(
         kept = {key: getattr(ours.compose, key) for key in COMPOSE_KEYS}
         update["compose"] = settings.compose.model_copy(update=kept)
         for name in ours.compose.files:
-            if (path := _in_repo(ours.compose.directory, name)) is not None:
+            if (path := in_repo(ours.compose.directory, name)) is not None:
                 files.append(ComposeFile(name, path, show(path).encode()))
     return ReleaseConfig(tag, sha, settings.model_copy(update=update), tuple(files))
 
@@ -172,7 +172,7 @@ def placed_settings(
     return config, config.place(host, where)
 
 
-def _in_repo(directory: str, name: str) -> str | None:
+def in_repo(directory: str, name: str) -> str | None:
     """A compose file's path from the project root; None for one outside the project."""
     if name.startswith("/") or (len(name) > 2 and name[1] == ":"):
         return None

@@ -39,7 +39,7 @@ class RunContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     made_with: str = ""  # for a release's own context: whose config and compose files
     # Directories a dry run wrote to read a release's config; removed when its plan is shown.
-    scratch: list[str] = field(default_factory=list)
+    scratch: list[tuple[Host, str]] = field(default_factory=list)  # on every host of the run
     _runtime: Runtime | None = None
     _origin: RunContext | None = None  # the run's own context, for one of a release
     _releases: dict[str, RunContext] = field(default_factory=dict)
@@ -56,6 +56,8 @@ class RunContext:
         host = self.site.host(name)
         if host is self.host:
             return self
+        if self._origin is not None:  # a release's: its compose files placed on that host
+            return self._origin.on_host(name).for_release(self.release)
         if name not in self._on_hosts:  # made once: its undo needs what its steps learnt
             self._on_hosts[name] = replace(
                 self,
@@ -106,7 +108,7 @@ class RunContext:
             where = None
             if self.dry_run:
                 where = f"{state_dir(origin.settings, self.host)}/plan-{uuid.uuid4().hex[:12]}"
-                self.scratch.append(where)
+                self.scratch.append((self.host, where))
             config, settings = placed_settings(
                 self.control,
                 origin.settings, tag, self.journal.releases(), self.host, directory=where

@@ -25,6 +25,7 @@ from deploytools.steps.base import RunContext, Step, can_undo
 if TYPE_CHECKING:
     from deploytools.rollout import RolloutPolicy
 
+NO_OTHER_HOST = "no host but the primary: nothing to do"
 HOSTS_FIX = "see the per-host table above, `invoke history --env {env}` and the hosts' logs"
 
 
@@ -62,6 +63,7 @@ class OnHosts:
         *,
         rolling: bool,
         with_primary: bool = False,
+        others: bool = False,
         verify_back: Callable[[RunContext], object] | None = None,
     ) -> None:
         self.name = name
@@ -70,6 +72,8 @@ class OnHosts:
         # The primary too, whatever --hosts says: the site-wide stages after this one (the
         # lint, the migration) run in the release on the primary.
         self.with_primary = with_primary
+        # The target hosts but the primary: they get what the primary made (its images).
+        self.others = others
         # After a host is taken back: what proves the release before runs there again.
         self.verify_back = verify_back
         if any(map(can_undo, self.steps)):  # else the pipeline has nothing to undo here
@@ -80,10 +84,14 @@ class OnHosts:
     def hosts(self, ctx: RunContext) -> list[str]:
         names = ctx.host_names
         primary = ctx.site.host_names[0]
+        if self.others:
+            return [n for n in names if n != primary]
         return [primary, *(n for n in names if n != primary)] if self.with_primary else names
 
     def plan(self, ctx: RunContext) -> list[str]:
         names = self.hosts(ctx)
+        if not names:
+            return [NO_OTHER_HOST]
         policy = self._policy(ctx, len(names))
         from deploytools.rollout import plan_batches
 
@@ -98,6 +106,8 @@ class OnHosts:
         from deploytools.rollout import run_rollout
 
         names = self.hosts(ctx)
+        if not names:
+            return {"hosts": NO_OTHER_HOST}
         policy = self._policy(ctx, len(names))
         result = run_rollout(
             names,
