@@ -23,14 +23,11 @@ from tests.support.cli import Run, TempProject
 from tests.support.deployproject import DEPLOY_TIMEOUT, health, toml_text
 from tests.support.postgres_server import PostgresServer
 from tests.support.procs import free_port
-from tests.support.rootproject import ENV, ENV_PY, REVISION, shop_service
+from tests.support.rootproject import ENV
+from tests.support.shophosts import shop_project
 from tests.support.sshd import SshTarget
 
 TOKEN = "shop-token-3c9e1f7a5b2d4e60"
-FAILING = (
-    "import os, sys\nfrom shop.failing import PORT\n"
-    "if os.environ['PORT'] == PORT:\n    sys.exit('this release fails on this host')\n"
-)
 WEB = {
     "command": ["{python}", "-m", "shop"],
     "probe": {"url": "http://127.0.0.1:{PORT}/health", "timeout": 15},
@@ -144,29 +141,11 @@ def host_site(
 ) -> Iterator[HostSite]:
     """The shop project over hosts ``names`` (the first the primary), its own database; every
     host's stack stopped afterwards."""
-    path = tmp_path_factory.mktemp("hosts") / "shop"
-    path.mkdir()
-    project = TempProject(path, example=False)
     database = "deploy_" + "_".join(names).replace("-", "_")
     url = postgres_server.create_database(database)
     url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    files = {
-        f"config/{ENV}.env.example": "SHOP_API_TOKEN=<token>\nDATABASE_URL=<url>\n",
-        "shop/__init__.py": "",
-        "shop/__main__.py": FAILING
-        + shop_service("from shop.version import VERSION", '"version": VERSION'),
-        "alembic.ini": "[alembic]\nscript_location = %(here)s/alembic\n",
-        "alembic/env.py": ENV_PY,
-        "alembic/versions/a1_create_items.py": REVISION,
-        ".gitignore": "config/*.env\n__pycache__/\n",
-    }  # fmt: skip
-    for name, text in files.items():
-        project.file(name).parent.mkdir(parents=True, exist_ok=True)
-        project.file(name).write_text(text)
-    project.write_env(ENV, f"SHOP_API_TOKEN={TOKEN}\nDATABASE_URL={url}\n")
-    for argv in (["init", "-q", "-b", "main"], ["config", "user.email", "t@example.invalid"],
-                 ["config", "user.name", "T"], ["config", "commit.gpgsign", "false"]):
-        subprocess.run(["git", *argv], cwd=path, check=True, capture_output=True)  # fmt: skip
+    env_file = f"SHOP_API_TOKEN={TOKEN}\nDATABASE_URL={url}\n"
+    project = shop_project(tmp_path_factory.mktemp("hosts") / "shop", {ENV: env_file})
     site = HostSite(project, [ssh_hosts(name) for name in names], url)
     try:
         yield site
