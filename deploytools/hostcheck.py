@@ -163,7 +163,9 @@ class _HostRun:
             self.done.append(Check(name, False, exc.problem))
             return False
         if isinstance(exc, HostKeyError):
-            self.done += [self._reachable(), Check("host key", False, exc.problem)]
+            # With its fix: how to record the key, or check a changed one and replace it.
+            said = f"{exc.problem}; {exc.fix}" if exc.fix else exc.problem
+            self.done += [self._reachable(), Check("host key", False, said)]
         elif isinstance(exc, OperatorError | CommandError):  # login refused, or `true` hung
             self.done += [
                 self._reachable(),

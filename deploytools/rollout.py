@@ -146,6 +146,7 @@ class HostOutcome(Generic[H, R]):
     ran: Ran = "not_started"
     seconds: float = 0.0
     error: str = ""
+    failure: BaseException | None = None  # what ``error`` says, for a caller's own message
     value: R | None = None
     reverted: Reverted | None = None
     revert_seconds: float = 0.0
@@ -302,7 +303,7 @@ def run_rollout(
         if not isinstance(got, BaseException):
             outcome.ran, outcome.value = "ok", got
             return
-        outcome.error = _text(got)
+        outcome.error, outcome.failure = _text(got), got
         if isinstance(got, KeyboardInterrupt) or stopping.is_set():  # failed because told to
             outcome.ran = "interrupted"
             result.interrupted = True

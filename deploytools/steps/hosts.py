@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from deploytools.errors import DeployFailure, Interrupted, RolloutHalted
+from deploytools.errors import DeployFailure, DeployToolsError, Interrupted, RolloutHalted
 from deploytools.steps.base import RunContext, Step, can_undo
 
 if TYPE_CHECKING:
-    from deploytools.rollout import RolloutPolicy
+    from deploytools.rollout import HostOutcome, RolloutPolicy
 
 NO_OTHER_HOST = "no host but the primary: nothing to do"
 HOSTS_FIX = "see the per-host table above, `invoke history --env {env}` and the hosts' logs"
@@ -131,6 +131,8 @@ class OnHosts:
             raise Interrupted(f"interrupted at {self.name}: {result.summary()}")
         if policy.on_failure == "halt" and self.rolling:
             raise RolloutHalted(f"{self.name} halted: {result.summary()}", fix)
+        if not self.rolling:  # nothing rolled: each failed host's own error and fix say it
+            raise _failed_on(self.name, result.outcomes, fix)
         raise DeployFailure(f"{self.name} failed: {result.summary()}", fix)
 
     def _undo(self, ctx: RunContext) -> str:
@@ -214,6 +216,20 @@ def _journal(ctx: RunContext, kind: str, name: str, **fields: Any) -> None:
 
 def _since(started: float) -> float:
     return round(time.monotonic() - started, 3)
+
+
+def _failed_on(stage: str, outcomes: Sequence[HostOutcome[str, Any]], fix: str) -> DeployFailure:
+    """The failure of a stage run on every host at once: which hosts failed and why, with
+    their errors' own fixes (a host key to record, a disk to free) before the general one."""
+    failed = [o for o in outcomes if o.ran == "failed"]
+    said = "; ".join(
+        o.failure.problem if isinstance(o.failure, DeployToolsError) else o.error for o in failed
+    )
+    fixes = [o.failure.fix for o in failed if isinstance(o.failure, DeployToolsError)]
+    own = list(dict.fromkeys(f for f in fixes if f))
+    return DeployFailure(
+        f"{stage} failed on {', '.join(o.name for o in failed)}: {said}", "; ".join([*own, fix])
+    )
 
 
 def _describe(policy: RolloutPolicy, batches: list[list[str]]) -> str:
