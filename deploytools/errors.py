@@ -61,3 +61,11 @@ class CommandError(DeployFailure):
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM during a pipeline; also raised in the steps running beside the one
     the signal interrupted, when they next look (``RunContext.pause``)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a message or the journal: our own errors as they put it,
+    anything else with its type (a bare ``KeyError()`` is its type alone)."""
+    if isinstance(exc, DeployToolsError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

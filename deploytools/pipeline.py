@@ -17,7 +17,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from deploytools.errors import DeployFailure, DeployToolsError, Interrupted, RolloutHalted
+from deploytools.errors import DeployFailure, DeployToolsError, Interrupted, RolloutHalted, one_line
 from deploytools.interrupts import INTERRUPTS, Abandoned
 from deploytools.progress import Progress
 from deploytools.steps.base import RunContext, Step, can_undo
@@ -294,7 +294,7 @@ class Pipeline:
         elif isinstance(error, KeyboardInterrupt):
             status, message = "interrupted", f"interrupted at {step.name}"
         else:
-            status, message = "failed", _message(error)
+            status, message = "failed", one_line(error)
         try:
             progress.finish(step.name, status, elapsed, str(detail.get("skipped") or ""))
             fields = detail if error is None else {"error": message}
@@ -307,7 +307,7 @@ class Pipeline:
             )
         except Exception as exc:
             error = error or exc
-            status, message = "failed", _message(error)
+            status, message = "failed", one_line(error)
         outcome = StepOutcome(step.name, status, elapsed, detail if error is None else {}, message)
         return _Ended(step, outcome, error, self._clock())
 
@@ -332,9 +332,9 @@ class Pipeline:
                     except Abandoned:
                         raise
                     except (Exception, KeyboardInterrupt) as exc:
-                        ctx.journal.append("undo.verify-failed", error=_message(exc))
+                        ctx.journal.append("undo.verify-failed", error=one_line(exc))
                         result.undone.append(
-                            f"the previous release did NOT verify: {_message(exc)}"
+                            f"the previous release did NOT verify: {one_line(exc)}"
                         )
         except Abandoned as exc:
             result.abandoned = [step.name for step in left]
@@ -358,8 +358,8 @@ class Pipeline:
             raise
         except (Exception, KeyboardInterrupt) as exc:
             progress.finish(label, "failed", self._clock() - t0)
-            ctx.journal.append("undo.failed", step=step.name, error=_message(exc))
-            result.outcomes.append(StepOutcome(label, "undo-failed", error=_message(exc)))
+            ctx.journal.append("undo.failed", step=step.name, error=one_line(exc))
+            result.outcomes.append(StepOutcome(label, "undo-failed", error=one_line(exc)))
             return
         progress.finish(label, "done", self._clock() - t0)
         ctx.journal.append("undo.done", step=step.name, result=said)
@@ -413,10 +413,6 @@ def _exit_code(exc: BaseException) -> int:
     return 130 if isinstance(exc, KeyboardInterrupt) else 1
 
 
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, DeployToolsError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 def raise_if_failed(result: PipelineResult, logs_hint: str) -> None:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Generic, Literal, TypeVar
 
-from deploytools.errors import DeployToolsError, OperatorError
+from deploytools.errors import OperatorError, one_line
 
 H = TypeVar("H")
 R = TypeVar("R")
@@ -303,7 +303,7 @@ def run_rollout(
         if not isinstance(got, BaseException):
             outcome.ran, outcome.value = "ok", got
             return
-        outcome.error, outcome.failure = _text(got), got
+        outcome.error, outcome.failure = one_line(got), got
         if isinstance(got, KeyboardInterrupt) or stopping.is_set():  # failed because told to
             outcome.ran = "interrupted"
             result.interrupted = True
@@ -352,7 +352,7 @@ def revert_changed(
     def ended(outcome: HostOutcome[H, Any], seconds: float, got: object) -> None:
         outcome.revert_seconds = seconds
         if isinstance(got, BaseException):
-            outcome.reverted, outcome.revert_error = "revert_failed", _text(got)
+            outcome.reverted, outcome.revert_error = "revert_failed", one_line(got)
         else:
             outcome.reverted, outcome.revert_error = "reverted", ""
 
@@ -448,7 +448,3 @@ def _over(
             raise _Abandon(again) from None
 
 
-def _text(exc: BaseException) -> str:
-    if isinstance(exc, DeployToolsError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
