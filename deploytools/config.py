@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from deploytools.errors import OperatorError
+from deploytools.hosts.base import COMMAND_TIMEOUT
 
 if TYPE_CHECKING:
     from deploytools.rollout import RolloutPolicy
@@ -341,7 +342,7 @@ class RolloutSettings(Model):
 
 
 class TimeoutSettings(Model):
-    command: float = Field(600.0, gt=0)
+    command: float = Field(COMMAND_TIMEOUT, gt=0)
     connect: float = Field(10.0, gt=0)
     health: float = Field(120.0, gt=0)
     stop: float = Field(20.0, gt=0)
@@ -623,9 +624,7 @@ def environment(
     return settings
 
 
-def _others(
-    deploy_file: DeployFile, env: str, path: Path, root: Path
-) -> list[EnvironmentSettings]:
+def _others(deploy_file: DeployFile, env: str, path: Path, root: Path) -> list[EnvironmentSettings]:
     """The file's other environments that load; one that does not says so in its own tasks."""
     found = []
     for name in sorted(deploy_file.environments):

@@ -16,6 +16,7 @@ from deploytools.errors import OperatorError
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CHUNK = 65536  # bytes read or sent at a time when a stream passes through deploytools
+COMMAND_TIMEOUT = 600.0  # a host's bound for a command given none (timeouts.command's default)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class Host(Protocol):
         stdin: str | None = None,
     ) -> Result:
         """Run ``argv`` (never through a shell); raise ``CommandError`` if ``check`` fails.
+
+        ``timeout`` None is the host's own bound (``timeouts.command``), never none at all: a
+        command that hangs on a host must not hang the run.
 
         ``env`` values may show on the remote command line (``ps``): only for what is not
         secret. ``secret_env`` values reach the command's environment and nothing else: no

@@ -16,7 +16,14 @@ from typing import IO, Any
 
 from deploytools import platform
 from deploytools.errors import CommandError
-from deploytools.hosts.base import CHUNK, Result, check_secret_env, pour, same_port
+from deploytools.hosts.base import (
+    CHUNK,
+    COMMAND_TIMEOUT,
+    Result,
+    check_secret_env,
+    pour,
+    same_port,
+)
 
 STOP_GRACE = 3.0  # seconds between asking a command to stop and killing it
 
@@ -26,8 +33,9 @@ class LocalHost:
 
     local = True
 
-    def __init__(self, name: str = "local") -> None:
+    def __init__(self, name: str = "local", command_timeout: float = COMMAND_TIMEOUT) -> None:
         self.name = name
+        self.command_timeout = command_timeout
 
     def run(
         self,
@@ -56,7 +64,9 @@ class LocalHost:
             errors="replace",
         )
         try:
-            out, err = proc.communicate(stdin, timeout=timeout)
+            out, err = proc.communicate(
+                stdin, timeout=self.command_timeout if timeout is None else timeout
+            )
         except subprocess.TimeoutExpired:
             out, err = _stop(proc)
             raise CommandError(args, None, out + err, self.name) from None

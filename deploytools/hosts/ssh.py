@@ -33,7 +33,14 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import CommandError, DeployFailure, HostKeyError, OperatorError
-from deploytools.hosts.base import CHUNK, ENV_NAME, Result, check_secret_env, pour
+from deploytools.hosts.base import (
+    CHUNK,
+    COMMAND_TIMEOUT,
+    ENV_NAME,
+    Result,
+    check_secret_env,
+    pour,
+)
 from deploytools.hosts.liveness import Bounds, Watchdog, probe
 from deploytools.hosts.tunnel import forward_local
 
@@ -118,7 +125,7 @@ class SshHost:
         key_file: str | None = None,
         known_hosts: str = "~/.ssh/known_hosts",
         connect_timeout: float = 10.0,
-        command_timeout: float = 600.0,
+        command_timeout: float = COMMAND_TIMEOUT,
         trust_new: bool = False,
         notice: Callable[[str], None] | None = None,
     ) -> None:
@@ -132,6 +139,7 @@ class SshHost:
         self.port = port
         self.known_hosts = os.path.expanduser(known_hosts)
         self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
         self.bounds = Bounds.from_timeouts(command_timeout, connect_timeout)
         connect_kwargs: dict[str, Any] = {
             "banner_timeout": connect_timeout,
@@ -320,6 +328,7 @@ class SshHost:
         args = [str(a) for a in argv]
         secret_env = secret_env or {}
         check_secret_env(secret_env)
+        timeout = self.command_timeout if timeout is None else timeout
         command = remote_command(args, env, cwd, timeout, secret_names=list(secret_env))
         feed = secret_lines(secret_env) + (stdin or "").encode()
         return self._execute(args, command, [feed] if feed else [], timeout, check)

@@ -186,19 +186,26 @@ print(json.dumps({"arg_max": os.sysconf("SC_ARG_MAX"), "platform": sys.platform,
 
 
 class PosixLauncher:
-    """A POSIX host reached only through ``Host.run`` (e.g. over SSH): python3 and kill."""
+    """A POSIX host reached only through ``Host.run`` (e.g. over SSH): python3 and kill.
 
-    def __init__(self, host: Host, python: str = "python3") -> None:
+    ``query`` bounds each small call (spawn, state, signal, survey): one that hangs on a host
+    is an error after that long, not a stuck run.
+    """
+
+    def __init__(self, host: Host, *, query: float, python: str = "python3") -> None:
         self.host = host
         self.python = python
+        self.query = query
 
     def spawn(self, argv: list[str], cwd: str, env: dict[str, str], log: str, header: str) -> int:
         spec = {"argv": argv, "cwd": cwd, "env": env, "log": log, "header": header}
-        done = self.host.run([self.python, "-c", _SPAWN], stdin=json.dumps(spec), timeout=60)
+        done = self.host.run(
+            [self.python, "-c", _SPAWN], stdin=json.dumps(spec), timeout=self.query
+        )
         return int(done.stdout.strip().splitlines()[-1])
 
     def state(self, pid: int) -> tuple[bool, int | None]:
-        if not self.host.run(["kill", "-0", str(pid)], check=False, timeout=30).ok:
+        if not self.host.run(["kill", "-0", str(pid)], check=False, timeout=self.query).ok:
             return False, None
         try:  # an orphan that exited but was not reaped yet still answers kill -0
             stat = self.host.read_file(f"/proc/{pid}/stat")
@@ -208,7 +215,7 @@ class PosixLauncher:
 
     def signal(self, pid: int, *, kill: bool) -> None:
         sig = "-KILL" if kill else "-TERM"
-        self.host.run(["kill", sig, "--", f"-{pid}"], check=False, timeout=30)
+        self.host.run(["kill", sig, "--", f"-{pid}"], check=False, timeout=self.query)
 
     def run(self, argv: list[str], cwd: str, env: dict[str, str], timeout: float) -> Result:
         spec = json.dumps({"argv": argv, "cwd": cwd, "env": env})
@@ -217,7 +224,7 @@ class PosixLauncher:
 
     def survey(self, programs: Sequence[str]) -> Survey:
         done = self.host.run(
-            [self.python, "-c", _SURVEY], stdin=json.dumps(list(programs)), timeout=30
+            [self.python, "-c", _SURVEY], stdin=json.dumps(list(programs)), timeout=self.query
         )
         found = json.loads(done.stdout)
         limits = limits_for(str(found["platform"]), int(found["arg_max"]))
@@ -249,7 +256,9 @@ class ProcessRuntime:
         self.control = control if control is not None else host
         self.env_values = dict(env_values)
         self.launcher: Launcher = launcher or (
-            LocalLauncher(host) if host.local else PosixLauncher(host)
+            LocalLauncher(host)
+            if host.local
+            else PosixLauncher(host, query=settings.timeouts.query)
         )
         self.python = sys.executable if host.local else "python3"
         self.commands = {n: s.command for n, s in settings.services.items() if s.command}
@@ -295,8 +304,11 @@ class ProcessRuntime:
             self._survey, self._surveyed = self.launcher.survey(sorted(programs)), programs
         survey = self._survey
         env = self._environment(release)
-        problems = [f"{n}: program {a[0]!r} not found" for n, a in argvs.items()
-                    if a and a[0] in survey.missing]
+        problems = [
+            f"{n}: program {a[0]!r} not found"
+            for n, a in argvs.items()
+            if a and a[0] in survey.missing
+        ]
         for name, argv in argvs.items():
             problems += [
                 f"{name}: {p}"

@@ -46,7 +46,7 @@ class Site:
         self.settings = settings
         self.only = list(only)  # --hosts: the hosts per-host stages act on (all if empty)
         self.ui = ui
-        self.control = control or LocalHost()
+        self.control = control or LocalHost(command_timeout=settings.timeouts.command)
         self._connect = connect or (lambda host: targets.connect(host, settings, ui.info))
         self._hosts: dict[str, Host] = {}
         self._values: dict[str, str] | None = None

@@ -155,6 +155,30 @@ def test_timeout_raises_and_stops_the_command(host: Host) -> None:
     assert not _running(f"sleep {marker}"), "the timed-out command is still running"
 
 
+@pytest.mark.parametrize("kind", ["local", SSH])
+def test_a_command_given_no_timeout_is_stopped_by_the_hosts_command_timeout(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
+    """A hanging command never hangs the run: with no ``timeout`` of its own it gets the
+    host's ``timeouts.command``."""
+    if kind == "local":
+        bounded: Host = LocalHost(command_timeout=2)
+    else:
+        bounded = ssh_host(request.getfixturevalue("contract_target"), command_timeout=2)
+    marker = f"{30 + secrets.randbelow(10_000) / 100_000:.5f}"
+    try:
+        with pytest.raises(CommandError) as caught:  # the sleep itself would end in 30 s
+            bounded.run(["sleep", marker])
+    finally:
+        if isinstance(bounded, SshHost):
+            bounded.close()
+    assert caught.value.returncode is None and "timed out" in str(caught.value)
+    deadline = time.monotonic() + 10
+    while _running(f"sleep {marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(f"sleep {marker}"), "the timed-out command is still running"
+
+
 @pytest.mark.parametrize("cwd", [None, "/tmp"])
 def test_an_interrupted_command_stops_on_the_host_too(host: Host, cwd: str | None) -> None:
     """Ctrl-C or SIGTERM in deploytools stops the command where it runs, within a grace: an

@@ -247,7 +247,7 @@ def test_one_shot_processes_are_judged_by_their_recorded_exit_code(
         timeouts={"stop": 5},
     )
     host = LocalHost()
-    runtime = ProcessRuntime(settings, host, {}, launcher=PosixLauncher(host))
+    runtime = ProcessRuntime(settings, host, {}, launcher=PosixLauncher(host, query=30))
     assert runtime.one_shots() == {"migrate", "collect"}
     try:
         runtime.up("r1")
