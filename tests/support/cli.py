@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -73,6 +74,24 @@ class TempProject:
         )
         return Run(argv, proc.returncode, proc.stdout, proc.stderr)
 
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """``python -m invoke ARGS`` in the background (for signals and concurrent runs).
+
+        With SIGINT and SIGTERM at their defaults, whatever this test process inherited: a
+        background job of a script (CI, ``nohup``) starts with SIGINT ignored, and a Python
+        started so keeps ignoring it, so a test's Ctrl-C would never arrive.
+        """
+        return subprocess.Popen(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=self.path,
+            env=self.environ(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_default_signals,
+        )
+
     @staticmethod
     def environ(env: dict[str, str] | None = None) -> dict[str, str]:
         """The CLI's environment: this checkout importable, no INVOKE_* leaking in, no colour."""
@@ -105,3 +124,8 @@ def bootstrap(project: TempProject, *args: str) -> Run:
         stdin=subprocess.DEVNULL,
     )
     return Run(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def _default_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)

@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
@@ -190,24 +189,6 @@ class DeployProject(TempProject):
     def rollback(self, env: str, tag: str, *args: str) -> Run:
         return self.invoke("rollback", "--env", env, "--tag", tag, *args, timeout=DEPLOY_TIMEOUT)
 
-    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        """``python -m invoke ARGS`` in the background (for signals and concurrent runs).
-
-        With SIGINT and SIGTERM at their defaults, whatever this test process inherited: a
-        background job of a script (CI, ``nohup``) starts with SIGINT ignored, and a Python
-        started so keeps ignoring it, so a test's Ctrl-C would never arrive.
-        """
-        return subprocess.Popen(
-            [sys.executable, "-m", "invoke", *args],
-            cwd=self.path,
-            env=self.environ(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=_default_signals,
-        )
-
     # -- what the deploy left behind ------------------------------------------------------------
 
     def state_dir(self, env: str) -> Path:
@@ -261,11 +242,6 @@ def stop_process(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[st
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGKILL)
         return proc.communicate(timeout=30)
-
-
-def _default_signals() -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
 
 
 def _tracked(directory: Path) -> Sequence[str]:

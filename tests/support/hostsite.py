@@ -52,20 +52,27 @@ class HostSite:
         extra: SshTarget | None = None,
         roles: Mapping[str, list[str]] | None = None,
         services: Mapping[str, Any] | None = None,
+        known_hosts: Mapping[str, str] | None = None,
+        timeouts: Mapping[str, float] | None = None,
+        edit: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         """The environment's config: ``roles`` host -> its roles (default: web), ``services``
-        name -> settings (default: the web service alone)."""
+        name -> settings (default: the web service alone), ``known_hosts`` host -> the file
+        its key is checked against (default: the fixture's, which knows every host); ``edit``
+        changes the environment's table before it is written."""
+        known = known_hosts or {}
         hosts = [
             {
                 "name": t.name, "address": t.address, "port": t.port, "user": t.user,
-                "key_file": t.key_file, "known_hosts": t.known_hosts, "root": t.root,
+                "key_file": t.key_file, "known_hosts": known.get(t.name, t.known_hosts),
+                "root": t.root,
                 "primary": t.name == self.names[0],
                 "env": {"PORT": self.ports.get(t.name, "1")},
                 **({"roles": roles[t.name]} if roles and t.name in roles else {}),
             }
             for t in [*self.targets, *([extra] if extra else [])]
         ]  # fmt: skip
-        config = {
+        config: dict[str, Any] = {
             "project": {"name": "shop", "default_environment": ENV},
             "environments": {
                 ENV: {
@@ -75,11 +82,13 @@ class HostSite:
                     "python": sys.executable,  # the app's interpreter on every host (alembic too)
                     "hosts": hosts,
                     "rollout": {"batch_size": 1, "max_fail": max_fail},
-                    "timeouts": {"stop": 5},
+                    "timeouts": {"stop": 5, **(timeouts or {})},
                     "services": dict(services or {"web": WEB}),
                 }
             },
         }
+        if edit is not None:
+            edit(config["environments"][ENV])
         self.project.file("config/deploy.toml").write_text(toml_text(config))
 
     def commit(self, message: str, *, fail_on: str = "") -> None:
@@ -97,6 +106,10 @@ class HostSite:
     def deploy(self, *args: str) -> Run:
         return self.invoke("deploy", *args)
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """A deploy in the background, SIGTERM at its default (for signals)."""
+        return self.project.start("deploy", "--env", ENV, *args)
+
     def serving(self) -> dict[str, str | None]:
         """host -> the release its service answers with (None: nothing answers)."""
         return {
@@ -104,32 +117,63 @@ class HostSite:
             for name, port in self.ports.items()
         }
 
+    def state(self, name: str = "") -> Path:
+        """Host ``name``'s state directory, the primary's by default (a simulated host: its
+        root is on this machine)."""
+        root = next(t.root for t in self.targets if t.name == (name or self.names[0]))
+        return Path(root) / f".deploytools/{ENV}"
+
     def journal(self, name: str = "", file: str = "journal.jsonl") -> list[dict[str, Any]]:
         """A journal's records: the site's (on the primary), or ``file`` in host ``name``'s
-        state directory (a simulated host: its root is on this machine)."""
-        root = next(t.root for t in self.targets if t.name == (name or self.names[0]))
-        path = Path(root) / f".deploytools/{ENV}/{file}"
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        state directory."""
+        text = (self.state(name) / file).read_text()
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def since_last_deploy(self) -> list[dict[str, Any]]:
+        """The site journal's records from the last deploy's start on."""
+        events = self.journal()
+        last = max(i for i, e in enumerate(events) if e["kind"] == "deploy.start")
+        return events[last:]
 
     def started(self) -> list[str]:
         """The hosts the last deploy began to start its release on, in order."""
-        events = self.journal()
-        last = max(i for i, e in enumerate(events) if e["kind"] == "deploy.start")
-        return [e["host"] for e in events[last:]
+        return [e["host"] for e in self.since_last_deploy()
                 if e["kind"] == "host.step.start" and e["step"] == "start"]  # fmt: skip
 
     def last_tag(self) -> str:
         return [r for r in self.journal() if r["kind"] == "release"][-1]["tag"]
 
     def baseline(self) -> str:
-        """Every host healthy on a release made for the calling test; its tag."""
+        """Every host healthy on one release, the last one recorded, and the default config;
+        that release's tag. Deploys a new release only when the hosts are not so already
+        (each test starts from here, whatever ran before it: a deploy saved is ~10 s)."""
         self.configure()
+        serving = set(self.serving().values())
+        if len(serving) == 1 and None not in serving and self._recorded() == serving:
+            return serving.pop()  # type: ignore[return-value]
         self.commit("baseline")
         run = self.deploy()
         assert run.returncode == 0, run.output
         tag = self.last_tag()
         assert self.serving() == dict.fromkeys(self.names, tag)
         return tag
+
+    def _recorded(self) -> set[str]:
+        """The tag of the last release the site recorded as deployed (none: an empty set)."""
+        if not (self.state() / "journal.jsonl").exists():
+            return set()
+        done = [r for r in self.journal() if r["kind"] == "release" and r.get("result") == "ok"]
+        return {done[-1]["tag"]} if done else set()
+
+    def roots(self) -> dict[str, tuple[bytes, int]]:
+        """Every file under every host's root (bytes and mode): what "nothing changed on any
+        host" compares."""
+        return {
+            str(p): (p.read_bytes(), p.stat().st_mode)
+            for t in self.targets
+            for p in sorted(Path(t.root).rglob("*"))
+            if p.is_file() and not p.is_symlink()
+        }
 
 
 @contextlib.contextmanager
