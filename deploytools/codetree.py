@@ -12,9 +12,11 @@ import contextlib
 import os
 import tarfile
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from deploytools.commands import git
 from deploytools.errors import CommandError, OperatorError
@@ -46,9 +48,7 @@ def tree_of(control: Host, checkout: Path) -> str:
         return local.run(git.write_tree(), cwd=repo, env=env).stdout.strip()
 
 
-def code_entries(
-    control: Host, checkout: Path, app_dir: str, skip: Sequence[str]
-) -> list[Entry]:
+def code_entries(control: Host, checkout: Path, app_dir: str, skip: Sequence[str]) -> list[Entry]:
     """``app_dir``'s tracked files in ``checkout`` on the ``control`` machine (directories
     first), minus the paths in ``skip`` and everything under them (relative to ``app_dir``)."""
     with _archived(control, checkout, app_dir) as out, tarfile.open(out) as tar:
@@ -71,6 +71,60 @@ def write_archive(
                 member.uid = member.gid = 0
                 member.uname = member.gname = ""
                 release.addfile(member, tar.extractfile(member) if member.isfile() else None)
+
+
+class Archives:
+    """A run's release archives on the control machine, each made once and shipped to every
+    host that lacks the release (eight hosts made eight ``git archive`` runs, sixteen with a
+    virtualenv); removed when the run closes it. Hosts rolled out at once wait for the one
+    being made rather than making their own."""
+
+    def __init__(self) -> None:
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._made: dict[tuple[str, str, str, tuple[str, ...]], Path] = {}
+        self._lock = threading.Lock()
+
+    def archive(
+        self, control: Host, checkout: Path, release: str, app_dir: str, skip: Sequence[str]
+    ) -> Path:
+        """The archive of ``release`` (``write_archive``'s), made on first use."""
+        key = (release, str(checkout), app_dir, tuple(skip))
+        with self._lock:
+            if key not in self._made:
+                if self._scratch is None:
+                    self._scratch = tempfile.TemporaryDirectory(prefix="deploytools-release-")
+                out = Path(self._scratch.name) / f"{len(self._made)}-{release}.tar"
+                write_archive(control, checkout, app_dir, skip, out)
+                self._made[key] = out
+            return self._made[key]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._scratch is not None:
+                self._scratch.cleanup()
+            self._scratch, self._made = None, {}
+
+    def __enter__(self) -> Archives:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def archived_file(archive: Path, path: str) -> bytes | None:
+    """The bytes of file ``path`` in ``archive`` (None: no such file)."""
+    with tarfile.open(archive) as tar:
+        try:
+            member = tar.getmember(path)
+        except KeyError:
+            return None
+        data = tar.extractfile(member) if member.isfile() else None
+        return data.read() if data is not None else None
 
 
 @contextlib.contextmanager

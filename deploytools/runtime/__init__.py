@@ -7,10 +7,14 @@ the ``Runtime`` protocol of ``runtime.base``, which is all health waiting and th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from deploytools.config import EnvironmentSettings
 from deploytools.hosts.base import Host
 from deploytools.runtime.base import Runtime, ServiceStatus
+
+if TYPE_CHECKING:
+    from deploytools.codetree import Archives
 
 
 def runtime_for(
@@ -19,9 +23,11 @@ def runtime_for(
     env_values: Mapping[str, str] | None = None,
     *,
     control: Host | None = None,
+    archives: Archives | None = None,
 ) -> Runtime:
     """The environment's runtime on ``host``; ``env_values`` default to the local env file;
-    ``control`` is the machine with the checkout (default: ``host``)."""
+    ``control`` is the machine with the checkout (default: ``host``); ``archives`` the run's
+    release archives, shared by the hosts a process release ships to."""
     if settings.runtime == "compose":
         from deploytools.runtime.compose import ComposeRuntime
 
@@ -32,7 +38,7 @@ def runtime_for(
         from deploytools.envfile import load_values
 
         env_values = load_values(settings.path(settings.env_file))
-    return ProcessRuntime(settings, host, env_values, control=control)
+    return ProcessRuntime(settings, host, env_values, control=control, archives=archives)
 
 
 __all__ = ["Runtime", "ServiceStatus", "runtime_for"]

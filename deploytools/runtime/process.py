@@ -18,6 +18,7 @@ one-shot that completed from one that failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deploytools import platform
-from deploytools.codetree import CODE_DIR, CODE_FILE, code_entries
+from deploytools.codetree import CODE_DIR, CODE_FILE, Archives, code_entries
 from deploytools.commands import alembic, git
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
@@ -248,12 +249,14 @@ class ProcessRuntime:
         *,
         control: Host | None = None,
         launcher: Launcher | None = None,
+        archives: Archives | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.host = host
         self.control = control if control is not None else host
+        self.archives = archives  # the run's (the Site's); None: one made for each ship
         self.env_values = dict(env_values)
         self.launcher: Launcher = launcher or (
             LocalLauncher(host)
@@ -342,7 +345,10 @@ class ProcessRuntime:
             return self._ship(release, checkout)
         entries = code_entries(self.control, checkout, self.settings.app_dir, self.not_code())
         wants_venv = self.settings.releases.venv is not None
-        requirements = self.venvs.requirements_of(entries, release) if wants_venv else b""
+        requirements = b""
+        if wants_venv:
+            found = next((e for e in entries if e.path == self.venvs.requirements), None)
+            requirements = self.venvs.requirements_of(found.data if found else None, release)
         target = self._code_dir(release)
         self.host.remove(target)  # a build cut short left no marker: start again
         self.host.makedirs(self.releases_dir, mode=CODE_DIR)
@@ -361,28 +367,29 @@ class ProcessRuntime:
         return {"code": target, **made}
 
     def _ship(self, release: str, checkout: Path) -> dict[str, str]:
-        """A host that is not this machine gets the release as one archive, its checksum
-        checked there before it is unpacked, and renamed into place only when whole
-        (``runtime.ship``); a host that has it already is left as it is."""
-        import tempfile
-
-        from deploytools.codetree import write_archive
+        """A host that is not this machine gets the release as one archive (made once per run,
+        ``codetree.Archives``), its checksum checked there before it is unpacked, and renamed
+        into place only when whole (``runtime.ship``); a host that has it already is left as
+        it is."""
+        from deploytools.codetree import archived_file
         from deploytools.runtime.ship import ReleasePlace, ship_release
 
         wants_venv = self.settings.releases.venv is not None
-        requirements = b""
-        if wants_venv:
-            entries = code_entries(self.control, checkout, self.settings.app_dir, self.not_code())
-            requirements = self.venvs.requirements_of(entries, release)
         made: dict[str, str] = {}
-
-        def prepare(code: str) -> None:
-            made.update(self.venvs.provide(release, code, requirements))
-
         place = ReleasePlace(self.releases_dir, self.app_dir, tuple(self.settings.shared_dirs))
-        with tempfile.TemporaryDirectory(prefix="deploytools-release-") as scratch:
-            archive = Path(scratch) / f"{release}.tar"
-            write_archive(self.control, checkout, self.settings.app_dir, self.not_code(), archive)
+        store = contextlib.nullcontext(self.archives) if self.archives is not None else Archives()
+        with store as archives:
+            archive = archives.archive(
+                self.control, checkout, release, self.settings.app_dir, self.not_code()
+            )
+            requirements = b""
+            if wants_venv:
+                found = archived_file(archive, self.venvs.requirements)
+                requirements = self.venvs.requirements_of(found, release)
+
+            def prepare(code: str) -> None:
+                made.update(self.venvs.provide(release, code, requirements))
+
             shipped = ship_release(
                 self.host, place, release, archive,
                 timeout=self.settings.timeouts.command,

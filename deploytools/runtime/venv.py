@@ -23,10 +23,9 @@ import hashlib
 import json
 import os
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-from deploytools.codetree import Entry
 from deploytools.commands import venv as venv_cmd
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
@@ -55,18 +54,17 @@ class ReleaseVenvs:
     def key(self) -> str:
         return f"environments.{self.settings.name}.releases.venv"
 
-    def requirements_of(self, entries: Sequence[Entry], release: str) -> bytes:
-        """The requirements file's bytes in a release's code; asked before anything is
-        written, so that a release without it changes nothing."""
-        found = next((e for e in entries if e.path == self.requirements), None)
-        if found is None or found.data is None:
+    def requirements_of(self, data: bytes | None, release: str) -> bytes:
+        """The requirements file's bytes (``data``, None when the release's code lacks it);
+        asked before anything is written, so that a release without it changes nothing."""
+        if data is None:
             raise OperatorError(
                 f"release {release} has no file {self.requirements} ({self.key}): its "
                 "virtualenv cannot be made",
                 f"commit {self.requirements} in app_dir, or set {self.key} to the "
                 "requirements file the release has (relative to app_dir)",
             )
-        return found.data
+        return data
 
     def base_python(self) -> str:
         """What the virtualenv is made on: the app's configured interpreter (``python``; a

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from deploytools import targets
+from deploytools.codetree import Archives
 from deploytools.config import check_key_files
 from deploytools.errors import DeployToolsError, OperatorError
 from deploytools.hosts.base import Host
@@ -54,6 +55,7 @@ class Site:
         self._host_journals: dict[str, Journal | None] = {}  # None: not writable this run
         self._host_journals_lock = threading.Lock()  # hosts rolled out at once write
         self._runtimes: dict[str, Runtime] = {}
+        self.archives = Archives()  # a process release's archive, made once for every host
 
     def __enter__(self) -> Site:
         return self
@@ -122,12 +124,18 @@ class Site:
             from deploytools.runtime import runtime_for
 
             self._runtimes[host.name] = runtime_for(
-                self.settings, host, self.values_for(host.name), control=self.control
+                self.settings,
+                host,
+                self.values_for(host.name),
+                control=self.control,
+                archives=self.archives,
             )
         return self._runtimes[host.name]
 
     def close(self) -> None:
-        """Close every connection this site opened; one that fails to close is let go."""
+        """Close every connection this site opened (one that fails to close is let go) and
+        remove the run's release archives."""
+        self.archives.close()
         opened, self._hosts = list(self._hosts.values()), {}
         for host in opened:
             close = getattr(host, "close", None)
