@@ -31,7 +31,7 @@ from deploytools.errors import OperatorError
 from deploytools.hosts.base import COMMAND_TIMEOUT
 
 if TYPE_CHECKING:
-    from deploytools.rollout import RolloutPolicy
+    from deploytools.pipeline.rollout import RolloutPolicy
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
@@ -314,7 +314,7 @@ class RolloutSettings(Model):
     @classmethod
     def _count_or_percent(cls, value: Any, info: ValidationInfo) -> Any:
         """Checked at load as the rollout reads it (``rollout.resolve_count``)."""
-        from deploytools.rollout import resolve_count
+        from deploytools.pipeline.rollout import resolve_count
 
         least = 1 if info.field_name == "batch_size" else 0
         try:
@@ -325,7 +325,7 @@ class RolloutSettings(Model):
 
     def policy(self, hosts: int) -> RolloutPolicy:
         """These settings for a run on ``hosts`` hosts, counts and percentages resolved."""
-        from deploytools.rollout import RolloutPolicy
+        from deploytools.pipeline.rollout import RolloutPolicy
 
         return RolloutPolicy.resolve(hosts, **self.model_dump())
 

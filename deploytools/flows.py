@@ -12,8 +12,7 @@ from typing import Any
 
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.interrupts import INTERRUPTS
-from deploytools.lock import DeployLock
-from deploytools.pipeline import Pipeline, PipelineResult, Stage, Together
+from deploytools.pipeline.engine import Pipeline, PipelineResult, Stage, Together
 from deploytools.progress import Progress
 from deploytools.release import (
     check_tag_name,
@@ -23,6 +22,7 @@ from deploytools.release import (
     rollback_targets,
 )
 from deploytools.site import Site
+from deploytools.site.lock import DeployLock
 from deploytools.steps.base import RunContext, Step
 from deploytools.steps.common import (
     Start,

@@ -18,9 +18,9 @@ from deploytools.errors import Interrupted
 if TYPE_CHECKING:
     from deploytools.config import EnvironmentSettings
     from deploytools.hosts.base import Host
-    from deploytools.journal import Journal
     from deploytools.runtime.base import Runtime
     from deploytools.site import Site
+    from deploytools.site.journal import Journal
     from deploytools.ui import Ui
 
 

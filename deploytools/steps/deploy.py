@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from deploytools.commands import git
 from deploytools.errors import DeployToolsError, OperatorError
-from deploytools.lock import DeployLock
 from deploytools.release import kept_releases, looks_like_release, take_snapshot
+from deploytools.site.lock import DeployLock
 from deploytools.steps.base import RunContext
 
 if TYPE_CHECKING:

@@ -61,7 +61,7 @@ class PlaceComposeFiles:
         ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        from deploytools import envfile
+        from deploytools.env import file as envfile
         from deploytools.releaseconfig import ComposeFile, ReleaseConfig
 
         primary = ctx.site.primary

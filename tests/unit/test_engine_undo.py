@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from deploytools import flows
-from deploytools.celery_check import CeleryCheckFailed
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure
+from deploytools.probes.celery import CeleryCheckFailed
 from deploytools.runtime.base import ImageCheck, ServiceStatus, disk_full, whole_release
 from deploytools.steps.base import RunContext
 from deploytools.steps.common import Start, disk_said

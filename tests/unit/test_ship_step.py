@@ -9,9 +9,9 @@ import pytest
 
 from deploytools import flows
 from deploytools.errors import DeployFailure
-from deploytools.lock import DeployLock
-from deploytools.pipeline import Together
+from deploytools.pipeline.engine import Together
 from deploytools.site import Site
+from deploytools.site.lock import DeployLock
 from deploytools.steps.base import RunContext
 from deploytools.steps.hosts import OnHosts
 from deploytools.steps.rollback import PrepareRelease

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from deploytools.envfile import update
+from deploytools.env.file import update
 from deploytools.hosts.local import LocalHost
 from tests.support.deployproject import health
 from tests.support.extra_engine import ExtraEngine
