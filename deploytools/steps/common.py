@@ -89,7 +89,7 @@ class Start:
         if replacing:
             ctx.for_release(replacing)  # its config, read while nothing has stopped yet
         # A Celery worker that started before this is not of this release (VerifyCelery).
-        ctx.facts["start_began"] = time.time()
+        ctx.facts.start_began = time.time()
         ctx.runtime.up(ctx.release, services or ())
         return {"services": services or ctx.runtime.services(), "replaced": replacing}
 
@@ -101,14 +101,14 @@ class Start:
         another: a journal that is missing, damaged or ends in an abandoned undo cannot say,
         and a site that serves must never be treated as empty.
         """
-        recorded = ctx.facts.get("previous_release")
+        recorded = ctx.facts.previous_release
         running = ctx.runtime.current_release()
         if running and running != recorded:
             ctx.ui.warn(
                 f"the journal says {recorded or 'nothing'} runs, but the stack runs {running}:"
                 f" an undo returns to {running}"
             )
-            ctx.facts["previous_release"] = running
+            ctx.facts.previous_release = running
         return running or recorded
 
     def undo(self, ctx: RunContext) -> str:
@@ -116,7 +116,7 @@ class Start:
         the failed release has are removed: ``up --remove-orphans``), its recorded images."""
         from deploytools.artifacts import restore_images
 
-        previous = ctx.facts.get("previous_release")
+        previous = ctx.facts.previous_release
         if not previous:
             ctx.runtime.down()
             return "stack stopped (no earlier release to return to)"
@@ -255,8 +255,8 @@ class VerifyCelery:
             ctx.ui,
             host=ctx.host,
             stopping=ctx.stopping,
-            since=ctx.facts.get("start_began"),
-            previous=ctx.facts.get("previous_release"),
+            since=ctx.facts.start_began,
+            previous=ctx.facts.previous_release,
         )
         return {"celery": report.as_dict()}
 
@@ -289,7 +289,7 @@ def verify_running(ctx: RunContext, release: str, *, celery: bool = True) -> str
 def healthy_again(ctx: RunContext) -> str:
     """A host taken back by a rollout: the release before answers its probes there (its
     Celery workers are checked with every host's, once the rollout is undone)."""
-    previous = ctx.facts.get("previous_release")
+    previous = ctx.facts.previous_release
     if not previous:
         return "nothing ran before: its services are stopped"
     return verify_running(ctx, previous, celery=False)

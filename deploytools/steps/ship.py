@@ -35,7 +35,7 @@ class ShipImages:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools.runtime.ship import ship_images
 
-        images = list(ctx.facts.get("images") or {})
+        images = list(ctx.facts.images)
         if not images:
             raise DeployFailure(
                 f"no image of release {ctx.release} is known to ship to {ctx.host.name}",

@@ -78,7 +78,7 @@ def context(runtime: Runtime, engine: float = 5.0) -> tuple[RunContext, io.Strin
         compose={"project_name": "p"}, timeouts={"engine": engine},
     )  # fmt: skip
     ctx = run_context(settings, host, Ui(stderr=err, stdout=io.StringIO()))
-    ctx.facts["previous_release"] = "r0"
+    ctx.facts.previous_release = "r0"
     ctx._runtime = runtime  # type: ignore[assignment]
     return ctx, err
 
