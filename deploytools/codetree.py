@@ -78,8 +78,9 @@ def write_archive(
 class Archives:
     """A run's release archives on the control machine, each made once and shipped to every
     host that lacks the release (eight hosts made eight ``git archive`` runs, sixteen with a
-    virtualenv); removed when the run closes it. Hosts rolled out at once wait for the one
-    being made rather than making their own."""
+    virtualenv), and whatever else a run makes once for every host (``once``: a release
+    virtualenv's wheels); removed when the run closes it. Hosts rolled out at once wait for
+    the one being made rather than making their own."""
 
     def __init__(self) -> None:
         self._scratch: tempfile.TemporaryDirectory[str] | None = None

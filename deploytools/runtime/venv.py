@@ -12,6 +12,9 @@ install, a timeout, a signal) is removed at once; one that could not be (a kille
 no ``DONE`` file, so it is never reused: the next build of that digest starts by removing it,
 and retention removes it with the releases.
 
+With ``releases.wheels`` a remote host installs from wheels the control machine made, shipped
+to it only when it lacks the virtualenv (``runtime.wheels``), never from an index.
+
 A release's ``.venv`` links to its environment (the app's interpreter is then
 ``<release>/.venv/bin/python``) and its ``USES`` file names it, so that retention can tell which
 environments the kept releases use without reading links.

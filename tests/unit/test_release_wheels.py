@@ -202,3 +202,24 @@ def test_bad_wheels_settings_are_config_errors(releases: dict[str, Any], said: s
 
     assert "environments.t.releases" in caught.value.problem
     assert said in caught.value.problem
+
+
+def test_the_wheels_are_made_by_the_apps_interpreter_when_the_control_machine_has_it(
+    tmp_path: Path,
+) -> None:
+    import shutil
+    import sys
+
+    from deploytools.runtime.wheels import builder
+
+    app = tmp_path / "app"
+    (app / ".venv/bin").mkdir(parents=True)
+    (app / ".venv/bin/python").write_text("")
+
+    def configured(python: str | None) -> str:
+        return builder(make_settings(tmp_path, app_dir="app", python=python))
+
+    assert configured(None) == sys.executable
+    assert configured(".venv/bin/python") == str(app / ".venv/bin/python")
+    assert configured("/opt/nowhere/python") == sys.executable  # the host's, not ours
+    assert configured("sh") == shutil.which("sh")
