@@ -175,6 +175,20 @@ class ReleaseSettings(Model):
     # file of its tree (relative to app_dir) and shared by releases whose file is the same
     # (deploytools.runtime.venv). None: every release runs on one interpreter's packages.
     venv: str | None = None
+    # Remote hosts get that virtualenv's packages as wheels made once per run on the control
+    # machine, installed there with no index (deploytools.runtime.wheels): for hosts that
+    # cannot reach one. Strict: "yes" or 1 is a typo here, not a true.
+    wheels: bool = Field(False, strict=True)
+
+    @model_validator(mode="after")
+    def _wheels_of_a_venv(self) -> ReleaseSettings:
+        if self.wheels and self.venv is None:
+            raise ValueError(
+                "wheels = true ships a release virtualenv's packages, but releases.venv is not "
+                'set: set releases.venv = "requirements.txt" (the release\'s requirements '
+                "file) too, or remove wheels"
+            )
+        return self
 
     @field_validator("venv")
     @classmethod
