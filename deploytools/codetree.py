@@ -84,7 +84,6 @@ class Archives:
 
     def __init__(self) -> None:
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        self._made: dict[tuple[str, str, str, tuple[str, ...]], Path] = {}
         self._once: dict[tuple[str, ...], object] = {}  # what ``once`` made, or its error
         self._lock = threading.Lock()
 
@@ -92,15 +91,13 @@ class Archives:
         self, control: Host, checkout: Path, release: str, app_dir: str, skip: Sequence[str]
     ) -> Path:
         """The archive of ``release`` (``write_archive``'s), made on first use."""
-        key = (release, str(checkout), app_dir, tuple(skip))
-        with self._lock:
-            if key not in self._made:
-                if self._scratch is None:
-                    self._scratch = tempfile.TemporaryDirectory(prefix="deploytools-release-")
-                out = Path(self._scratch.name) / f"{len(self._made)}-{release}.tar"
-                write_archive(control, checkout, app_dir, skip, out)
-                self._made[key] = out
-            return self._made[key]
+
+        def make(place: Path) -> Path:
+            out = place / f"{release}.tar"
+            write_archive(control, checkout, app_dir, skip, out)
+            return out
+
+        return self.once(("archive", release, str(checkout), app_dir, *skip), make)
 
     def once(self, key: tuple[str, ...], make: Callable[[Path], T]) -> T:
         """What ``make`` returns given a new directory of the run's scratch, made on the first
@@ -125,7 +122,7 @@ class Archives:
         with self._lock:
             if self._scratch is not None:
                 self._scratch.cleanup()
-            self._scratch, self._made, self._once = None, {}, {}
+            self._scratch, self._once = None, {}
 
     def __enter__(self) -> Archives:
         return self
