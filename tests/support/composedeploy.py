@@ -59,6 +59,10 @@ class Stack:
     runs: dict[str, Run] = field(default_factory=dict)  # v1, v2 -> that deploy's CLI run
     garbage: list[str] = field(default_factory=list)  # image ids left untagged by a test
 
+    def recover(self) -> None:
+        """After a test: the lock a run it cut short left is released (``recover``)."""
+        self.project.recover(ENV)
+
     def images(self) -> dict[str, str]:
         """Tag -> image id of this stack's images on the engine."""
         out = docker("images", self.image, "--no-trunc", "--format", "{{.Tag}} {{.ID}}")

@@ -9,6 +9,7 @@ then ``invoke env.validate`` must pass. deploytools itself is imported from this
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -194,6 +195,10 @@ class DeployProject(TempProject):
     def state_dir(self, env: str) -> Path:
         return self.file(f".deploytools/{env}")
 
+    def recover(self, env: str) -> None:
+        """After a test: the lock a run it cut short left is released (``release_lock``)."""
+        release_lock(self, env, self.state_dir(env) / "deploy.lock")
+
     def journal(self, env: str) -> list[dict[str, Any]]:
         path = self.state_dir(env) / "journal.jsonl"
         if not path.exists():
@@ -233,6 +238,19 @@ def remove_images(name: str) -> None:
             ["docker", "image", "rm", "-f", f"{name}:{tag}"],
             capture_output=True, timeout=300, check=False,
         )  # fmt: skip
+
+
+def release_lock(project: TempProject, env: str, lock: Path) -> None:
+    """A run cut short (pytest-timeout kills the CLI) may have left its lock: its holder is
+    killed if it still runs and the lock released, so that the next test does not fail on it."""
+    holder = lock / "holder.json"
+    if holder.exists():
+        pid = int(json.loads(holder.read_text())["pid"])
+        if pid != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    if lock.exists():
+        project.invoke("lock.release", "--env", env, "--force")
 
 
 def stop_process(proc: subprocess.Popen[str], timeout: float = 60.0) -> tuple[str, str]:

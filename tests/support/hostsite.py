@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli import Run, TempProject
-from tests.support.deployproject import DEPLOY_TIMEOUT, health, toml_text
+from tests.support.deployproject import DEPLOY_TIMEOUT, health, release_lock, toml_text
 from tests.support.postgres_server import PostgresServer
 from tests.support.procs import free_port
 from tests.support.rootproject import ENV
@@ -148,6 +148,7 @@ class HostSite:
         that release's tag. Deploys a new release only when the hosts are not so already
         (each test starts from here, whatever ran before it: a deploy saved is ~10 s)."""
         self.configure()
+        release_lock(self.project, ENV, self.state() / "deploy.lock")
         serving = set(self.serving().values())
         if len(serving) == 1 and None not in serving and self._recorded() == serving:
             return serving.pop()  # type: ignore[return-value]

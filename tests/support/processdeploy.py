@@ -10,8 +10,6 @@ each test) removes what a killed run may have left: its lock.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -84,18 +82,7 @@ class ProcessSite:
 
     def recover(self) -> None:
         """After a test: a run it killed may have left its lock (its pid is gone)."""
-        lock = self.project.state_dir(ENV) / "deploy.lock"
-        holder = lock / "holder.json"
-        if holder.exists():
-            pid = int(json.loads(holder.read_text())["pid"])
-            if pid != os.getpid():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        if lock.exists():
-            self.project.invoke("lock.release", "--env", ENV, "--force")
-
+        self.project.recover(ENV)
 
 def position(steps: list[str], step: str) -> int:
     """Where a step stands in ``steps``; the two checks that run together stand together."""

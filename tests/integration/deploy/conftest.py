@@ -43,6 +43,15 @@ def site(project: DeployProject) -> Iterator[ProcessSite]:
         here.recover()
 
 
+@pytest.fixture(autouse=True)
+def _lock_released(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test of a module on the compose ``stack``: a lock its cut-short run left
+    behind (pytest-timeout) is released, so that one failing test never fails the next."""
+    yield
+    if "stack" in request.fixturenames:
+        request.getfixturevalue("stack").recover()
+
+
 @pytest.fixture(scope="module")
 def stack(
     docker_engine: Any,
