@@ -62,7 +62,7 @@ def engine_for(
     from deploytools.db.postgres import PostgresEngine
 
     if settings.database.dump_via_service and compose is None:
-        from deploytools.runtime.compose import ComposeRuntime
+        from deploytools.targets import compose_project
 
-        compose = ComposeRuntime(settings, host).project.base()
+        compose = compose_project(settings, host).base()
     return PostgresEngine(settings, host, database, compose or ())
