@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from deploytools.config import EnvironmentSettings, HostSettings
+from deploytools.commands import compose as cmd
+from deploytools.config import ComposeSettings, EnvironmentSettings, HostSettings
+from deploytools.errors import OperatorError
 from deploytools.hosts.base import Host
 
 if TYPE_CHECKING:
     from deploytools.hosts.ssh import SshHost
+
+COMPOSE_ENV_FILE = "compose.env"  # in the environment's state directory, on the compose host
 
 
 def state_dir(settings: EnvironmentSettings, host: Host) -> str:
@@ -27,6 +31,42 @@ def on_host(settings: EnvironmentSettings, relative: str, host: Host) -> str:
         return str(settings.path(relative))
     root = next((h.root for h in settings.hosts if h.name == host.name), settings.hosts[0].root)
     return relative if relative.startswith("/") else f"{root.rstrip('/')}/{relative}"
+
+
+def compose_settings(settings: EnvironmentSettings) -> ComposeSettings:
+    """The environment's compose table, or an operator error saying it has none."""
+    if settings.compose is None:
+        raise OperatorError(
+            f"environment {settings.name!r} uses the compose runtime but has no compose table",
+            f"add environments.{settings.name}.compose (project_name, files) to deploy.toml",
+        )
+    return settings.compose
+
+
+def compose_project(settings: EnvironmentSettings, host: Host) -> cmd.Project:
+    """The environment's compose project on ``host``, as the compose runtime acts on it and a
+    dump through the database's service (``dump_via_service``) runs in it: here so that the
+    database package needs no runtime to name it."""
+    conf = compose_settings(settings)
+    directory = on_host(settings, conf.directory, host)
+    return cmd.Project(
+        name=conf.project_name,
+        files=tuple(inside(directory, f) for f in conf.files),
+        env_file=compose_env_file(settings, host),
+        directory=directory,
+    )
+
+
+def compose_env_file(settings: EnvironmentSettings, host: Host) -> str:
+    """The env file's copy that compose reads on ``host`` (the runtime writes it there)."""
+    return f"{state_dir(settings, host)}/{COMPOSE_ENV_FILE}"
+
+
+def inside(directory: str, path: str) -> str:
+    """``path`` against ``directory`` unless absolute (POSIX or Windows)."""
+    if path.startswith("/") or (len(path) > 2 and path[1] == ":"):
+        return path
+    return f"{directory.rstrip('/')}/{path}"
 
 
 def connect(

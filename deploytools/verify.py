@@ -102,7 +102,7 @@ def check_env_examples(project: Project) -> list[Outcome]:
 
 def check_migrations(project: Project) -> list[Outcome]:
     """Migration safety (``db.lint``) per environment: risky SQL is an error in production."""
-    from deploytools.db.lint import migration_safety
+    from deploytools.runtime.migrations import migration_safety
 
     outcomes = []
     for env in project.environments:

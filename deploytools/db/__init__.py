@@ -10,35 +10,35 @@ The public API (the deploy pipeline and the ``db.*`` tasks call these; signature
     prune(settings, host, ui, *, dry_run=False) -> PrunePlan
     current_revision(settings, host=None, redactor=None) -> str | None
     pending_revisions(settings, host=None) -> list[str]
-    where(settings, host=None, runtime=None, release=None, redactor=None) -> Where
-    upgrade(settings, ui, target="head", *, at=None, journal=None) -> MigrationResult
-    downgrade(settings, ui, target, *, at=None, journal=None) -> MigrationResult
+    Where(host, runtime, release=None)          runtime: AppAlembic (a Runtime satisfies it)
+    upgrade(settings, ui, target="head", *, at, journal=None) -> MigrationResult
+    downgrade(settings, ui, target, *, at, journal=None) -> MigrationResult
     downgrade_plan(settings, target, host=None) -> (current, revisions to undo)
     is_reversible(settings, from_rev, to_rev) -> bool
-    offline_sql(settings, *, start=None, end="head", host=None, dialect=None, redactor=None,
-                at=None) -> str
-    lint(settings, *, start="base", end="head", host=None, dialect=None, redactor=None, at=None)
-    migration_safety(settings, host=None, redactor=None) -> LintReport   (verify gate: no host)
+    offline_sql(settings, *, at, start=None, end="head", redactor=None) -> str
+    lint(settings, *, at, start="base", end="head", dialect=None, redactor=None) -> LintReport
 
-Migrations run where the app runs (``at``: the host, the runtime and the release; default this
-machine and the app as it stands); the revision is read on ``host`` with the database's own
-client (psql), so a database on a remote host's loopback needs no tunnel. The offline SQL
-(``--sql``, the lint) is rendered there too: without ``at``, in the checkout's code (compose:
-a one-off container of an image built from it for the purpose).
+Migrations run where the app runs (``at``: the host, the runtime and the release); the
+revision is read on the host with the database's own client (psql), so a database on a remote
+host's loopback needs no tunnel. The offline SQL (``--sql``, the lint) is rendered there too.
+db builds no runtime: ``deploytools.runtime.migrations`` builds a ``Where`` from the
+environment (``where``: the app as it stands; ``checkout``: the checkout's code, for compose
+in an image built for the purpose; ``dialect_only``: the verify gate's, no env file) and holds
+``migration_safety``, the lint of every revision that the verify gate and ``db.lint`` run.
 """
-
 from deploytools.db.backup import backup
-from deploytools.db.lint import LintReport, lint, migration_safety
+from deploytools.db.lint import LintReport, lint
 from deploytools.db.manifest import Manifest
 from deploytools.db.migrate import (
+    AppAlembic,
     MigrationResult,
+    Where,
     current_revision,
     downgrade,
     downgrade_plan,
     offline_sql,
     pending_revisions,
     upgrade,
-    where,
 )
 from deploytools.db.restore import restore
 from deploytools.db.retention import PrunePlan, prune
@@ -47,11 +47,13 @@ from deploytools.db.store import Contents, find_backup, list_backups
 from deploytools.db.verify import verify_backup
 
 __all__ = [
+    "AppAlembic",
     "Contents",
     "LintReport",
     "Manifest",
     "MigrationResult",
     "PrunePlan",
+    "Where",
     "backup",
     "current_revision",
     "downgrade",
@@ -61,12 +63,10 @@ __all__ = [
     "is_reversible",
     "lint",
     "list_backups",
-    "migration_safety",
     "offline_sql",
     "pending_revisions",
     "prune",
     "restore",
     "upgrade",
     "verify_backup",
-    "where",
 ]

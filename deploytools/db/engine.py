@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from deploytools.config import EnvironmentSettings
 from deploytools.db.database import Database
+from deploytools.db.facts import Facts
 from deploytools.hosts.base import Host
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What the live database says about itself before a dump."""
-
-    database: str
-    server_version: str
-    size: int  # bytes on disk: the basis of the free-space check
-    revision: str | None  # alembic revision, None when never migrated
 
 
 class Engine(Protocol):
@@ -72,7 +62,7 @@ def engine_for(
     from deploytools.db.postgres import PostgresEngine
 
     if settings.database.dump_via_service and compose is None:
-        from deploytools.runtime.compose import ComposeRuntime
+        from deploytools.targets import compose_project
 
-        compose = ComposeRuntime(settings, host).project.base()
+        compose = compose_project(settings, host).base()
     return PostgresEngine(settings, host, database, compose or ())

@@ -29,8 +29,6 @@ from deploytools.db.database import open_database
 from deploytools.db.migrate import Where, offline_sql
 from deploytools.db.revisions import Revision, all_revisions
 from deploytools.db.sqltext import Comment, scan
-from deploytools.errors import OperatorError
-from deploytools.hosts.base import Host
 from deploytools.redact import Redactor
 
 SECTION = re.compile(r"^Running upgrade (.*) -> (\S+)$")  # alembic's comment before a revision
@@ -111,34 +109,25 @@ class LintReport:
 def lint(
     settings: EnvironmentSettings,
     *,
+    at: Where,
     start: str | None = "base",
     end: str = "head",
-    host: Host | None = None,
     dialect: str | None = None,
     redactor: Redactor | None = None,
-    at: Where | None = None,
 ) -> LintReport:
     """Lint revisions after ``start`` up to ``end`` (``start=None``: those the database on
-    ``host`` lacks), as the SQL env.py renders for the env file's URL (or ``dialect``), where
-    ``offline_sql`` renders it (``at``: a release being deployed)."""
-    sql = offline_sql(
-        settings, start=start, end=end, host=host, dialect=dialect, redactor=redactor, at=at
-    )
+    ``at.host`` lacks), as the SQL env.py renders at ``at`` (a release being deployed)."""
+    sql = offline_sql(settings, at=at, start=start, end=end, redactor=redactor)
+    return lint_rendered(settings, sql, dialect)
+
+
+def lint_rendered(
+    settings: EnvironmentSettings, sql: str, dialect: str | None = None
+) -> LintReport:
+    """Findings in ``sql``, rendered for the env file's URL (or ``dialect``), by revision."""
     dialect = dialect or open_database(settings).engine
     revisions = {r.id: r for r in all_revisions(settings)}
     return lint_sql(sql, revisions, production=settings.production, dialect=dialect)
-
-
-def migration_safety(
-    settings: EnvironmentSettings, host: Host | None = None, redactor: Redactor | None = None
-) -> LintReport:
-    """Every revision, no database needed. The ``verify`` gate's check (no ``host``): no env
-    file either, rendered on the process runtime's interpreter, never in an image. ``invoke
-    db.lint`` gives the environment's primary ``host``: a compose environment's SQL is then
-    rendered in an image built from the checkout, for the env file's URL (``checkout``)."""
-    if host is not None and settings.runtime == "compose":
-        return lint(settings, start="base", host=host, redactor=redactor)
-    return lint(settings, start="base", dialect=_dialect(settings))
 
 
 def lint_sql(
@@ -220,11 +209,3 @@ def _name(match: re.Match[str]) -> str:
 
 def _short(statement: str, limit: int = 160) -> str:
     return statement if len(statement) <= limit else statement[: limit - 3] + "..."
-
-
-def _dialect(settings: EnvironmentSettings) -> str:
-    """The env file's database kind when it is there (a CI checkout has only the examples)."""
-    try:
-        return open_database(settings).engine
-    except OperatorError:
-        return "postgresql"

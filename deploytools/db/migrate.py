@@ -24,17 +24,16 @@ database (a SQLite default) fails loudly there.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from deploytools.commands import alembic
 from deploytools.config import EnvironmentSettings
 from deploytools.db.database import open_database
 from deploytools.db.location import migrations_dir, release_ini
 from deploytools.db.revisions import Revision, between, resolve, script_directory
-from deploytools.errors import CommandError, DeployFailure, OperatorError
+from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.redact import Redactor
 from deploytools.site.journal import Journal
@@ -42,8 +41,6 @@ from deploytools.ui import Ui
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
-
-    from deploytools.runtime.base import Runtime
 
 # What PostgreSQL (55P03) and its drivers say when lock_timeout ends a statement.
 LOCK_TIMEOUT = re.compile(r"lock timeout|LockNotAvailable|55P03")
@@ -61,32 +58,31 @@ class MigrationResult:
     applied: list[str]  # revisions applied (upgrade) or undone (downgrade), in order
 
 
+class AppAlembic(Protocol):
+    """What a migration needs of the app's runtime, and all db knows of one: the process and
+    compose runtimes (``runtime.base.Runtime``) have both methods; ``deploytools.runtime.
+    migrations`` builds a ``Where`` from the environment outside a pipeline."""
+
+    def check_migrations(self) -> str:
+        """What alembic runs on, or an ``OperatorError`` saying why it could not."""
+        ...
+
+    def run_alembic(
+        self, release: str | None, args: Sequence[str], env: Mapping[str, str]
+    ) -> Result:
+        """The app's alembic with ``args`` in ``release`` (None: the app as it stands), with
+        ``env`` in its environment, never on its command line."""
+        ...
+
+
 @dataclass(frozen=True)
 class Where:
-    """Where a migration runs: the host of the database's tools, the runtime and release of
-    the app's code (None: the app as it stands; ``Runtime.run_alembic``)."""
+    """Where a migration runs: the host of the database's tools (its revision is read there),
+    the runtime and release of the app's code (None: the app as it stands)."""
 
     host: Host
-    runtime: Runtime
+    runtime: AppAlembic
     release: str | None = None
-
-
-def where(
-    settings: EnvironmentSettings,
-    host: Host | None = None,
-    runtime: Runtime | None = None,
-    release: str | None = None,
-    redactor: Redactor | None = None,
-) -> Where:
-    """Defaults: this machine, the environment's runtime on it (the env file read through
-    ``redactor`` when given)."""
-    from deploytools.hosts.local import LocalHost
-    from deploytools.runtime import runtime_for
-
-    host = host or LocalHost()
-    if runtime is None:
-        runtime = runtime_for(settings, host, _env_values(settings, redactor))
-    return Where(host, runtime, release)
 
 
 def current_revision(
@@ -111,11 +107,11 @@ def upgrade(
     ui: Ui,
     target: str = "head",
     *,
-    at: Where | None = None,
+    at: Where,
     journal: Journal | None = None,
 ) -> MigrationResult:
     """Apply every revision up to ``target`` (``alembic upgrade``), then check the database."""
-    return _migrate(settings, ui, "upgrade", target, at or where(settings), journal)
+    return _migrate(settings, ui, "upgrade", target, at, journal)
 
 
 def downgrade(
@@ -123,11 +119,11 @@ def downgrade(
     ui: Ui,
     target: str,
     *,
-    at: Where | None = None,
+    at: Where,
     journal: Journal | None = None,
 ) -> MigrationResult:
     """Undo revisions down to ``target`` (kept); refused past an irreversible revision."""
-    return _migrate(settings, ui, "downgrade", target, at or where(settings), journal)
+    return _migrate(settings, ui, "downgrade", target, at, journal)
 
 
 def downgrade_plan(
@@ -144,46 +140,47 @@ def downgrade_plan(
 def offline_sql(
     settings: EnvironmentSettings,
     *,
+    at: Where,
+    start: str | None = None,
+    end: str = "head",
+    redactor: Redactor | None = None,
+) -> str:
+    """The SQL of revisions after ``start`` up to ``end`` (``alembic upgrade --sql``), changing
+    nothing, rendered by the app's alembic where ``at`` says (a deploy: the release it has just
+    built, in its runtime); env.py picks the dialect from the URL as it does online.
+    ``start=None`` reads the database's revision on ``at.host``."""
+    span = sql_span(settings, start=start, end=end, host=at.host, redactor=redactor)
+    return render_sql(settings, span, at) if span else ""
+
+
+def sql_span(
+    settings: EnvironmentSettings,
+    *,
     start: str | None = None,
     end: str = "head",
     host: Host | None = None,
-    dialect: str | None = None,
     redactor: Redactor | None = None,
-    at: Where | None = None,
-) -> str:
-    """The SQL of revisions after ``start`` up to ``end`` (``alembic upgrade --sql``), changing
-    nothing; env.py picks the dialect from the URL as it does online.
-
-    Rendered by the app's alembic where ``at`` says (a deploy: the release it has just built,
-    in its runtime). Without ``at``: ``dialect`` (postgresql, sqlite) stands for the URL when
-    there is no env file, on the process runtime's interpreter and this machine's checkout (the
-    verify gate: no database, no engine); else the checkout as it stands is rendered in the
-    environment's runtime (``checkout``: for compose, an image built for the purpose).
-    ``start=None`` reads the database's revision on ``host``. A revision that cannot be
-    rendered offline is an operator error naming it.
-    """
+) -> str | None:
+    """alembic's ``start:end`` for ``upgrade --sql``, None when nothing lies between; an
+    unknown revision is refused here, before anything is built to render it in. ``start=None``
+    reads the database's revision on ``host``."""
     script = script_directory(settings)
     end = resolve(script, end)
     if start is None:
         start = current_revision(settings, host, redactor) or "base"
     start = resolve(script, start)
     if not between(script, end, start):
-        return ""
-    span = f"{start}:{end}" if start != "base" else end
-    args = alembic.upgrade(release_ini(settings), span, sql=True)
-    if at is not None:
-        done = at.runtime.run_alembic(at.release, args, {})
-    elif dialect is not None:
-        from deploytools.hosts.local import LocalHost
-        from deploytools.runtime.process import ProcessRuntime
+        return None
+    return f"{start}:{end}" if start != "base" else end
 
-        url = {settings.database.url_key: f"{dialect}://"}
-        done = ProcessRuntime(settings, LocalHost(), {}).run_alembic(None, args, url)
-    else:
-        with checkout(settings, host, redactor) as here:
-            done = here.runtime.run_alembic(here.release, args, {})
+
+def render_sql(settings: EnvironmentSettings, span: str, at: Where) -> str:
+    """The offline SQL of ``span`` (``sql_span``) as the app's alembic renders it at ``at``; a
+    revision that cannot be rendered offline is an operator error naming it."""
+    args = alembic.upgrade(release_ini(settings), span, sql=True)
+    done = at.runtime.run_alembic(at.release, args, {})
     if not done.ok:
-        failing = _failing_revision(done, script)
+        failing = _failing_revision(done, script_directory(settings))
         raise OperatorError(
             f"{f'revision {failing}' if failing else 'env.py'} cannot be rendered as SQL "
             f"offline (alembic --sql): {_reason(done)}",
@@ -191,70 +188,6 @@ def offline_sql(
             "`invoke db.migrate --sql` shows the SQL",
         )
     return done.stdout
-
-
-@contextmanager
-def checkout(
-    settings: EnvironmentSettings, host: Host | None = None, redactor: Redactor | None = None
-) -> Iterator[Where]:
-    """Where the checkout's code runs alembic outside a deploy (``db.lint``, ``migrate --sql``).
-
-    Process runtime: the app's interpreter on this machine's checkout, with the env file's
-    values. Compose runtime: nothing of the app on this machine; the images are built from the
-    checkout on ``host`` (the primary) as the deploy builds them, under a scratch release id
-    (``sql-<env>-<commit>-<random>``: a concurrent run never removes this one's; the layers
-    are in Docker's build cache for the deploy of the same commit), and that tag is removed
-    afterwards (an image a release's tag also names stays).
-    """
-    from deploytools.hosts.local import LocalHost
-
-    values = _env_values(settings, redactor)  # the redactor learns the secrets either way
-    if settings.runtime != "compose":
-        from deploytools.runtime.process import ProcessRuntime
-
-        yield Where(host or LocalHost(), ProcessRuntime(settings, LocalHost(), values))
-        return
-    from deploytools.runtime.compose import ComposeRuntime
-
-    host = host or LocalHost()
-    runtime = ComposeRuntime(settings, host)
-    runtime.check_migrations()  # a service missing from the compose files: before any build
-    scratch = _scratch_release(settings)
-    try:
-        try:
-            runtime.build(scratch)
-        except CommandError as exc:
-            raise OperatorError(
-                "the images to render the migrations' SQL in did not build (docker compose "
-                f"build, as a deploy builds them): {exc.problem}",
-                "fix the build where compose says above (`docker compose build` shows it)",
-            ) from None
-        yield Where(host, runtime, scratch)
-    finally:
-        runtime.remove_release(scratch)  # a build cut short may have tagged images too
-
-
-def _scratch_release(settings: EnvironmentSettings) -> str:
-    """``sql-<env>-<short commit>-<random>``: a name no deploy gives (``release-…``)."""
-    import secrets
-
-    from deploytools.commands import git
-    from deploytools.hosts.local import LocalHost
-
-    done = LocalHost().run(git.rev_parse(short=True), cwd=str(settings.root), check=False)
-    commit = done.stdout.strip() if done.ok else "nocommit"
-    return f"sql-{settings.name}-{commit}-{secrets.token_hex(3)}"
-
-
-def _env_values(settings: EnvironmentSettings, redactor: Redactor | None) -> dict[str, str]:
-    """The env file's values, through the redactor when there is one (it learns the secrets)."""
-    if redactor is not None:
-        from deploytools.env.validate import learned_values
-
-        return learned_values(settings, redactor)
-    from deploytools.env.file import load_values
-
-    return load_values(settings.path(settings.env_file))
 
 
 def _migrate(

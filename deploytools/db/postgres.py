@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from deploytools.commands import postgres as pg
 from deploytools.config import EnvironmentSettings
 from deploytools.db.database import Database
-from deploytools.db.engine import Facts
+from deploytools.db.facts import Facts
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deploytools.config import EnvironmentSettings
 from deploytools.db.database import Database
-from deploytools.db.engine import Facts
+from deploytools.db.facts import Facts
 from deploytools.errors import DeployFailure, OperatorError
 
 

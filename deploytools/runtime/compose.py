@@ -43,7 +43,14 @@ from deploytools.runtime.base import (
     log_tail,
     see_logs,
 )
-from deploytools.targets import on_host, state_dir
+from deploytools.targets import (
+    compose_env_file,
+    compose_project,
+    compose_settings,
+    inside,
+    on_host,
+    state_dir,
+)
 
 INSTALL_DOCKER = (
     "install Docker Engine (Debian: apt-get install docker.io) and make `docker` found on PATH"
@@ -56,7 +63,6 @@ INSTALL_COMPOSE = (
 # own (``images``), whatever release is asked for later.
 ANY_RELEASE = "deploytools-any-release"
 START_DOCKER = "start the Docker daemon (systemctl start docker, or dockerd) and check DOCKER_HOST"
-ENV_FILE_COPY = "compose.env"  # in the environment's state directory, on the compose host
 LABELS_FILE = "compose.labels.yml"
 ENV_LABEL = "io.deploytools.environment"
 # A deploy's release tag names its environment: release-<env>-<UTC stamp>-<sha>.
@@ -88,27 +94,16 @@ class ComposeRuntime:
         *,
         control: Host | None = None,
     ) -> None:
-        if settings.compose is None:
-            raise OperatorError(
-                f"environment {settings.name!r} uses the compose runtime but has no compose table",
-                f"add environments.{settings.name}.compose (project_name, files) to deploy.toml",
-            )
         self.settings = settings
-        self.conf: ComposeSettings = settings.compose
+        self.conf: ComposeSettings = compose_settings(settings)
         self.host = host
         self.control = control if control is not None else host
         self.docker = docker
-        directory = on_host(settings, self.conf.directory, host)
         self.state = state_dir(settings, host)
         self.source_env_file = on_host(settings, settings.env_file, host)
-        self.env_file = f"{self.state}/{ENV_FILE_COPY}"  # what compose reads
+        self.project = compose_project(settings, host)
+        self.env_file = compose_env_file(settings, host)  # what compose reads
         self.labels_file = f"{self.state}/{LABELS_FILE}"  # named after its content by check()
-        self.project = cmd.Project(
-            name=self.conf.project_name,
-            files=tuple(_join(directory, f) for f in self.conf.files),
-            env_file=self.env_file,
-            directory=directory,
-        )
         self._config: dict[str, Any] | None = None  # `config --format json`, once checked
 
     # -- preflight -------------------------------------------------------------------------
@@ -368,7 +363,7 @@ class ComposeRuntime:
         project = self.project
         if source is not None:
             directory = str(source / self.conf.directory)
-            files = tuple(_join(directory, f) for f in self.conf.files)
+            files = tuple(inside(directory, f) for f in self.conf.files)
             project = replace(project, directory=directory, files=files)
         argv = cmd.build(project, build_args=self.conf.build_args)
         self._run(argv, release=release, cwd=project.directory)
@@ -716,12 +711,6 @@ def _restart_policy(service: dict[str, Any]) -> str:
         return str(service["restart"])
     condition = ((service.get("deploy") or {}).get("restart_policy") or {}).get("condition")
     return {"any": "always", "on-failure": "on-failure"}.get(str(condition), "no")
-
-
-def _join(directory: str, path: str) -> str:
-    if path.startswith("/") or (len(path) > 2 and path[1] == ":"):  # POSIX or Windows absolute
-        return path
-    return f"{directory.rstrip('/')}/{path}"
 
 
 def _shown(argv: Sequence[str]) -> str:

@@ -67,10 +67,10 @@ class LintMigrations:
         from deploytools import db
         from deploytools.db.lint import LintReport
 
-        at = db.where(ctx.settings, ctx.host, ctx.runtime, ctx.release)
+        at = db.Where(ctx.host, ctx.runtime, ctx.release)
         try:
             # start=None: what the database lacks
-            report = db.lint(ctx.settings, start=None, host=ctx.host, redactor=ctx.ui.redact, at=at)
+            report = db.lint(ctx.settings, at=at, start=None, redactor=ctx.ui.redact)
         except OperatorError as exc:
             if ctx.settings.production:
                 raise
@@ -180,7 +180,7 @@ class Migrate:
 
         ctx.facts.previous_revision = db.current_revision(ctx.settings, ctx.host, ctx.ui.redact)
         ctx.facts.migration_began = True
-        at = db.where(ctx.settings, ctx.host, ctx.runtime, ctx.release)
+        at = db.Where(ctx.host, ctx.runtime, ctx.release)
         result = db.upgrade(ctx.settings, ctx.ui, at=at, journal=ctx.journal)
         ctx.facts.revision = result.after
         return {"from": result.before, "to": result.after, "applied": result.applied}
@@ -195,7 +195,7 @@ class Migrate:
         if now == before:
             return f"database still at {before or 'base'}"
         if db.is_reversible(ctx.settings, now, before):
-            at = db.where(ctx.settings, ctx.host, ctx.runtime, ctx.release)
+            at = db.Where(ctx.host, ctx.runtime, ctx.release)
             db.downgrade(ctx.settings, ctx.ui, before or "base", at=at, journal=ctx.journal)
             return f"database downgraded {now} -> {before or 'base'}"
         backup = restore_backup(ctx, ctx.facts.backup, f"{now} -> {before or 'base'}")

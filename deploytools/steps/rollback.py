@@ -67,11 +67,11 @@ class ReturnDatabase:
             db.restore(ctx.settings, ctx.host, ctx.ui, ctx.journal, self.target_backup)
             ctx.facts.db_action = "restore"
         elif self.target and rolls_forward(ctx.settings, now, self.target):
-            at = db.where(ctx.settings, ctx.host, ctx.runtime, _newer(ctx, forward=True))
+            at = db.Where(ctx.host, ctx.runtime, _newer(ctx, forward=True))
             db.upgrade(ctx.settings, ctx.ui, self.target, at=at, journal=ctx.journal)
             ctx.facts.db_action = "upgrade"
         else:
-            at = db.where(ctx.settings, ctx.host, ctx.runtime, _newer(ctx, forward=False))
+            at = db.Where(ctx.host, ctx.runtime, _newer(ctx, forward=False))
             db.downgrade(ctx.settings, ctx.ui, self.target or "base", at=at, journal=ctx.journal)
             ctx.facts.db_action = "downgrade"
         return {"from": now, "to": self.target, "how": ctx.facts.db_action}
@@ -85,7 +85,7 @@ class ReturnDatabase:
             return "database unchanged"
         if action == "upgrade" or (action == "downgrade" and before):
             # Back, in the release whose migrations have both revisions.
-            at = db.where(ctx.settings, ctx.host, ctx.runtime, _newer(ctx, action == "upgrade"))
+            at = db.Where(ctx.host, ctx.runtime, _newer(ctx, action == "upgrade"))
             if action == "upgrade":
                 db.downgrade(ctx.settings, ctx.ui, before or "base", at=at, journal=ctx.journal)
                 return f"database downgraded back to {before or 'base'}"

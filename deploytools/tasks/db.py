@@ -191,14 +191,16 @@ def migrate(
     lock_wait: float = 0.0,
 ) -> None:
     """Upgrade the database to head (alembic, one transaction, lock timeout with retries)."""
+    from deploytools.runtime import migrations
+
     site = open_site(c, env, ui)
     conf, host = site.settings, site.primary
     if sql:
-        text = db.offline_sql(conf, start=since, end=to, host=host, redactor=ui.redact)
+        text = migrations.checkout_sql(conf, start=since, end=to, host=host, redactor=ui.redact)
         ui.result(text or "-- nothing pending")
         return
     with _locked(site, "db.migrate", lock_wait):
-        at = db.where(conf, host, redactor=ui.redact)
+        at = migrations.where(conf, host, redactor=ui.redact)
         db.upgrade(conf, ui, to, at=at, journal=site.journal)
 
 
@@ -253,6 +255,8 @@ def downgrade(
     lock_wait: float = 0.0,
 ) -> None:
     """Undo migrations down to --to REV; refuses to pass an irreversible revision."""
+    from deploytools.runtime import migrations
+
     site = open_site(c, env, ui)
     conf, host = site.settings, site.primary
     target = _required(to, "--to REV")
@@ -263,7 +267,7 @@ def downgrade(
     listed = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in undo)
     _confirm(ui, f"downgrade {conf.name} from {now} to {target}, undoing {listed}?", yes)
     with _locked(site, f"db.downgrade {target}", lock_wait):
-        at = db.where(conf, host, redactor=ui.redact)
+        at = migrations.where(conf, host, redactor=ui.redact)
         db.downgrade(conf, ui, target, at=at, journal=site.journal)
 
 
@@ -278,12 +282,14 @@ def lint(
     c: Context, ui: Ui, env: str | None = None, pending: bool = False, json: bool = False
 ) -> None:
     """Flag migrations that lock or lose data; errors for a production env unless reviewed."""
+    from deploytools.runtime import migrations
+
     site = open_site(c, env, ui)
     conf = site.settings
     if pending:
-        report = db.lint(conf, start=None, host=site.primary, redactor=ui.redact)
+        report = migrations.checkout_lint(conf, start=None, host=site.primary, redactor=ui.redact)
     else:
-        report = db.migration_safety(conf, site.primary, ui.redact)
+        report = migrations.migration_safety(conf, site.primary, ui.redact)
     if json:
         ui.emit_json([vars(f) for f in report.findings])
     for finding in report.findings:

@@ -28,6 +28,7 @@ from deploytools.errors import DeployFailure, OperatorError
 from deploytools.gitignore import IGNORE_FILE
 from deploytools.hosts.local import LocalHost
 from deploytools.hosts.ssh import SshHost
+from deploytools.runtime import migrations
 from tests.support.backups import journal_for
 from tests.support.cmdlines import encodings, watch_cmdlines
 from tests.support.dbenv import CapturedUi, app_with_revision, make_settings
@@ -80,7 +81,7 @@ def fill(url: str, users: int = 300) -> None:
 
 def migrated(tmp_path: Path, url: str, **database: Any) -> Any:
     settings = make_settings(tmp_path, url, **database)
-    db.upgrade(settings, CapturedUi())
+    db.upgrade(settings, CapturedUi(), at=migrations.where(settings))
     return settings
 
 
@@ -305,12 +306,12 @@ def test_the_data_migration_splits_names_and_its_downgrade_joins_them_back(
 ) -> None:
     settings = make_settings(tmp_path, database)
     ui = CapturedUi()
-    db.upgrade(settings, ui, "0002")
+    db.upgrade(settings, ui, "0002", at=migrations.where(settings))
     names = [("Ada Lovelace",), ("Cher",), ("Jean Claude Van Damme",)]
     for (name,) in names:
         sql(database, f"INSERT INTO users (name, email) VALUES ('{name}', '{name}@x')")
 
-    result = db.upgrade(settings, ui)
+    result = db.upgrade(settings, ui, at=migrations.where(settings))
 
     assert (result.before, result.after, result.applied) == ("0002", "0003", ["0003"])
     assert sql(database, "SELECT first_name, last_name FROM users ORDER BY id") == [
@@ -318,9 +319,9 @@ def test_the_data_migration_splits_names_and_its_downgrade_joins_them_back(
         ("Cher", ""),
         ("Jean", "Claude Van Damme"),
     ]
-    assert db.downgrade(settings, ui, "0002").applied == ["0003"]
+    assert db.downgrade(settings, ui, "0002", at=migrations.where(settings)).applied == ["0003"]
     assert sql(database, "SELECT name FROM users ORDER BY id") == names
-    assert db.downgrade(settings, ui, "base").after is None
+    assert db.downgrade(settings, ui, "base", at=migrations.where(settings)).after is None
     assert sql(database, "SELECT to_regclass('users')") == [(None,)]
 
 
@@ -328,9 +329,9 @@ def test_offline_sql_prints_pending_revisions_without_touching_the_database(
     tmp_path: Path, database: str
 ) -> None:
     settings = make_settings(tmp_path, database)
-    db.upgrade(settings, CapturedUi(), "0002")
+    db.upgrade(settings, CapturedUi(), "0002", at=migrations.where(settings))
 
-    text = db.offline_sql(settings)
+    text = migrations.checkout_sql(settings)
 
     assert "-- Running upgrade 0002 -> 0003" in text and "DROP COLUMN name" in text
     assert "CREATE TABLE orders" not in text
@@ -360,7 +361,8 @@ def test_a_migration_failing_half_way_leaves_the_previous_revision(
     ui = CapturedUi()
 
     with pytest.raises(DeployFailure) as caught:
-        db.upgrade(settings, ui)  # 0001..0004 in one transaction: all or nothing
+        # 0001..0004 in one transaction: all or nothing
+        db.upgrade(settings, ui, at=migrations.where(settings))
 
     assert "upgrade failed in revision 0004" in caught.value.problem
     assert "no_such_column" in caught.value.problem
@@ -368,9 +370,9 @@ def test_a_migration_failing_half_way_leaves_the_previous_revision(
     assert db.current_revision(settings) is None
     assert sql(database, "SELECT to_regclass('users'), to_regclass('widgets')") == [(None, None)]
 
-    db.upgrade(settings, ui, "0003")
+    db.upgrade(settings, ui, "0003", at=migrations.where(settings))
     with pytest.raises(DeployFailure, match="revision 0004"):
-        db.upgrade(settings, ui)
+        db.upgrade(settings, ui, at=migrations.where(settings))
     assert db.current_revision(settings) == "0003"
     assert sql(database, "SELECT to_regclass('widgets')") == [(None,)]
     journal = tmp_path / ".deploytools" / "test" / "journal.jsonl"
@@ -398,12 +400,12 @@ def test_a_lock_held_elsewhere_times_out_retries_then_fails_cleanly(
         lock_retries=2,
     )
     ui = CapturedUi()
-    db.upgrade(settings, ui, "0003")
+    db.upgrade(settings, ui, "0003", at=migrations.where(settings))
 
     with psycopg.connect(database) as holder:
         holder.execute("SELECT count(*) FROM users")  # an open transaction: ACCESS SHARE on users
         with pytest.raises(DeployFailure) as caught:
-            db.upgrade(settings, ui)
+            db.upgrade(settings, ui, at=migrations.where(settings))
         holder.rollback()
 
     assert "upgrade failed in revision 0004" in caught.value.problem
@@ -423,7 +425,7 @@ def test_a_lock_released_during_the_retries_lets_the_migration_through(
         lock_retries=8,
     )
     ui = CapturedUi()
-    db.upgrade(settings, ui, "0003")
+    db.upgrade(settings, ui, "0003", at=migrations.where(settings))
 
     retried = threading.Event()
 
@@ -442,7 +444,7 @@ def test_a_lock_released_during_the_retries_lets_the_migration_through(
         release = threading.Thread(target=release_once_retried)
         release.start()
         try:
-            result = db.upgrade(settings, ui)
+            result = db.upgrade(settings, ui, at=migrations.where(settings))
         finally:
             retried.set()
             release.join()
@@ -485,7 +487,8 @@ def test_a_concurrent_index_in_an_autocommit_block_is_built_under_the_timeouts(
     )
     ui = CapturedUi()
 
-    result = db.upgrade(settings, ui)  # 0001..0003 in one transaction, then 0004's block
+    # 0001..0003 in one transaction, then 0004's block
+    result = db.upgrade(settings, ui, at=migrations.where(settings))
 
     assert (result.before, result.after) == (None, "0004")
     assert result.applied == ["0001", "0002", "0003", "0004"]
@@ -498,7 +501,7 @@ def test_a_concurrent_index_in_an_autocommit_block_is_built_under_the_timeouts(
         ("in the transaction", "250ms", "9s"),
         ("in the autocommit block", "250ms", "9s"),
     ]
-    assert db.downgrade(settings, ui, "0003").after == "0003"
+    assert db.downgrade(settings, ui, "0003", at=migrations.where(settings)).after == "0003"
     assert sql(database, "SELECT to_regclass('ix_orders_note'), to_regclass('seen')") == [
         (None, None)
     ]
@@ -519,7 +522,7 @@ def test_an_env_py_that_leaves_its_transaction_open_fails_as_a_migration_that_di
     settings = make_settings(tmp_path, database, app_dir=app)
 
     with pytest.raises(DeployFailure) as caught:
-        db.upgrade(settings, CapturedUi())
+        db.upgrade(settings, CapturedUi(), at=migrations.where(settings))
 
     assert "reported success but DATABASE_URL's database is still at base" in caught.value.problem
     assert db.current_revision(settings) is None
@@ -543,12 +546,12 @@ def test_downgrade_past_an_irreversible_revision_is_refused(tmp_path: Path, data
     )
     settings = make_settings(tmp_path, database, app_dir=app)
     ui = CapturedUi()
-    db.upgrade(settings, ui)
+    db.upgrade(settings, ui, at=migrations.where(settings))
 
     assert not db.is_reversible(settings, "0004", "0003")
     assert db.is_reversible(settings, "0003", "base")
     with pytest.raises(OperatorError) as caught:
-        db.downgrade(settings, ui, "0002")
+        db.downgrade(settings, ui, "0002", at=migrations.where(settings))
     assert "irreversible" in caught.value.problem
     assert "0004: drops the audit trail" in caught.value.problem
     assert "restore a backup" in caught.value.fix
@@ -564,9 +567,9 @@ def test_unknown_revisions_and_backups_are_refused_and_change_nothing(
     settings = migrated(tmp_path, database)
     host, ui = LocalHost(), CapturedUi()
     for call in (
-        lambda: db.upgrade(settings, ui, "nope"),
-        lambda: db.downgrade(settings, ui, "9999"),
-        lambda: db.offline_sql(settings, start="zz"),
+        lambda: db.upgrade(settings, ui, "nope", at=migrations.where(settings)),
+        lambda: db.downgrade(settings, ui, "9999", at=migrations.where(settings)),
+        lambda: migrations.checkout_sql(settings, start="zz"),
     ):
         with pytest.raises(OperatorError, match="unknown revision"):
             call()
@@ -589,7 +592,7 @@ def test_an_unparsable_url_is_an_operator_error_without_the_password(
     ui = CapturedUi()
     for call in (
         lambda: db.backup(settings, LocalHost(), ui, journal_for(settings, LocalHost())),
-        lambda: db.upgrade(settings, ui),
+        lambda: db.upgrade(settings, ui, at=migrations.where(settings)),
     ):
         with pytest.raises(OperatorError) as caught:
             call()
@@ -606,7 +609,7 @@ def test_an_unreachable_server_fails_clearly_without_the_password(tmp_path: Path
     with pytest.raises(DeployFailure) as backup_error:
         db.backup(settings, LocalHost(), ui, journal_for(settings, LocalHost()))
     with pytest.raises(DeployFailure) as migrate_error:
-        db.upgrade(settings, ui)
+        db.upgrade(settings, ui, at=migrations.where(settings))
 
     # Both read the database with psql first (the revision, as the backup's facts do).
     for error in (backup_error, migrate_error):

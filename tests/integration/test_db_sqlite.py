@@ -14,6 +14,7 @@ from deploytools.db.database import open_database
 from deploytools.db.engine import engine_for
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.hosts.local import LocalHost
+from deploytools.runtime import migrations
 from tests.support.backups import journal_for
 from tests.support.dbenv import CapturedUi, example_app, make_settings
 
@@ -40,24 +41,24 @@ def app_db(tmp_path: Path) -> tuple[Any, Path]:
 def test_migrations_run_on_sqlite_and_the_data_migration_round_trips(app_db: Any) -> None:
     settings, path = app_db
     ui = CapturedUi()
-    db.upgrade(settings, ui, "0002")
+    db.upgrade(settings, ui, "0002", at=migrations.where(settings))
     write(path, "INSERT INTO users (name, email) VALUES ('Ada Lovelace', 'a@x'), ('Cher', 'c@x')")
 
-    db.upgrade(settings, ui)
+    db.upgrade(settings, ui, at=migrations.where(settings))
     assert rows(path, "SELECT first_name, last_name FROM users") == [
         ("Ada", "Lovelace"),
         ("Cher", ""),
     ]
     assert db.current_revision(settings) == "0003"
 
-    db.downgrade(settings, ui, "0002")
+    db.downgrade(settings, ui, "0002", at=migrations.where(settings))
     assert rows(path, "SELECT name FROM users") == [("Ada Lovelace",), ("Cher",)]
 
 
 def test_backup_is_verified_and_restore_gives_back_the_rows(app_db: Any) -> None:
     settings, path = app_db
     host, ui = LocalHost(), CapturedUi()
-    db.upgrade(settings, ui)
+    db.upgrade(settings, ui, at=migrations.where(settings))
     write(path, "INSERT INTO users (first_name, last_name, email) VALUES ('Zoë', 'Ü', 'z@x')")
     before = rows(path, "SELECT * FROM users")
 
@@ -76,7 +77,7 @@ def test_backup_is_verified_and_restore_gives_back_the_rows(app_db: Any) -> None
 
 def test_integrity_check_rejects_a_truncated_archive(app_db: Any, tmp_path: Path) -> None:
     settings, path = app_db
-    db.upgrade(settings, CapturedUi())
+    db.upgrade(settings, CapturedUi(), at=migrations.where(settings))
     write(
         path,
         "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 2000) "

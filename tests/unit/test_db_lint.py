@@ -10,6 +10,7 @@ from deploytools.db.lint import lint, lint_sql
 from deploytools.db.revisions import Revision
 from deploytools.errors import OperatorError
 from deploytools.hosts.local import LocalHost
+from deploytools.runtime.migrations import dialect_only
 from deploytools.runtime.process import ProcessRuntime
 from deploytools.steps.deploy import LintMigrations
 from deploytools.testing import MemoryHost, run_context
@@ -241,7 +242,7 @@ def test_a_revision_that_needs_a_database_offline_is_named(tmp_path: Path) -> No
     settings = make_settings(tmp_path, "postgresql://app@127.0.0.1:9/app", app_dir=app)
 
     with pytest.raises(OperatorError) as caught:
-        lint(settings, start="0003", dialect="postgresql")
+        lint(settings, at=dialect_only(settings, "postgresql"), start="0003", dialect="postgresql")
 
     assert caught.value.problem.startswith("revision 0004 cannot be rendered as SQL offline")
     assert "context.is_offline_mode()" in caught.value.fix

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from deploytools import flows
-from deploytools.db.migrate import offline_sql
 from deploytools.errors import OperatorError
 from deploytools.pipeline.engine import Together
+from deploytools.runtime.migrations import checkout_sql
 from deploytools.site.lock import DeployLock
 from deploytools.steps.base import RunContext
 from deploytools.steps.deploy import LintMigrations
@@ -128,7 +128,7 @@ def test_sql_outside_a_deploy_is_rendered_in_images_built_for_it_then_untagged(
     ctx = compose_ctx(tmp_path, host)
     before = dict(host.images)
 
-    sql = offline_sql(ctx.settings, start="0003", host=host)
+    sql = checkout_sql(ctx.settings, start="0003", host=host)
 
     assert sql == DROP
     builds = [i for i, c in enumerate(host.commands) if "build" in c]
@@ -148,7 +148,7 @@ def test_a_migrate_service_missing_is_refused_before_anything_is_built(tmp_path:
     )
 
     with pytest.raises(OperatorError, match=r"database.migrate_service 'db' is not a service"):
-        offline_sql(settings, start="0003", host=host)
+        checkout_sql(settings, start="0003", host=host)
 
     assert not [c for c in host.commands if "build" in c or "run" in c]
 
@@ -161,7 +161,7 @@ def test_an_image_that_does_not_build_is_an_operator_error_and_leaves_no_tag(
     before = dict(host.images)
 
     with pytest.raises(OperatorError) as failed:
-        offline_sql(ctx.settings, start="0003", host=host)
+        checkout_sql(ctx.settings, start="0003", host=host)
 
     assert failed.value.exit_code == 2
     assert "did not build" in failed.value.problem
