@@ -1,6 +1,7 @@
 """The example under docker compose as deploy tests drive it: one project, two releases.
 
-Creating and removing containers is slow with the vfs storage driver (seconds each), so a test
+Creating and removing containers takes a while (seconds each with the vfs storage driver, where
+the kernel has no overlayfs: tests/support/docker_engine.py), so a test
 module's compose scenarios share one project (the ``stack`` fixture of
 tests/integration/deploy/conftest.py, one per module) and two releases: v1 (the first commit)
 and v2 (a marker in the image and migration 0004). Each test brings the stack to the state it

@@ -1,8 +1,9 @@
 """A Docker engine of a test's own, beside the shared one: for tests that stop or fill an engine.
 
 ``with ExtraEngine() as engine:`` runs ``dockerd`` with its own socket, data root, exec root and
-pid file under a temporary directory (no bridge, no iptables, vfs, as the shared engine), so a
-test may SIGTERM it, restart it or fill its disk without touching anyone else's containers.
+pid file under a temporary directory (no bridge, no iptables, the storage driver of the shared
+engine; vfs on a tmpfs data root), so a test may SIGTERM it, restart it or fill its disk without
+touching anyone else's containers.
 Point a client at it with ``engine.env`` (``DOCKER_HOST``); give it images with ``load`` (from
 the shared engine, ``docker save | docker load``) or build them there. ``data_root_mb`` puts
 the data root on a tmpfs of that size: a small disk that a test can fill. On exit the engine
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tests.support import parts, procs
-from tests.support.docker_engine import DOCKERD_FLAGS
+from tests.support.docker_engine import DOCKERD_FLAGS, storage_flag
 from tests.support.require import require
 
 START_TIMEOUT = 90.0
@@ -76,6 +77,7 @@ class ExtraEngine(procs.TempServer):
             "--pidfile",
             str(self.pidfile),
             *DOCKERD_FLAGS,
+            storage_flag(tmpfs=self._data_root_mb is not None),
         ]
         self._proc = procs.start(argv, self.log, cwd=self._dir)
         procs.wait_until(self.answers, "extra dockerd", self._proc, self.log, START_TIMEOUT)
