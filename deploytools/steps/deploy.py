@@ -307,5 +307,7 @@ def release_record(ctx: RunContext, action: str, result: str, **extra: Any) -> d
         flags=flags,
         operator=getpass.getuser(),
         host=ctx.host.name,
+        # Where the images went through a registry: the digests a rollback pulls.
+        **({"pushed": pushed} if (pushed := ctx.facts.get("pushed")) else {}),
         **extra,
     )
