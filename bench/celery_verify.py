@@ -24,9 +24,9 @@ WORKER = ["{python}", "-m", "celery", "-A", "exampleapp.worker", "worker", "--lo
 
 
 def timed_runs(values: dict[str, str], runs: int, tmp: str) -> list[float]:
-    from deploytools.celery_check import verify_celery
     from deploytools.config import EnvironmentSettings
     from deploytools.hosts.local import LocalHost
+    from deploytools.probes.celery import verify_celery
     from deploytools.runtime.process import ProcessRuntime
     from deploytools.ui import Ui
 

@@ -9,10 +9,15 @@ own. Every deploy ships a new commit, so each builds, ships and starts a new rel
 host; the first deploy of each environment (nothing running yet) is not counted.
 
 What is timed: ``invoke deploy`` as an operator runs it (wall, interpreter start included),
-and each of its stages as the journal's ``step.done`` records says (check hosts, build,
-roll out, ...). The cases run interleaved, in a rotating order, so that a slow spell of the
-machine hits all of them; each figure is the median of ``--runs``, and "x N=1" is the median
-of the run-by-run ratios to the 1-host deploy of the same round. Target: 8 hosts within 1.3 x
+each of its stages as the journal's ``step.done`` records says (check hosts, build, roll out,
+...), and the CPU time of the controller (the invoke process and the commands it ran and
+waited for: git, ...; not the hosts' sshd, shells and services). Every simulated host is this
+machine, so the hosts' own work (unpacking, starting Python services, answering probes) shares
+its 2 cores: the wall time grows with hosts where real hosts would each bring their own CPU;
+the controller's CPU per host is what would still grow. The cases run interleaved, in a
+rotating order, so that a slow spell of the machine hits all of them; each figure is the
+median of ``--runs``, and "x N=1" is the median of the run-by-run ratios to the 1-host deploy
+of the same round. Target: 8 hosts within 1.3 x
 one host. Run as root after ``python tests/provision.py``:
 ``.venv/bin/python bench/deploy_hosts.py [--runs N]`` (N=3: about 5 min on 2 cores).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -74,15 +80,21 @@ class Bench:
         """A new commit deployed to ``case``; its wall time and its stages' durations."""
         self.version += 1
         shophosts.commit(self.project, self.version, f"bench {self.version} on {case.env}")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _children_cpu()
         run = shophosts.deploy(self.project, case.env)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
         if run.returncode != 0:
             raise SystemExit(f"deploy --env {case.env} failed:\n{run.output[-4000:]}")
         served = shophosts.serving(case.ports)
         if len(set(served.values())) != 1 or None in served.values():
             raise SystemExit(f"after deploy --env {case.env}, the hosts serve {served}")
-        return {"wall": wall, **stages(shophosts.journal(case.targets[0], case.env))}
+        return {"wall": wall, "cpu": cpu, **stages(shophosts.journal(case.targets[0], case.env))}
+
+
+def _children_cpu() -> float:
+    """User + system seconds of this process's children that ended (the deploy's invoke)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def stages(events: list[dict[str, Any]]) -> dict[str, float]:
@@ -98,17 +110,19 @@ def med(runs: list[dict[str, float]], key: str = "wall") -> float:
 
 def report(cases: list[Case]) -> None:
     one = cases[0].runs
-    steps = [s for s in cases[-1].runs[0] if s != "wall"]
+    steps = [s for s in cases[-1].runs[0] if s not in ("wall", "cpu")]
     width = max(len(c.label) for c in cases) + 2
     print(f"\nmedian of {len(one)} deploy(s) per case, seconds (min-max); x N=1: paired ratio")
-    print(f"  {'case':<{width}}{'wall':>6}  {'(min-max)':<13}{'x N=1':>6}")
+    print(f"  {'case':<{width}}{'wall':>6}  {'(min-max)':<13}{'x N=1':>6}{'controller CPU':>16}")
     for case in cases:
         walls = [r["wall"] for r in case.runs]
         ratio = statistics.median(
             r["wall"] / o["wall"] for r, o in zip(case.runs, one, strict=True)
         )
         spread = f"({min(walls):.1f}-{max(walls):.1f})"
-        print(f"  {case.label:<{width}}{med(case.runs):6.1f}  {spread:<13}{ratio:6.2f}")
+        cpu = med(case.runs, "cpu")
+        row = f"  {case.label:<{width}}{med(case.runs):6.1f}  {spread:<13}{ratio:6.2f}"
+        print(f"{row}{cpu:14.2f} s")
     print("\nmedian seconds per stage (journal step.done); 'outside steps': interpreter, site,")
     print("connections to the primary before the first step, the summary")
     names = [c.env for c in cases]
@@ -116,7 +130,9 @@ def report(cases: list[Case]) -> None:
     for step in steps:
         print(f"  {step:<18}" + "".join(f"{med(c.runs, step):8.2f}" for c in cases))
     outside = [
-        statistics.median(r["wall"] - sum(v for k, v in r.items() if k != "wall") for r in c.runs)
+        statistics.median(
+            r["wall"] - sum(v for k, v in r.items() if k not in ("wall", "cpu")) for r in c.runs
+        )
         for c in cases
     ]
     print(f"  {'outside steps':<18}" + "".join(f"{o:8.2f}" for o in outside))

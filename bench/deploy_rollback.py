@@ -227,7 +227,7 @@ class Project:
 
     def configure(self, values: Mapping[str, str]) -> None:
         """Edit the env file made by env.init (URLs and ports of our servers), then validate."""
-        from deploytools.envfile import update
+        from deploytools.env.file import update
         from deploytools.hosts.local import LocalHost
 
         update(LocalHost(), str(self.env_file), values)
@@ -328,7 +328,7 @@ class Project:
         and more)."""
         import httpx
 
-        from deploytools.health import STATUS_INTERVAL
+        from deploytools.probes.health import STATUS_INTERVAL
         from deploytools.runtime.compose import parse_ps
 
         deadline = time.monotonic() + HEALTH_TIMEOUT

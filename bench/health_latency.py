@@ -45,8 +45,8 @@ def serve(port: int, flip_file: str) -> None:
 
 def main(trials: int) -> None:
     from deploytools.config import EnvironmentSettings
-    from deploytools.health import wait_healthy
     from deploytools.hosts.local import LocalHost
+    from deploytools.probes.health import wait_healthy
     from deploytools.runtime.process import ProcessRuntime
     from deploytools.ui import Ui
     from tests.support.procs import free_port

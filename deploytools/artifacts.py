@@ -20,9 +20,9 @@ from deploytools.commands import compose as compose_cmd
 from deploytools.commands import git
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.journal import Journal
 from deploytools.release import looks_like_release, record_of, recorded_images
 from deploytools.runtime.base import ImageCheck, Runtime
+from deploytools.site.journal import Journal
 
 
 def check_images(runtime: Runtime, journal: Journal, release: str) -> ImageCheck:

@@ -13,10 +13,11 @@ import os
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar, cast
 
 from deploytools.commands import git
 from deploytools.errors import CommandError, OperatorError
@@ -24,6 +25,7 @@ from deploytools.hosts.base import Host
 
 CODE_DIR = 0o750  # a release's directories (and executables): its owner and group, not everyone
 CODE_FILE = 0o640
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,33 +78,51 @@ def write_archive(
 class Archives:
     """A run's release archives on the control machine, each made once and shipped to every
     host that lacks the release (eight hosts made eight ``git archive`` runs, sixteen with a
-    virtualenv); removed when the run closes it. Hosts rolled out at once wait for the one
-    being made rather than making their own."""
+    virtualenv), and whatever else a run makes once for every host (``once``: a release
+    virtualenv's wheels); removed when the run closes it. Hosts rolled out at once wait for
+    the one being made rather than making their own."""
 
     def __init__(self) -> None:
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        self._made: dict[tuple[str, str, str, tuple[str, ...]], Path] = {}
+        self._once: dict[tuple[str, ...], object] = {}  # what ``once`` made, or its error
         self._lock = threading.Lock()
 
     def archive(
         self, control: Host, checkout: Path, release: str, app_dir: str, skip: Sequence[str]
     ) -> Path:
         """The archive of ``release`` (``write_archive``'s), made on first use."""
-        key = (release, str(checkout), app_dir, tuple(skip))
+
+        def make(place: Path) -> Path:
+            out = place / f"{release}.tar"
+            write_archive(control, checkout, app_dir, skip, out)
+            return out
+
+        return self.once(("archive", release, str(checkout), app_dir, *skip), make)
+
+    def once(self, key: tuple[str, ...], make: Callable[[Path], T]) -> T:
+        """What ``make`` returns given a new directory of the run's scratch, made on the first
+        use of ``key`` (e.g. a release virtualenv's wheels); when it fails, every later use
+        fails alike without making it again: one error for every host, said the same."""
         with self._lock:
-            if key not in self._made:
+            if key not in self._once:
                 if self._scratch is None:
                     self._scratch = tempfile.TemporaryDirectory(prefix="deploytools-release-")
-                out = Path(self._scratch.name) / f"{len(self._made)}-{release}.tar"
-                write_archive(control, checkout, app_dir, skip, out)
-                self._made[key] = out
-            return self._made[key]
+                place = Path(self._scratch.name) / f"once-{len(self._once)}"
+                place.mkdir()
+                try:
+                    self._once[key] = make(place)
+                except Exception as exc:  # a signal is no answer to keep
+                    self._once[key] = exc
+            found = self._once[key]
+        if isinstance(found, Exception):
+            raise found
+        return cast(T, found)
 
     def close(self) -> None:
         with self._lock:
             if self._scratch is not None:
                 self._scratch.cleanup()
-            self._scratch, self._made = None, {}
+            self._scratch, self._once = None, {}
 
     def __enter__(self) -> Archives:
         return self

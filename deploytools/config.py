@@ -31,7 +31,7 @@ from deploytools.errors import OperatorError
 from deploytools.hosts.base import COMMAND_TIMEOUT
 
 if TYPE_CHECKING:
-    from deploytools.rollout import RolloutPolicy
+    from deploytools.pipeline.rollout import RolloutPolicy
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
@@ -248,6 +248,20 @@ class ReleaseSettings(Model):
     # file of its tree (relative to app_dir) and shared by releases whose file is the same
     # (deploytools.runtime.venv). None: every release runs on one interpreter's packages.
     venv: str | None = None
+    # Remote hosts get that virtualenv's packages as wheels made once per run on the control
+    # machine, installed there with no index (deploytools.runtime.wheels): for hosts that
+    # cannot reach one. Strict: "yes" or 1 is a typo here, not a true.
+    wheels: bool = Field(False, strict=True)
+
+    @model_validator(mode="after")
+    def _wheels_of_a_venv(self) -> ReleaseSettings:
+        if self.wheels and self.venv is None:
+            raise ValueError(
+                "wheels = true ships a release virtualenv's packages, but releases.venv is not "
+                'set: set releases.venv = "requirements.txt" (the release\'s requirements '
+                "file) too, or remove wheels"
+            )
+        return self
 
     @field_validator("venv")
     @classmethod
@@ -387,7 +401,7 @@ class RolloutSettings(Model):
     @classmethod
     def _count_or_percent(cls, value: Any, info: ValidationInfo) -> Any:
         """Checked at load as the rollout reads it (``rollout.resolve_count``)."""
-        from deploytools.rollout import resolve_count
+        from deploytools.pipeline.rollout import resolve_count
 
         least = 1 if info.field_name == "batch_size" else 0
         try:
@@ -398,7 +412,7 @@ class RolloutSettings(Model):
 
     def policy(self, hosts: int) -> RolloutPolicy:
         """These settings for a run on ``hosts`` hosts, counts and percentages resolved."""
-        from deploytools.rollout import RolloutPolicy
+        from deploytools.pipeline.rollout import RolloutPolicy
 
         return RolloutPolicy.resolve(hosts, **self.model_dump())
 

@@ -12,8 +12,7 @@ from typing import Any
 
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.interrupts import INTERRUPTS
-from deploytools.lock import DeployLock
-from deploytools.pipeline import Pipeline, PipelineResult, Stage, Together
+from deploytools.pipeline.engine import Pipeline, PipelineResult, Stage, Together
 from deploytools.progress import Progress
 from deploytools.release import (
     check_tag_name,
@@ -23,6 +22,7 @@ from deploytools.release import (
     rollback_targets,
 )
 from deploytools.site import Site
+from deploytools.site.lock import DeployLock
 from deploytools.steps.base import RunContext, Step
 from deploytools.steps.common import (
     Start,
@@ -54,7 +54,7 @@ def context(site: Site, *, dry_run: bool) -> tuple[RunContext, DeployLock]:
     ctx = RunContext(site.settings, primary, site.ui, site.journal, values, site, dry_run=dry_run)
     previous = current_release(ctx.journal.releases())
     ctx.journal.warn_damaged(site.ui.warn)
-    ctx.facts["previous_release"] = previous["tag"] if previous else None
+    ctx.facts.previous_release = previous["tag"] if previous else None
     return ctx, site.lock()
 
 
@@ -165,16 +165,14 @@ def rollback(
     settings = site.settings
     target = _rollback_target(ctx, tag)
     ctx.release = tag
-    ctx.facts.update(
-        sha=target.get("sha"),
-        images=recorded_images(ctx.journal.records(), tag),
-        pushed=dict(target.get("pushed") or {}),
-        backup=target.get("backup"),
-    )
+    ctx.facts.sha = target.get("sha")
+    ctx.facts.images = recorded_images(ctx.journal.records(), tag)
+    ctx.facts.pushed = dict(target.get("pushed") or {})
+    ctx.facts.backup = target.get("backup")
     from deploytools import db
 
     revision, now = target.get("revision"), db.current_revision(settings, ctx.host, ctx.ui.redact)
-    ctx.facts["revision"] = revision  # recorded even when the database needs no change
+    ctx.facts.revision = revision  # recorded even when the database needs no change
     database = ReturnDatabase(
         revision, target.get("backup"), _must_restore(ctx, now, revision, target, restore_db)
     )
@@ -217,7 +215,7 @@ def _run(
     with _scratch(ctx):
         # An undo starts the release that runs now as it was: that its config can be read
         # from its commit is known before anything changes.
-        if previous := ctx.facts.get("previous_release"):
+        if previous := ctx.facts.previous_release:
             ctx.for_release(previous)
         if ctx.dry_run:
             show_plan(ctx.ui, pipeline.plan(ctx))
@@ -259,7 +257,7 @@ def _scratch(ctx: RunContext) -> Iterator[None]:
 def _verify_previous(ctx: RunContext) -> str | None:
     """After an undo, the release that ran before must answer again (``Start`` learnt which
     one); when nothing ran before, there is nothing to verify."""
-    previous = ctx.facts.get("previous_release")
+    previous = ctx.facts.previous_release
     return verify_running(ctx, previous) if previous else None
 
 
@@ -312,7 +310,7 @@ def _running_now(ctx: RunContext, recorded: set[str]) -> str | None:
     try:
         return whole_release(ctx.runtime, recorded)
     except DeployFailure:
-        previous: str | None = ctx.facts.get("previous_release")
+        previous: str | None = ctx.facts.previous_release
         return previous
 
 

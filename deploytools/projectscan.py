@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from deploytools import envfile
 from deploytools.config import read_text
 from deploytools.db.location import script_location
+from deploytools.env import file as envfile
 from deploytools.errors import OperatorError
 
 if TYPE_CHECKING:
-    from deploytools.envrules import EnvRules
+    from deploytools.env.rules import EnvRules
 
 COMPOSE_GLOBS = ("docker-compose*.yml", "docker-compose*.yaml", "compose*.yml", "compose*.yaml")
 # A file compose merges over the base one for production (``-f base -f prod``).
@@ -326,7 +326,7 @@ def env_keys(path: Path) -> dict[str, str]:
 @cache
 def builtin_rules() -> EnvRules:
     """The rules every project gets (no project file yet): their secret-name patterns."""
-    from deploytools.envrules import parse_rules, resolve
+    from deploytools.env.rules import parse_rules, resolve
 
     path = Path("config/env.rules.toml")
     return resolve(parse_rules("", path), "prod", True, path)

@@ -164,8 +164,8 @@ def run_context(
 ) -> RunContext:
     """A step's context on ``host``, which is also the site's control machine and primary;
     ``fields`` are ``RunContext``'s own (release, dry_run, facts, ...)."""
-    from deploytools.journal import Journal
     from deploytools.site import Site
+    from deploytools.site.journal import Journal
     from deploytools.steps.base import RunContext
     from deploytools.ui import Ui
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploytools import envfile
 from deploytools.config import (
     DEFAULT_CONFIG,
     EnvironmentSettings,
@@ -22,8 +21,9 @@ from deploytools.config import (
     load_settings,
     read_deploy_file,
 )
-from deploytools.envcheck import check_example
-from deploytools.envrules import rules_for
+from deploytools.env import file as envfile
+from deploytools.env.check import check_example
+from deploytools.env.rules import rules_for
 from deploytools.errors import OperatorError
 from deploytools.ui import Ui
 

@@ -23,18 +23,43 @@ def uv_create(python: str, target: str) -> Argv:
     return ["uv", "venv", "--quiet", "--no-python-downloads", "--python", python, target]
 
 
-def uv_install(target: str, requirements: str) -> Argv:
+def uv_install(target: str, requirements: str, wheels: str | None = None) -> Argv:
     """Install ``requirements`` (relative to the cwd) into the virtualenv at ``target``
-    (an absolute path: uv reads a bare name as a Python version)."""
-    return ["uv", "pip", "install", "--quiet", "--no-progress", "--python", target, "-r",
-            requirements]  # fmt: skip
+    (an absolute path: uv reads a bare name as a Python version); from the directory
+    ``wheels`` alone when given."""
+    return ["uv", "pip", "install", "--quiet", "--no-progress", "--python", target,
+            *_offline(wheels), "-r", requirements]  # fmt: skip
 
 
 def venv_create(python: str, target: str) -> Argv:
     return [python, "-m", "venv", target]
 
 
-def pip_install(python: str, requirements: str) -> Argv:
-    """``python``: the virtualenv's own interpreter."""
+def pip_install(python: str, requirements: str, wheels: str | None = None) -> Argv:
+    """``python``: the virtualenv's own interpreter; ``wheels`` as for ``uv_install``."""
     return [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-input", "-r", requirements]  # fmt: skip
+            "--no-input", *_offline(wheels), "-r", requirements]  # fmt: skip
+
+
+def pip_wheel(python: str, requirements: str, out: str) -> Argv:
+    """Wheels of ``requirements`` and of all they need into ``out`` (sdists built: ``pip
+    download`` would leave them unbuilt), made by ``python``, whose platform they are for."""
+    return [python, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+            "--no-input", "--no-color", "-r", requirements, "-w", out]  # fmt: skip
+
+
+# Prints what a wheel made by an interpreter needs of the one installing it, as JSON: its
+# implementation, minor version, platform, and C library (a manylinux wheel needs glibc).
+PLATFORM = (
+    "import json, platform, sys, sysconfig; print(json.dumps({'python': '%s %d.%d' % "
+    "(sys.implementation.name, *sys.version_info[:2]), 'platform': sysconfig.get_platform(),"
+    " 'libc': ' '.join(platform.libc_ver()).strip()}))"
+)
+
+
+def platform_of(python: str) -> Argv:
+    return [python, "-c", PLATFORM]
+
+
+def _offline(wheels: str | None) -> Argv:
+    return [] if wheels is None else ["--no-index", "--find-links", wheels]

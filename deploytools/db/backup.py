@@ -19,7 +19,7 @@ from deploytools.db.manifest import Manifest
 from deploytools.db.store import BackupStore
 from deploytools.errors import DeployFailure
 from deploytools.hosts.base import Host
-from deploytools.journal import Journal
+from deploytools.site.journal import Journal
 from deploytools.ui import Ui
 
 MB = 1024 * 1024

@@ -14,7 +14,7 @@ from typing import Literal
 from deploytools.commands.postgres import Conn
 from deploytools.config import EnvironmentSettings
 from deploytools.dburl import UrlProblem, is_postgres, normalise
-from deploytools.envfile import load_values
+from deploytools.env.file import load_values
 from deploytools.errors import OperatorError
 from deploytools.redact import Redactor
 
@@ -33,7 +33,7 @@ class Database:
 def database_url(settings: EnvironmentSettings, redactor: Redactor | None = None) -> str:
     """The environment's database URL from its env file; the redactor learns the file's secrets."""
     if redactor is not None:
-        from deploytools.envvalidate import learned_values
+        from deploytools.env.validate import learned_values
 
         values = learned_values(settings, redactor)
     else:

@@ -36,8 +36,8 @@ from deploytools.db.location import migrations_dir, release_ini
 from deploytools.db.revisions import Revision, between, resolve, script_directory
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
-from deploytools.journal import Journal
 from deploytools.redact import Redactor
+from deploytools.site.journal import Journal
 from deploytools.ui import Ui
 
 if TYPE_CHECKING:
@@ -249,10 +249,10 @@ def _scratch_release(settings: EnvironmentSettings) -> str:
 def _env_values(settings: EnvironmentSettings, redactor: Redactor | None) -> dict[str, str]:
     """The env file's values, through the redactor when there is one (it learns the secrets)."""
     if redactor is not None:
-        from deploytools.envvalidate import learned_values
+        from deploytools.env.validate import learned_values
 
         return learned_values(settings, redactor)
-    from deploytools.envfile import load_values
+    from deploytools.env.file import load_values
 
     return load_values(settings.path(settings.env_file))
 

@@ -12,7 +12,7 @@ from deploytools.db.store import BackupStore
 from deploytools.db.verify import check_checksum
 from deploytools.errors import OperatorError
 from deploytools.hosts.base import Host
-from deploytools.journal import Journal
+from deploytools.site.journal import Journal
 from deploytools.ui import Ui
 
 

@@ -19,8 +19,8 @@ from deploytools.config import EnvironmentSettings
 from deploytools.db.manifest import Manifest
 from deploytools.db.store import BackupStore
 from deploytools.hosts.base import Host
-from deploytools.journal import Journal
 from deploytools.release import good_releases
+from deploytools.site.journal import Journal
 from deploytools.ui import Ui
 
 

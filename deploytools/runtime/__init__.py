@@ -35,7 +35,7 @@ def runtime_for(
     from deploytools.runtime.process import ProcessRuntime
 
     if env_values is None:
-        from deploytools.envfile import load_values
+        from deploytools.env.file import load_values
 
         env_values = load_values(settings.path(settings.env_file))
     return ProcessRuntime(settings, host, env_values, control=control, archives=archives)

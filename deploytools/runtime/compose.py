@@ -23,10 +23,11 @@ from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
-from deploytools import envcompose, envfile
 from deploytools.commands import alembic
 from deploytools.commands import compose as cmd
 from deploytools.config import ComposeSettings, EnvironmentSettings, ServiceSettings
+from deploytools.env import compose as envcompose
+from deploytools.env import file as envfile
 from deploytools.errors import CommandError, DeployFailure, OperatorError
 from deploytools.hosts.base import Host, Result
 from deploytools.runtime.base import (

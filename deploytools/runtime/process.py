@@ -382,13 +382,14 @@ class ProcessRuntime:
             archive = archives.archive(
                 self.control, checkout, release, self.settings.app_dir, self.not_code()
             )
-            requirements = b""
+            requirements, wheels = b"", None
             if wants_venv:
                 found = archived_file(archive, self.venvs.requirements)
                 requirements = self.venvs.requirements_of(found, release)
+                wheels = self.venvs.wheels_for(archives, self.control, archive, requirements)
 
             def prepare(code: str) -> None:
-                made.update(self.venvs.provide(release, code, requirements))
+                made.update(self.venvs.provide(release, code, requirements, wheels))
 
             shipped = ship_release(
                 self.host, place, release, archive,

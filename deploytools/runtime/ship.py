@@ -16,6 +16,7 @@ of "already there" is the whole image: an image whose id the host has is never s
 
 from __future__ import annotations
 
+import posixpath
 import secrets
 import tarfile
 import time
@@ -85,20 +86,11 @@ def ship_release(
     if has_release(target, final, release):
         return Shipped(target.name, [], [release])
     started = time.monotonic()
-    size, digest = _measure(archive)
     upload = f"{place.releases_dir}/.{release}.{secrets.token_hex(4)}.tar.part"
     partial = f"{final}.partial"
     target.makedirs(place.releases_dir, mode=CODE_DIR)
     try:
-        target.feed(fs.receive(upload), _read(archive), timeout=timeout)
-        got = sha256(target, upload, timeout)
-        if got != digest:
-            raise DeployFailure(
-                f"the archive of release {release} arrived damaged on {target.name}: sha256"
-                f" {got or '?'}; sent {size} bytes, sha256 {digest} (nothing was unpacked)",
-                f"ship again; if it recurs, check the disk and free space of {place.releases_dir}"
-                f" on {target.name}, and the network in between",
-            )
+        size = upload_checked(target, archive, upload, f"release {release}", timeout=timeout)
         for stale in (partial, final):  # a ship or build cut short: never a release
             if target.exists(stale):  # an SFTP call; a removal is a remote command
                 target.remove(stale)
@@ -117,6 +109,24 @@ def ship_release(
     finally:
         _discard(target, upload)
     return Shipped(target.name, [release], [], size, time.monotonic() - started)
+
+
+def upload_checked(target: Host, local: Path, upload: str, what: str, *, timeout: float) -> int:
+    """Stream the file ``local`` to the new name ``upload`` on ``target`` and compare the
+    SHA-256 computed there with ours; returns its size. The caller removes ``upload`` (on
+    failure too) and uses it only after this returned."""
+    size, digest = _measure(local)
+    target.feed(fs.receive(upload), _read(local), timeout=timeout)
+    got = sha256(target, upload, timeout)
+    if got != digest:
+        directory = posixpath.dirname(upload)
+        raise DeployFailure(
+            f"the archive of {what} arrived damaged on {target.name}: sha256 {got or '?'}; "
+            f"sent {size} bytes, sha256 {digest} (nothing was unpacked)",
+            f"ship again; if it recurs, check the disk and free space of {directory} on "
+            f"{target.name}, and the network in between",
+        )
+    return size
 
 
 def has_release(target: Host, directory: str, release: str) -> bool:

@@ -12,6 +12,9 @@ install, a timeout, a signal) is removed at once; one that could not be (a kille
 no ``DONE`` file, so it is never reused: the next build of that digest starts by removing it,
 and retention removes it with the releases.
 
+With ``releases.wheels`` a remote host installs from wheels the control machine made, shipped
+to it only when it lacks the virtualenv (``runtime.wheels``), never from an index.
+
 A release's ``.venv`` links to its environment (the app's interpreter is then
 ``<release>/.venv/bin/python``) and its ``USES`` file names it, so that retention can tell which
 environments the kept releases use without reading links.
@@ -23,13 +26,19 @@ import hashlib
 import json
 import os
 import posixpath
+import secrets
 from collections.abc import Iterable
-from pathlib import PurePosixPath
+from contextlib import suppress
+from pathlib import Path, PurePosixPath
 
+from deploytools.codetree import Archives
+from deploytools.commands import fs
 from deploytools.commands import venv as venv_cmd
 from deploytools.config import EnvironmentSettings
-from deploytools.errors import CommandError, DeployFailure, OperatorError
+from deploytools.errors import CommandError, DeployFailure, DeployToolsError, OperatorError
 from deploytools.hosts.base import Host
+from deploytools.runtime import wheels as wheels_of
+from deploytools.runtime.wheels import Wheelhouse
 from deploytools.targets import state_dir
 
 LINK = ".venv"
@@ -80,22 +89,52 @@ class ReleaseVenvs:
         return in_app_dir if self.host.exists(in_app_dir) else "python3"
 
     def plan(self) -> list[str]:
+        wheels = (
+            f" from wheels made once on the control machine (pip wheel -r {self.requirements})"
+            ", shipped checked and installed with --no-index --find-links"
+            if self._ships_wheels() else ""
+        )  # fmt: skip
         return [
             f"virtualenv from the release's {self.requirements} on {self.base_python()}: "
             f"{self.host.name}:{self.root}/<sha256 of both>, reused if there, else made "
             "(uv venv + uv pip install -r when uv is on PATH, else python -m venv + pip install "
-            f"-r) and linked as <release>/{LINK}"
+            f"-r){wheels} and linked as <release>/{LINK}"
         ]
 
-    def provide(self, release: str, code: str, requirements: bytes) -> dict[str, str]:
+    def wheels_for(
+        self, archives: Archives, control: Host, code: Path, requirements: bytes
+    ) -> Wheelhouse | None:
+        """With ``releases.wheels``, the wheels this host must install ``requirements`` from
+        (the release archive ``code``'s file), made on the control machine and checked against
+        the host's interpreter; None when it needs none (it has the virtualenv, or installs
+        from its own index). Writes nothing on the host: call it before shipping."""
+        if not self._ships_wheels():
+            return None
+        python = self.base_python()
+        if self.host.exists(f"{self.root}/{self._digest(python, requirements)}/{DONE}"):
+            return None
+        house = wheels_of.wheelhouse(archives, control, self.settings, code, requirements)
+        found = self.host.run(
+            venv_cmd.platform_of(python), timeout=self.settings.timeouts.query, check=False
+        )
+        wheels_of.check_platform(house, found.stdout, self.host.name, python,
+                                 f"environments.{self.settings.name}.releases.wheels")  # fmt: skip
+        return house
+
+    def provide(
+        self, release: str, code: str, requirements: bytes, wheels: Wheelhouse | None = None
+    ) -> dict[str, str]:
         """Link the code directory ``code`` to the virtualenv of ``requirements``, made first
-        when there is none; returns its path, and the installer when it was made now."""
+        when there is none (from ``wheels`` alone when given); returns its path, and the
+        installer (and wheels shipped) when it was made now."""
         python = self.base_python()
         name = self._digest(python, requirements)
         path = f"{self.root}/{name}"
         made = {}
         if not self.host.exists(f"{path}/{DONE}"):
-            made["installer"] = self._make(release, path, python, code)
+            made["installer"] = self._make(release, path, python, code, wheels)
+            if wheels is not None:
+                made["wheels"] = f"{len(wheels.wheels)} wheels shipped"
         self.host.link_dir(path, f"{code}/{LINK}")
         self.host.write_file(f"{code}/{USES}", name.encode(), mode=MODE)
         return {"venv": path, **made}
@@ -129,18 +168,24 @@ class ReleaseVenvs:
             ) from None
         return hashlib.sha256(found.encode() + b"\0" + requirements).hexdigest()
 
-    def _make(self, release: str, path: str, python: str, code: str) -> str:
-        """Make the virtualenv at ``path``, removed again unless it is complete."""
+    def _make(
+        self, release: str, path: str, python: str, code: str, wheels: Wheelhouse | None
+    ) -> str:
+        """Make the virtualenv at ``path``, removed again unless it is complete; the wheels
+        shipped for it (a dot name beside it: retention sweeps one a kill left) removed after."""
         self.host.remove(path)  # a build cut short, never reused
         self.host.makedirs(self.root, mode=DIR_MODE)
         installer = "uv" if self._has_uv() else "pip"
+        staging = f"{self.root}/.{posixpath.basename(path)}.{secrets.token_hex(4)}.wheels"
         try:
+            found = None if wheels is None else self._receive(release, wheels, staging)
             if installer == "uv":
                 self._run(release, installer, venv_cmd.uv_create(python, path), code)
-                self._run(release, installer, venv_cmd.uv_install(path, self.requirements), code)
+                uv = venv_cmd.uv_install(path, self.requirements, found)
+                self._run(release, installer, uv, code)
             else:
                 self._run(release, installer, venv_cmd.venv_create(python, path), code)
-                pip = venv_cmd.pip_install(self._python_in(path), self.requirements)
+                pip = venv_cmd.pip_install(self._python_in(path), self.requirements, found)
                 self._run(release, installer, pip, code)
             done = {"installer": installer, "python": python, "requirements": self.requirements,
                     "release": release}  # fmt: skip
@@ -148,7 +193,26 @@ class ReleaseVenvs:
         except BaseException:  # a failed install, a timeout, Ctrl-C: no half virtualenv stays
             self.host.remove(path)
             raise
+        finally:
+            for scratch in (staging, f"{staging}.tar"):
+                with suppress(DeployToolsError, OSError):  # never hides the install's error
+                    self.host.remove(scratch)
         return installer
+
+    def _receive(self, release: str, wheels: Wheelhouse, staging: str) -> str:
+        """Unpack ``wheels`` into ``staging`` on the host, checked on arrival; its path."""
+        from deploytools.runtime.ship import upload_checked  # ship needs process, which us
+
+        timeout = self.settings.timeouts.command
+        upload_checked(self.host, wheels.archive, f"{staging}.tar",
+                       f"the wheels of release {release}", timeout=timeout)  # fmt: skip
+        self.host.makedirs(staging, mode=DIR_MODE)
+        self.host.run(fs.unpack(f"{staging}.tar", staging), timeout=timeout)
+        return staging
+
+    def _ships_wheels(self) -> bool:
+        """Wheels go to remote hosts only: the control machine reaches its own index."""
+        return self.settings.releases.wheels and not self.host.local
 
     def _run(self, release: str, installer: str, argv: list[str], code: str) -> None:
         """One command of the build, in the release's code (a requirement may be a path

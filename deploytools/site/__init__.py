@@ -26,9 +26,9 @@ from deploytools.hosts.local import LocalHost
 
 if TYPE_CHECKING:
     from deploytools.config import EnvironmentSettings, HostSettings
-    from deploytools.journal import Journal
-    from deploytools.lock import DeployLock
     from deploytools.runtime.base import Runtime
+    from deploytools.site.journal import Journal
+    from deploytools.site.lock import DeployLock
     from deploytools.ui import Ui
 
 Connect = Callable[["HostSettings"], Host]
@@ -149,7 +149,7 @@ class Site:
     def env_values(self) -> dict[str, str]:
         """The env file's values, read once; the redactor has learnt its secrets."""
         if self._values is None:
-            from deploytools.envvalidate import learned_values
+            from deploytools.env.validate import learned_values
 
             self._values = learned_values(self.settings, self.ui.redact)
         return self._values
@@ -173,14 +173,14 @@ class Site:
     @property
     def journal(self) -> Journal:
         if self._journal is None:
-            from deploytools.journal import Journal
+            from deploytools.site.journal import Journal
 
             self._journal = Journal(self.primary, self.state_dir, self.ui.redact)
         return self._journal
 
     def host_journal(self, name: str) -> Journal:
         """Host ``name``'s own journal, in its state directory (not connected by this)."""
-        from deploytools.journal import HOST_JOURNAL_FILE, Journal
+        from deploytools.site.journal import HOST_JOURNAL_FILE, Journal
 
         host = self.host(name)
         directory = targets.state_dir(self.settings, host)
@@ -210,7 +210,7 @@ class Site:
     def history(self) -> list[dict[str, Any]]:
         """The site's journal and every host's own, merged by time (``journal.merged``); a host
         that cannot be read is a warning, and the site's journal still shows."""
-        from deploytools.journal import merged
+        from deploytools.site.journal import merged
 
         journals = {"site": self.journal.records()}
         self.journal.warn_damaged(self.ui.warn)
@@ -226,6 +226,6 @@ class Site:
         return merged(journals)
 
     def lock(self) -> DeployLock:
-        from deploytools.lock import DeployLock
+        from deploytools.site.lock import DeployLock
 
         return DeployLock.of(self.settings, self.primary)

@@ -2,26 +2,56 @@
 
 Steps share one ``RunContext``: the run's ``Site`` (the control machine, every host, the env
 values, the journal), the settings (the release's own for a rollback), the host the step acts
-on, and a ``facts`` dict through which an early step hands what it learned (backup id,
-previous revision, images) to later steps and to undo.
+on, and its ``Facts``: what an early step learnt (backup id, previous revision, images) for
+later steps and for undo.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from deploytools.errors import Interrupted
 
 if TYPE_CHECKING:
     from deploytools.config import EnvironmentSettings
     from deploytools.hosts.base import Host
-    from deploytools.journal import Journal
     from deploytools.runtime.base import Runtime
     from deploytools.site import Site
+    from deploytools.site.journal import Journal
     from deploytools.ui import Ui
+
+
+@dataclass
+class Facts:
+    """What steps learnt that later steps, the undo and the release record need.
+
+    Site-wide facts come from steps run once (snapshot, backup, migration, images); a host's
+    context has its own copy, and its ``HOST_OWN`` facts are what its own Start learnt."""
+
+    HOST_OWN = ("previous_release", "start_began")
+
+    sha: str | None = None
+    dirty: bool = False
+    images: dict[str, str] = field(default_factory=dict)  # service image -> id
+    # image -> the digest reference it was pushed as (compose.registry): what hosts pull
+    pushed: dict[str, str] = field(default_factory=dict)
+    backup: str | None = None  # the deploy's backup (None: skipped)
+    safety_backup: str | None = None  # a rollback's, before it changes the database
+    revision: str | None = None  # where the database goes (the record's)
+    migration_began: bool = False  # previous_revision is known
+    previous_revision: str | None = None  # where an undo takes the database back to
+    db_action: Literal["restore", "upgrade", "downgrade"] | None = None  # a rollback's
+    previous_release: str | None = None  # what the undo brings back (on a host: what ran)
+    start_began: float | None = None  # a Celery worker older than this is not this release's
+
+    def learn(self, run: Facts) -> None:
+        """Take what the run learnt, keeping this host's own facts."""
+        for f in fields(self):
+            if f.name not in self.HOST_OWN:
+                setattr(self, f.name, getattr(run, f.name))
 
 
 @dataclass
@@ -34,7 +64,7 @@ class RunContext:
     site: Site
     release: str = ""
     dry_run: bool = False
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
     # Set while steps running together are told to stop (one of them was interrupted).
     stopping: threading.Event = field(default_factory=threading.Event)
     made_with: str = ""  # for a release's own context: whose config and compose files
@@ -63,7 +93,7 @@ class RunContext:
                 self,
                 host=host,
                 env_values=self.site.values_for(name),
-                facts=dict(self.facts),
+                facts=replace(self.facts),
                 _runtime=None,
                 _origin=None,
                 _releases={},
@@ -72,7 +102,7 @@ class RunContext:
         # What the run learnt since (the release's tag, the backup): the host's own facts
         # (the release it replaced, when its start began) stay its own.
         on.release = self.release
-        on.facts.update({k: v for k, v in self.facts.items() if k not in on.facts})
+        on.facts.learn(self.facts)
         return on
 
     @property

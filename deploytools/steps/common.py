@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from deploytools.errors import DeployFailure
-from deploytools.lock import DeployLock, Holder
+from deploytools.site.lock import DeployLock, Holder
 from deploytools.steps.base import RunContext
 
 ENGINE_POLL = 0.5  # seconds between two questions to an engine the undo waits for
@@ -38,8 +38,8 @@ class ValidateEnv:
         ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        from deploytools import envvalidate
         from deploytools.db.location import migrations_dir, release_ini
+        from deploytools.env import validate as envvalidate
 
         report = envvalidate.validate_environment(ctx.settings, ctx.ui, ctx.control)
         if report.errors:
@@ -89,7 +89,7 @@ class Start:
         if replacing:
             ctx.for_release(replacing)  # its config, read while nothing has stopped yet
         # A Celery worker that started before this is not of this release (VerifyCelery).
-        ctx.facts["start_began"] = time.time()
+        ctx.facts.start_began = time.time()
         ctx.runtime.up(ctx.release, services or ())
         return {"services": services or ctx.runtime.services(), "replaced": replacing}
 
@@ -101,14 +101,14 @@ class Start:
         another: a journal that is missing, damaged or ends in an abandoned undo cannot say,
         and a site that serves must never be treated as empty.
         """
-        recorded = ctx.facts.get("previous_release")
+        recorded = ctx.facts.previous_release
         running = ctx.runtime.current_release()
         if running and running != recorded:
             ctx.ui.warn(
                 f"the journal says {recorded or 'nothing'} runs, but the stack runs {running}:"
                 f" an undo returns to {running}"
             )
-            ctx.facts["previous_release"] = running
+            ctx.facts.previous_release = running
         return running or recorded
 
     def undo(self, ctx: RunContext) -> str:
@@ -116,7 +116,7 @@ class Start:
         the failed release has are removed: ``up --remove-orphans``), its recorded images."""
         from deploytools.artifacts import restore_images
 
-        previous = ctx.facts.get("previous_release")
+        previous = ctx.facts.previous_release
         if not previous:
             ctx.runtime.down()
             return "stack stopped (no earlier release to return to)"
@@ -185,7 +185,7 @@ class WaitHealthy:
     name = "wait healthy"
 
     def plan(self, ctx: RunContext) -> list[str]:
-        from deploytools.health import targets_for
+        from deploytools.probes.health import targets_for
 
         services = ctx.services
         if services == []:
@@ -196,13 +196,13 @@ class WaitHealthy:
         return [t.describe_plan() for t in targets]
 
     def prepare(self, ctx: RunContext) -> None:
-        from deploytools.health import load_modules
+        from deploytools.probes.health import load_modules
 
         load_modules()
 
     @disk_said
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        from deploytools.health import wait_healthy
+        from deploytools.probes.health import wait_healthy
 
         services = ctx.services
         if services == []:
@@ -238,7 +238,7 @@ class VerifyCelery:
 
     def prepare(self, ctx: RunContext) -> None:
         if ctx.settings.celery is not None:
-            from deploytools.celery_check import load_modules
+            from deploytools.probes.celery import load_modules
 
             load_modules(ctx.settings, ctx.env_values)
 
@@ -246,7 +246,7 @@ class VerifyCelery:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if ctx.settings.celery is None:
             return {"skipped": "no celery section in the config"}
-        from deploytools.celery_check import verify_celery
+        from deploytools.probes.celery import verify_celery
 
         report = verify_celery(
             ctx.settings,
@@ -255,8 +255,8 @@ class VerifyCelery:
             ctx.ui,
             host=ctx.host,
             stopping=ctx.stopping,
-            since=ctx.facts.get("start_began"),
-            previous=ctx.facts.get("previous_release"),
+            since=ctx.facts.start_began,
+            previous=ctx.facts.previous_release,
         )
         return {"celery": report.as_dict()}
 
@@ -265,8 +265,8 @@ class VerifyCelery:
 def verify_running(ctx: RunContext, release: str, *, celery: bool = True) -> str:
     """After an undo: the release we went back to must answer its own health checks again
     (its services, probes and Celery settings, not the failed release's) on ctx's host."""
-    from deploytools.celery_check import verify_celery
-    from deploytools.health import wait_healthy
+    from deploytools.probes.celery import verify_celery
+    from deploytools.probes.health import wait_healthy
 
     back = ctx.for_release(release)
     services = back.services
@@ -289,7 +289,7 @@ def verify_running(ctx: RunContext, release: str, *, celery: bool = True) -> str
 def healthy_again(ctx: RunContext) -> str:
     """A host taken back by a rollout: the release before answers its probes there (its
     Celery workers are checked with every host's, once the rollout is undone)."""
-    previous = ctx.facts.get("previous_release")
+    previous = ctx.facts.previous_release
     if not previous:
         return "nothing ran before: its services are stopped"
     return verify_running(ctx, previous, celery=False)

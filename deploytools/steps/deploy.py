@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from deploytools.commands import git
-from deploytools.errors import DeployToolsError, OperatorError
-from deploytools.lock import DeployLock
+from deploytools.errors import DeployFailure, DeployToolsError, OperatorError
 from deploytools.release import kept_releases, looks_like_release, take_snapshot
+from deploytools.site.lock import DeployLock
 from deploytools.steps.base import RunContext
 
 if TYPE_CHECKING:
@@ -104,18 +104,25 @@ class Snapshot:
             ctx.control, str(ctx.settings.root), ctx.settings.name, allow_dirty=self.allow_dirty
         )
         ctx.release = snap.tag
-        ctx.facts.update(sha=snap.sha, dirty=snap.dirty)
+        ctx.facts.sha, ctx.facts.dirty = snap.sha, snap.dirty
         self.lock.note_release(snap.tag)
         return {"tag": snap.tag, "sha": snap.sha, "dirty": snap.dirty}
 
 
 class Backup:
-    """A verified backup; ``fact`` names where later steps find its id."""
+    """A verified backup; ``fact`` says which it is: the deploy's ``backup``, or a rollback's
+    ``safety_backup`` (taken before it changes the database; retention keeps it)."""
 
     name = "backup"
 
-    def __init__(self, fact: str = "backup") -> None:
+    def __init__(self, fact: Literal["backup", "safety_backup"] = "backup") -> None:
         self.fact = fact
+
+    def _learn(self, ctx: RunContext, backup: str | None) -> None:
+        if self.fact == "backup":
+            ctx.facts.backup = backup
+        else:
+            ctx.facts.safety_backup = backup
 
     def plan(self, ctx: RunContext) -> list[str]:
         from deploytools.db.database import open_database
@@ -133,10 +140,10 @@ class Backup:
         from deploytools import db
 
         if missing := self._no_database_yet(ctx):
-            ctx.facts[self.fact] = None
+            self._learn(ctx, None)
             return {"backup": None, "skipped": missing.removeprefix("skipped: ")}
         manifest = db.backup(ctx.settings, ctx.host, ctx.ui, ctx.journal, release=ctx.release)
-        ctx.facts[self.fact] = manifest.id
+        self._learn(ctx, manifest.id)
         return {"backup": manifest.id, "bytes": manifest.size, "sha256": manifest.sha256}
 
     @staticmethod
@@ -171,18 +178,19 @@ class Migrate:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools import db
 
-        ctx.facts["previous_revision"] = db.current_revision(ctx.settings, ctx.host, ctx.ui.redact)
+        ctx.facts.previous_revision = db.current_revision(ctx.settings, ctx.host, ctx.ui.redact)
+        ctx.facts.migration_began = True
         at = db.where(ctx.settings, ctx.host, ctx.runtime, ctx.release)
         result = db.upgrade(ctx.settings, ctx.ui, at=at, journal=ctx.journal)
-        ctx.facts["revision"] = result.after
+        ctx.facts.revision = result.after
         return {"from": result.before, "to": result.after, "applied": result.applied}
 
     def undo(self, ctx: RunContext) -> str:
         from deploytools import db
 
-        if "previous_revision" not in ctx.facts:
+        if not ctx.facts.migration_began:
             return "nothing to undo (the migration did not start)"
-        before = ctx.facts["previous_revision"]
+        before = ctx.facts.previous_revision
         now = db.current_revision(ctx.settings, ctx.host, ctx.ui.redact)
         if now == before:
             return f"database still at {before or 'base'}"
@@ -190,9 +198,23 @@ class Migrate:
             at = db.where(ctx.settings, ctx.host, ctx.runtime, ctx.release)
             db.downgrade(ctx.settings, ctx.ui, before or "base", at=at, journal=ctx.journal)
             return f"database downgraded {now} -> {before or 'base'}"
-        backup = ctx.facts["backup"]
-        db.restore(ctx.settings, ctx.host, ctx.ui, ctx.journal, backup)
+        backup = restore_backup(ctx, ctx.facts.backup, f"{now} -> {before or 'base'}")
         return f"database restored from backup {backup} (a revision in between is irreversible)"
+
+
+def restore_backup(ctx: RunContext, backup: str | None, change: str) -> str:
+    """Restore ``backup`` to take the database back over ``change``, which no migration can
+    undo; none was taken when there was no database yet (a first SQLite deploy)."""
+    from deploytools import db
+
+    if backup is None:
+        raise DeployFailure(
+            f"the database cannot be taken back ({change}): a revision on the way is "
+            "irreversible and no backup was taken (there was no database before this run)",
+            "remove the database file this run created, or restore it by hand",
+        )
+    db.restore(ctx.settings, ctx.host, ctx.ui, ctx.journal, backup)
+    return backup
 
 
 class Build:
@@ -203,7 +225,7 @@ class Build:
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         images = ctx.runtime.build(ctx.release)
-        ctx.facts["images"] = images
+        ctx.facts.images = images
         return {"images": images}
 
 
@@ -230,7 +252,7 @@ class Record:
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         if self.action == "deploy":
-            ctx.control.run(git.tag(ctx.release, ctx.facts["sha"]), cwd=str(ctx.settings.root))
+            ctx.control.run(git.tag(ctx.release, str(ctx.facts.sha)), cwd=str(ctx.settings.root))
         record = release_record(ctx, self.action, "ok")
         pruned = prune_releases(ctx)
         return {"recorded": record["tag"], "revision": record.get("revision"), **pruned}
@@ -297,17 +319,17 @@ def release_record(ctx: RunContext, action: str, result: str, **extra: Any) -> d
         action=action,
         result=result,
         tag=ctx.release,
-        sha=ctx.facts.get("sha"),
-        dirty=ctx.facts.get("dirty", False),
-        images=ctx.facts.get("images", {}),
-        revision=ctx.facts.get("revision"),
-        backup=ctx.facts.get("backup"),
-        safety_backup=ctx.facts.get("safety_backup"),  # a rollback's: retention keeps it
+        sha=ctx.facts.sha,
+        dirty=ctx.facts.dirty,
+        images=ctx.facts.images,
+        revision=ctx.facts.revision,
+        backup=ctx.facts.backup,
+        safety_backup=ctx.facts.safety_backup,  # a rollback's: retention keeps it
         env_hash=env_hash,
         flags=flags,
         operator=getpass.getuser(),
         host=ctx.host.name,
         # Where the images went through a registry: the digests a rollback pulls.
-        **({"pushed": pushed} if (pushed := ctx.facts.get("pushed")) else {}),
+        **({"pushed": ctx.facts.pushed} if ctx.facts.pushed else {}),
         **extra,
     )

@@ -1,8 +1,9 @@
 """Per-host stages: steps that run on every host of the run, not once on the primary.
 
-``OnHosts`` runs its steps on each host, in order, as a rollout policy (``deploytools.rollout``)
-goes over the hosts: shipping a release goes to every host at once and must reach all of them
-(no failure tolerated); starting it rolls, in batches, within the environment's failure budget.
+``OnHosts`` runs its steps on each host, in order, as a rollout policy
+(``deploytools.pipeline.rollout``) goes over the hosts: shipping a release goes to every host
+at once and must reach all of them (no failure tolerated); starting it rolls, in batches,
+within the environment's failure budget.
 A host's steps run in a thread of their own on a context of that host (``RunContext.on_host``):
 its own runtime and facts, the run's journal, which says on which host each step ended.
 
@@ -23,7 +24,7 @@ from deploytools.errors import DeployFailure, DeployToolsError, Interrupted, Rol
 from deploytools.steps.base import RunContext, Step, can_undo
 
 if TYPE_CHECKING:
-    from deploytools.rollout import HostOutcome, RolloutPolicy
+    from deploytools.pipeline.rollout import HostOutcome, RolloutPolicy
 
 NO_OTHER_HOST = "no host but the primary: nothing to do"
 HOSTS_FIX = "see the per-host table above, `invoke history --env {env}` and the hosts' logs"
@@ -93,7 +94,7 @@ class OnHosts:
         if not names:
             return [NO_OTHER_HOST]
         policy = self._policy(ctx, len(names))
-        from deploytools.rollout import plan_batches
+        from deploytools.pipeline.rollout import plan_batches
 
         batches = plan_batches(names, policy)
         lines = [_describe(policy, batches) if self.rolling else f"on {', '.join(names)} at once"]
@@ -103,7 +104,7 @@ class OnHosts:
         return lines
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        from deploytools.rollout import run_rollout
+        from deploytools.pipeline.rollout import run_rollout
 
         names = self.hosts(ctx)
         if not names:
@@ -137,7 +138,7 @@ class OnHosts:
 
     def _undo(self, ctx: RunContext) -> str:
         """Take back every host this stage changed and has not taken back yet."""
-        from deploytools.rollout import RolloutPolicy, run_rollout
+        from deploytools.pipeline.rollout import RolloutPolicy, run_rollout
 
         with self._lock:
             left = [name for name, done in self._done.items() if any(map(can_undo, done))]
@@ -160,7 +161,7 @@ class OnHosts:
     def _policy(self, ctx: RunContext, hosts: int) -> RolloutPolicy:
         """The environment's rollout policy; every host at once and no failure tolerated for
         a stage that does not roll (shipping: what runs does not change)."""
-        from deploytools.rollout import RolloutPolicy
+        from deploytools.pipeline.rollout import RolloutPolicy
 
         if self.rolling:
             return ctx.settings.rollout.policy(hosts)

@@ -8,6 +8,7 @@ from deploytools.artifacts import plan_restore, restore_images
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import OperatorError
 from deploytools.steps.base import RunContext
+from deploytools.steps.deploy import restore_backup
 
 
 class PrepareRelease:
@@ -22,7 +23,7 @@ class PrepareRelease:
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
         done = restore_images(ctx.settings, ctx.runtime, ctx.journal, ctx.release, why="rollback")
-        ctx.facts["images"] = done["images"]
+        ctx.facts.images = done["images"]
         return done
 
 
@@ -58,28 +59,28 @@ class ReturnDatabase:
         from deploytools import db
 
         now = db.current_revision(ctx.settings, ctx.host, ctx.ui.redact)
-        ctx.facts["previous_revision"] = now
-        ctx.facts["revision"] = self.target
+        ctx.facts.previous_revision, ctx.facts.migration_began = now, True
+        ctx.facts.revision = self.target
         if now == self.target:
             return {"revision": self.target, "changed": False}
         if self.restore and self.target_backup:
             db.restore(ctx.settings, ctx.host, ctx.ui, ctx.journal, self.target_backup)
-            ctx.facts["db_action"] = "restore"
+            ctx.facts.db_action = "restore"
         elif self.target and rolls_forward(ctx.settings, now, self.target):
             at = db.where(ctx.settings, ctx.host, ctx.runtime, _newer(ctx, forward=True))
             db.upgrade(ctx.settings, ctx.ui, self.target, at=at, journal=ctx.journal)
-            ctx.facts["db_action"] = "upgrade"
+            ctx.facts.db_action = "upgrade"
         else:
             at = db.where(ctx.settings, ctx.host, ctx.runtime, _newer(ctx, forward=False))
             db.downgrade(ctx.settings, ctx.ui, self.target or "base", at=at, journal=ctx.journal)
-            ctx.facts["db_action"] = "downgrade"
-        return {"from": now, "to": self.target, "how": ctx.facts["db_action"]}
+            ctx.facts.db_action = "downgrade"
+        return {"from": now, "to": self.target, "how": ctx.facts.db_action}
 
     def undo(self, ctx: RunContext) -> str:
         from deploytools import db
 
-        before = ctx.facts.get("previous_revision")
-        action = ctx.facts.get("db_action")
+        before = ctx.facts.previous_revision
+        action = ctx.facts.db_action
         if action is None:
             return "database unchanged"
         if action == "upgrade" or (action == "downgrade" and before):
@@ -90,15 +91,15 @@ class ReturnDatabase:
                 return f"database downgraded back to {before or 'base'}"
             db.upgrade(ctx.settings, ctx.ui, str(before), at=at, journal=ctx.journal)
             return f"database upgraded back to {before}"
-        backup = ctx.facts["safety_backup"]
-        db.restore(ctx.settings, ctx.host, ctx.ui, ctx.journal, backup)
+        change = f"{self.target or 'base'} -> {before or 'base'}"
+        backup = restore_backup(ctx, ctx.facts.safety_backup, change)
         return f"database restored from {backup}, taken before the rollback"
 
 
 def _newer(ctx: RunContext, forward: bool) -> str | None:
     """The release whose migrations know both revisions: the target when rolling forward,
     else the one running before the rollback (only it has the downgrades of its revisions)."""
-    return ctx.release if forward else ctx.facts.get("previous_release")
+    return ctx.release if forward else ctx.facts.previous_release
 
 
 def rolls_forward(settings: EnvironmentSettings, now: str | None, target: str | None) -> bool:

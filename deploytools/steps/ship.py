@@ -63,7 +63,7 @@ class PushImages:
         timeout = ctx.settings.timeouts.command
         with _logged_in(ctx) as env:
             pushed = push_images(ctx.host, images, _registry(ctx), timeout=timeout, env=env)
-        ctx.facts["pushed"] = pushed
+        ctx.facts.pushed = pushed
         return {"pushed": pushed}
 
 
@@ -82,9 +82,9 @@ class PullImages:
     def run(self, ctx: RunContext) -> dict[str, Any]:
         from deploytools.runtime.registry import pull_images
 
-        images = {name: ctx.facts["images"][name] for name in _images(ctx)}
+        images = {name: ctx.facts.images[name] for name in _images(ctx)}
         timeout = ctx.settings.timeouts.command
-        pushed = ctx.facts.get("pushed") or {}
+        pushed = ctx.facts.pushed
         with _logged_in(ctx) as env:
             got = pull_images(ctx.host, images, pushed, timeout=timeout, env=env)
         return {"pulled": got.sent, "present": got.present}
@@ -105,7 +105,7 @@ class PlaceComposeFiles:
         ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        from deploytools import envfile
+        from deploytools.env import file as envfile
         from deploytools.releaseconfig import ComposeFile, ReleaseConfig
 
         primary = ctx.site.primary
@@ -150,7 +150,7 @@ class PlaceComposeFiles:
 
 def _images(ctx: RunContext) -> list[str]:
     """The release's images the build (or a rollback's prepare) named."""
-    images = list(ctx.facts.get("images") or {})
+    images = list(ctx.facts.images)
     if not images:
         raise DeployFailure(
             f"no image of release {ctx.release} is known to ship to {ctx.host.name}",

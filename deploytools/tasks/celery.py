@@ -20,7 +20,7 @@ def verify(
 ) -> None:
     """Ping the workers of every host, count them, check their tasks, ask each canary for its
     release (through the primary's broker connection: one broker for every host)."""
-    from deploytools.celery_check import verify_celery
+    from deploytools.probes.celery import verify_celery
 
     with open_site(c, env, ui) as site:
         host = site.primary

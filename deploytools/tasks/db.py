@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from invoke.context import Context
 
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.lock import Holder
 from deploytools.tasks._support import (
     DRY_RUN_HELP,
     ENV_HELP,
@@ -321,6 +320,8 @@ def _confirm(ui: Ui, question: str, yes: bool) -> None:
 @contextmanager
 def _locked(site: Site, command: str, wait: float) -> Iterator[None]:
     """Hold the deploy lock, waiting up to ``wait`` seconds for another run (``--lock-wait``)."""
+    from deploytools.site.lock import Holder
+
     lock = site.lock()
     try:  # acquire inside: a signal right after it must find the lock released here too
         lock.acquire(Holder.me(command), wait=wait)

@@ -21,7 +21,7 @@ from deploytools.tasks._support import (
 )
 
 if TYPE_CHECKING:
-    from deploytools.pipeline import PipelineResult
+    from deploytools.pipeline.engine import PipelineResult
     from deploytools.ui import Ui
 
 @task(
@@ -98,7 +98,7 @@ def rollback(
 
 
 def _finish(ui: Ui, result: PipelineResult | None, env: str) -> None:
-    from deploytools.pipeline import raise_if_failed
+    from deploytools.pipeline.engine import raise_if_failed
 
     if result is None:  # dry run: the plan was shown
         return

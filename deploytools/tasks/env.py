@@ -20,7 +20,7 @@ def validate(
     c: Context, ui: Ui, env: str | None = None, json: bool = False, file: str | None = None
 ) -> None:
     """Check an env file against the built-in and the project's env rules and its example."""
-    from deploytools import envvalidate
+    from deploytools.env import validate as envvalidate
     from deploytools.inputs import check_path
 
     path = check_path(file, "--file") if file else None
@@ -32,8 +32,8 @@ def validate(
 @task(help={"env": ENV_HELP, "exist_ok": EXIST_OK_HELP})
 def init(c: Context, ui: Ui, env: str | None = None, exist_ok: bool = False) -> None:
     """Create the env file from its example with fresh secrets (mode 0600); never overwrites."""
-    from deploytools import envinit
-    from deploytools.envrules import rules_for
+    from deploytools.env import init as envinit
+    from deploytools.env.rules import rules_for
 
     site = open_site(c, env, ui)
     conf = site.settings

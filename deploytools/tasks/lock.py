@@ -10,7 +10,7 @@ from deploytools.errors import OperatorError
 from deploytools.tasks._support import ENV_HELP, JSON_HELP, open_site, task
 
 if TYPE_CHECKING:
-    from deploytools.lock import DeployLock
+    from deploytools.site.lock import DeployLock
     from deploytools.ui import Ui
 
 

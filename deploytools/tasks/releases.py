@@ -9,8 +9,8 @@ from invoke.context import Context
 from deploytools.tasks._support import ENV_HELP, JSON_HELP, open_site, task
 
 if TYPE_CHECKING:
-    from deploytools.journal import Journal
     from deploytools.site import Site
+    from deploytools.site.journal import Journal
     from deploytools.ui import Ui
 
 

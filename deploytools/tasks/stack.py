@@ -2,7 +2,7 @@
 
 Thin: each task loads the settings and the env file, then calls the runtime of every host of
 the environment (or those ``--hosts`` names; ``deploytools.runtime``) and
-``deploytools.health``. A host acts on, and shows, the services of its roles only
+``deploytools.probes.health``. A host acts on, and shows, the services of its roles only
 (``EnvironmentSettings.services_on``, as the deploy starts them); each line names its host.
 """
 
@@ -19,9 +19,9 @@ from deploytools.tasks._support import ENV_HELP, HOSTS_HELP, JSON_HELP, open_sit
 if TYPE_CHECKING:  # heavy: imported when a task runs, not for `invoke --list`
     from deploytools.config import EnvironmentSettings
     from deploytools.hosts.base import Host
-    from deploytools.journal import Journal
     from deploytools.runtime import Runtime
     from deploytools.site import Site
+    from deploytools.site.journal import Journal
     from deploytools.ui import Ui
 
 RELEASE_HELP = (
@@ -131,7 +131,7 @@ def up(
 ) -> None:
     """Start (or replace) the services on a release; `--wait` then waits until healthy."""
     from deploytools.artifacts import build_release, restore_images
-    from deploytools.health import targets_for, wait_healthy
+    from deploytools.probes.health import targets_for, wait_healthy
 
     for t in stacks(c, ui, env, hosts):
         rel = _release(t.runtime, release)
@@ -232,7 +232,7 @@ def wait(
     hosts: str | None = None,
 ) -> None:
     """Wait until every service is healthy; on timeout name it, its probe and its last log lines."""
-    from deploytools.health import wait_healthy
+    from deploytools.probes.health import wait_healthy
 
     results: list[dict[str, object]] = []
     for t in stacks(c, ui, env, hosts):

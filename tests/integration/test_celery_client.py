@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from deploytools.celery_check import (
+from deploytools.hosts.local import LocalHost
+from deploytools.probes.celery import (
     REDIS_POLL,
     BrokerUrls,
     CeleryCheckFailed,
@@ -25,7 +26,6 @@ from deploytools.celery_check import (
     _prompt_replies,
     verify_celery,
 )
-from deploytools.hosts.local import LocalHost
 from deploytools.ui import Ui
 from tests.support.blackhole import black_hole
 from tests.support.cli import ROOT, Run, TempProject

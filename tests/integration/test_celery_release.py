@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from deploytools.celery_check import STARTED, UNPROVED, CeleryCheckFailed, verify_celery
 from deploytools.config import EnvironmentSettings
 from deploytools.hosts.local import LocalHost
+from deploytools.probes.celery import STARTED, UNPROVED, CeleryCheckFailed, verify_celery
 from deploytools.ui import Ui
 from tests.support.cli import ROOT
 from tests.support.example import APP_VARS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from deploytools.config import EnvironmentSettings
 from deploytools.db.manifest import Manifest
 from deploytools.hosts.base import Host
-from deploytools.journal import Journal
+from deploytools.site.journal import Journal
 from deploytools.targets import state_dir
 
 

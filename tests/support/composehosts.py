@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deploytools.envfile import update
+from deploytools.env.file import update
 from deploytools.hosts.local import LocalHost
 from tests.support.deployproject import health
 from tests.support.extra_engine import ExtraEngine

@@ -141,7 +141,7 @@ class DeployProject(TempProject):
 
     def init_env(self, env: str, values: Mapping[str, str]) -> None:
         """``env.init``, then the values only a person knows, then ``env.validate`` must pass."""
-        from deploytools.envfile import update
+        from deploytools.env.file import update
         from deploytools.hosts.local import LocalHost
 
         self.check("env.init", "--env", env)
@@ -206,7 +206,7 @@ class DeployProject(TempProject):
         return [r for r in self.journal(env) if r["kind"] == "release"]
 
     def env_values(self, env: str) -> dict[str, str]:
-        from deploytools.envfile import load_values
+        from deploytools.env.file import load_values
 
         return load_values(self.file(f"config/{env}.env"))
 

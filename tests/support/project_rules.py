@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from deploytools.envrules import EnvRules, parse_rules, resolve
+from deploytools.env.rules import EnvRules, parse_rules, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_ENVS = {"prod"}

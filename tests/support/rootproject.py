@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deploytools.gitignore import IGNORE_FILE
-from deploytools.journal import JOURNAL_FILE
+from deploytools.site.journal import JOURNAL_FILE
 from tests.support.cli import Run, TempProject
 from tests.support.deployproject import DEPLOY_TIMEOUT, health
 

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from celery.exceptions import TimeoutError as CeleryTimeout
 
-from deploytools.celery_check import (
+from deploytools.errors import Interrupted, OperatorError
+from deploytools.hosts.local import LocalHost
+from deploytools.probes.celery import (
     CANARY_QUEUE,
     MARGIN,
     SERVER_ROUNDS,
@@ -26,8 +28,6 @@ from deploytools.celery_check import (
     broker_urls,
     verify_celery,
 )
-from deploytools.errors import Interrupted, OperatorError
-from deploytools.hosts.local import LocalHost
 from deploytools.ui import Ui
 from tests.support.procs import free_port
 from tests.support.stackenv import make_settings

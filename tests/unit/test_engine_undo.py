@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from deploytools import flows
-from deploytools.celery_check import CeleryCheckFailed
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure
+from deploytools.probes.celery import CeleryCheckFailed
 from deploytools.runtime.base import ImageCheck, ServiceStatus, disk_full, whole_release
 from deploytools.steps.base import RunContext
 from deploytools.steps.common import Start, disk_said
@@ -78,7 +78,7 @@ def context(runtime: Runtime, engine: float = 5.0) -> tuple[RunContext, io.Strin
         compose={"project_name": "p"}, timeouts={"engine": engine},
     )  # fmt: skip
     ctx = run_context(settings, host, Ui(stderr=err, stdout=io.StringIO()))
-    ctx.facts["previous_release"] = "r0"
+    ctx.facts.previous_release = "r0"
     ctx._runtime = runtime  # type: ignore[assignment]
     return ctx, err
 

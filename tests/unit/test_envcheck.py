@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deploytools import envfile
-from deploytools.envcheck import check_example, check_key, check_values, published_secrets
+from deploytools.env import file as envfile
+from deploytools.env.check import check_example, check_key, check_values, published_secrets
 from deploytools.findings import Finding
 from tests.support.project_rules import ROOT, rules
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from deploytools import envfile
-from deploytools.envcompose import compose_findings, compose_reading, quoted, render
+from deploytools.env import file as envfile
+from deploytools.env.compose import compose_findings, compose_reading, quoted, render
 from deploytools.errors import OperatorError
 
 

@@ -7,8 +7,8 @@ import io
 import pytest
 from dotenv import dotenv_values
 
-from deploytools import envfile
-from deploytools.envfile import parse, quote_value
+from deploytools.env import file as envfile
+from deploytools.env.file import parse, quote_value
 from deploytools.testing import MemoryHost
 
 WELL_FORMED = (

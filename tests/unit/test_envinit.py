@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from deploytools import envfile
-from deploytools.envcheck import check_values
-from deploytools.envinit import fill, generate_secret, init_env_file
+from deploytools.env import file as envfile
+from deploytools.env.check import check_values
+from deploytools.env.init import fill, generate_secret, init_env_file
 from deploytools.errors import OperatorError
 from deploytools.testing import MemoryHost
 from tests.support.project_rules import ROOT, rules

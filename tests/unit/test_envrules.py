@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from deploytools import envfile
-from deploytools.envcheck import check_example, check_key
-from deploytools.envrules import (
+from deploytools.env import file as envfile
+from deploytools.env.check import check_example, check_key
+from deploytools.env.rules import (
     RULE_NAMES,
     EnvRules,
     builtin_rules,

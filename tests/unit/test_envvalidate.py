@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from deploytools import envfile
-from deploytools.envcheck import learn_secrets
-from deploytools.envvalidate import Report, check_git, compare_with_example, show, validate
+from deploytools.env import file as envfile
+from deploytools.env.check import learn_secrets
+from deploytools.env.validate import Report, check_git, compare_with_example, show, validate
 from deploytools.errors import CommandError, OperatorError
 from deploytools.findings import Finding
 from deploytools.testing import MemoryHost

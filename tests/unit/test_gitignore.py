@@ -5,7 +5,7 @@ from __future__ import annotations
 from deploytools import db
 from deploytools.db.store import BackupStore
 from deploytools.gitignore import IGNORE_ALL
-from deploytools.journal import Journal
+from deploytools.site.journal import Journal
 from deploytools.testing import MemoryHost
 from tests.support.backups import journal_for
 from tests.support.dbhost import BACKUPS, quiet_ui, settings

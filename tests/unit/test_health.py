@@ -15,7 +15,8 @@ import pytest
 
 from deploytools.config import ProbeSettings, ServiceSettings
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.health import (
+from deploytools.hosts.base import Result
+from deploytools.probes.health import (
     BODY_CHARS,
     STATUS_INTERVAL,
     ProbeError,
@@ -23,7 +24,6 @@ from deploytools.health import (
     targets_for,
     wait_healthy,
 )
-from deploytools.hosts.base import Result
 from deploytools.redact import Redactor
 from deploytools.runtime.base import ServiceStatus
 from deploytools.testing import Clock, MemoryHost

@@ -17,7 +17,7 @@ from deploytools.config import (
     parse_deploy_file,
 )
 from deploytools.errors import OperatorError
-from deploytools.rollout import plan_batches
+from deploytools.pipeline.rollout import plan_batches
 from tests.unit.test_config_precedence import BASE  # a project with one environment, prod
 
 

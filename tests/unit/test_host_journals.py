@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from deploytools.errors import DeployFailure
-from deploytools.journal import merged
 from deploytools.site import Site
+from deploytools.site.journal import merged
 from deploytools.testing import MemoryHost, settings_for
 from deploytools.ui import Ui
 

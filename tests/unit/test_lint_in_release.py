@@ -13,8 +13,8 @@ import pytest
 from deploytools import flows
 from deploytools.db.migrate import offline_sql
 from deploytools.errors import OperatorError
-from deploytools.lock import DeployLock
-from deploytools.pipeline import Together
+from deploytools.pipeline.engine import Together
+from deploytools.site.lock import DeployLock
 from deploytools.steps.base import RunContext
 from deploytools.steps.deploy import LintMigrations
 from deploytools.testing import MemoryHost, run_context

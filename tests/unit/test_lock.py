@@ -6,7 +6,7 @@ from dataclasses import asdict
 import pytest
 
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.lock import HOLDER_GRACE, DeployLock, Holder
+from deploytools.site.lock import HOLDER_GRACE, DeployLock, Holder
 from deploytools.testing import Clock, MemoryHost
 
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from deploytools import pipeline
 from deploytools.config import EnvironmentSettings
-from deploytools.pipeline import Interrupted, Pipeline, Together
+from deploytools.pipeline import engine as pipeline
+from deploytools.pipeline.engine import Interrupted, Pipeline, Together
 from deploytools.progress import Progress
 from deploytools.steps.base import RunContext
 from deploytools.testing import MemoryHost, run_context
@@ -558,7 +558,7 @@ def test_a_damaged_line_inside_the_journal_is_skipped_counted_and_said() -> None
 
 def test_the_failure_message_says_what_could_not_be_undone() -> None:
     from deploytools.errors import DeployFailure
-    from deploytools.pipeline import raise_if_failed
+    from deploytools.pipeline.engine import raise_if_failed
 
     ctx, _, _ = context()
     log: list[str] = []

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from deploytools.journal import Journal
 from deploytools.redact import MASK, Redactor
+from deploytools.site.journal import Journal
 from deploytools.testing import MemoryHost
 from deploytools.ui import Ui
 from tests.support.secretforms import forms, json_inner, leaked

@@ -225,7 +225,7 @@ def test_no_credentials_no_login() -> None:
 
 def test_with_a_registry_the_primary_pushes_and_the_others_pull() -> None:
     from deploytools import flows
-    from deploytools.lock import DeployLock
+    from deploytools.site.lock import DeployLock
     from tests.unit.test_ship_step import names
 
     lock = DeployLock(MemoryHost(), "/s", 60.0, env="t")

@@ -17,7 +17,7 @@ import pytest
 
 from deploytools.errors import DeployFailure, Interrupted, OperatorError
 from deploytools.interrupts import INTERRUPTS
-from deploytools.rollout import (
+from deploytools.pipeline.rollout import (
     ROW_COLUMNS,
     RolloutPolicy,
     plan_batches,

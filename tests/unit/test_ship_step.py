@@ -9,9 +9,9 @@ import pytest
 
 from deploytools import flows
 from deploytools.errors import DeployFailure
-from deploytools.lock import DeployLock
-from deploytools.pipeline import Together
+from deploytools.pipeline.engine import Together
 from deploytools.site import Site
+from deploytools.site.lock import DeployLock
 from deploytools.steps.base import RunContext
 from deploytools.steps.hosts import OnHosts
 from deploytools.steps.rollback import PrepareRelease
@@ -67,7 +67,7 @@ def site_ctx(tmp_path: Path, primary: MemoryHost, other: MemoryHost) -> RunConte
     site = Site(settings, Ui(), control=MemoryHost("control"), connect=lambda h: hosts[h.name])
     ctx = RunContext(settings, primary, site.ui, site.journal, {}, site)
     ctx.release = IMAGE.split(":")[1]
-    ctx.facts["images"] = {IMAGE: "sha256:new"}
+    ctx.facts.images = {IMAGE: "sha256:new"}
     return ctx
 
 
@@ -94,7 +94,7 @@ def test_ship_images_streams_the_images_the_host_lacks_from_the_primary(tmp_path
 
 def test_ship_images_without_a_build_says_so(tmp_path: Path) -> None:
     ctx = site_ctx(tmp_path, MemoryHost("web-1"), MemoryHost("web-2"))
-    ctx.facts["images"] = {}
+    ctx.facts.images = {}
 
     with pytest.raises(DeployFailure, match="no image of release"):
         ShipImages().run(ctx.on_host("web-2"))

@@ -258,7 +258,7 @@ def test_a_value_no_process_could_receive_is_refused_before_anything_stops(
     site: ProcessSite,
 ) -> None:
     """200 kB in one variable: E2BIG on Linux. The deploy and stack.up refuse it up front."""
-    from deploytools.envfile import update
+    from deploytools.env.file import update
     from deploytools.hosts.local import LocalHost
 
     previous = site.running()

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from deploytools import envfile
-from deploytools.envcompose import compose_findings, compose_reading
+from deploytools.env import file as envfile
+from deploytools.env.compose import compose_findings, compose_reading
 from deploytools.hosts.local import LocalHost
 from deploytools.runtime.compose import ComposeRuntime
 from tests.support.stackenv import make_settings

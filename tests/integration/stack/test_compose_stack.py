@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from deploytools.celery_check import CeleryCheckFailed, verify_celery
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.health import wait_healthy
 from deploytools.hosts.local import LocalHost
+from deploytools.probes.celery import CeleryCheckFailed, verify_celery
+from deploytools.probes.health import wait_healthy
 from deploytools.runtime.compose import ComposeRuntime
 from tests.integration.stack.conftest import CapturedUi, Image, compose_settings, write_env
 from tests.support.procs import free_port

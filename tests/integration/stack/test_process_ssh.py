@@ -15,8 +15,8 @@ import pytest
 
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure
-from deploytools.health import wait_healthy
 from deploytools.hosts.ssh import SshHost
+from deploytools.probes.health import wait_healthy
 from deploytools.runtime.process import ProcessRuntime
 from tests.integration.stack.conftest import CapturedUi
 from tests.support.procs import free_port

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from deploytools.celery_check import CeleryCheckFailed, verify_celery
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure
-from deploytools.health import wait_healthy
 from deploytools.hosts.local import LocalHost
 from deploytools.platform import pid_alive
+from deploytools.probes.celery import CeleryCheckFailed, verify_celery
+from deploytools.probes.health import wait_healthy
 from deploytools.runtime.process import PosixLauncher, ProcessRuntime
 from tests.integration.stack.conftest import CapturedUi
 from tests.support.procs import free_port

@@ -15,8 +15,8 @@ from collections.abc import Collection, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from deploytools import dburl
-from deploytools.envfile import EnvDocument
-from deploytools.envrules import PRODUCTION, EnvRules, KeyRule
+from deploytools.env.file import EnvDocument
+from deploytools.env.rules import PRODUCTION, EnvRules, KeyRule
 from deploytools.findings import Finding
 from deploytools.redact import Redactor, url_password
 

@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploytools import envcheck, envcompose, envfile, launch
+from deploytools import launch
 from deploytools.commands import git
 from deploytools.config import EnvironmentSettings
-from deploytools.envcheck import learn_secrets
-from deploytools.envfile import EnvDocument
-from deploytools.envrules import EnvRules, rules_for
+from deploytools.env import check as envcheck
+from deploytools.env import compose as envcompose
+from deploytools.env import file as envfile
+from deploytools.env.check import learn_secrets
+from deploytools.env.file import EnvDocument
+from deploytools.env.rules import EnvRules, rules_for
 from deploytools.errors import CommandError, OperatorError
 from deploytools.findings import Finding, count
 from deploytools.hosts.base import Host

@@ -12,9 +12,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploytools import envcheck, envfile
-from deploytools.envfile import EnvDocument
-from deploytools.envrules import EnvRules
+from deploytools.env import check as envcheck
+from deploytools.env import file as envfile
+from deploytools.env.file import EnvDocument
+from deploytools.env.rules import EnvRules
 from deploytools.errors import OperatorError
 from deploytools.hosts.base import Host
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from deploytools.envfile import KEY, EnvDocument, EnvLine
+from deploytools.env.file import KEY, EnvDocument, EnvLine
 from deploytools.errors import OperatorError
 from deploytools.findings import Finding
 

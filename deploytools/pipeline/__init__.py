@@ -1,0 +1,1 @@
+"""Running steps: the engine (timing, journal, undo on failure) and the rollout over hosts."""

@@ -1,0 +1,1 @@
+"""Is it working: HTTP health probes and the Celery workers' answers."""
