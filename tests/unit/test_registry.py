@@ -241,3 +241,27 @@ def test_with_a_registry_the_primary_pushes_and_the_others_pull() -> None:
     assert back == [
         "pull images: pull images", "prepare release", "place compose files: place compose files",
     ]  # fmt: skip
+
+
+def test_a_dry_run_plans_one_push_and_a_pull_by_digest_on_each_other_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deploytools import flows
+    from deploytools.steps.ship import PushImages
+    from tests.unit import test_ship_step
+
+    monkeypatch.setattr(test_ship_step, "COMPOSE", {**test_ship_step.COMPOSE, "registry": REG})
+    primary, other = MemoryHost("web-1"), MemoryHost("web-2")
+    ctx = test_ship_step.site_ctx(tmp_path, primary, other)
+    push, pull = flows._pushed()[1:]
+
+    assert isinstance(push, PushImages)
+    [pushing] = push.plan(ctx)
+    assert pushing.startswith(f"on web-1: docker image push {REG}/<image>:release-t-")
+    lines = pull.plan(ctx)
+    assert lines[0] == "on web-2 at once"
+    assert lines[1] == (
+        f"web-2: on web-2: docker image pull {REG}/<image>@<pushed digest>, only for images"
+        " whose id it lacks, checked by id after pulling"
+    )
+    assert primary.commands == [] and other.commands == []  # a plan changes nothing
