@@ -44,6 +44,12 @@ WORDS = {
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 DNS_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 DEFAULT_ROLE = "web"
+# An image reference's registry host and path components (docker's reference grammar).
+REGISTRY_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+    r"(?::[0-9]{1,5})?"
+)
+REGISTRY_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 RUN_ONLY = "trust_new_hosts"
 RETIRED = {"parallelism": "rollout.max_parallel"}  # key -> what took its place
 DEFAULT_CONFIG = "config/deploy.toml"
@@ -110,6 +116,73 @@ class ComposeSettings(Model):
     # Free space Docker's data root must keep beyond the images of a release about to start:
     # its containers' writable layers and logs grow there (a full disk crash-loops them).
     min_free_mb: int = Field(256, ge=0)
+    # Where a release's images go when the environment has several hosts: pushed there once
+    # from the primary, which built them, and pulled by the others. None: streamed engine to
+    # engine over SSH (docker save | docker load).
+    registry: RegistrySettings | None = None
+
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _registry_url(cls, value: Any) -> Any:
+        """``registry = "host/ns"`` is short for ``registry = { url = "host/ns" }``."""
+        return {"url": value} if isinstance(value, str) else value
+
+
+class RegistrySettings(Model):
+    """A registry and namespace (``host[:port][/namespace]``); with credentials, the NAMES of
+    the env file's keys that hold them (never a value in this committed file)."""
+
+    url: str
+    user_key: str | None = None
+    password_key: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        check_registry(value)
+        return value
+
+    @field_validator("user_key", "password_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_KEY.fullmatch(value):
+            raise ValueError(f"{value!r}: name a key of the env file (A-Z, a-z, 0-9, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _both_keys(self) -> RegistrySettings:
+        if (self.user_key is None) != (self.password_key is None):
+            raise ValueError(
+                "give both user_key and password_key (the env file's keys), or neither"
+            )
+        return self
+
+    @property
+    def server(self) -> str:
+        """The registry's host[:port], as ``docker login`` takes it."""
+        return self.url.partition("/")[0]
+
+
+def check_registry(value: str) -> None:
+    """A registry and namespace an image reference may start with: ``host[:port][/path]``,
+    as docker parses it (a host with a dot or a port, or ``localhost``; lower-case path
+    components), with no scheme, tag or digest."""
+    if "://" in value:
+        raise ValueError(
+            f"registry {value!r}: write it without a scheme, e.g. registry.example.com:5000/team"
+            " (docker chooses https, or http for a registry on 127.0.0.0/8)"
+        )
+    host, _, path = value.partition("/")
+    if not REGISTRY_HOST.fullmatch(host) or not ("." in host or ":" in host or host == "localhost"):
+        raise ValueError(
+            f"registry {value!r}: {host!r} is not a registry host; write host[:port][/namespace]"
+            " with a host that has a dot or a port (or localhost), e.g. 127.0.0.1:5000/team"
+        )
+    if path and not all(REGISTRY_PATH.fullmatch(part) for part in path.split("/")):
+        raise ValueError(
+            f"registry {value!r}: the namespace {path!r} may only hold lower-case letters,"
+            " digits and single . _ - between them, in /-separated parts (no tag, no digest)"
+        )
 
 
 class DatabaseSettings(Model):

@@ -44,7 +44,7 @@ from deploytools.steps.deploy import (
 )
 from deploytools.steps.hosts import CheckHost, OnHosts
 from deploytools.steps.rollback import PrepareRelease, ReturnDatabase, rolls_forward
-from deploytools.steps.ship import PlaceComposeFiles, ShipImages
+from deploytools.steps.ship import PlaceComposeFiles, PullImages, PushImages, ShipImages
 from deploytools.ui import Ui
 
 
@@ -70,7 +70,10 @@ def deploy(
     dirty = allow_dirty or site.settings.name == "local"
     remote = bool(site.settings.hosts)
     images = remote and site.settings.runtime == "compose"
-    steps = deploy_steps(lock, command, lock_wait, dirty, remote=remote, ship_images=images)
+    registry = images and _registry(site) is not None
+    steps = deploy_steps(
+        lock, command, lock_wait, dirty, remote=remote, ship_images=images, registry=registry
+    )
     return _run("deploy", steps, ctx, lock)
 
 
@@ -82,10 +85,12 @@ def deploy_steps(
     *,
     remote: bool = False,
     ship_images: bool = False,
+    registry: bool = False,
 ) -> list[Stage]:
     """A deploy's stages, in the order they run (and are planned). ``remote``: the
     environment's hosts, checked first, built on at once, then rolled out to;
-    ``ship_images``: built once, on the primary, and shipped to the others (compose)."""
+    ``ship_images``: built once, on the primary, and shipped to the others (compose);
+    ``registry``: shipped through the registry, pushed once and pulled."""
     return [
         ValidateEnv(),
         *([OnHosts("check hosts", [CheckHost()], rolling=False)] if remote else []),
@@ -95,7 +100,7 @@ def deploy_steps(
         # directory, which the lint then renders the migrations' SQL in (the app's code and
         # packages are there, not on this machine). A failed build leaves the database alone,
         # and the old code meets the new schema only for the moment between migrate and start.
-        *_made(Build(), remote, ship_images),
+        *(_pushed() if registry else _made(Build(), remote, ship_images)),
         # Under the lock, so the revisions linted are those the migration will apply; before
         # the backup, so a refused migration takes none and changes nothing that runs.
         LintMigrations(),
@@ -116,6 +121,27 @@ def _made(step: Step, remote: bool, ship_images: bool) -> list[Stage]:
         )
         return [step, shipped]
     return [OnHosts(step.name, [step], rolling=False, with_primary=True) if remote else step]
+
+
+def _pushed() -> list[Stage]:
+    """Built on the primary, pushed from there to the registry once, pulled by the other
+    hosts (with the compose files and env file they need, as when streamed)."""
+    pulled = OnHosts("pull images", [PullImages(), PlaceComposeFiles()], rolling=False, others=True)
+    return [Build(), PushImages(), pulled]
+
+
+def _pulled_back() -> list[Stage]:
+    """A rollback's images through the registry: every host that lacks one by id, the
+    primary first, pulls the digest recorded with the release; then the primary prepares
+    it (its config, a tag given back) and the others get its compose files."""
+    pulled = OnHosts("pull images", [PullImages()], rolling=False, with_primary=True)
+    placed = OnHosts("place compose files", [PlaceComposeFiles()], rolling=False, others=True)
+    return [pulled, PrepareRelease(), placed]
+
+
+def _registry(site: Site) -> str | None:
+    conf = site.settings.compose
+    return conf.registry.url if conf is not None and conf.registry is not None else None
 
 
 def _rolled() -> list[Stage]:
@@ -141,6 +167,7 @@ def rollback(
     ctx.release = tag
     ctx.facts.sha = target.get("sha")
     ctx.facts.images = recorded_images(ctx.journal.records(), tag)
+    ctx.facts.pushed = dict(target.get("pushed") or {})
     ctx.facts.backup = target.get("backup")
     from deploytools import db
 
@@ -154,8 +181,13 @@ def rollback(
     # From here on the tag's own config and compose files: its services, probes, Celery.
     ctx = ctx.for_release(tag)
     remote = bool(settings.hosts)
-    # Where the tag's images are gone, built again on the primary only, and shipped (compose).
-    prepare = _made(PrepareRelease(), remote, remote and settings.runtime == "compose")
+    images = remote and settings.runtime == "compose"
+    # Where the tag's images are gone, built again on the primary only, and shipped (compose),
+    # or pulled by the digests recorded with it (a registry).
+    if images and _registry(site) is not None:
+        prepare = _pulled_back()
+    else:
+        prepare = _made(PrepareRelease(), remote, images)
     steps: list[Stage] = [
         ValidateEnv(),
         *([OnHosts("check hosts", [CheckHost()], rolling=False)] if remote else []),

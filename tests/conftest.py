@@ -20,6 +20,7 @@ import pytest
 from tests.support.docker_engine import DockerEngine, stop_handed_over
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
+from tests.support.registry_server import RegistryServer
 from tests.support.sshd import SshHosts, SshTarget
 
 
@@ -41,6 +42,13 @@ def postgres_server() -> Iterator[PostgresServer]:
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server: ``.port``, ``.url(db)``, ``.stop()/.start()``."""
     with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def registry_server() -> Iterator[RegistryServer]:
+    """A container registry on loopback: ``.address`` (host:port), ``.stop()/.start()``."""
+    with RegistryServer() as server:
         yield server
 
 

@@ -65,11 +65,13 @@ def main() -> int:
 
 
 def apt_packages(can_install: bool) -> str:
-    """Debian packages for redis, sshd, dockerd, busybox, debootstrap and PostgreSQL."""
+    """Debian packages for redis, sshd, dockerd, a registry, busybox, debootstrap and
+    PostgreSQL."""
     have = {
         "redis-server": parts.program("redis-server") is not None,
         "openssh-server": parts.program("sshd") is not None,
         "docker.io": parts.program("dockerd") is not None,
+        "docker-registry": parts.program("docker-registry") is not None,
         "busybox-static": _dpkg_installed("busybox-static"),
         "debootstrap": parts.program("debootstrap") is not None,
         "postgresql": parts.pg_bindir() is not None,
@@ -90,8 +92,8 @@ def apt_packages(can_install: bool) -> str:
 
 @contextlib.contextmanager
 def _no_service_starts() -> Iterator[None]:
-    """Keep apt from starting system redis, postgres, sshd and dockerd (with a bridge and
-    iptables rules): the tests start their own, on loopback ports."""
+    """Keep apt from starting system redis, postgres, sshd, dockerd (with a bridge and
+    iptables rules) and docker-registry: the tests start their own, on loopback ports."""
     if POLICY_RC.exists():
         yield
         return

@@ -165,3 +165,25 @@ def save_images(images: Sequence[str], docker: str = "docker") -> Argv:
 def load_images(docker: str = "docker") -> Argv:
     """Load a ``save_images`` tar from stdin; layers the engine has are not stored again."""
     return [docker, "image", "load", "--quiet"]
+
+
+def push_image(reference: str, docker: str = "docker") -> Argv:
+    """Push ``reference`` (``registry/repository:tag``) to its registry."""
+    return [docker, "image", "push", "--quiet", reference]
+
+
+def pull_image(reference: str, docker: str = "docker") -> Argv:
+    """Pull ``reference`` (``registry/repository@sha256:...``: exactly what was pushed)."""
+    return [docker, "image", "pull", "--quiet", reference]
+
+
+def repo_digests(image: str, docker: str = "docker") -> Argv:
+    """The image's ``repository@sha256:...`` references, one per line (those it was pushed or
+    pulled as)."""
+    fmt = "{{range .RepoDigests}}{{println .}}{{end}}"
+    return [docker, "image", "inspect", "--format", fmt, image]
+
+
+def login(server: str, user: str, docker: str = "docker") -> Argv:
+    """Log in to ``server`` as ``user``, the password read from stdin (never an argument)."""
+    return [docker, "login", "--username", user, "--password-stdin", server]

@@ -36,6 +36,8 @@ class Facts:
     sha: str | None = None
     dirty: bool = False
     images: dict[str, str] = field(default_factory=dict)  # service image -> id
+    # image -> the digest reference it was pushed as (compose.registry): what hosts pull
+    pushed: dict[str, str] = field(default_factory=dict)
     backup: str | None = None  # the deploy's backup (None: skipped)
     safety_backup: str | None = None  # a rollback's, before it changes the database
     revision: str | None = None  # where the database goes (the record's)

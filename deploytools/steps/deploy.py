@@ -329,5 +329,7 @@ def release_record(ctx: RunContext, action: str, result: str, **extra: Any) -> d
         flags=flags,
         operator=getpass.getuser(),
         host=ctx.host.name,
+        # Where the images went through a registry: the digests a rollback pulls.
+        **({"pushed": ctx.facts.pushed} if ctx.facts.pushed else {}),
         **extra,
     )

@@ -13,47 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from deploytools.env.file import update
-from deploytools.hosts.local import LocalHost
-from tests.support.deployproject import health
-from tests.support.extra_engine import ExtraEngine
+from tests.support.composehosts import ComposeHosts, compose_hosts
 from tests.support.postgres_server import PostgresServer
-from tests.support.procs import free_port
 from tests.support.sshd import SshTarget
-from tests.support.tinyapp import ENV, TinySite
+from tests.support.tinyapp import ENV
 
 pytestmark = pytest.mark.integration
-
-
-class TwoHosts:
-    def __init__(self, site: TinySite, targets: list[SshTarget], engines: list[ExtraEngine]):
-        self.site = site
-        self.targets = targets
-        self.engines = engines
-        self.ports = [site.port, free_port()]
-
-    def serving(self) -> list[str | None]:
-        """The release each host's /health names (None: nothing healthy answers)."""
-        found: list[str | None] = []
-        for port in self.ports:
-            status, body = health(port)
-            ok = status == 200 and body.get("status") == "healthy"
-            found.append(str(body["release"]) if ok else None)
-        return found
-
-    def images(self, engine: ExtraEngine) -> set[str]:
-        out = engine.check("image", "ls", "--format", "{{.Repository}}:{{.Tag}}")
-        return {line for line in out.split() if line.startswith(self.site.image + ":")}
-
-    def shipped(self, since: int) -> list[dict[str, Any]]:
-        return [
-            e for e in self.site.journal_since(since)
-            if e["kind"] == "host.step.done" and e["step"] == "ship images"
-        ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -61,39 +29,14 @@ def two_hosts(
     ssh_hosts: Callable[..., SshTarget],
     postgres_server: PostgresServer,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[TwoHosts]:
-    with ExtraEngine() as first, ExtraEngine() as second:
-        targets = [
-            ssh_hosts("cdock-1", environment=first.env),
-            ssh_hosts("cdock-2", environment=second.env),
-        ]
-        path = tmp_path_factory.mktemp("composehosts") / "tiny"
-        port2 = free_port()
-        hosts = [
-            {
-                "name": t.name, "address": t.address, "port": t.port, "user": t.user,
-                "key_file": t.key_file, "known_hosts": t.known_hosts,
-                # The primary builds in the checkout; the other host has nothing of it.
-                "root": str(path) if i == 0 else t.root, "primary": i == 0,
-                **({"env": {"PORT": str(port2)}} if i else {}),
-            }
-            for i, t in enumerate(targets)
-        ]  # fmt: skip
-        site = TinySite(path, first, hosts=hosts)
-        # A database every host reaches (SQLite is for one machine); no revision to apply.
-        url = postgres_server.create_database("deploy_compose_hosts")
-        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-        update(LocalHost(), str(site.project.file(f"config/{ENV}.env")), {"DATABASE_URL": url})
-        both = TwoHosts(site, targets, [first, second])
-        both.ports[1] = port2
-        try:
-            yield both
-        finally:
-            site.cli("stack.down", "--env", ENV)
+) -> Iterator[ComposeHosts]:
+    path = tmp_path_factory.mktemp("composehosts") / "cdock"
+    with compose_hosts(ssh_hosts, postgres_server, path) as made:
+        yield made
 
 
-def test_a_host_that_never_built_the_images_runs_the_release(two_hosts: TwoHosts) -> None:
-    site = two_hosts.site
+def test_a_host_that_never_built_the_images_runs_the_release(two_hosts: ComposeHosts) -> None:
+    site = two_hosts.tiny
     second = two_hosts.engines[1]
     second_root = Path(two_hosts.targets[1].root)
     assert two_hosts.images(second) == set()
@@ -108,8 +51,8 @@ def test_a_host_that_never_built_the_images_runs_the_release(two_hosts: TwoHosts
     assert two_hosts.images(second) == {image}  # loaded, never built there
     built = [e for e in site.journal_since(count) if e["kind"] == "step.done"]
     assert "build" in {e["step"] for e in built}
-    assert [e["host"] for e in two_hosts.shipped(count)] == ["cdock-2"]
-    assert two_hosts.shipped(count)[0]["sent"] == [image]
+    assert [e["host"] for e in two_hosts.steps(count, "ship images")] == ["cdock-2"]
+    assert two_hosts.steps(count, "ship images")[0]["sent"] == [image]
     assert not (second_root / "example/tiny/Dockerfile").exists()  # no checkout, no build
     env_file = second_root / f"config/{ENV}.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
@@ -122,7 +65,7 @@ def test_a_host_that_never_built_the_images_runs_the_release(two_hosts: TwoHosts
     assert run.returncode == 0, run.output
     tag2 = str(site.project.releases(ENV)[-1]["tag"])
     assert two_hosts.serving() == [tag2, tag2]
-    shipped = two_hosts.shipped(count)
+    shipped = two_hosts.steps(count, "ship images")
     assert [e["sent"] for e in shipped] == [[f"{site.image}:{tag2}"]]
     assert two_hosts.images(second) == {image, f"{site.image}:{tag2}"}
 
@@ -134,6 +77,6 @@ def test_a_host_that_never_built_the_images_runs_the_release(two_hosts: TwoHosts
 
     assert run.returncode == 0, run.output
     assert two_hosts.serving() == [tag, tag]
-    assert [e["sent"] for e in two_hosts.shipped(count)] == [[image]]
+    assert [e["sent"] for e in two_hosts.steps(count, "ship images")] == [[image]]
     placed = second_root / f".deploytools/{ENV}/releases/{tag}/example/docker-compose.tiny.yml"
     assert placed.is_file()
