@@ -47,10 +47,10 @@ def deploy(
     json: bool = False,
 ) -> None:
     """Validate, lock, back up, migrate, build, start, wait healthy, verify Celery, record."""
-    from deploytools import flows
+    from deploytools.pipelines.deploy import deploy as run_deploy
 
     with open_site(c, env, ui, trusting(trust_new_hosts), hosts) as site:
-        result = flows.deploy(
+        result = run_deploy(
             site, command=_command(), dry_run=dry_run, allow_dirty=allow_dirty, lock_wait=lock_wait
         )
     _finish(ui, result, site.settings.name)
@@ -81,12 +81,12 @@ def rollback(
     json: bool = False,
 ) -> None:
     """Return to a recorded release: its images (rebuilt from the tag if gone) and db revision."""
-    from deploytools import flows
+    from deploytools.pipelines.rollback import rollback as run_rollback
 
     if not tag:
         raise OperatorError("no --tag given", "pass --tag TAG (see `invoke releases --env NAME`)")
     with open_site(c, env, ui, trusting(trust_new_hosts), hosts) as site:
-        result = flows.rollback(
+        result = run_rollback(
             site,
             tag,
             command=_command(),

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from deploytools import flows
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployFailure
+from deploytools.pipelines.rollback import _running_now
 from deploytools.probes.celery import CeleryCheckFailed
 from deploytools.runtime.base import ImageCheck, ServiceStatus, disk_full, whole_release
 from deploytools.steps.base import RunContext
@@ -200,7 +200,7 @@ def test_a_rollback_asks_the_runtime_what_runs_and_the_journal_only_when_it_cann
     to it is no "already running"."""
     cut_short = Runtime(states={"web": ("created", "r1"), "worker": ("created", "r1")})
     recorded = {"r0", "r1"}
-    assert flows._running_now(context(cut_short)[0], recorded) is None
-    assert flows._running_now(context(Runtime())[0], recorded) == "r0"
+    assert _running_now(context(cut_short)[0], recorded) is None
+    assert _running_now(context(Runtime())[0], recorded) == "r0"
     gone = Runtime(states="gone")  # type: ignore[arg-type]
-    assert flows._running_now(context(gone)[0], recorded) == "r0"
+    assert _running_now(context(gone)[0], recorded) == "r0"

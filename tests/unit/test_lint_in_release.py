@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from deploytools import flows
 from deploytools.errors import OperatorError
 from deploytools.pipeline.engine import Together
+from deploytools.pipelines.deploy import deploy_steps
 from deploytools.runtime.migrations import checkout_sql
 from deploytools.site.lock import DeployLock
 from deploytools.steps.base import RunContext
@@ -76,7 +76,7 @@ def compose_ctx(tmp_path: Path, host: FakeDocker, **update: Any) -> RunContext:
 
 def test_a_deploy_builds_before_it_lints_and_lints_before_its_backup() -> None:
     lock = DeployLock(MemoryHost(), "/s", 60.0, env="t")
-    steps = flows.deploy_steps(lock, "deploy", 0.0, allow_dirty=False)
+    steps = deploy_steps(lock, "deploy", 0.0, allow_dirty=False)
 
     names = [m.name for s in steps for m in (s.steps if isinstance(s, Together) else (s,))]
 

@@ -224,12 +224,12 @@ def test_no_credentials_no_login() -> None:
 
 
 def test_with_a_registry_the_primary_pushes_and_the_others_pull() -> None:
-    from deploytools import flows
+    from deploytools.pipelines import deploy, stages
     from deploytools.site.lock import DeployLock
     from tests.unit.test_ship_step import names
 
     lock = DeployLock(MemoryHost(), "/s", 60.0, env="t")
-    steps = flows.deploy_steps(
+    steps = deploy.deploy_steps(
         lock, "deploy", 0.0, False, remote=True, ship_images=True, registry=True
     )
 
@@ -237,7 +237,7 @@ def test_with_a_registry_the_primary_pushes_and_the_others_pull() -> None:
     assert made == [
         "build", "push images", "pull images: pull images", "pull images: place compose files",
     ]  # fmt: skip
-    back = names(flows._pulled_back())
+    back = names(stages.pulled_back())
     assert back == [
         "pull images: pull images", "prepare release", "place compose files: place compose files",
     ]  # fmt: skip
@@ -246,14 +246,14 @@ def test_with_a_registry_the_primary_pushes_and_the_others_pull() -> None:
 def test_a_dry_run_plans_one_push_and_a_pull_by_digest_on_each_other_host(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deploytools import flows
+    from deploytools.pipelines import stages
     from deploytools.steps.ship import PushImages
     from tests.unit import test_ship_step
 
     monkeypatch.setattr(test_ship_step, "COMPOSE", {**test_ship_step.COMPOSE, "registry": REG})
     primary, other = MemoryHost("web-1"), MemoryHost("web-2")
     ctx = test_ship_step.site_ctx(tmp_path, primary, other)
-    push, pull = flows._pushed()[1:]
+    push, pull = stages.pushed()[1:]
 
     assert isinstance(push, PushImages)
     [pushing] = push.plan(ctx)

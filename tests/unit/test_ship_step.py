@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from deploytools import flows
 from deploytools.errors import DeployFailure
-from deploytools.pipeline.engine import Together
+from deploytools.pipeline.engine import Stage, Together
+from deploytools.pipelines.deploy import deploy_steps
+from deploytools.pipelines.stages import made
 from deploytools.site import Site
 from deploytools.site.lock import DeployLock
 from deploytools.steps.base import RunContext
@@ -27,7 +28,7 @@ HOSTS = [
 COMPOSE = {"project_name": "shop", "directory": "deploy", "files": ["compose.yml", "/etc/o.yml"]}
 
 
-def names(steps: list[flows.Stage]) -> list[str]:
+def names(steps: list[Stage]) -> list[str]:
     found = []
     for stage in steps:
         inner = stage.steps if isinstance(stage, Together | OnHosts) else (stage,)
@@ -39,7 +40,7 @@ def names(steps: list[flows.Stage]) -> list[str]:
 def test_a_remote_compose_deploy_builds_on_the_primary_then_ships_to_the_others() -> None:
     lock = DeployLock(MemoryHost(), "/s", 60.0, env="t")
 
-    steps = flows.deploy_steps(lock, "deploy", 0.0, False, remote=True, ship_images=True)
+    steps = deploy_steps(lock, "deploy", 0.0, False, remote=True, ship_images=True)
 
     assert names(steps) == [
         "validate env", "check hosts: check host", "lock", "snapshot", "build",
@@ -54,7 +55,7 @@ def test_a_remote_compose_deploy_builds_on_the_primary_then_ships_to_the_others(
 def test_the_process_runtime_still_builds_on_every_host_at_once() -> None:
     lock = DeployLock(MemoryHost(), "/s", 60.0, env="t")
 
-    steps = flows.deploy_steps(lock, "deploy", 0.0, False, remote=True)
+    steps = deploy_steps(lock, "deploy", 0.0, False, remote=True)
 
     assert "build: build" in names(steps) and "ship images: ship images" not in names(steps)
 
@@ -128,11 +129,11 @@ def test_with_no_host_but_the_primary_there_is_nothing_to_ship(tmp_path: Path) -
 
 
 def test_a_remote_compose_rollback_prepares_on_the_primary_then_ships() -> None:
-    stages = flows._made(PrepareRelease(), remote=True, ship_images=True)
+    stages = made(PrepareRelease(), remote=True, ship_images=True)
 
     assert names(stages) == [
         "prepare release", "ship images: ship images", "ship images: place compose files",
     ]  # fmt: skip
-    assert names(flows._made(PrepareRelease(), remote=True, ship_images=False)) == [
+    assert names(made(PrepareRelease(), remote=True, ship_images=False)) == [
         "prepare release: prepare release"
     ]
