@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar, cast
 
 from deploytools.commands import git
@@ -123,17 +122,6 @@ class Archives:
             if self._scratch is not None:
                 self._scratch.cleanup()
             self._scratch, self._once = None, {}
-
-    def __enter__(self) -> Archives:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def archived_file(archive: Path, path: str) -> bytes | None:

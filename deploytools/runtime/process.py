@@ -377,7 +377,11 @@ class ProcessRuntime:
         wants_venv = self.settings.releases.venv is not None
         made: dict[str, str] = {}
         place = ReleasePlace(self.releases_dir, self.app_dir, tuple(self.settings.shared_dirs))
-        store = contextlib.nullcontext(self.archives) if self.archives is not None else Archives()
+        store = (
+            contextlib.nullcontext(self.archives)
+            if self.archives is not None
+            else contextlib.closing(Archives())
+        )
         with store as archives:
             archive = archives.archive(
                 self.control, checkout, release, self.settings.app_dir, self.not_code()

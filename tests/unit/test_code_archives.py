@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,7 +49,7 @@ def repo(tmp_path: Path) -> Path:
 
 def test_eight_hosts_asking_at_once_share_one_archive(repo: Path) -> None:
     control = CountingControl()
-    with Archives() as archives:
+    with contextlib.closing(Archives()) as archives:
 
         def ask(_: int) -> Path:
             return archives.archive(control, repo, "r1", ".", SKIP)

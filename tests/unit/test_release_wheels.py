@@ -6,6 +6,7 @@ tests/integration/deploy/test_deploy_release_wheels.py."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tarfile
@@ -81,7 +82,7 @@ def wheels(tmp_path: Path, host: Host, archives: Archives, boss: MemoryHost) -> 
 
 def test_the_control_machine_makes_the_wheels_once_for_every_host(tmp_path: Path) -> None:
     boss = control()
-    with Archives() as archives:
+    with contextlib.closing(Archives()) as archives:
         first = wheels(tmp_path, Host(), archives, boss)
         second = wheels(tmp_path, Host(), archives, boss)
 
@@ -97,7 +98,7 @@ def test_a_host_with_another_interpreter_is_refused_before_anything_is_written(
 ) -> None:
     host = Host({**HERE, "python": "cpython 3.12"})
 
-    with Archives() as archives, pytest.raises(OperatorError) as caught:
+    with contextlib.closing(Archives()) as archives, pytest.raises(OperatorError) as caught:
         wheels(tmp_path, host, archives, control())
 
     assert "python3 on web-1 cannot install the release's wheels" in caught.value.problem
@@ -132,7 +133,7 @@ def test_a_requirement_without_a_wheel_is_said_once_and_again_for_every_host(
 ) -> None:
     boss, host, other = control(pip_exit=1), Host(), Host()
 
-    with Archives() as archives:
+    with contextlib.closing(Archives()) as archives:
         for target in (host, other):
             with pytest.raises(OperatorError) as caught:
                 wheels(tmp_path, target, archives, boss)
@@ -148,7 +149,7 @@ def test_a_host_that_has_the_virtualenv_gets_no_wheels(tmp_path: Path) -> None:
     boss, host = control(), Host()
     host.files[f"{VENVS}/{NAME}/{DONE}"] = b"{}"
 
-    with Archives() as archives:
+    with contextlib.closing(Archives()) as archives:
         assert wheels(tmp_path, host, archives, boss) is None
 
     assert boss.commands == []
