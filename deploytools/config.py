@@ -416,17 +416,6 @@ class RolloutSettings(Model):
 
         return RolloutPolicy.resolve(hosts, **self.model_dump())
 
-    def batch_count(self, hosts: int) -> int:
-        """Hosts per batch out of ``hosts``: a percentage is floored but never 0 (Ansible's
-        ``pct_to_int``); never more than there are hosts."""
-        return min(self.policy(hosts).batch_size or hosts, hosts)
-
-    def fail_budget(self, hosts: int) -> int:
-        """How many of ``hosts`` may fail: the rollout goes on with exactly this many failed
-        and stops at one more. A floored percentage means "more than N % failed", as Ansible's
-        ``max_fail_percentage``."""
-        return min(self.policy(hosts).max_fail, hosts)
-
 
 class TimeoutSettings(Model):
     command: float = Field(COMMAND_TIMEOUT, gt=0)

@@ -178,7 +178,8 @@ def test_a_missing_key_file_names_the_host_and_the_file(tmp_path: Path) -> None:
 def test_the_rollout_defaults_one_batch_of_every_host_no_failure_tolerated() -> None:
     rollout = RolloutSettings()
     assert (rollout.max_parallel, rollout.on_failure, rollout.pause) == (8, "rollback", 0)
-    assert rollout.batch_count(5) == 5 and rollout.fail_budget(5) == 0
+    assert plan_batches(list("abcde"), rollout.policy(5)) == [list("abcde")]
+    assert rollout.policy(5).max_fail == 0
 
 
 @pytest.mark.parametrize(
@@ -190,7 +191,8 @@ def test_the_rollout_defaults_one_batch_of_every_host_no_failure_tolerated() -> 
     ],
 )  # fmt: skip
 def test_batch_count(batch_size: int | str, hosts: int, count: int) -> None:
-    assert RolloutSettings(batch_size=batch_size).batch_count(hosts) == count
+    policy = RolloutSettings(batch_size=batch_size).policy(hosts)
+    assert len(plan_batches(list(range(hosts)), policy)[0]) == count
 
 
 @pytest.mark.parametrize(
@@ -201,7 +203,8 @@ def test_batch_count(batch_size: int | str, hosts: int, count: int) -> None:
     ],
 )  # fmt: skip
 def test_fail_budget(max_fail: int | str, hosts: int, budget: int) -> None:
-    assert RolloutSettings(max_fail=max_fail).fail_budget(hosts) == budget
+    # A budget over the hosts' number tolerates every host failing: as much as all of them.
+    assert min(RolloutSettings(max_fail=max_fail).policy(hosts).max_fail, hosts) == budget
 
 
 def test_batches_with_and_without_a_canary() -> None:
