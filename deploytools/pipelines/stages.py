@@ -9,7 +9,7 @@ from deploytools.site import Site
 from deploytools.steps.base import Step
 from deploytools.steps.common import Start, VerifyCelery, WaitHealthy, healthy_again
 from deploytools.steps.deploy import Build
-from deploytools.steps.hosts import OnHosts
+from deploytools.steps.hosts import OnHosts, Retire
 from deploytools.steps.rollback import PrepareRelease
 from deploytools.steps.ship import PlaceComposeFiles, PullImages, PushImages, ShipImages
 
@@ -49,10 +49,11 @@ def registry_of(site: Site) -> str | None:
 
 def rolled() -> list[Stage]:
     """Start and wait healthy host by host as the rollout policy says (the hosts not yet
-    switched run the old code on the new schema meanwhile: the lint keeps that safe), then
+    switched run the old code on the new schema meanwhile: the lint keeps that safe); then,
+    every host switched, what a host's roles no longer give it is stopped (``Retire``); then
     the Celery workers of every host at once, all on the new release."""
     rollout = OnHosts("roll out", [Start(), WaitHealthy()], rolling=True, verify_back=healthy_again)
-    return [rollout, VerifyCelery()]
+    return [rollout, OnHosts("retire", [Retire()], rolling=False), VerifyCelery()]
 
 
 def checks() -> Together:

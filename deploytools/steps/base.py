@@ -31,7 +31,7 @@ class Facts:
     Site-wide facts come from steps run once (snapshot, backup, migration, images); a host's
     context has its own copy, and its ``HOST_OWN`` facts are what its own Start learnt."""
 
-    HOST_OWN = ("previous_release", "start_began")
+    HOST_OWN = ("previous_release", "start_began", "retired")
 
     sha: str | None = None
     dirty: bool = False
@@ -46,6 +46,7 @@ class Facts:
     db_action: Literal["restore", "upgrade", "downgrade"] | None = None  # a rollback's
     previous_release: str | None = None  # what the undo brings back (on a host: what ran)
     start_began: float | None = None  # a Celery worker older than this is not this release's
+    retired: dict[str, str] = field(default_factory=dict)  # service stopped here -> its release
 
     def learn(self, run: Facts) -> None:
         """Take what the run learnt, keeping this host's own facts."""

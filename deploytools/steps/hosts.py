@@ -56,6 +56,40 @@ class CheckHost:
         return {"checks": checks.as_dict()["checks"]}
 
 
+class Retire:
+    """Stop what a host runs that its roles no longer give it (a service moved to other hosts):
+    only once the roll out has ended, so that what replaces it elsewhere runs first. The undo
+    starts it again on the release it ran."""
+
+    name = "retire"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        return [f"stop on {ctx.host.name} any service its roles no longer give it"]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        mine = ctx.services
+        if mine is None:  # every service runs here
+            return {"stopped": []}
+        known = set(ctx.runtime.services())
+        strays = {
+            name: status.release
+            for name, status in ctx.runtime.status().items()
+            if name in known and name not in mine and status.state == "running"
+        }
+        ctx.facts.retired = strays
+        if strays:
+            ctx.runtime.stop(sorted(strays))
+        return {"stopped": sorted(strays)}
+
+    def undo(self, ctx: RunContext) -> str:
+        strays = ctx.facts.retired
+        for release in sorted(set(strays.values())):
+            names = sorted(n for n, r in strays.items() if r == release)
+            back = ctx.for_release(release) if release else ctx
+            back.runtime.up(release or ctx.release, names)
+        return f"started again: {', '.join(sorted(strays))}" if strays else "nothing was stopped"
+
+
 class OnHosts:
     def __init__(
         self,

@@ -88,20 +88,29 @@ def test_a_worker_only_host_shows_and_runs_its_own_services(site: HostSite) -> N
         status = site.invoke("stack.status", "--json")
         table = site.invoke("stack.status")
         logs = site.invoke("stack.logs", "--service", "web", "--lines", "5")
+        moved_roles = {"jr-1": ["web", "worker"], "jr-2": ["web"]}  # the config moves on
+        site.configure(roles=moved_roles, services=services)
+        moved = site.invoke("stack.status", "--json")
     finally:
+        site.configure(roles={"jr-2": ["worker"]}, services=services)
         site.invoke("stack.down")
 
     assert deployed.returncode == 0, deployed.output
     assert status.returncode == 0, status.output
     tag = site.last_tag()
     rows = {(r["host"], r["service"], r["state"], r["release"]) for r in json.loads(status.stdout)}
-    assert rows == {
-        ("jr-1", "web", "running", tag),
-        ("jr-2", "worker", "running", tag),
-        ("jr-2", "web", "running", before),  # no role for it now; the deploy leaves it running
-    }
-    left = [r for r in json.loads(status.stdout) if r["release"] == before]
-    assert left[0]["detail"].endswith("(not of its roles)"), left
+    running = {row for row in rows if row[2] == "running"}
+    # jr-2's web (of `before`) has no role there now: retired once jr-1's web was healthy.
+    assert running == {("jr-1", "web", "running", tag), ("jr-2", "worker", "running", tag)}
+    assert not [row for row in rows if row[3] == before and row[2] == "running"], rows
+    retired = [e for e in site.since_last_deploy() if e["kind"] == "host.step.done"
+               and e["step"] == "retire"]  # fmt: skip
+    assert {e["host"]: e["stopped"] for e in retired} == {"jr-1": [], "jr-2": ["web"]}
+    assert moved.returncode == 0, moved.output
+    left = [r for r in json.loads(moved.stdout) if r["host"] == "jr-2" and r["state"] == "running"]
+    assert [(r["service"], r["detail"].endswith("(not of its roles)")) for r in left] == [
+        ("worker", True)
+    ], left
     rows_shown = [line.split("│") for line in table.stdout.splitlines() if tag in line]
     shown = sorted([c.strip() for c in row[1:3]] for row in rows_shown)
     assert shown == [["jr-1", "web"], ["jr-2", "worker"]], table.stdout
