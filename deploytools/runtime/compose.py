@@ -159,8 +159,10 @@ class ComposeRuntime:
         self._config = found
 
     def _write_env_file(self) -> None:
-        """The copy of the env file compose reads: python-dotenv's values, quoted for compose
-        (0600, rewritten whenever the env file's values change)."""
+        """The copy of the env file compose reads: python-dotenv's values with the host's own
+        ``env`` over them (as every host's processes get them; the primary reads the operator's
+        file, not one written for it), quoted for compose (0600, rewritten whenever they
+        change)."""
         try:
             source = self.host.read_file(self.source_env_file)
         except OSError as exc:
@@ -177,7 +179,8 @@ class ComposeRuntime:
                 f"the env file {self.source_env_file} on {self.host.name} is not UTF-8 text",
                 "save it as UTF-8",
             ) from None
-        text = envcompose.render(values, self.source_env_file)
+        own = next((h.env for h in self.settings.hosts if h.name == self.host.name), {})
+        text = envcompose.render({**values, **own}, self.source_env_file)
         self._keep(self.env_file, text.encode("utf-8"), envfile.ENV_FILE_MODE)
 
     def _write_labels(self, services: list[str]) -> None:

@@ -95,7 +95,10 @@ class FakeDocker(MemoryHost):
 
 
 def runtime(
-    tmp_path: Path, host: FakeDocker, services: dict[str, Any] | None = None
+    tmp_path: Path,
+    host: FakeDocker,
+    services: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> ComposeRuntime:
     settings = make_settings(
         tmp_path,
@@ -103,7 +106,7 @@ def runtime(
         env_file="config/prod.env",
         state_dir=".deploytools",
         compose={"project_name": "p", "directory": "example", "files": ["a.yml", "/abs/b.yml"]},
-        hosts=[{"name": "web-1", "address": "10.0.0.1", "root": "/srv/app"}],
+        hosts=[{"name": "web-1", "address": "10.0.0.1", "root": "/srv/app", "env": env or {}}],
         services=services or {},
     )
     return ComposeRuntime(settings, host)
@@ -306,6 +309,18 @@ def test_compose_reads_a_private_copy_of_the_env_file_that_keeps_its_values(
     host.files[ENV_FILE] = source + b"E=x$y\n"
     runtime(tmp_path, host).check()
     assert host.files[f"{STATE}/compose.env"] == copy + b"E='x$y'\n"
+
+
+def test_the_hosts_own_env_is_over_the_env_files_values_in_what_compose_reads(
+    tmp_path: Path,
+) -> None:
+    host = FakeDocker()
+    host.files[ENV_FILE] = b"PORT=8000\nTOKEN=t0k\n"
+
+    runtime(tmp_path, host, env={"PORT": "8001", "WORKERS": "2"}).check()
+
+    assert host.files[f"{STATE}/compose.env"] == b"PORT='8001'\nTOKEN='t0k'\nWORKERS='2'\n"
+    assert host.files[ENV_FILE] == b"PORT=8000\nTOKEN=t0k\n"
 
 
 def test_an_env_file_missing_on_the_host_stops_before_compose_runs(tmp_path: Path) -> None:
