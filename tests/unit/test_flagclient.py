@@ -14,18 +14,11 @@ import pytest
 from deploytools import flagclient
 from deploytools.flagclient import FlagClient
 from deploytools.flags.bucketing import flag_bucket
+from deploytools.testing import Clock
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOL = {"on": True, "off": False}
 KEYS = [f"user-{i}" for i in range(300)]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def write(path: Path, flags: dict[str, Any], **top: Any) -> None:
@@ -116,7 +109,7 @@ def test_fallbacks_env_variable_then_off(path: Path) -> None:
 
 
 def test_reread_when_changed_at_most_every_interval(path: Path) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     write(path, {"k": flag("on")})
     client = FlagClient(path, environ={}, clock=clock)
     assert client.is_enabled("k")
@@ -128,7 +121,7 @@ def test_reread_when_changed_at_most_every_interval(path: Path) -> None:
 
 
 def test_a_broken_file_keeps_the_last_good_flags(path: Path) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     write(path, {"k": flag("on")})
     client = FlagClient(path, environ={}, clock=clock)
     assert client.is_enabled("k")
