@@ -6,10 +6,12 @@
 An app imports this module and nothing else of deploytools (``pip install --no-deps
 deploytools`` in the app's environment, or copy this file). It reads any flagd JSON file whose
 flags have boolean variants, with no targeting or a ``fractional`` rule (shorthand or with a
-bucketing expression of ``var``/``cat``), and answers as flagd's own evaluators do:
-murmur3 x86_32 (seed 0, unsigned) of flag key + targeting key, ``bucket = (hash * total) >>
-32``, the first variant whose cumulative weight is above the bucket. A call without a key, or
-with a rule this module cannot evaluate, gets the flag's default variant: never a random one.
+bucketing expression of ``var``/``cat``), and answers as flagd's own evaluators do
+(flagd's ``fractional`` before its CBOR-based "v3"): murmur3 x86_32 (seed 0, unsigned) of flag
+key + targeting key, ``bucket = (hash * total) >> 32``, the first variant whose cumulative
+weight is above the bucket. Without a key the shorthand rule (the one deploytools writes) gives
+the flag's default variant, never a random one; an explicit expression is evaluated as flagd
+does (a missing value reads "null"). A rule this module cannot evaluate gives the default too.
 
 The file is checked at most every ``interval`` seconds (200 ms) when a flag is asked for, and
 read again only when it changed (its inode, size or mtime: an atomic rename is always seen).
@@ -198,9 +200,17 @@ def _logic(expr: Any, data: Mapping[str, Any]) -> Any:
             node = node.get(part) if isinstance(node, Mapping) else None
         return node
     if list(expr) == ["cat"] and isinstance(expr["cat"], list):
-        parts = [_logic(p, data) for p in expr["cat"]]
-        return None if None in parts else "".join(str(p) for p in parts)
+        return "".join(_text(_logic(part, data)) for part in expr["cat"])
     return None
+
+
+def _text(value: Any) -> str:
+    """A value as JSONLogic's ``cat`` writes it (JavaScript's way): a missing one is "null"."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def from_env(name: str, key: str | None, environ: Mapping[str, str]) -> bool:
