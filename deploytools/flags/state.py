@@ -21,7 +21,10 @@ SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 FLAG_SET_ID = "deploytools"
 VARIANTS = {"on": True, "off": False}
 NEW_FILE_MODE = 0o644  # the app's user reads it; it holds no secret
-FIX = "put it back with `invoke flags.set NAME on|off|PERCENT`, or remove the file"
+FIX = (
+    "repair it by hand (git has no copy: it is state), or remove it and set the flags again "
+    "with `invoke flags.set NAME on|off|PERCENT`"
+)
 
 
 @dataclass(frozen=True)
