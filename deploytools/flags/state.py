@@ -37,15 +37,15 @@ class FlagValue:
 @dataclass(frozen=True)
 class FlagState:
     flags: Mapping[str, FlagValue] = field(default_factory=dict)
-    stage: str | None = None  # the last stage applied, None after a change by hand
+    stage: str | None = None  # the last stage applied (a change by hand keeps it)
     changed_by: str = ""
     changed_at: str = ""
 
     def changed(
-        self, settings: Mapping[str, int], *, by: str, at: str, stage: str | None = None
+        self, settings: Mapping[str, int], *, by: str, at: str, stage: str | None
     ) -> FlagState:
-        """The state with ``settings`` applied; a flag whose percentage is unchanged keeps
-        who changed it last and when."""
+        """The state with ``settings`` applied (by a stage, or by hand: ``stage`` is then the
+        current one); a flag whose percentage is unchanged keeps who changed it and when."""
         flags = dict(self.flags)
         for name, percent in settings.items():
             if name not in flags or flags[name].percent != percent:

@@ -58,11 +58,12 @@ def test_the_client_reads_what_we_write(tmp_path: Path) -> None:
 
 def test_round_trip_and_who_changed_what() -> None:
     assert state.parse(state.render(STATE), "f.json") == STATE
-    later = STATE.changed({"new_checkout": 10, "llm_summaries": 50}, by="bo@ci", at="T2")
+    settings = {"new_checkout": 10, "llm_summaries": 50}
+    later = STATE.changed(settings, by="bo@ci", at="T2", stage=STATE.stage)
     assert later.flags["new_checkout"] == FlagValue(10, "ana@ctl", AT)  # unchanged: kept
     assert later.flags["llm_summaries"] == FlagValue(50, "bo@ci", "T2")
     assert later.flags["dark_mode"] == FlagValue(100, "ana@ctl", AT)
-    assert (later.stage, later.changed_by, later.changed_at) == (None, "bo@ci", "T2")
+    assert (later.stage, later.changed_by, later.changed_at) == ("week2", "bo@ci", "T2")
     assert state.parse(state.render(later), "f.json") == later
 
 
@@ -73,7 +74,7 @@ def test_written_atomically_mode_kept_new_file_readable(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o644
     os.chmod(path, 0o640)
     inode = path.stat().st_ino
-    state.write(host, str(path), STATE.changed({"new_checkout": 50}, by="x", at="y"))
+    state.write(host, str(path), STATE.changed({"new_checkout": 50}, by="x", at="y", stage=None))
     assert path.stat().st_ino != inode  # a new file renamed over the old one
     assert path.stat().st_mode & 0o777 == 0o640
     assert state.read(host, str(path)).flags["new_checkout"].percent == 50  # type: ignore[union-attr]
