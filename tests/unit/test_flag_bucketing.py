@@ -44,6 +44,7 @@ def test_ten_percent_is_about_a_tenth_and_inside_fifty() -> None:
     assert 800 <= len(at_10) <= 1200
     assert 4700 <= len(at_50) <= 5300
     assert at_10 <= at_50
+    assert at_10 == {k for k in KEYS if flag_bucket("new-checkout", k) < 10}  # "on" first
 
 
 def test_flags_bucket_independently() -> None:
