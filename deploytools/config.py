@@ -801,10 +801,14 @@ def validate_model(
         for err in exc.errors():
             where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
             lines.append(f"{where}: {_expected(err)}")
-        raise OperatorError(
-            f"{path}: {len(lines)} problem(s) in the configuration:\n  " + "\n  ".join(lines),
-            fix,
-        ) from None
+        raise config_problems(path, lines, fix) from None
+
+
+def config_problems(path: str | Path, lines: list[str], fix: str) -> OperatorError:
+    """One error for every ``key: problem`` line of a configuration file, naming the file."""
+    return OperatorError(
+        f"{path}: {len(lines)} problem(s) in the configuration:\n  " + "\n  ".join(lines), fix
+    )
 
 
 def _expected(err: Mapping[str, Any]) -> str:

@@ -5,7 +5,7 @@ from types import ModuleType
 from invoke.collection import Collection
 from invoke.tasks import Task
 
-from deploytools.tasks import celery, db, env, hosts, lock, stack
+from deploytools.tasks import celery, db, env, flags, hosts, lock, stack
 from deploytools.tasks._support import INVOKE_DEFAULTS
 from deploytools.tasks.deploy import deploy, rollback
 from deploytools.tasks.releases import history, releases
@@ -23,7 +23,7 @@ def _collection(module: ModuleType, name: str) -> Collection:
 ns = Collection()
 for task in (init, deploy, rollback, releases, history, verify):
     ns.add_task(task)
-for module in (env, db, stack, celery, lock, hosts):
+for module in (env, db, stack, celery, lock, hosts, flags):
     ns.add_collection(_collection(module, module.__name__.rsplit(".", 1)[-1]))
 ns.configure(INVOKE_DEFAULTS)
 

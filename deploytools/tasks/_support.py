@@ -12,7 +12,8 @@ import functools
 import gc
 import inspect
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
@@ -251,3 +252,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping) or hasattr(value, "items"):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+@contextmanager
+def locked(site: Site, command: str, wait: float) -> Iterator[None]:
+    """Hold the deploy lock, waiting up to ``wait`` seconds for another run (``--lock-wait``)."""
+    from deploytools.site.lock import Holder
+
+    lock = site.lock()
+    try:  # acquire inside: a signal right after it must find the lock released here too
+        lock.acquire(Holder.me(command), wait=wait)
+        yield
+    finally:
+        lock.release()

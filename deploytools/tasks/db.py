@@ -7,8 +7,6 @@ races a deploy; the work itself lives in ``deploytools.db``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from invoke.context import Context
@@ -19,13 +17,13 @@ from deploytools.tasks._support import (
     ENV_HELP,
     JSON_HELP,
     LOCK_WAIT_HELP,
+    locked,
     open_site,
     task,
 )
 
 if TYPE_CHECKING:
     from deploytools import db
-    from deploytools.site import Site
     from deploytools.ui import Ui
 else:
     from deploytools.lazy import lazy
@@ -60,7 +58,7 @@ def backup(
     """Back up the database (pg_dump or SQLite online backup), verify it, then apply retention."""
     site = open_site(c, env, ui)
     conf, host = site.settings, site.primary
-    with _locked(site, "db.backup", lock_wait):
+    with locked(site, "db.backup", lock_wait):
         manifest = db.backup(conf, host, ui, site.journal, release=release, verify=not skip_verify)
         if not keep_all:
             db.prune(conf, host, ui, site.journal)
@@ -141,7 +139,7 @@ def restore(
         f"{manifest.alembic_revision or 'none'}) into {conf.name}'s database, replacing its data?",
         yes,
     )
-    with _locked(site, f"db.restore {manifest.id}", lock_wait):
+    with locked(site, f"db.restore {manifest.id}", lock_wait):
         db.restore(conf, host, ui, site.journal, manifest.id)
 
 
@@ -159,7 +157,7 @@ def prune(
     """Apply retention: keep the newest verified backups and those of the last good releases."""
     site = open_site(c, env, ui)
     conf, host = site.settings, site.primary
-    with _locked(site, "db.prune", lock_wait):
+    with locked(site, "db.prune", lock_wait):
         plan = db.prune(conf, host, ui, site.journal, dry_run=dry_run)
     if json:
         ui.emit_json(
@@ -199,7 +197,7 @@ def migrate(
         text = migrations.checkout_sql(conf, start=since, end=to, host=host, redactor=ui.redact)
         ui.result(text or "-- nothing pending")
         return
-    with _locked(site, "db.migrate", lock_wait):
+    with locked(site, "db.migrate", lock_wait):
         at = migrations.where(conf, host, redactor=ui.redact)
         db.upgrade(conf, ui, to, at=at, journal=site.journal)
 
@@ -266,7 +264,7 @@ def downgrade(
         return
     listed = ", ".join(f"{r.id} ({r.message})" if r.message else r.id for r in undo)
     _confirm(ui, f"downgrade {conf.name} from {now} to {target}, undoing {listed}?", yes)
-    with _locked(site, f"db.downgrade {target}", lock_wait):
+    with locked(site, f"db.downgrade {target}", lock_wait):
         at = migrations.where(conf, host, redactor=ui.redact)
         db.downgrade(conf, ui, target, at=at, journal=site.journal)
 
@@ -321,16 +319,3 @@ def _confirm(ui: Ui, question: str, yes: bool) -> None:
     answer = ui.err.input(ui.redact(question) + " [y/N] ")
     if answer.strip().lower() not in ("y", "yes"):
         raise OperatorError("cancelled: nothing was changed")
-
-
-@contextmanager
-def _locked(site: Site, command: str, wait: float) -> Iterator[None]:
-    """Hold the deploy lock, waiting up to ``wait`` seconds for another run (``--lock-wait``)."""
-    from deploytools.site.lock import Holder
-
-    lock = site.lock()
-    try:  # acquire inside: a signal right after it must find the lock released here too
-        lock.acquire(Holder.me(command), wait=wait)
-        yield
-    finally:
-        lock.release()

@@ -13,9 +13,9 @@ import pytest
 
 from tests.support.cli import TempProject
 
-# db.* tasks that take the deploy lock and reach it without a database (restore and downgrade
-# look at the database first; they share db._locked with these).
-LOCKING = [["db.backup"], ["db.prune"], ["db.migrate"]]
+# Tasks that take the deploy lock and reach it without a database (db.restore and db.downgrade
+# look at the database first; they share _support.locked with these).
+LOCKING = [["db.backup"], ["db.prune"], ["db.migrate"], ["flags.set", "new_checkout", "on"]]
 
 
 @pytest.fixture
