@@ -84,7 +84,11 @@ class Bench:
         run = shophosts.deploy(self.project, case.env)
         wall, cpu = time.perf_counter() - started, _children_cpu() - cpu
         if run.returncode != 0:
-            raise SystemExit(f"deploy --env {case.env} failed:\n{run.output[-4000:]}")
+            kept = Path(tempfile.gettempdir()) / f"deploy_hosts-{case.env}-failed.log"
+            kept.write_text(run.output)
+            raise SystemExit(
+                f"deploy --env {case.env} failed (whole output: {kept}):\n{run.output[-4000:]}"
+            )
         served = shophosts.serving(case.ports)
         if len(set(served.values())) != 1 or None in served.values():
             raise SystemExit(f"after deploy --env {case.env}, the hosts serve {served}")
