@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support import shophosts  # noqa: E402
 from tests.support.cli import TempProject  # noqa: E402
 from tests.support.postgres_server import PostgresServer  # noqa: E402
-from tests.support.procs import free_port  # noqa: E402
+from tests.support.procs import service_port  # noqa: E402
 from tests.support.sshd import SshHosts, SshTarget  # noqa: E402
 
 TOKEN = "shop-bench-token-5e1d9c07"
@@ -158,7 +158,7 @@ def main() -> None:
         ]
         env_files: dict[str, str] = {}
         for case in cases:
-            case.ports = {t.name: str(free_port()) for t in case.targets}
+            case.ports = {t.name: str(service_port()) for t in case.targets}
             url = pg.create_database(f"bench_{case.env}")
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
             env_files[case.env] = f"SHOP_API_TOKEN={TOKEN}\nDATABASE_URL={url}\n"

@@ -19,7 +19,7 @@ from deploytools.hosts.local import LocalHost
 from tests.support.deployproject import health
 from tests.support.extra_engine import ExtraEngine
 from tests.support.postgres_server import PostgresServer
-from tests.support.procs import free_port
+from tests.support.procs import service_port
 from tests.support.registry_server import RegistryServer
 from tests.support.sshd import SshTarget
 from tests.support.tinyapp import ENV, TinySite
@@ -98,7 +98,7 @@ def compose_hosts(
             ssh_hosts(f"{path.name}-1", environment=first.env),
             ssh_hosts(f"{path.name}-2", environment=second.env),
         ]
-        port2 = free_port()
+        port2 = service_port()
         hosts = [
             {
                 "name": t.name, "address": t.address, "port": t.port, "user": t.user,

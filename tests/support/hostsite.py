@@ -22,7 +22,7 @@ import pytest
 from tests.support.cli import Run, TempProject
 from tests.support.deployproject import DEPLOY_TIMEOUT, health, release_lock, toml_text
 from tests.support.postgres_server import PostgresServer
-from tests.support.procs import free_port
+from tests.support.procs import service_port
 from tests.support.rootproject import ENV
 from tests.support.shophosts import shop_project
 from tests.support.sshd import SshTarget
@@ -42,7 +42,7 @@ class HostSite:
         self.targets = targets
         self.names = [t.name for t in targets]
         self.url = url
-        self.ports = {t.name: str(free_port()) for t in targets}
+        self.ports = {t.name: str(service_port()) for t in targets}
         self.commits = 0
 
     def configure(

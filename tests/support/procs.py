@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import socket
@@ -24,6 +25,23 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def service_port() -> int:
+    """A free loopback port below the kernel's ephemeral range, for an app service that deploys
+    restart: ``free_port``'s come from that range, and between the old process and the new one
+    an outgoing connection (SSH, tunnels, probes: hundreds per deploy) may take the port as its
+    source port, so that the new process cannot bind it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        port = random.randrange(20000, max(low, 20001))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: another
+            return port
+    return free_port()
 
 
 def start(argv: Sequence[str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:

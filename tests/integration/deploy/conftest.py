@@ -16,7 +16,7 @@ import pytest
 from tests.support.composedeploy import Stack, compose_stack
 from tests.support.deployproject import DeployProject, process_env
 from tests.support.processdeploy import ENV, ProcessSite
-from tests.support.procs import free_port
+from tests.support.procs import service_port
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def project(
     name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
     proj = DeployProject(tmp_path_factory.mktemp(name) / "app")
     proj.configure({ENV: process_env(probe_timeout=8)})
-    proj.init_env(ENV, {"PORT": str(free_port())})
+    proj.init_env(ENV, {"PORT": str(service_port())})
     try:
         yield proj
     finally:

@@ -32,7 +32,7 @@ def test_each_host_journals_its_own_steps_and_history_merges_them(site: HostSite
         done = {r["step"] for r in own if r["kind"] == "host.step.done"}
         assert "check host" in done, own  # before the release has its tag
         done = {r["step"] for r in own if r["kind"] == "host.step.done" and r["release"] == tag}
-        assert done == {"build", "start", "wait healthy"}, own
+        assert done == {"build", "start", "wait healthy", "retire"}, own
         assert all(isinstance(r["duration"], float) for r in own if r["kind"] == "host.step.done")
     run = site.invoke("history", "--json", "--limit", "100000")
     assert run.returncode == 0, run.output
