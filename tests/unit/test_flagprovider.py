@@ -155,3 +155,25 @@ def test_a_rewrite_is_seen_within_the_interval_in_real_time(
     while flags.get_boolean_value("k", False):
         assert time.monotonic() - written < CHECK_INTERVAL + 0.1
         time.sleep(0.005)
+
+
+def test_context_attributes_reach_a_bucketing_expression(tmp_path: Path, client_for: Any) -> None:
+    """A flagd file that buckets by another attribute than the key: the provider passes the
+    evaluation context's attributes, and agrees with flagd's evaluator."""
+    path = tmp_path / "flags.json"
+    by_email = {"fractional": [{"cat": [{"var": "email"}, "-x"]}, ["on", 30], ["off", 70]]}
+    write_doc(
+        path,
+        {"mail": {"state": "ENABLED", "variants": {"on": True, "off": False},
+                  "defaultVariant": "off", "targeting": by_email}},
+    )  # fmt: skip
+    flagd = FlagdCore()
+    flagd.set_flags(path.read_text())
+    flags = client_for(FlagFileProvider(path, environ={}))
+    answers = []
+    for i in range(500):
+        context = EvaluationContext(targeting_key="same", attributes={"email": f"u{i}@e.x"})
+        value = flags.get_boolean_value("mail", False, context)
+        assert value is flagd.resolve_boolean_value("mail", False, context).value, i
+        answers.append(value)
+    assert 0 < sum(answers) < len(answers)  # the attribute, not the key, decided
