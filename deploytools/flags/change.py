@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import DeployFailure, OperatorError, one_line
-from deploytools.flags import publish
+from deploytools.flags import publish, startup
 from deploytools.flags.plan import DEFAULT_PLAN, FlagPlan, load_plan, parse_setting, shown
 from deploytools.flags.state import FlagState
 from deploytools.site.journal import utc_now
@@ -151,7 +151,10 @@ def apply(site: Site, change: FlagChange, *, keep_going: bool = False) -> FlagSt
     A host that fails: the others are set back to the state before (the change did not
     happen, and says so); with ``keep_going`` (a kill) they keep it and the failure names
     the hosts that did not get it."""
-    by, names = who(), site.host_names
+    by, names, plan = who(), site.host_names, plan_of(site)
+    moves = {name: to for name, (_, to) in change.moves().items()}
+    if startup.env_lines(plan, moves):
+        startup.writable_env_file(site)  # refused before anything changes
     with publish.flags_lock(site, f"flags.{change.action}"):
         current = publish.read(site)
         stage = change.stage or current.stage
@@ -168,6 +171,7 @@ def apply(site: Site, change: FlagChange, *, keep_going: bool = False) -> FlagSt
         if failed:
             _failed(site, change, record, current, failed, keep_going)
         site.journal.append(f"flags.{change.action}", **record, result="ok")
+    startup.restart_for(site, plan, moves)
     return new
 
 
@@ -239,6 +243,8 @@ def restore(site: Site, before: FlagState, applied: FlagState) -> FlagState:
         failed = publish.write_all(site, new, site.host_names)
         result = {"result": "failed", "hosts_failed": list(failed)} if failed else {"result": "ok"}
         site.journal.append("flags.restore", **record, **result)
+    if not failed:
+        startup.restart_for(site, plan_of(site), {n: c["to"] for n, c in changes.items()})
     if failed:
         raise DeployFailure(
             "the previous flag state could not be written to "

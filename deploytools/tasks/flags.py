@@ -158,7 +158,7 @@ def kill(
         for note in change.notes:
             ui.warn(note)
         if dry_run:
-            _said(ui, change, "would kill")
+            _dry_run(site, ui, change, "would kill")
             return
         apply(site, change, keep_going=True)
         _said(ui, change, "killed", success=True)
@@ -210,7 +210,7 @@ def _change(
     from deploytools.flags.change import apply
 
     if dry_run:
-        _said(ui, change, "would change")
+        _dry_run(site, ui, change, "would change")
         return
     with _flag_lock(site, command, lock_wait):
         apply(site, change)
@@ -233,3 +233,14 @@ def _said(ui: Ui, change: FlagChange, verb: str, *, success: bool = False) -> No
     say = ui.success if success else ui.result
     for line in change.describe():
         say(f"{verb}: {line}")
+
+
+def _dry_run(site: Site, ui: Ui, change: FlagChange, verb: str) -> None:
+    """What the change would do, the env file and services of start-time flags included."""
+    from deploytools.flags.change import plan_of
+    from deploytools.flags.startup import planned
+
+    _said(ui, change, verb)
+    moves = {name: to for name, (_, to) in change.moves().items()}
+    for line in planned(site, plan_of(site), moves):
+        ui.result(f"{verb}: {line}")
