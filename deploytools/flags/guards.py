@@ -98,8 +98,8 @@ class Breach:
     """What failed, where, and when in the soak."""
 
     host: str
-    check: str  # a guard's key, or "health of SERVICE"
     service: str
+    guard: str | None  # its key in the plan; None: the service's health
     reason: str
     seconds: float
     value: float | None = None
@@ -108,8 +108,8 @@ class Breach:
     def as_dict(self) -> dict[str, Any]:
         return {
             "host": self.host,
-            "check": self.check,
             "service": self.service,
+            "guard": self.guard,
             "reason": self.reason,
             "seconds": round(self.seconds, 3),
             "value": self.value,
@@ -122,7 +122,7 @@ class GuardFailed(DeployFailure):
 
     def __init__(self, watched: Watched, breach: Breach, details: list[str]) -> None:
         when = f", {breach.seconds:.1f} s into its {watched.soak:g} s soak" if watched.soak else ""
-        what = breach.check if breach.check.startswith("health") else f"guard {breach.check}"
+        what = f"guard {breach.guard}" if breach.guard else f"health of {breach.service}"
         problem = f"stage {watched.stage}: {what} failed on {breach.host}{when}: {breach.reason}"
         settings = watched.site.settings
         hosts = f" --hosts {breach.host}" if settings.hosts else ""
@@ -271,10 +271,10 @@ class _Look:
         site, settings = watched.site, watched.site.settings
         host = site.host(name)
         runtime = site.runtime(host)
-        services = settings.services_on(name, runtime.services())
-        targets = [] if services == [] else targets_for(
-            settings, runtime, site.values_for(name), services or ()
-        )  # fmt: skip
+        services = settings.services_on(name, runtime.services())  # None: all of them
+        targets = []  # [] when its roles give it no service
+        if services != []:
+            targets = targets_for(settings, runtime, site.values_for(name), services or ())
         reached = _Reached(stack, host)
         for target in targets:
             if target.url:
@@ -322,7 +322,7 @@ class _Round:
         failed = check_now(look.targets, look.runtime, self.fetch, self.redact)
         if failed is not None:
             service, reason = failed
-            breach = self._breach(look.host, f"health of {service}", service, reason)
+            breach = self._breach(look.host, service, None, reason)
             raise GuardFailed(self.watched, breach, log_tail(look.runtime, service))
         answers: dict[str, tuple[int, str] | str] = {}
         for on, url in look.guards:
@@ -358,19 +358,19 @@ class _Round:
     def _failed(
         self, on: GuardOn, reason: str, value: float | None = None, bound: str | None = None
     ) -> GuardFailed:
-        breach = self._breach(on.host, on.key, on.guard.service, reason, value, bound)
+        breach = self._breach(on.host, on.guard.service, on.key, reason, value, bound)
         return GuardFailed(self.watched, breach, [f"  guard: {on.describe()}"])
 
     def _breach(
         self,
         host: str,
-        check: str,
         service: str,
+        guard: str | None,
         reason: str,
         value: float | None = None,
         bound: str | None = None,
     ) -> Breach:
-        return Breach(host, check, service, reason, self.clock() - self.started, value, bound)
+        return Breach(host, service, guard, reason, self.clock() - self.started, value, bound)
 
 
 def _progress(watched: Watched, round_: _Round, elapsed: float) -> str:

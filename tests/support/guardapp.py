@@ -29,6 +29,15 @@ DEFAULTS: dict[str, Any] = {
     "hang": [],
 }
 
+# Guards (as config/flags.toml writes them) on the numbers this app serves.
+ERRORS: dict[str, Any] = {"path": "/metrics", "metric": "http_request_errors_ratio", "max": 0.01}
+P95: dict[str, Any] = {
+    "path": "/metrics",
+    "metric": "http_request_duration_seconds",
+    "labels": {"quantile": "0.95"},
+    "max": 0.5,
+}
+
 
 def metrics(n: dict[str, Any]) -> str:
     lines = [

@@ -25,6 +25,7 @@ from deploytools.site import Site
 from deploytools.testing import Clock, MemoryHost, settings_for
 from deploytools.ui import Ui
 from tests.support.fakeruntime import FakeRuntime, running
+from tests.support.guardapp import ERRORS, P95
 
 METRICS = """\
 # HELP http_requests_total Requests.
@@ -227,15 +228,6 @@ def stage(*guards: dict[str, Any], soak: int = 0) -> Stage:
     return Stage.model_validate({"soak": soak, "guards": list(guards)})
 
 
-ERRORS = {"path": "/metrics", "metric": "http_request_errors_ratio", "max": 0.01}
-P95 = {
-    "path": "/metrics",
-    "metric": "http_request_duration_seconds",
-    "labels": {"quantile": "0.95"},
-    "max": 0.5,
-}
-
-
 def test_guards_are_read_at_their_services_probe_url_with_their_path(tmp_path: Path) -> None:
     site, _ = remote_site(tmp_path)
     stats = {"path": "/stats?window=60", "field": "errors.rate", "max": 0.01}
@@ -356,8 +348,8 @@ def test_a_guard_that_fails_midway_ends_the_watch_at_the_next_round(tmp_path: Pa
     breach = caught.value.breach
     assert breach.as_dict() == {
         "host": "web-2",
-        "check": "stages.week2.guards.0",
         "service": "backend",
+        "guard": "stages.week2.guards.0",
         "reason": "backend GET /metrics: http_request_errors_ratio is 0.05, above its max 0.01",
         "seconds": 45.0,
         "value": 0.05,
@@ -429,7 +421,7 @@ def test_a_service_that_is_not_healthy_fails_the_watch_with_its_log(tmp_path: Pa
     watched = planned(site, "week2", stage(ERRORS, soak=60))
     with pytest.raises(GuardFailed) as caught:
         watch(watched, ui, fetch=fetch, clock=clock, sleep=sleep)
-    assert caught.value.breach.check == "health of worker"
+    assert caught.value.breach.guard is None and caught.value.breach.service == "worker"
     assert caught.value.breach.seconds == 20
     assert caught.value.problem.startswith(
         "stage week2: health of worker failed on here, 20.0 s into its 60 s soak: state is "
@@ -446,7 +438,7 @@ def test_a_failing_health_probe_fails_the_watch(tmp_path: Path) -> None:
     with pytest.raises(GuardFailed) as caught:
         run_watch(planned(site, "week2", stage(ERRORS, soak=60)), Clock(), fetch)
     assert caught.value.breach.reason == "HTTP 503 (expected 200): down for maintenance"
-    assert caught.value.breach.check == "health of backend"
+    assert (caught.value.breach.guard, caught.value.breach.service) == (None, "backend")
 
 
 def test_a_soak_of_0_and_check_once_look_once(tmp_path: Path) -> None:
