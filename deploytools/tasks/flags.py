@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from invoke.context import Context
 
-from deploytools.errors import OperatorError
+from deploytools.errors import DeployFailure, OperatorError, one_line
 from deploytools.tasks._support import (
     DRY_RUN_HELP,
     ENV_HELP,
@@ -109,7 +109,7 @@ def stage(
 
     with open_site(c, env, ui) as site:
         change = plan_stage(site, name, force=force)
-        _change(site, ui, change, f"flags.stage {name}", dry_run, lock_wait)
+        _staged(site, ui, change, f"flags.stage {name}", dry_run, lock_wait)
 
 
 @task(help={"env": ENV_HELP, "dry_run": DRY_RUN_HELP, "lock_wait": LOCK_WAIT_HELP})
@@ -125,7 +125,9 @@ def advance(
         if change is None:
             ui.result(f"{site.settings.name} is at the plan's last stage: nothing to advance")
             return
-        _change(site, ui, change, f"flags.advance to {change.stage}", dry_run, lock_wait)
+        if change.before.stage is not None:
+            _current_stage_holds(site, ui, change.before.stage)
+        _staged(site, ui, change, f"flags.advance to {change.stage}", dry_run, lock_wait)
 
 
 @task(
@@ -215,6 +217,54 @@ def _change(
     with _flag_lock(site, command, lock_wait):
         apply(site, change)
     _said(ui, change, "changed", success=True)
+
+
+def _staged(
+    site: Site, ui: Ui, change: FlagChange, command: str, dry_run: bool, lock_wait: float
+) -> None:
+    """Apply a stage, then watch its guards and the services' health for its soak; the
+    first failure (or a signal) sets back every flag the stage changed, and fails the task."""
+    from deploytools.flags.change import apply, plan_of, restore
+    from deploytools.flags.guards import planned, watch
+
+    assert change.stage is not None
+    stage = plan_of(site).stages[change.stage]
+    watched = planned(site, change.stage, stage) if stage.guards or stage.soak else None
+    if dry_run:
+        _dry_run(site, ui, change, "would change")
+        for line in watched.describe() if watched else []:
+            ui.result(f"then: {line}")
+        return
+    with _flag_lock(site, command, lock_wait):
+        applied = apply(site, change)
+        _said(ui, change, "changed", success=True)
+        if watched is None:
+            return
+        try:
+            watch(watched, ui)
+        except (DeployFailure, KeyboardInterrupt) as exc:
+            said = one_line(exc) or "interrupted"
+            site.journal.append("flags.guard", stage=change.stage, result="failed", error=said)
+            restore(site, change.before, applied)
+            ui.warn(f"stage {change.stage} did not hold: the flags it changed are set back")
+            raise
+
+
+def _current_stage_holds(site: Site, ui: Ui, stage: str) -> None:
+    """``flags.advance`` goes on only while the current stage's guards hold."""
+    from deploytools.flags.change import plan_of
+    from deploytools.flags.guards import check_once, planned
+
+    conf = plan_of(site).stages[stage]
+    if not conf.guards:
+        return
+    try:
+        check_once(planned(site, stage, conf), ui)
+    except DeployFailure as exc:
+        raise DeployFailure(
+            f"not advancing: the guards of the current stage {stage} do not hold: {exc.problem}",
+            exc.fix,
+        ) from None
 
 
 @contextmanager

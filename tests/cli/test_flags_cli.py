@@ -5,6 +5,7 @@ no traceback)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,14 @@ from tests.support.cli import Run, TempProject
 
 @pytest.fixture
 def project(tmp_path: Path) -> TempProject:
+    """The repository's plan without soaks and guards: nothing runs here to watch (the guards
+    have their tests with a running app, tests/integration/test_flags_start.py)."""
     project = TempProject(tmp_path)
     project.write_env("local", "ENVIRONMENT=development\n")
+    plan = project.file("config/flags.toml")
+    text = re.sub(r"^soak = \d+\n", "", plan.read_text(), flags=re.M)
+    plan.write_text(re.sub(r"^guards = \[.*?\]\n", "", text, flags=re.M | re.S))
+    assert not re.search(r"^(guards|soak) =", plan.read_text(), flags=re.M)
     return project
 
 
