@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tarfile
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from deploytools.commands import git
 from deploytools.errors import CommandError, OperatorError
 from deploytools.hosts.base import Host
+
+if TYPE_CHECKING:  # tarfile (with lzma, bz2) only where an archive is read or made
+    import tarfile
 
 CODE_DIR = 0o750  # a release's directories (and executables): its owner and group, not everyone
 CODE_FILE = 0o640
@@ -52,6 +54,8 @@ def tree_of(control: Host, checkout: Path) -> str:
 def code_entries(control: Host, checkout: Path, app_dir: str, skip: Sequence[str]) -> list[Entry]:
     """``app_dir``'s tracked files in ``checkout`` on the ``control`` machine (directories
     first), minus the paths in ``skip`` and everything under them (relative to ``app_dir``)."""
+    import tarfile
+
     with _archived(control, checkout, app_dir) as out, tarfile.open(out) as tar:
         return [_entry(tar, m) for m in tar if not _skipped(m.name, skip)]
 
@@ -62,6 +66,8 @@ def write_archive(
     """The same files as ``code_entries``, as a tar at ``out`` that a host unpacks into a
     release: member by member (never the whole code in memory), with a release's modes (0750
     directories and executables, 0640 files) and no owner (``tar --no-same-owner``)."""
+    import tarfile
+
     with _archived(control, checkout, app_dir) as source, tarfile.open(source) as tar:
         with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as release:
             for member in tar:
@@ -126,6 +132,8 @@ class Archives:
 
 def archived_file(archive: Path, path: str) -> bytes | None:
     """The bytes of file ``path`` in ``archive`` (None: no such file)."""
+    import tarfile
+
     with tarfile.open(archive) as tar:
         try:
             member = tar.getmember(path)

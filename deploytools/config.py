@@ -59,7 +59,7 @@ M = TypeVar("M", bound="BaseModel")
 class Model(BaseModel):
     """Frozen, strict about unknown keys: a typo in the config is an error, not a default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ProbeSettings(Model):
