@@ -74,6 +74,8 @@ def _number(env: dict[str, str], name: str, default: str) -> float:
         raise RuntimeError(f"{name} must be a number, not {raw!r}") from None
 
 
+# The flags of config/flags.toml reach the app as FEATURE_NEW_CHECKOUT and FEATURE_LLM_SUMMARIES
+# (`invoke verify` fails on a flag of the plan that no source of the app names).
 def _flags(env: dict[str, str]) -> dict[str, int]:
     return {
         name.removeprefix("FEATURE_").lower(): int(_number(env, name, "0"))
