@@ -16,7 +16,9 @@ from tests.support.cli import Run, TempProject
 from tests.support.gateproject import gate_project, path_without_docker, run_gate
 from tests.support.rootproject import root_project
 
-CHECKS = {"config", "env-files", "compose", "flags", "migrations", "docs-drift"}
+CHECKS = {
+    "config", "env-files", "compose", "flags", "migrations", "migration-roundtrip", "docs-drift"
+}  # fmt: skip
 PROD_COMPOSE = "example/docker-compose.prod.yml"
 
 
@@ -69,7 +71,7 @@ def test_the_example_passes_strictly_and_junit_lists_every_check(project: TempPr
     assert suite.get("failures") == "0" and not suite.findall("testcase/failure")
     # the one reviewed DROP COLUMN is shown, accepted, in every environment
     assert len([m for m in messages(run, "migrations", "pass") if "drop-column" in m]) == 3
-    assert "all 14 checks passed" in run.stderr
+    assert "all 15 checks passed" in run.stderr
 
 
 def test_the_table_names_check_target_result_time_and_where(project: TempProject) -> None:
@@ -309,6 +311,73 @@ def test_an_unreviewed_drop_column_fails_prod_only(project: TempProject) -> None
     assert any("revision 0004: drop-column" in m for m in messages(run, "migrations"))
 
 
+def revision(project: TempProject, name: str, down: str, upgrade: str, downgrade: str) -> None:
+    """A revision ``name`` after ``down`` in the example's migrations."""
+    project.file(f"example/migrations/versions/{name}_planted.py").write_text(
+        f'"""planted"""\nimport sqlalchemy as sa\nfrom alembic import op\n\nrevision = "{name}"\n'
+        f'down_revision = "{down}"\n\n\ndef upgrade():\n    {upgrade}\n\n\n'
+        f"def downgrade():\n    {downgrade}\n"
+    )
+
+
+def test_two_heads_fail_before_any_sql_is_read(project: TempProject) -> None:
+    revision(project, "0004", "0002", "op.create_table('t', sa.Column('id', sa.Integer))", "pass")
+
+    run = run_gate(project, "--json", "--only", "migrations", "--env", "prod")
+
+    assert run.returncode == 1, run.output
+    assert messages(run, "migrations") == [
+        "2 heads (0003, 0004): a deploy would not know which to migrate to; join them with "
+        "`alembic merge heads`"
+    ]
+
+
+def test_a_downgrade_that_does_not_undo_its_upgrade_fails_the_roundtrip(
+    project: TempProject,
+) -> None:
+    revision(
+        project,
+        "0004",
+        "0003",
+        "op.create_table('coupons', sa.Column('id', sa.Integer, primary_key=True))",
+        "op.drop_table('coupon')",
+    )
+
+    run = run_gate(project, "--json", "--only", "migration-roundtrip")
+
+    assert run.returncode == 1, run.output
+    [failed] = messages(run, "migration-roundtrip")
+    assert failed.startswith("downgrade base on a throwaway SQLite database failed: "), failed
+    assert not list(project.path.rglob("*.sqlite3"))  # the throwaway database is gone
+
+
+def test_a_roundtrip_that_holds_passes(project: TempProject) -> None:
+    revision(
+        project,
+        "0004",
+        "0003",
+        "op.create_table('coupons', sa.Column('id', sa.Integer, primary_key=True))",
+        "op.drop_table('coupons')",
+    )
+
+    run = run_gate(project, "--json", "--only", "migration-roundtrip", "--env", "local")
+
+    assert run.returncode == 0, run.output
+    assert messages(run, "migration-roundtrip", "pass") == [
+        "upgrade head, downgrade base, upgrade head on a throwaway SQLite database (local's "
+        "interpreter)"
+    ]
+
+
+def test_without_a_process_environment_the_roundtrip_says_it_could_not_run(
+    project: TempProject,
+) -> None:
+    run = run_gate(project, "--json", "--only", "migration-roundtrip", "--env", "prod")
+
+    assert run.returncode == 0, run.output
+    assert statuses(run, "migration-roundtrip") == {"revisions": "could-not-run"}
+
+
 @pytest.mark.parametrize(
     ("args", "setup", "said"),
     [
@@ -356,7 +425,7 @@ def test_invoke_verify_runs_the_gate_in_a_project_without_a_noxfile(tmp_path: Pa
         (f"verify.{check}", env)
         for check in ("config", "env-files", "migrations")
         for env in ("prod", "staging")
-    } | {("verify.flags", "flags")}
+    } | {("verify.flags", "flags"), ("verify.migration-roundtrip", "revisions")}
     assert both.returncode == 0, both.output
     assert [(r["check"], r["target"]) for r in results(both)] == [
         ("config", "prod"), ("config", "staging")

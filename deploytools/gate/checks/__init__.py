@@ -4,7 +4,15 @@ table shows them (cheap and basic first, so that a broken config is the first ro
 from deploytools.gate.checks import compose, config, docs, envfiles, flags, migrations
 from deploytools.gate.registry import CHECKS, Check
 
-ORDER = ("config", "env-files", "compose", "flags", "migrations", "docs-drift")
+ORDER = (
+    "config",
+    "env-files",
+    "compose",
+    "flags",
+    "migrations",
+    "migration-roundtrip",
+    "docs-drift",
+)
 
 
 def ordered() -> list[Check]:
