@@ -296,19 +296,29 @@ def test_a_stage_naming_an_unknown_flag_fails(project: TempProject) -> None:
     assert "stages.week2.flags.new_chekout: unknown flag" in problem
 
 
-def test_an_unreviewed_drop_column_fails_prod_only(project: TempProject) -> None:
-    versions = project.file("example/migrations/versions")
-    (versions / "0004_drop_total.py").write_text(
-        '"""drop orders.total"""\nfrom alembic import op\n\nrevision = "0004"\n'
-        'down_revision = "0003"\n\n\ndef upgrade():\n    op.drop_column("orders", "total")\n\n\n'
-        "def downgrade():\n    pass\n"
+def test_an_unreviewed_drop_column_fails_prod_only_through_squawk(project: TempProject) -> None:
+    revision(
+        project,
+        "0004",
+        "0003",
+        "op.drop_column('orders', 'note')\n    op.execute('TRUNCATE orders')",
+        "pass",
     )
 
     run = run_gate(project, "--json", "--only", "migrations", "--env", "prod", "--env", "local")
 
     assert run.returncode == 1, run.output
     assert statuses(run, "migrations") == {"prod": "fail", "local": "warn"}
-    assert any("revision 0004: drop-column" in m for m in messages(run, "migrations"))
+    dropped = "revision 0004: squawk ban-drop-column: Dropping a column may break existing clients."
+    # truncate: a rule Squawk does not have, so our own lint's
+    truncated = "revision 0004: truncate: deletes every row of the table: TRUNCATE orders"
+    assert messages(run, "migrations") == [dropped, truncated]
+    local = [
+        i for r in results(run) if r["target"] == "local" for i in r["items"]
+        if "revision 0004" in i["message"]
+    ]  # fmt: skip
+    assert [(i["status"], i["message"]) for i in local] == [("warn", dropped), ("warn", truncated)]
+    assert local[0]["where"] == "example/migrations/versions/0004_planted.py"
 
 
 def revision(project: TempProject, name: str, down: str, upgrade: str, downgrade: str) -> None:

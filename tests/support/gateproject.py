@@ -1,6 +1,7 @@
 """The example project whole, as the verify gate reads it: ``TempProject``'s config and
 migrations plus the example's compose files, nginx config and app code (whose sources name
-the flags), and the README; never the wheelhouse (the gate reads no image input)."""
+the flags), the README and Squawk's configuration; never the wheelhouse (the gate reads no
+image input)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def gate_project(path: Path) -> TempProject:
             path / "example" / tree,
             ignore=shutil.ignore_patterns("__pycache__"),
         )
-    shutil.copy2(ROOT / "README.md", path / "README.md")
+    for name in ("README.md", ".squawk.toml"):
+        shutil.copy2(ROOT / name, path / name)
     return project
 
 

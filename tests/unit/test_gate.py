@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deploytools.errors import OperatorError
-from deploytools.gate import composefile, report
+from deploytools.gate import composefile, report, squawk
 from deploytools.gate.project import Project, open_project
 from deploytools.gate.registry import Check, Item, Result
 from deploytools.gate.runner import run_checks
@@ -171,3 +171,47 @@ def test_the_ci_examples_run_the_gate_and_keep_its_junit_file(name: str) -> None
         if "verify" in job
         else text.split("report_paths:")[1]
     )
+
+
+def test_squawk_rules_are_accepted_by_their_name_or_ours() -> None:
+    violation = squawk.Violation("0004", "ban-drop-column", "Dropping a column...", 12)
+    assert violation.reviewed_by({"drop-column": "copied first"}) == "copied first"
+    assert violation.reviewed_by({"ban-drop-column": "unused"}) == "unused"
+    assert violation.reviewed_by({"drop-table": "other"}) is None
+
+
+def test_squawk_exclusions_add_the_projects_to_ours(tmp_path: Path) -> None:
+    assert squawk.excluded(tmp_path) == ["require-lock-timeout", "require-statement-timeout"]
+    (tmp_path / ".squawk.toml").write_text('excluded_rules = ["prefer-identity"]\n')
+    assert squawk.excluded(tmp_path)[-1] == "prefer-identity"
+
+
+def test_squawk_violations_belong_to_the_revision_whose_section_holds_them(
+    tmp_path: Path,
+) -> None:
+    sql = (
+        "BEGIN;\n"
+        "CREATE TABLE alembic_version (v VARCHAR(32));\n"
+        "-- Running upgrade  -> 0001\n"
+        "ALTER TABLE users DROP COLUMN name;\n"
+        "COMMIT;\n"
+    )
+    found = squawk.binary()
+    assert found is not None, "squawk-cli is in the test extra"
+    violations = squawk.run(found, sql, tmp_path)
+    # prefer-text-field on alembic's own table (line 2) is not a revision's
+    assert [(v.revision, v.rule, v.line) for v in violations] == [("0001", "ban-drop-column", 4)]
+
+
+def test_without_squawk_our_lint_runs_and_the_gate_says_so(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deploytools.gate.checks.migrations import check_migrations
+
+    monkeypatch.setattr(squawk, "binary", lambda: None)
+    items = check_migrations(project, "prod")
+    assert [(i.status, i.message[:40]) for i in items] == [
+        ("could-not-run", "squawk is not installed (pip install 'de"),
+        ("pass", "revision 0003: drop-column: loses the co"),
+        ("pass", "3 revision(s), no unreviewed risk in pos"),
+    ]

@@ -1,5 +1,7 @@
-"""migrations: one head, and the safety lint of every revision (``db.lint``'s rules) per
-environment, risky SQL being an error in production; no database, no engine (offline SQL).
+"""migrations: one head, then Squawk (``gate.squawk``; PostgreSQL) and our own lint
+(``db.lint``: where Squawk has no rule, and alone on SQLite) over every revision's offline SQL,
+per environment; risky SQL is an error in production unless the revision marks it reviewed.
+No database, no engine.
 
 migration-roundtrip: ``upgrade head`` -> ``downgrade base`` -> ``upgrade head`` on a throwaway
 SQLite database, run by the app's alembic on the app's interpreter as a process deploy runs it
@@ -8,19 +10,29 @@ SQLite database, run by the app's alembic on the app's interpreter as a process 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import DeployToolsError
+from deploytools.gate import squawk
 from deploytools.gate.project import Project
-from deploytools.gate.registry import Item, register
+from deploytools.gate.registry import Item, Status, register
+
+if TYPE_CHECKING:
+    from deploytools.db.revisions import Revision
 
 TARGET = "revisions"
 
 
 @register("migrations")
 def check_migrations(project: Project, env: str | None) -> list[Item]:
-    """A single head, and the migration-safety lint of every revision's offline SQL."""
-    from deploytools.db.revisions import script_directory
-    from deploytools.runtime.migrations import migration_safety
+    """A single head; Squawk (PostgreSQL) and our lint over every revision's offline SQL."""
+    from deploytools.db.lint import lint_sql
+    from deploytools.db.migrate import offline_sql
+    from deploytools.db.revisions import all_revisions, script_directory
+    from deploytools.runtime.migrations import dialect_of, dialect_only
 
     assert env is not None
     settings = project.settings(env)
@@ -31,15 +43,51 @@ def check_migrations(project: Project, env: str | None) -> list[Item]:
             Item(env, "fail", f"{len(heads)} heads ({', '.join(heads)}): a deploy would not know "
                  "which to migrate to; join them with `alembic merge heads`", where)
         ]  # fmt: skip
-    report = migration_safety(settings)
+    dialect = dialect_of(settings)
+    sql = offline_sql(settings, at=dialect_only(settings, dialect), start="base", end="head")
+    revisions = {r.id: r for r in all_revisions(settings)}
+    report = lint_sql(sql, revisions, production=settings.production, dialect=dialect)
+    findings = report.findings
+    items: list[Item] = []
+    if dialect == "postgresql":
+        found = squawk.binary()
+        if found is None:
+            missing = "squawk is not installed (pip install 'deploytools[gate]'): our own lint"
+            items.append(Item(env, "could-not-run", f"{missing}'s rules ran instead", where))
+        else:
+            findings = [f for f in findings if f.rule not in squawk.SQUAWK_OF]
+            violations = squawk.run(found, sql, project.root)
+            items += _squawk(env, violations, revisions, settings, project)
     # A finding the revision marks reviewed is accepted: shown, never a warning (--strict).
-    items = [
+    items += [
         Item(env, "fail" if f.severity == "error" else "pass" if f.reviewed else "warn", f.what,
              where)
-        for f in report.findings
+        for f in findings
     ]  # fmt: skip
-    if report.ok:
-        items.append(Item(env, "pass", f"{len(report.warnings)} warning(s), no error", where))
+    if not any(item.status == "fail" for item in items):
+        linted = f"{len(report.revisions)} revision(s)"
+        items.append(Item(env, "pass", f"{linted}, no unreviewed risk in {dialect} SQL", where))
+    return items
+
+
+def _squawk(
+    env: str,
+    violations: list[squawk.Violation],
+    revisions: Mapping[str, Revision],
+    settings: EnvironmentSettings,
+    project: Project,
+) -> list[Item]:
+    """Squawk's violations under our policy: an error in production unless reviewed."""
+    items = []
+    for v in violations:
+        revision = revisions.get(v.revision)
+        reason = v.reviewed_by(revision.reviewed if revision else {})
+        status: Status = "pass" if reason else "fail" if settings.production else "warn"
+        note = f" [reviewed: {reason}]" if reason else ""
+        where = project.shown(Path(revision.path)) if revision else _where(settings)
+        items.append(
+            Item(env, status, f"revision {v.revision}: squawk {v.rule}: {v.message}{note}", where)
+        )
     return items
 
 
