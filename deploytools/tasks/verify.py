@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     help={
         "env": "check only this environment (repeat for several; default: every environment)",
         "only": "run only this check (repeat): config, env-files, compose, flags, migrations, "
-        "docs-drift",
+        "migration-roundtrip, docs-drift",
         "json": JSON_HELP,
         "junit": "also write the results to this JUnit XML file (xunit2), for the CI's report",
         "strict": "warnings and checks that could not run fail the gate too",
@@ -33,7 +33,7 @@ def verify(
     junit: str | None = None,
     strict: bool = False,
 ) -> None:
-    """The CI gate: config, env files, compose, flags, migrations, docs; per environment."""
+    """The CI gate: config, env files, compose, flags, migrations, docs, per environment."""
     from deploytools.gate.cli import main
 
     argv = ["--config", c.config.get("deploytools", {}).get("config") or "config/deploy.toml"]
