@@ -17,7 +17,8 @@ from tests.support.gateproject import gate_project, path_without_docker, run_gat
 from tests.support.rootproject import root_project
 
 CHECKS = {
-    "config", "env-files", "compose", "flags", "migrations", "migration-roundtrip", "docs-drift"
+    "config", "env-files", "compose", "plan", "flags", "migrations", "migration-roundtrip",
+    "docs-drift",
 }  # fmt: skip
 PROD_COMPOSE = "example/docker-compose.prod.yml"
 
@@ -71,7 +72,7 @@ def test_the_example_passes_strictly_and_junit_lists_every_check(project: TempPr
     assert suite.get("failures") == "0" and not suite.findall("testcase/failure")
     # the one reviewed DROP COLUMN is shown, accepted, in every environment
     assert len([m for m in messages(run, "migrations", "pass") if "drop-column" in m]) == 3
-    assert "all 15 checks passed" in run.stderr
+    assert "all 18 checks passed" in run.stderr
 
 
 def test_the_table_names_check_target_result_time_and_where(project: TempProject) -> None:
@@ -228,6 +229,44 @@ def test_the_real_env_file_is_checked_and_its_secrets_never_shown(project: TempP
     assert "docker compose config: invalid hostPort: ***" in messages(run, "compose")
     for output in (run.output, table.output, project.file("v.xml").read_text()):
         assert secret not in output
+
+
+def test_the_plan_shows_hosts_batches_and_services_from_the_config_alone(
+    project: TempProject,
+) -> None:
+    run = run_gate(project, "--json", "--only", "plan", "--env", "prod", "--env", "local")
+
+    assert run.returncode == 0, run.output
+    assert messages(run, "plan", "pass") == [
+        "primary web-1 (lock, backup, migrations); rolling in 1 batch(es) [web-1, web-2], 8 at "
+        "once, pause 0 s, max_fail 0, on_failure rollback",
+        "web-1: backend, celery-worker",
+        "web-2: backend, celery-worker",
+        "on this machine: backend, celery-worker",
+    ]
+
+
+def test_a_host_that_would_run_nothing_and_a_budget_of_every_host_warn(
+    project: TempProject,
+) -> None:
+    edit(project, "config/deploy.toml", "max_fail = 0 ", "max_fail = 3 ")
+    deploy = project.file("config/deploy.toml")
+    deploy.write_text(
+        deploy.read_text() + '\n[[environments.prod.hosts]]\nname = "db-1"\n'
+        'address = "db-1.example.internal"\nuser = "deploy"\nroot = "/srv/exampleapp"\n'
+        'roles = ["db"]\n'
+    )
+
+    run = run_gate(project, "--json", "--only", "plan", "--env", "prod")
+    strict = run_gate(project, "--only", "plan", "--env", "prod", "--strict")
+
+    assert run.returncode == 0, run.output
+    assert messages(run, "plan", "warn") == [
+        "rollout.max_fail 3 tolerates every one of the 3 hosts failing: a deploy that reached "
+        "none would pass",
+        "host db-1 would run no service: its roles (db) are none of the services'",
+    ]
+    assert strict.returncode == 1, strict.output
 
 
 def test_flag_plan_errors_and_flag_debt_fail(project: TempProject) -> None:
@@ -433,7 +472,7 @@ def test_invoke_verify_runs_the_gate_in_a_project_without_a_noxfile(tmp_path: Pa
     cases = ET.parse(project.file("verify.xml")).getroot().findall("testsuite/testcase")
     assert {(c.get("classname"), c.get("name")) for c in cases} == {
         (f"verify.{check}", env)
-        for check in ("config", "env-files", "migrations")
+        for check in ("config", "env-files", "plan", "migrations")
         for env in ("prod", "staging")
     } | {("verify.flags", "flags"), ("verify.migration-roundtrip", "revisions")}
     assert both.returncode == 0, both.output

@@ -1,13 +1,14 @@
 """The gate's checks: each module registers its own; ``ordered`` gives them in the order the
 table shows them (cheap and basic first, so that a broken config is the first row)."""
 
-from deploytools.gate.checks import compose, config, docs, envfiles, flags, migrations
+from deploytools.gate.checks import compose, config, docs, envfiles, flags, migrations, plan
 from deploytools.gate.registry import CHECKS, Check
 
 ORDER = (
     "config",
     "env-files",
     "compose",
+    "plan",
     "flags",
     "migrations",
     "migration-roundtrip",
@@ -22,4 +23,4 @@ def ordered() -> list[Check]:
     )
 
 
-__all__ = ["compose", "config", "docs", "envfiles", "flags", "migrations", "ordered"]
+__all__ = ["compose", "config", "docs", "envfiles", "flags", "migrations", "ordered", "plan"]
