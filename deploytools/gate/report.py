@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deploytools.gate.registry import Result
+from deploytools.gate.registry import CHECKS, Result
 from deploytools.hosts.local import LocalHost
 from deploytools.redact import Redactor
 from deploytools.ui import Ui
@@ -50,6 +50,8 @@ def as_json(results: Sequence[Result], *, strict: bool, seconds: float) -> dict[
                 "check": r.check,
                 "target": r.target,
                 "status": r.status,
+                # what the check uses beyond the project's files, when it is there
+                "needs": sorted(CHECKS[r.check].needs) if r.check in CHECKS else [],
                 "seconds": round(r.seconds, 3),
                 "items": [
                     {"status": i.status, "message": i.message, "where": i.where} for i in r.items

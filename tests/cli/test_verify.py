@@ -61,6 +61,8 @@ def test_the_example_passes_strictly_and_junit_lists_every_check(project: TempPr
     assert run.returncode == 0, run.output
     assert json.loads(run.stdout)["ok"] is True
     assert {r["check"] for r in results(run)} == CHECKS
+    needs = {r["check"]: r["needs"] for r in results(run)}
+    assert needs["compose"] == ["docker"] and needs["config"] == []
     suites = ET.parse(project.file("verify.xml")).getroot()
     suite = suites.find("testsuite")
     assert suite is not None
@@ -254,7 +256,7 @@ def test_a_host_that_would_run_nothing_and_a_budget_of_every_host_warn(
     deploy.write_text(
         deploy.read_text() + '\n[[environments.prod.hosts]]\nname = "db-1"\n'
         'address = "db-1.example.internal"\nuser = "deploy"\nroot = "/srv/exampleapp"\n'
-        'roles = ["db"]\n'
+        'roles = ["db"]\n\n[environments.prod.services.backend]\nroles = ["web"]\n'
     )
 
     run = run_gate(project, "--json", "--only", "plan", "--env", "prod")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 TARGET = "revisions"
 
 
-@register("migrations")
+@register("migrations", needs=frozenset({"squawk"}))
 def check_migrations(project: Project, env: str | None) -> list[Item]:
     """A single head; Squawk (PostgreSQL) and our lint over every revision's offline SQL."""
     from deploytools.db.lint import lint_sql
@@ -91,7 +91,7 @@ def _squawk(
     return items
 
 
-@register("migration-roundtrip", per_environment=False)
+@register("migration-roundtrip", per_environment=False, needs=frozenset({"app interpreter"}))
 def check_roundtrip(project: Project, env: str | None) -> list[Item]:
     """upgrade head, downgrade base, upgrade head on a throwaway SQLite database."""
     settings = next((s for s in project.loaded() if s.runtime == "process"), None)
