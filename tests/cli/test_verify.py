@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from deploytools.gate.throwaway import server_bindir
 from tests.support.cli import Run, TempProject
 from tests.support.gateproject import gate_project, path_without_docker, run_gate
 from tests.support.rootproject import root_project
@@ -21,6 +22,8 @@ CHECKS = {
     "docs-drift",
 }  # fmt: skip
 PROD_COMPOSE = "example/docker-compose.prod.yml"
+# The round trip's database: PostgreSQL where its server is installed (provisioning does)
+KIND = "SQLite" if server_bindir() is None else "PostgreSQL"
 
 
 @pytest.fixture
@@ -398,8 +401,8 @@ def test_a_downgrade_that_does_not_undo_its_upgrade_fails_the_roundtrip(
 
     assert run.returncode == 1, run.output
     [failed] = messages(run, "migration-roundtrip")
-    assert failed.startswith("downgrade base on a throwaway SQLite database failed: "), failed
-    assert not list(project.path.rglob("*.sqlite3"))  # the throwaway database is gone
+    assert failed.startswith(f"downgrade base on a throwaway {KIND} database failed: "), failed
+    assert not list(project.path.rglob("*.sqlite3"))  # the throwaway database is elsewhere
 
 
 def test_a_roundtrip_that_holds_passes(project: TempProject) -> None:
@@ -415,7 +418,7 @@ def test_a_roundtrip_that_holds_passes(project: TempProject) -> None:
 
     assert run.returncode == 0, run.output
     assert messages(run, "migration-roundtrip", "pass") == [
-        "upgrade head, downgrade base, upgrade head on a throwaway SQLite database (local's "
+        f"upgrade head, downgrade base, upgrade head on a throwaway {KIND} database (local's "
         "interpreter)"
     ]
 

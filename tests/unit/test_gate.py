@@ -215,3 +215,36 @@ def test_without_squawk_our_lint_runs_and_the_gate_says_so(
         ("pass", "revision 0003: drop-column: loses the co"),
         ("pass", "3 revision(s), no unreviewed risk in pos"),
     ]
+
+
+def test_without_a_postgresql_server_the_round_trip_runs_on_sqlite(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deploytools.gate import throwaway
+    from deploytools.gate.checks.migrations import check_roundtrip
+
+    monkeypatch.setattr(throwaway, "server_bindir", lambda: None)
+    [item] = check_roundtrip(project, None)
+    assert (item.status, item.message) == (
+        "pass",
+        "upgrade head, downgrade base, upgrade head on a throwaway SQLite database (local's "
+        "interpreter)",
+    )
+
+
+@pytest.mark.integration
+def test_the_throwaway_postgresql_is_gone_after_the_round_trip() -> None:
+    import tempfile
+
+    import psycopg
+
+    from deploytools.gate.throwaway import server_bindir, throwaway
+
+    assert server_bindir() is not None, "provisioning installs the PostgreSQL server"
+    # as the gate does: a fresh temporary directory (its parents reachable by the server's user)
+    with tempfile.TemporaryDirectory() as scratch, throwaway(Path(scratch)) as database:
+        with psycopg.connect(database.url, connect_timeout=10) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert database.kind == "PostgreSQL"
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(database.url, connect_timeout=2)

@@ -110,6 +110,7 @@ def _roundtrip(settings: EnvironmentSettings) -> Item:
     from pathlib import Path
 
     from deploytools.db.migrate import Where, downgrade, upgrade
+    from deploytools.gate.throwaway import throwaway
     from deploytools.hosts.local import LocalHost
     from deploytools.runtime.process import ProcessRuntime
     from deploytools.ui import Ui
@@ -118,23 +119,26 @@ def _roundtrip(settings: EnvironmentSettings) -> Item:
     key = settings.database.url_key
     quiet = Ui(stdout=io.StringIO(), stderr=io.StringIO())
     with tempfile.TemporaryDirectory(prefix="deploytools-verify-") as scratch:
-        url = f"sqlite:///{Path(scratch) / 'roundtrip.sqlite3'}"
-        env_file = Path(scratch) / "roundtrip.env"
-        env_file.write_text(f"{key}={url}\n", encoding="utf-8")
-        # deploytools reads the revision from the env file's URL, the app's env.py from its env
-        throwaway = settings.model_copy(update={"env_file": str(env_file)})
-        at = Where(LocalHost(), ProcessRuntime(throwaway, LocalHost(), {key: url}))
-        for move, target in ((upgrade, "head"), (downgrade, "base"), (upgrade, "head")):
-            try:
-                move(throwaway, quiet, target, at=at)
-            except DeployToolsError as exc:
-                said = exc.problem.splitlines()[0]
-                return Item(TARGET, "fail", f"{move.__name__} {target} on a throwaway SQLite "
-                            f"database failed: {said}", where)  # fmt: skip
+        with throwaway(Path(scratch)) as database:
+            env_file = Path(scratch) / "roundtrip.env"
+            env_file.write_text(f"{key}={database.url}\n", encoding="utf-8")
+            # deploytools reads the revision from the env file's URL, the app's env.py from its
+            # environment
+            throwaway_settings = settings.model_copy(update={"env_file": str(env_file)})
+            at = Where(
+                LocalHost(), ProcessRuntime(throwaway_settings, LocalHost(), {key: database.url})
+            )
+            for move, target in ((upgrade, "head"), (downgrade, "base"), (upgrade, "head")):
+                try:
+                    move(throwaway_settings, quiet, target, at=at)
+                except DeployToolsError as exc:
+                    said = exc.problem.splitlines()[0]
+                    return Item(TARGET, "fail", f"{move.__name__} {target} on a throwaway "
+                                f"{database.kind} database failed: {said}", where)  # fmt: skip
     return Item(
         TARGET,
         "pass",
-        f"upgrade head, downgrade base, upgrade head on a throwaway SQLite database "
+        f"upgrade head, downgrade base, upgrade head on a throwaway {database.kind} database "
         f"({settings.name}'s interpreter)",
         where,
     )
