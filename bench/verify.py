@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def path_without_docker() -> str:
-    """PATH without the directories that hold a ``docker`` client."""
-    dirs = os.environ.get("PATH", "").split(os.pathsep)
-    return os.pathsep.join(d for d in dirs if d and not Path(d, "docker").exists())
+def path_without_docker(farm: Path) -> str:
+    """PATH with every program but ``docker``: a directory that holds one is replaced by
+    ``farm``, links to all of its other programs."""
+    dirs = []
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        if entry and Path(entry, "docker").exists():
+            for program in Path(entry).iterdir():
+                link = farm / program.name
+                if program.name != "docker" and not link.exists():
+                    link.symlink_to(program)
+            entry = str(farm)
+        if entry not in dirs:
+            dirs.append(entry)
+    return os.pathsep.join(dirs)
 
 
 def run(path: str) -> tuple[float, dict[str, Any]]:
@@ -72,7 +83,8 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     run(os.environ.get("PATH", ""))  # warm the .pyc files and the disk cache
     print(f"CPUs: {os.cpu_count()}; target: under 10 s without Docker checks")
-    measure("without a Docker client", path_without_docker(), runs)
+    with tempfile.TemporaryDirectory() as farm:
+        measure("without a Docker client", path_without_docker(Path(farm)), runs)
     measure("with the Docker client", os.environ.get("PATH", ""), runs)
 
 

@@ -8,14 +8,19 @@ to the redactor then, before any check can print a line of it).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any, TypeVar
 
 from deploytools.config import EnvironmentSettings, find_config, load_settings, read_deploy_file
 from deploytools.env.file import EnvDocument
 from deploytools.errors import OperatorError
 from deploytools.redact import Redactor
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -26,6 +31,9 @@ class Project:
     today: date = field(default_factory=date.today)
     _settings: dict[str, EnvironmentSettings | OperatorError] = field(default_factory=dict)
     env_files: dict[str, EnvDocument] = field(default_factory=dict)
+    _memo: dict[Hashable, Any] = field(default_factory=dict)
+    _memo_locks: dict[Hashable, threading.Lock] = field(default_factory=dict)
+    _memo_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def root(self) -> Path:
@@ -38,6 +46,17 @@ class Project:
         if isinstance(found, OperatorError):
             raise found
         return found
+
+    def once(self, key: Hashable, make: Callable[[], T]) -> T:
+        """``make()``'s value, made once per ``key`` for every check that asks (at the same
+        time too: the others wait): environments that render the same migrations' SQL."""
+        with self._memo_lock:
+            lock = self._memo_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._memo:
+                self._memo[key] = make()
+            found: T = self._memo[key]
+            return found
 
     def loaded(self) -> list[EnvironmentSettings]:
         """The selected environments whose config loads."""

@@ -30,6 +30,7 @@ TARGET = "revisions"
 def check_migrations(project: Project, env: str | None) -> list[Item]:
     """A single head; Squawk (PostgreSQL) and our lint over every revision's offline SQL."""
     from deploytools.db.lint import lint_sql
+    from deploytools.db.location import migrations_dir
     from deploytools.db.migrate import offline_sql
     from deploytools.db.revisions import all_revisions, script_directory
     from deploytools.runtime.migrations import dialect_of, dialect_only
@@ -44,7 +45,10 @@ def check_migrations(project: Project, env: str | None) -> list[Item]:
                  "which to migrate to; join them with `alembic merge heads`", where)
         ]  # fmt: skip
     dialect = dialect_of(settings)
-    sql = offline_sql(settings, at=dialect_only(settings, dialect), start="base", end="head")
+    at = dialect_only(settings, dialect)
+    # The same revisions, dialect and interpreter give the same SQL: rendered once.
+    key = ("sql", str(migrations_dir(settings)), dialect, at.runtime.check_migrations())
+    sql = project.once(key, lambda: offline_sql(settings, at=at, start="base", end="head"))
     revisions = {r.id: r for r in all_revisions(settings)}
     report = lint_sql(sql, revisions, production=settings.production, dialect=dialect)
     findings = report.findings
