@@ -19,6 +19,10 @@ There is no background thread, so the client is safe across gunicorn and Celery 
 that cannot be parsed keeps the last good flags. A flag the file does not have (or no file)
 falls back to the environment variable ``FEATURE_<NAME>`` ("on"/"off" or a percentage 0-100,
 bucketed by the same rule), then to off.
+
+``FlagClient.resolve`` says how an answer was reached in OpenFeature's words (reason, error
+code, variant, the flag's metadata): ``deploytools.flagprovider`` reports it as an OpenFeature
+provider, so both forms give the same answer from one evaluator.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 FLAGS_FILE_VAR = "DEPLOYTOOLS_FLAGS_FILE"
@@ -36,6 +41,26 @@ MAX_WEIGHT_SUM = 2**31 - 1  # flagd refuses a larger total weight
 _MASK = 0xFFFFFFFF
 _ON_WORDS = {"on", "true", "yes"}
 _OFF_WORDS = {"off", "false", "no", ""}
+# OpenFeature's reasons and error codes, as strings: this module imports no SDK.
+STATIC, TARGETING_MATCH, DEFAULT, DISABLED, ERROR = (
+    "STATIC", "TARGETING_MATCH", "DEFAULT", "DISABLED", "ERROR"
+)  # fmt: skip
+FLAG_NOT_FOUND, TYPE_MISMATCH, GENERAL = "FLAG_NOT_FOUND", "TYPE_MISMATCH", "GENERAL"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One flag's answer and how it was reached. ``value`` None: neither the file nor the
+    environment variable gives one, and ``reason``/``error`` say why (the caller's default,
+    off for ``is_enabled``, applies)."""
+
+    value: bool | None
+    variant: str | None = None
+    reason: str = DEFAULT
+    source: str = ""  # "file", "env" (FEATURE_<NAME>), or "" when none answered
+    error: str | None = None  # FLAG_NOT_FOUND, TYPE_MISMATCH, GENERAL
+    message: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)  # the file's and the flag's
 
 
 def murmur3_32(data: bytes, seed: int = 0) -> int:
@@ -106,10 +131,22 @@ class FlagClient:
 
     def is_enabled(self, name: str, key: str | None = None) -> bool:
         """Whether flag ``name`` is on for targeting key ``key`` (a user id, a request's key)."""
+        return self.resolve(name, key).value is True
+
+    def resolve(
+        self, name: str, key: str | None = None, attributes: Mapping[str, Any] | None = None
+    ) -> Resolution:
+        """Flag ``name`` for ``key`` (``attributes``: more of the evaluation context, which a
+        bucketing expression may name): the file's answer, else the environment variable's."""
         self._refresh()
         flag = self._flags.get(name)
-        answer = _evaluate(name, flag, key) if isinstance(flag, dict) else None
-        return from_env(name, key, self._environ) if answer is None else answer
+        if isinstance(flag, dict):
+            found = evaluate(name, flag, key, attributes or {})
+        else:
+            where = f"{self.path} ({self.error})" if self.error else self.path or "no file"
+            missing = f"no flag {name!r} in {where}"
+            found = Resolution(None, None, ERROR, "", FLAG_NOT_FOUND, missing)
+        return found if found.value is not None else from_env(name, key, self._environ) or found
 
     def _refresh(self) -> None:
         now = self._clock()
@@ -139,7 +176,13 @@ def parse_flags(data: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict) or not isinstance(doc.get("flags"), dict):
         raise ValueError('not a flagd flag-definition file: no "flags" object')
     evaluators = doc.get("$evaluators") or {}
-    return {k: _resolve(v, evaluators) for k, v in doc["flags"].items()}
+    flags = {k: _resolve(v, evaluators) for k, v in doc["flags"].items()}
+    top = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
+    for flag in flags.values():  # flagd's rule: the flag's own metadata over the file's
+        if isinstance(flag, dict):
+            own = flag.get("metadata")
+            flag["metadata"] = {**top, **(own if isinstance(own, dict) else {})}
+    return flags
 
 
 def _resolve(node: Any, evaluators: Mapping[str, Any]) -> Any:
@@ -152,23 +195,43 @@ def _resolve(node: Any, evaluators: Mapping[str, Any]) -> Any:
     return node
 
 
-def _evaluate(name: str, flag: dict[str, Any], key: str | None) -> bool | None:
-    """The flag's boolean value, or None where flagd would not give one (disabled, not
-    boolean, a variant that is not there): the caller falls back."""
-    if flag.get("state") != "ENABLED" or not isinstance(flag.get("variants"), dict):
-        return None
-    variant = _target(flag.get("targeting"), name, key)
-    value = flag["variants"].get(flag.get("defaultVariant") if variant is None else variant)
-    return value if isinstance(value, bool) else None
+def evaluate(
+    name: str, flag: Mapping[str, Any], key: str | None, attributes: Mapping[str, Any]
+) -> Resolution:
+    """The file's answer for one flag as flagd gives it; value None where flagd gives no
+    boolean (disabled, not boolean, a variant that is not there): the caller falls back."""
+    meta = flag.get("metadata") or {}
+    if flag.get("state") != "ENABLED":
+        return Resolution(None, None, DISABLED, "file", metadata=meta)
+    variants = flag.get("variants")
+    if not isinstance(variants, dict):
+        return Resolution(None, None, ERROR, "file", GENERAL, f"flag {name!r} has no variants")
+    rule = flag.get("targeting")
+    variant = _target(rule, name, key, attributes)
+    chosen = flag.get("defaultVariant") if variant is None else variant
+    value = variants.get(chosen) if isinstance(chosen, str) else None
+    if not isinstance(value, bool):
+        error, what = (
+            (TYPE_MISMATCH, f"variant {chosen!r} is {value!r}, not a boolean")
+            if isinstance(chosen, str) and chosen in variants
+            else (GENERAL, f"variant {chosen!r} is not among its variants")
+        )
+        return Resolution(None, None, ERROR, "file", error, f"flag {name!r}: {what}", meta)
+    reason = TARGETING_MATCH if variant is not None else DEFAULT if rule else STATIC
+    return Resolution(value, chosen, reason, "file", metadata=meta)
 
 
-def _target(rule: Any, name: str, key: str | None) -> str | None:
+def _target(rule: Any, name: str, key: str | None, attributes: Mapping[str, Any]) -> str | None:
     if not isinstance(rule, dict) or list(rule) != ["fractional"]:
         return None  # no targeting, or a rule this client does not evaluate: the default
     args = rule["fractional"]
     if not isinstance(args, list) or not args:
         return None
-    data = {"targetingKey": key, "$flagd": {"flagKey": name, "timestamp": int(time.time())}}
+    data = {
+        **attributes,
+        "targetingKey": key,
+        "$flagd": {"flagKey": name, "timestamp": int(time.time())},
+    }
     if isinstance(args[0], list):
         bucket_by = name + key if key else None
     else:
@@ -213,13 +276,29 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def from_env(name: str, key: str | None, environ: Mapping[str, str]) -> bool:
-    """The fallback: ``FEATURE_<NAME>`` as on/off or a percentage (the same bucketing), else
-    off. A percentage below 100 is off without a key, as a file's rule would be."""
-    raw = environ.get(env_name(name), "").strip().lower()
-    if raw in _ON_WORDS or raw in _OFF_WORDS:
-        return raw in _ON_WORDS
-    return raw.isascii() and raw.isdigit() and int(raw) <= 100 and in_rollout(name, key, int(raw))
+def from_env(name: str, key: str | None, environ: Mapping[str, str]) -> Resolution | None:
+    """The fallback: ``FEATURE_<NAME>`` as on/off or a percentage (the same bucketing); None
+    when it is not set or not such a value (then off). A percentage below 100 is off without
+    a key, as a file's rule would be."""
+    raw = environ.get(env_name(name))
+    word = "" if raw is None else raw.strip().lower()
+    if raw is None or not (word in _ON_WORDS or word in _OFF_WORDS or _percent(word)):
+        return None
+    if word in _ON_WORDS or word in _OFF_WORDS:
+        return Resolution(word in _ON_WORDS, _variant(word in _ON_WORDS), STATIC, "env")
+    percent = int(word)
+    value = in_rollout(name, key, percent)
+    partial = 0 < percent < 100
+    reason = (TARGETING_MATCH if key else DEFAULT) if partial else STATIC
+    return Resolution(value, _variant(value), reason, "env")
+
+
+def _percent(word: str) -> bool:
+    return word.isascii() and word.isdigit() and int(word) <= 100
+
+
+def _variant(value: bool) -> str:
+    return "on" if value else "off"
 
 
 def in_rollout(flag: str, key: str | None, percent: int) -> bool:
@@ -239,7 +318,8 @@ def is_enabled(name: str, key: str | None = None) -> bool:
     client per path in this process); without it, the environment variable, then off."""
     path = os.environ.get(FLAGS_FILE_VAR, "")
     if not path:
-        return from_env(name, key, os.environ)
+        found = from_env(name, key, os.environ)
+        return found is not None and found.value is True
     client = _clients.get(path)
     if client is None:
         client = _clients[path] = FlagClient(path)

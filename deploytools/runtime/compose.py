@@ -2,8 +2,10 @@
 
 Images are tagged with the release id: the compose files name their image
 ``${IMAGE_NAME}:${RELEASE_ID}``, and every command gets ``RELEASE_ID``, ``IMAGE_NAME`` and
-``ENV_FILE`` in its environment. A rollback therefore runs ``up`` with the old id and reuses
-the old image without building; ``has_release`` says whether those images are still there.
+``ENV_FILE`` in its environment, and ``FLAGS_DIR``: the directory of the feature flags' state
+file, which the compose files mount read-only into the services that read flags. A rollback
+therefore runs ``up`` with the old id and reuses the old image without building;
+``has_release`` says whether those images are still there.
 
 ``ENV_FILE`` (and ``--env-file``) is not the operator's env file but a copy in the state
 directory that compose reads exactly as python-dotenv reads the original (``envcompose``).
@@ -47,6 +49,7 @@ from deploytools.targets import (
     compose_env_file,
     compose_project,
     compose_settings,
+    flags_dir,
     inside,
     on_host,
     state_dir,
@@ -103,6 +106,7 @@ class ComposeRuntime:
         self.source_env_file = on_host(settings, settings.env_file, host)
         self.project = compose_project(settings, host)
         self.env_file = compose_env_file(settings, host)  # what compose reads
+        self.flags_dir = flags_dir(settings, host)  # the services mount it read-only
         self.labels_file = f"{self.state}/{LABELS_FILE}"  # named after its content by check()
         self._config: dict[str, Any] | None = None  # `config --format json`, once checked
 
@@ -131,6 +135,8 @@ class ComposeRuntime:
                 )
             raise self._unreachable(f"`docker version` failed with {text!r}")
         self._write_env_file()
+        # Made before compose can: Docker would create a missing bind-mount source as root.
+        self.host.makedirs(self.flags_dir, mode=0o755)
         try:  # its output holds the env file's values: never shown, not even on a timeout
             config = self._query(cmd.config_json(self.project), release=ANY_RELEASE, check=False)
         except CommandError:
@@ -567,6 +573,7 @@ class ComposeRuntime:
 
     def _env(self, release: str | None) -> dict[str, str]:
         env = {"IMAGE_NAME": self.conf.image_name, "ENV_FILE": self.env_file}
+        env["FLAGS_DIR"] = self.flags_dir
         if release:
             env["RELEASE_ID"] = release
         return env

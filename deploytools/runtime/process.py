@@ -38,6 +38,7 @@ from deploytools.codetree import CODE_DIR, CODE_FILE, Archives, code_entries
 from deploytools.commands import alembic, git
 from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError, DeployFailure, OperatorError
+from deploytools.flagclient import FLAGS_FILE_VAR
 from deploytools.hosts.base import Host, Result
 from deploytools.launch import Limits, environment_size, launch_problems, limits_for
 from deploytools.runtime import venv
@@ -52,7 +53,7 @@ from deploytools.runtime.base import (
     free_said,
     free_space,
 )
-from deploytools.targets import on_host, state_dir
+from deploytools.targets import flags_file, on_host, state_dir
 from deploytools.templating import fill
 
 POLL = 0.05
@@ -616,8 +617,10 @@ class ProcessRuntime:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _environment(self, release: str) -> dict[str, str]:
-        """What a service gets on top of the host's environment."""
-        return {**self.env_values, "RELEASE_ID": release, "PYTHONUNBUFFERED": "1"}
+        """What a service gets on top of the host's environment: the flag state's path (the
+        env file may name another) for ``deploytools.flagclient``."""
+        flags = {FLAGS_FILE_VAR: flags_file(self.settings, self.host)}
+        return {**flags, **self.env_values, "RELEASE_ID": release, "PYTHONUNBUFFERED": "1"}
 
     def _code_dir(self, release: str) -> str:
         return f"{self.releases_dir}/{release}"

@@ -52,6 +52,10 @@ class Holder:
         return f"{self.user}@{self.machine} pid {self.pid} since {since}: {what}"
 
 
+class LockHeld(DeployFailure):
+    """Another run holds the lock."""
+
+
 class DeployLock:
     def __init__(
         self,
@@ -60,12 +64,14 @@ class DeployLock:
         ttl: float,
         *,
         env: str,
+        name: str = LOCK_DIR,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.host = host
         self.state_dir = state_dir
-        self.path = f"{state_dir}/{LOCK_DIR}"
+        self.path = f"{state_dir}/{name}"
+        self.what = "deploy lock" if name == LOCK_DIR else f"lock {name}"
         self.ttl = ttl
         self.env = env  # named in the fix of a conflict
         self._clock = clock
@@ -99,14 +105,13 @@ class DeployLock:
             self.release()  # a no-op unless this call created the lock
             raise
 
-    def _conflict(self) -> DeployFailure:
+    def _conflict(self) -> LockHeld:
         current = self._written_holder()
         who = current.describe() if current else "an unknown holder (no holder.json)"
         stale = self.stale_reason(current)
-        return DeployFailure(
-            f"the deploy lock of environment {self.env} ({self.host.name}:{self.path}) "
-            f"is held by {who}"
-            + (f" - it looks stale: {stale}" if stale else ""),
+        return LockHeld(
+            f"the {self.what} of environment {self.env} ({self.host.name}:{self.path}) "
+            f"is held by {who}" + (f" - it looks stale: {stale}" if stale else ""),
             "wait for it (--lock-wait SECONDS), or if it is stale: "
             f"invoke lock.release --force --env {self.env}",
         )

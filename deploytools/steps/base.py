@@ -47,6 +47,8 @@ class Facts:
     previous_release: str | None = None  # what the undo brings back (on a host: what ran)
     start_began: float | None = None  # a Celery worker older than this is not this release's
     retired: dict[str, str] = field(default_factory=dict)  # service stopped here -> its release
+    flags: dict[str, int] = field(default_factory=dict)  # the flag state kept: flag -> percent
+    flags_stage: str | None = None  # the rollout plan's stage it is at
 
     def learn(self, run: Facts) -> None:
         """Take what the run learnt, keeping this host's own facts."""

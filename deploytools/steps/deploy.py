@@ -313,7 +313,6 @@ def release_record(ctx: RunContext, action: str, result: str, **extra: Any) -> d
     """The release manifest: everything a later rollback or audit needs to know."""
     env_path = ctx.settings.path(ctx.settings.env_file)
     env_hash = hashlib.sha256(env_path.read_bytes()).hexdigest() if env_path.is_file() else None
-    flags = {k: v for k, v in ctx.env_values.items() if k.startswith("FEATURE_")}
     return ctx.journal.append(
         "release",
         action=action,
@@ -326,7 +325,8 @@ def release_record(ctx: RunContext, action: str, result: str, **extra: Any) -> d
         backup=ctx.facts.backup,
         safety_backup=ctx.facts.safety_backup,  # a rollback's: retention keeps it
         env_hash=env_hash,
-        flags=flags,
+        flags=ctx.facts.flags,  # the flag state (empty: none set, FEATURE_* in the env file)
+        flags_stage=ctx.facts.flags_stage,
         operator=getpass.getuser(),
         host=ctx.host.name,
         # Where the images went through a registry: the digests a rollback pulls.

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import posixpath
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deploytools.errors import DeployFailure, OperatorError
 from deploytools.steps.base import RunContext
 from deploytools.targets import on_host, state_dir
+
+if TYPE_CHECKING:
+    from deploytools.config import EnvironmentSettings
+    from deploytools.hosts.base import Host
 
 
 class ShipImages:
@@ -105,7 +109,6 @@ class PlaceComposeFiles:
         ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        from deploytools.env import file as envfile
         from deploytools.releaseconfig import ComposeFile, ReleaseConfig
 
         primary = ctx.site.primary
@@ -124,13 +127,7 @@ class PlaceComposeFiles:
         config.place(ctx.host, _root(ctx, ctx.host.name))
         if ctx.settings.compose is not None:  # compose runs in it (a rollback's files are apart)
             ctx.host.makedirs(on_host(ctx.settings, ctx.settings.compose.directory, ctx.host))
-        doc = envfile.read(ctx.settings.path(ctx.settings.env_file))
-        own = next((h.env for h in ctx.settings.hosts if h.name == ctx.host.name), {})
-        for key, value in own.items():
-            doc = doc.set(key, value)
-        env_file = self._env_file(ctx)
-        ctx.host.makedirs(posixpath.dirname(env_file))
-        envfile.write(ctx.host, env_file, doc)
+        env_file = place_env_file(ctx.settings, ctx.host)
         return {"compose_files": self._files(ctx), "env_file": env_file}
 
     @staticmethod
@@ -146,6 +143,21 @@ class PlaceComposeFiles:
     @staticmethod
     def _env_file(ctx: RunContext) -> str:
         return on_host(ctx.settings, ctx.settings.env_file, ctx.host)
+
+
+def place_env_file(settings: EnvironmentSettings, host: Host) -> str:
+    """This machine's env file on ``host``, with the host's own ``env`` (0600, over SFTP):
+    what compose there reads. Its path there."""
+    from deploytools.env import file as envfile
+
+    doc = envfile.read(settings.path(settings.env_file))
+    own = next((h.env for h in settings.hosts if h.name == host.name), {})
+    for key, value in own.items():
+        doc = doc.set(key, value)
+    env_file = on_host(settings, settings.env_file, host)
+    host.makedirs(posixpath.dirname(env_file))
+    envfile.write(host, env_file, doc)
+    return env_file
 
 
 def _images(ctx: RunContext) -> list[str]:

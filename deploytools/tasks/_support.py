@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.exceptions import Exit
+from invoke.parser.argument import Argument
 from invoke.tasks import Task
 
 from deploytools.errors import DeployToolsError, OperatorError
@@ -61,12 +62,17 @@ INVOKE_DEFAULTS: dict[str, Any] = {
 
 
 def task(
-    help: Mapping[str, str], *, positive: Collection[str] = (), **options: Any
+    help: Mapping[str, str],
+    *,
+    positive: Collection[str] = (),
+    spared: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> Callable[[TaskBody], Any]:
     """``@task`` for deploytools: help for every argument, a Ui, operator errors without traces.
 
     An option annotated ``int`` or ``float`` (or with such a default) must be a finite number,
-    0 or more; those named in ``positive`` must be more than 0.
+    0 or more; those named in ``positive`` must be more than 0. ``spared`` maps a positional
+    argument to the flag that makes it unnecessary (``flags.kill NAME`` or ``--all``).
     """
 
     def decorate(body: TaskBody) -> Any:
@@ -106,7 +112,7 @@ def task(
 
         # inspect.signature (used by invoke) stops at __signature__: the public arguments.
         wrapper.__signature__ = signature.replace(parameters=visible)  # type: ignore[attr-defined]
-        return CheckedTask(wrapper, numbers=numbers, help=helps, **options)
+        return CheckedTask(wrapper, numbers=numbers, spared=spared or {}, help=helps, **options)
 
     return decorate
 
@@ -116,16 +122,51 @@ class CheckedTask(Task[TaskBody]):
     (whose ValueError escapes invoke's parser as a traceback; a None default is not cast)."""
 
     def __init__(
-        self, body: TaskBody, *, numbers: Mapping[str, NumberOption], **options: Any
+        self,
+        body: TaskBody,
+        *,
+        numbers: Mapping[str, NumberOption],
+        spared: Mapping[str, str],
+        **options: Any,
     ) -> None:
         super().__init__(body, **options)
         self.numbers = dict(numbers)
+        self.spared = dict(spared)
+        self.positional = [
+            *self.positional,
+            *(name for name in spared if name not in self.positional),
+        ]
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        arguments = super().get_arguments(ignore_unknown_help)
+        by_name = {argument.name: argument for argument in arguments}
+        for positional, flag in self.spared.items():
+            by_name[positional].__class__ = SparedPositional
+            by_name[positional].spared_by = by_name[flag]  # type: ignore[attr-defined]
+        return arguments
 
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         opts = super().arg_opts(name, default, taken_names)
         if name in self.numbers:
             opts["kind"] = self.numbers[name]
         return opts
+
+
+class SparedPositional(Argument):
+    """A positional argument that a flag makes unnecessary: invoke's parser insists on every
+    positional argument whose value is None, so once the flag is given it reads as ""."""
+
+    spared_by: Argument
+
+    @property
+    def value(self) -> Any:
+        if self._value is None and self.spared_by.value:
+            return ""
+        return super().value
+
+    @value.setter
+    def value(self, arg: str) -> None:
+        self.set_value(arg, cast=True)
 
 
 class NumberOption:

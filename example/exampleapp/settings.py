@@ -28,7 +28,10 @@ class Settings:
     worker_concurrency: int  # Celery pool size (not one per host CPU: containers get a share)
     log_level: str
     health_timeout: float  # seconds; bounds each health check so /health answers quickly
-    flags: dict[str, int]  # FEATURE_X=percent -> {"x": percent}; `invoke flags.stage` sets them
+    # FEATURE_X=percent|on|off -> {"x": percent}: what the flag client falls back to for a
+    # flag the state file (flags_file) lacks; deploytools' flags.* tasks write that file.
+    flags: dict[str, int]
+    flags_file: str  # DEPLOYTOOLS_FLAGS_FILE: the flagd state file the app's client reads
 
     @property
     def uses_filesystem_broker(self) -> bool:
@@ -74,14 +77,23 @@ def _number(env: dict[str, str], name: str, default: str) -> float:
         raise RuntimeError(f"{name} must be a number, not {raw!r}") from None
 
 
-# The flags of config/flags.toml reach the app as FEATURE_NEW_CHECKOUT and FEATURE_LLM_SUMMARIES
-# (`invoke verify` fails on a flag of the plan that no source of the app names).
+_WORDS = {"on": 100, "true": 100, "yes": 100, "off": 0, "false": 0, "no": 0}  # as the client
+
+
+# FEATURE_LLM_SUMMARIES (config/flags.toml's llm_summaries) reaches the app here, shown by GET /;
+# new_checkout is read through deploytools.flagclient (features.py). `invoke verify` fails on a
+# flag of the plan that no source of the app names.
 def _flags(env: dict[str, str]) -> dict[str, int]:
     return {
-        name.removeprefix("FEATURE_").lower(): int(_number(env, name, "0"))
+        name.removeprefix("FEATURE_").lower(): _percent(env, name)
         for name in sorted(env)
         if name.startswith("FEATURE_")
     }
+
+
+def _percent(env: dict[str, str], name: str) -> int:
+    word = env[name].strip().lower()
+    return _WORDS[word] if word in _WORDS else int(_number(env, name, "0"))
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -111,6 +123,7 @@ def load(env: dict[str, str] | None = None) -> Settings:
         log_level=(env.get("LOG_LEVEL", "") or "INFO").upper(),
         health_timeout=_number(env, "HEALTH_TIMEOUT", "2"),
         flags=_flags(env),
+        flags_file=env.get("DEPLOYTOOLS_FLAGS_FILE", "").strip(),
     )
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from . import metrics
+from .features import NEW_CHECKOUT, checkout_for
 from .health import DISABLED, OK, check_database, check_redis
 from .settings import Settings, get_settings
 
@@ -31,6 +35,24 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="exampleapp", lifespan=lifespan)
+
+
+@app.middleware("http")
+async def measure(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Count and time every answer but the scrapes; the route's template is the label (never
+    the raw path: one series per route, whatever the ids in it)."""
+    started = time.perf_counter()
+    status = 500  # an exception escaping the app is answered 500 by the server
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        return response
+    finally:
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        if route != "/metrics":
+            metrics.observe(request.method, route, status, time.perf_counter() - started)
 
 
 async def _bounded(check: Callable[[Settings], str], timeout: float) -> str:
@@ -64,6 +86,25 @@ async def health() -> JSONResponse:
 
 @app.get("/")
 async def index() -> dict[str, object]:
-    """Which release serves, and the feature flags it sees (a staged rollout shows up here)."""
+    """Which release serves, the flag file it reads, and the FEATURE_* values it falls back to
+    for a flag that file lacks."""
     settings = get_settings()
-    return {"app": "exampleapp", "release": settings.release_id, "flags": settings.flags}
+    return {
+        "app": "exampleapp",
+        "release": settings.release_id,
+        "flags_file": settings.flags_file or None,
+        "flags": settings.flags,
+    }
+
+
+@app.get("/checkout")
+async def checkout(user: str | None = None) -> dict[str, object]:
+    """Which checkout ``user`` gets (the ``new_checkout`` flag, bucketed by the user id);
+    without a user, the flag's default."""
+    return {"user": user, "flag": NEW_CHECKOUT, "checkout": checkout_for(user)}
+
+
+@app.get("/metrics")
+async def prometheus_metrics() -> Response:
+    """Prometheus' text format (see metrics.py for what a stage guard reads)."""
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

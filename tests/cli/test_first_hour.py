@@ -102,7 +102,7 @@ def test_a_skipped_step_says_skipped_and_why(deployed: Deployed) -> None:
     first = deployed.first
     assert "- backup skipped (no database yet at " in first.stderr, first.stderr
     assert "backup done" not in first.output
-    assert ": 10 done, 1 skipped (backup)" in first.stdout, first.stdout
+    assert ": 11 done, 1 skipped (backup)" in first.stdout, first.stdout
     events = [e for e in deployed.project.journal(ENV) if e.get("step") == "backup"]
     ends = [e for e in events if e["kind"] != "step.start"]
     assert ends[0]["kind"] == "step.skipped" and "no database yet" in ends[0]["skipped"], ends
@@ -116,7 +116,7 @@ def test_each_step_is_shown_once_then_a_short_summary(deployed: Deployed) -> Non
         assert len(ended) == 1, (step, second.output)
         assert not re.search(rf"│\s*{step}\s*│", second.output), second.output
     summary = second.stdout.strip().splitlines()
-    assert len(summary) == 1 and re.fullmatch(r"deploy summary \(\d+\.\ds\): 11 done", summary[0])
+    assert len(summary) == 1 and re.fullmatch(r"deploy summary \(\d+\.\ds\): 12 done", summary[0])
 
 
 def test_backup_ids_carry_one_timestamp_and_old_ids_still_work(deployed: Deployed) -> None:

@@ -69,6 +69,16 @@ class Stack:
         out = docker("images", self.image, "--no-trunc", "--format", "{{.Tag}} {{.ID}}")
         return dict(line.split() for line in out.splitlines() if line.strip())
 
+    def started_at(self) -> dict[str, str]:
+        """Service -> when its container started (a restart or recreation changes it)."""
+        label = f"label=com.docker.compose.project={self.compose_project}"
+        ids = docker("ps", "-q", "--filter", label).split()
+        out = docker(
+            "inspect", "-f", '{{index .Config.Labels "com.docker.compose.service"}} '
+            "{{.State.StartedAt}}", *ids,
+        )  # fmt: skip
+        return dict(line.split() for line in out.splitlines() if line.strip())
+
     def containers(self) -> dict[str, tuple[str, str]]:
         """Service -> (image, state) of the compose project's containers."""
         label = f"label=com.docker.compose.project={self.compose_project}"

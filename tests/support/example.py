@@ -19,7 +19,8 @@ from typing import Any
 
 from tests.support.procs import accepts, free_port, stop, wait_until
 
-EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "example"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_DIR = ROOT / "example"
 
 #: Settings the app reads; dropped from the inherited environment so each test states its own.
 APP_VARS = (
@@ -35,16 +36,18 @@ APP_VARS = (
     "CELERY_CONCURRENCY",
     "LOG_LEVEL",
     "HEALTH_TIMEOUT",
+    "DEPLOYTOOLS_FLAGS_FILE",
 )
 
 
 def app_env(workdir: Path, **values: str) -> dict[str, str]:
-    """Environment for an app process: this interpreter's PATH, example/ importable, ``values``."""
+    """Environment for an app process: this interpreter's PATH, example/ importable (and this
+    checkout's deploytools, whose flag client the app imports), ``values``."""
     env = {
         k: v for k, v in os.environ.items() if k not in APP_VARS and not k.startswith("FEATURE_")
     }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = str(EXAMPLE_DIR)
+    env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLE_DIR), str(ROOT)])
     env["CELERY_FS_ROOT"] = str(workdir / "celery")
     env.update(values)
     return env
@@ -115,7 +118,9 @@ SERVICES = ("backend", "celery-worker")
 class ComposeStack:
     """``docker compose -p NAME -f prod -f test ...`` for one uniquely named project."""
 
-    def __init__(self, docker: str, env_file: Path, release: str) -> None:
+    def __init__(
+        self, docker: str, env_file: Path, release: str, flags_dir: Path | None = None
+    ) -> None:
         self.project = f"exampletest-{uuid.uuid4().hex[:8]}"
         self.release = release
         self._argv = [docker, "compose", "-p", self.project]
@@ -127,6 +132,8 @@ class ComposeStack:
             "RELEASE_ID": release,
             "IMAGE_NAME": "deploytools-test-exampleapp",
         }
+        if flags_dir is not None:  # else the compose file's default, example/.flags
+            self._env["FLAGS_DIR"] = str(flags_dir)
 
     @property
     def image(self) -> str:

@@ -112,10 +112,12 @@ class HostSite:
 
     def serving(self) -> dict[str, str | None]:
         """host -> the release its service answers with (None: nothing answers)."""
-        return {
-            name: (health(port)[1].get("release") if health(port)[0] == 200 else None)
-            for name, port in self.ports.items()
-        }
+        return {name: body.get("release") for name, body in self.bodies().items()}
+
+    def bodies(self) -> dict[str, dict[str, Any]]:
+        """host -> its service's /health answer (empty: nothing answers healthy)."""
+        answers = {name: health(port) for name, port in self.ports.items()}
+        return {name: body if status == 200 else {} for name, (status, body) in answers.items()}
 
     def state(self, name: str = "") -> Path:
         """Host ``name``'s state directory, the primary's by default (a simulated host: its

@@ -28,6 +28,25 @@ FAILING = (
 )
 
 
+# /health also says the process and whether user-1 gets the flag-dependent checkout: what
+# `deploytools.flagclient` reads from the host's flag state (DEPLOYTOOLS_FLAGS_FILE).
+IMPORTS = "from shop.version import VERSION\nfrom deploytools.flagclient import is_enabled"
+FIELDS = '"version": VERSION, "pid": os.getpid(), "checkout": is_enabled("new_checkout", "user-1")'
+FLAGS = """\
+[flags.new_checkout]
+description = "the one-page checkout"
+owner = "shop-team"
+expires = 2099-12-31
+live = ["web"]
+
+[stages.dark]
+flags = { new_checkout = "off" }
+
+[stages.half]
+flags = { new_checkout = 50 }
+"""
+
+
 def shop_project(path: Path, env_files: Mapping[str, str]) -> TempProject:
     """The project in ``path`` (made), a git repository with nothing committed yet, and the
     env file of each environment in ``env_files`` (environment -> the file's text)."""
@@ -35,8 +54,8 @@ def shop_project(path: Path, env_files: Mapping[str, str]) -> TempProject:
     project = TempProject(path, example=False)
     files = {
         "shop/__init__.py": "",
-        "shop/__main__.py": FAILING
-        + shop_service("from shop.version import VERSION", '"version": VERSION'),
+        "shop/__main__.py": FAILING + shop_service(IMPORTS, FIELDS),
+        "config/flags.toml": FLAGS,
         "alembic.ini": "[alembic]\nscript_location = %(here)s/alembic\n",
         "alembic/env.py": ENV_PY,
         "alembic/versions/a1_create_items.py": REVISION,

@@ -127,6 +127,7 @@ def test_remote_paths_project_and_compose_variables(tmp_path: Path) -> None:
     assert host.envs[-1] == {
         "IMAGE_NAME": "exampleapp",
         "ENV_FILE": f"{STATE}/compose.env",
+        "FLAGS_DIR": f"{STATE}/flags",  # the services mount it read-only
         "RELEASE_ID": "r1",
     }
 
@@ -261,7 +262,8 @@ def test_plans_show_the_commands_and_run_nothing(tmp_path: Path) -> None:
     host = FakeDocker()
     rt = runtime(tmp_path, host)
     assert rt.plan_build("r2") == [
-        f"IMAGE_NAME=exampleapp ENV_FILE={STATE}/compose.env RELEASE_ID=r2 docker compose "
+        f"IMAGE_NAME=exampleapp ENV_FILE={STATE}/compose.env FLAGS_DIR={STATE}/flags "
+        "RELEASE_ID=r2 docker compose "
         f"-p p -f /srv/app/example/a.yml -f /abs/b.yml --env-file {STATE}/compose.env "
         "--project-directory /srv/app/example build"
     ]

@@ -38,7 +38,7 @@ def test_the_example_plan_loads_with_stages_in_order() -> None:
     assert list(plan.stages) == ["week1", "week2", "week3", "week4"]
     assert plan.settings_at("week3") == {"new_checkout": 50, "llm_summaries": 0}
     assert plan.settings_at("week4") == {"new_checkout": 100, "llm_summaries": 10}
-    assert plan.stages["week3"].guards[0].labels == {"quantile": "0.95"}
+    assert plan.stages["week3"].guards[0].metric == "http_request_duration_p95_seconds"
 
 
 def test_a_stage_keeps_what_it_does_not_name() -> None:

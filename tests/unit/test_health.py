@@ -7,7 +7,7 @@ import io
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ import pytest
 
 from deploytools.config import ProbeSettings, ServiceSettings
 from deploytools.errors import DeployFailure, OperatorError
-from deploytools.hosts.base import Result
 from deploytools.probes.health import (
     BODY_CHARS,
     STATUS_INTERVAL,
@@ -28,47 +27,11 @@ from deploytools.redact import Redactor
 from deploytools.runtime.base import ServiceStatus
 from deploytools.testing import Clock, MemoryHost
 from deploytools.ui import Ui
+from tests.support.fakeruntime import FakeRuntime, running
 from tests.support.stackenv import make_settings
 
 HEALTHY = '{"status": "healthy", "database": "ok"}'
 VALUES = {"PORT": "8123"}
-
-
-class FakeRuntime:
-    """Services in a state that a test may change as the clock runs."""
-
-    kind = "process"
-
-    def __init__(self, states: dict[str, ServiceStatus], oneshot: Sequence[str] = ()) -> None:
-        self.states = states
-        self.oneshot = set(oneshot)
-        self.status_calls = 0
-
-    def services(self) -> list[str]:
-        return list(self.states)
-
-    def require_services(self, names: Sequence[str]) -> list[str]:
-        unknown = [n for n in names if n not in self.states]
-        if unknown:
-            raise OperatorError(f"unknown service(s) {', '.join(unknown)}")
-        return list(names) or self.services()
-
-    def status(self) -> dict[str, ServiceStatus]:
-        self.status_calls += 1
-        return dict(self.states)
-
-    def one_shots(self) -> set[str]:
-        return set(self.oneshot)
-
-    def logs(self, service: str, lines: int = 50) -> str:
-        return "".join(f"{service} line {i}\n" for i in range(30)[-lines:])
-
-    def exec(self, service: str, command: Sequence[str]) -> Result:
-        raise NotImplementedError
-
-
-def running(name: str, health: str = "") -> ServiceStatus:
-    return ServiceStatus(name, "running", health=health, release="r1", detail=f"{name}-1")
 
 
 def settings(tmp_path: Path, min_healthy: float = 0.0, **probe: Any) -> Any:

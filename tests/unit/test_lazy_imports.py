@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 HEAVY = ["pydantic", "rich", "fabric", "paramiko", "docker", "alembic", "sqlalchemy", "celery",
-         "httpx", "dotenv", "psycopg", "stamina"]  # fmt: skip
+         "httpx", "dotenv", "psycopg", "stamina", "prometheus_client"]  # fmt: skip
 
 
 def test_the_task_namespace_loads_no_heavy_library() -> None:

@@ -82,7 +82,7 @@ def test_a_deploy_builds_before_it_lints_and_lints_before_its_backup() -> None:
 
     assert names == [
         "validate env", "lock", "snapshot", "build", "lint migrations", "backup", "migrate",
-        "start", "wait healthy", "verify celery", "record",
+        "keep flags", "start", "wait healthy", "verify celery", "record",
     ]  # fmt: skip
 
 

@@ -77,7 +77,13 @@ def test_up_fills_placeholders_and_passes_env_and_release(tmp_path: Path) -> Non
     assert backend["argv"] == [sys.executable, "-m", "uvicorn", "--port", "8123"]
     assert worker["argv"][-2:] == ["-n", "w1@%h"]
     assert backend["cwd"].endswith("example")
-    assert backend["env"] == {**VALUES, "RELEASE_ID": "r1", "PYTHONUNBUFFERED": "1"}
+    flags = f"{tmp_path}/state/t/flags/flags.json"  # deploytools.flagclient reads it
+    assert backend["env"] == {
+        "DEPLOYTOOLS_FLAGS_FILE": flags,
+        **VALUES,
+        "RELEASE_ID": "r1",
+        "PYTHONUNBUFFERED": "1",
+    }
     assert backend["log"] == f"{tmp_path}/state/t/run/backend.log"
     assert "backend release r1 starting" in backend["header"]
     record = json.loads(Path(f"{tmp_path}/state/t/run/backend.pid").read_text())

@@ -45,7 +45,8 @@ def test_a_remote_compose_deploy_builds_on_the_primary_then_ships_to_the_others(
     assert names(steps) == [
         "validate env", "check hosts: check host", "lock", "snapshot", "build",
         "ship images: ship images", "ship images: place compose files", "lint migrations",
-        "backup", "migrate", "roll out: start", "roll out: wait healthy", "retire: retire",
+        "backup", "migrate", "keep flags", "roll out: start", "roll out: wait healthy",
+        "retire: retire",
         "verify celery",
         "record",
     ]  # fmt: skip

@@ -1,4 +1,5 @@
-"""``invoke deploy`` and ``invoke rollback`` under docker compose, on a real engine.
+"""``invoke deploy`` and ``invoke rollback`` under docker compose, on a real engine; and the
+flags of the running stack (its state directory mounted read-only).
 
 The example's v1 and v2 (tests/support/composedeploy.py): a deploy of v1, a dry run of v2 that
 changes nothing, a deploy of v2 (with the migration), a rollback to v1 with its images present
@@ -24,6 +25,8 @@ from tests.support.composedeploy import (
     world,
 )
 from tests.support.deployproject import health
+from tests.support.example import celery_client
+from tests.support.exampleflags import checkout, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -163,3 +166,26 @@ def test_rollback_after_its_images_were_removed_builds_from_a_worktree(stack: St
     finally:
         project.git("checkout", "--", "example/README.md")
         project.file("notes.txt").unlink(missing_ok=True)
+
+
+def test_the_running_backend_and_worker_follow_a_kill_without_a_restart(stack: Stack) -> None:
+    tag = stack.running("v1")
+    project = stack.project
+    started = stack.started_at()
+    on = project.invoke("flags.set", "new_checkout", "on", "--env", ENV)
+    assert on.returncode == 0, on.output
+    base = f"http://127.0.0.1:{stack.port}"
+    wait_for(lambda: checkout(base, "user-1"), "new")
+    worker = celery_client(project.env_values(ENV))
+    assert worker.send_task("exampleapp.checkout_variant", args=["user-1"]).get(timeout=30) == "new"
+
+    kill = project.invoke("flags.kill", "new_checkout", "--env", ENV)
+
+    assert kill.returncode == 0, kill.output
+    wait_for(lambda: checkout(base, "user-1"), "classic")
+    wait_for(
+        lambda: worker.send_task("exampleapp.checkout_variant", args=["user-1"]).get(timeout=30),
+        "classic",
+    )
+    assert stack.started_at() == started and len(started) == 2
+    assert stack.running("v1") == tag

@@ -32,6 +32,7 @@ STEPS = [
     "lint migrations",
     "backup",
     "migrate",
+    "keep flags",
     "start",
     "wait healthy",
     "verify celery",

@@ -9,6 +9,7 @@ of its own (``baseline``), so none depends on another having run.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,47 @@ def test_one_failure_within_the_budget_lets_the_rollout_go_on(site: HostSite) ->
     serving = site.serving()
     assert serving["roll-1"] == tag and serving["roll-3"] == tag
     assert serving["roll-2"] != tag
+
+
+def answers(site: HostSite) -> dict[str, tuple[object, object]]:
+    """host -> (its service's pid, whether user-1 gets the new checkout there)."""
+    return {name: (body.get("pid"), body.get("checkout")) for name, body in site.bodies().items()}
+
+
+def checkout_everywhere(site: HostSite, expected: bool) -> dict[str, tuple[object, object]]:
+    """Every host's answer once each says ``expected`` (the app checks its file every 0.2 s)."""
+    seen = answers(site)
+    deadline = time.monotonic() + 5
+    while any(c is not expected for _, c in seen.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen = answers(site)
+    return seen
+
+
+def test_flags_reach_every_host_and_their_running_services(site: HostSite) -> None:
+    site.baseline()
+    assert site.invoke("flags.stage", "dark").returncode == 0
+    before = checkout_everywhere(site, False)
+
+    on = site.invoke("flags.set", "new_checkout", "on")
+
+    assert on.returncode == 0, on.output
+    now = checkout_everywhere(site, True)
+    assert now == {name: (pid, True) for name, (pid, _) in before.items()}  # no restart
+    copies = {(site.state(n) / "flags/flags.json").read_bytes() for n in HOSTS}
+    assert len(copies) == 1
+    kill = site.invoke("flags.kill", "new_checkout")
+    assert kill.returncode == 0, kill.output
+    assert checkout_everywhere(site, False) == before
+
+    (site.state(HOSTS[2]) / "flags/flags.json").write_bytes(copies.pop())  # a host left behind
+    listed = site.invoke("flags.list")
+    assert f"{HOSTS[2]} differs from the primary: new_checkout on (primary: off)" in listed.stderr
+    site.commit("after the kill")
+    run = site.deploy()
+
+    assert run.returncode == 0, run.output
+    assert {c for _, c in checkout_everywhere(site, False).values()} == {False}
+    record = [r for r in site.journal() if r["kind"] == "release"][-1]
+    assert (record["flags"], record["flags_stage"]) == ({"new_checkout": 0}, "dark")
+    assert "differs" not in site.invoke("flags.list").stderr
