@@ -21,7 +21,7 @@ from deploytools.config import EnvironmentSettings
 from deploytools.errors import CommandError
 from deploytools.gate import composefile
 from deploytools.gate.project import Project
-from deploytools.gate.registry import Item, Status, register
+from deploytools.gate.registry import Item, register
 from deploytools.hosts.local import LocalHost
 from deploytools.projectscan import COMPOSE_RUNTIME_VARIABLES
 
@@ -130,20 +130,20 @@ def _service(
     """One production service: image or build, a healthcheck, depends_on on known services."""
     spec = prod[name]
     at = f"{where} (services.{name})"
-    # A service of a profile is started only when asked (`--profile`): not by a deploy.
-    optional = bool(spec.get("profiles"))
-    level: Status = "warn" if optional else "fail"
     items = []
     if not spec.get("image") and not spec.get("build"):
         items.append(Item(env, "fail", f"service {name!r} has neither image nor build", at))
     check = spec.get("healthcheck")
     conf = settings.services.get(name)
-    one_shot = (conf is not None and conf.oneshot) or str(spec.get("restart", "")) == "no"
+    # An HTTP probe tells as well; a one-shot is done when it exits. Without either, a deploy
+    # waits for "running" only (and celery.verify for a worker): a warning, --strict fails it.
+    told = conf is not None and (conf.oneshot or conf.probe.url is not None)
+    one_shot = told or str(spec.get("restart", "")) == "no"
     if not one_shot and not check:
-        items.append(Item(env, level, f"service {name!r} has no healthcheck: a deploy cannot "
-                          "tell when it is ready", at))  # fmt: skip
-    elif isinstance(check, Mapping) and check.get("disable"):
-        items.append(Item(env, level, f"service {name!r} has its healthcheck disabled", at))
+        items.append(Item(env, "warn", f"service {name!r} has no healthcheck: a deploy can only "
+                          "wait for it to be running", at))  # fmt: skip
+    elif not one_shot and isinstance(check, Mapping) and check.get("disable"):
+        items.append(Item(env, "warn", f"service {name!r} has its healthcheck disabled", at))
     for other in composefile.depends_on(spec):
         if other not in prod:
             items.append(Item(env, "fail", f"service {name!r} depends on {other!r}, which the "
