@@ -40,8 +40,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def verify(session: nox.Session) -> None:
-    """The CI gate for a project using deploytools: config, env files, migration safety."""
-    session.run(PY, "-m", "deploytools.verify", *session.posargs)
+    """The CI gate (``invoke verify``): posargs such as ``--env prod --junit verify.xml``."""
+    session.run(PY, "-m", "deploytools.gate", *session.posargs)
 
 
 @nox.session(venv_backend="none", default=False)

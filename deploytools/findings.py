@@ -1,7 +1,7 @@
 """A problem found by a check: what it is, where, and how to fix it, never the secret itself.
 
-Env validation and ``python -m deploytools.verify`` report lists of these, so every check can
-show all of its problems at once as one table or as JSON.
+Env validation and the verify gate (``deploytools.gate``) report lists of these, so every
+check can show all of its problems at once as one table or as JSON.
 """
 
 from __future__ import annotations

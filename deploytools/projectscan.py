@@ -133,7 +133,7 @@ def _stem_parts(path: Path) -> list[str]:
 
 def load_compose(path: Path) -> dict[str, Any]:
     """A compose file as data; an operator error naming the file if it is not one."""
-    yaml = _yaml()
+    yaml = yaml_module()
     fix = f"fix {path.name} (docker compose -f {path.name} config shows where), then run again"
     try:
         data = yaml.safe_load(read_text(path))
@@ -151,7 +151,7 @@ def load_compose(path: Path) -> dict[str, Any]:
     return document
 
 
-def _yaml() -> Any:
+def yaml_module() -> Any:
     """PyYAML as invoke ships it (its vendored copy, else the installed one): a YAML parser of
     the field with no dependency of deploytools' own. Untyped, hence ``getattr``."""
     from invoke import util

@@ -49,6 +49,12 @@ def config_json(project: Project) -> Argv:
     return [*project.base(), "config", "--format", "json"]
 
 
+def config_quiet(project: Project) -> Argv:
+    """Validates the files (unknown keys, ``${VAR:?}`` unset) and prints nothing; needs only
+    the client, no engine."""
+    return [*project.base(), "config", "--quiet"]
+
+
 def build(
     project: Project,
     services: Sequence[str] = (),

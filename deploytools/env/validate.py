@@ -75,16 +75,21 @@ def learned_values(settings: EnvironmentSettings, redactor: Redactor) -> dict[st
     that reads the env file reads it through here, so none masks less than ``env.validate``."""
     path = settings.path(settings.env_file)
     values = envfile.load_values(path)
-    doc = envfile.read(path)
+    learn_all(redactor, envfile.read(path), settings)
+    return values
+
+
+def learn_all(redactor: Redactor, doc: EnvDocument, settings: EnvironmentSettings) -> None:
+    """Teach ``redactor`` the secrets of ``doc`` by the environment's rules; with a broken
+    rules file (reported elsewhere), secret-looking names and URL passwords only."""
     try:
         rules = rules_for(settings)
-    except OperatorError:  # a broken rules file: secret-looking names and URL passwords only
+    except OperatorError:
         redactor.learn_env(list(doc.assignments()))
         for fragment in doc.fragment_texts:
             redactor.add(fragment)
     else:
         learn_secrets(redactor, doc, rules)
-    return values
 
 
 def read_example(settings: EnvironmentSettings) -> EnvDocument | None:

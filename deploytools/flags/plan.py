@@ -162,11 +162,19 @@ class Stage(Model):
     lower: bool = False  # this stage lowers a flag on purpose
 
 
+class Debt(Model):
+    """When the verify gate counts a flag as debt (besides its ``expires``): on for everyone
+    from a stage whose ``not_before`` is more than ``full_rollout_days`` ago."""
+
+    full_rollout_days: int = Field(default=30, ge=1)
+
+
 class FlagPlan(Model):
     """``config/flags.toml`` validated: flags by name, stages in the file's order."""
 
     flags: dict[FlagName, Flag]
     stages: dict[StageName, Stage] = Field(default_factory=dict)
+    debt: Debt = Field(default_factory=Debt)
 
     def initial(self) -> dict[str, int]:
         """Every flag at its default: where the first stage starts from."""

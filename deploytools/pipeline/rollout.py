@@ -136,6 +136,15 @@ def plan_batches(hosts: Sequence[H], policy: RolloutPolicy) -> list[list[H]]:
     return batches
 
 
+def describe(policy: RolloutPolicy, batches: Sequence[Sequence[str]]) -> str:
+    """The rollout in words: what a deploy's plan and the verify gate show."""
+    shown = " then ".join("[" + ", ".join(b) + "]" for b in batches)
+    return (
+        f"rolling in {len(batches)} batch(es) {shown}, {policy.max_parallel} at once, "
+        f"pause {policy.pause:g} s, max_fail {policy.max_fail}, on_failure {policy.on_failure}"
+    )
+
+
 @dataclass
 class HostOutcome(Generic[H, R]):
     """How one host went: its ``per_host`` (``ran``), then its revert if one ran."""

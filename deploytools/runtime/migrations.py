@@ -122,7 +122,7 @@ def migration_safety(
     rendered in an image built from the checkout, for the env file's URL (``checkout``)."""
     if host is not None and settings.runtime == "compose":
         return checkout_lint(settings, host=host, redactor=redactor)
-    dialect = _dialect(settings)
+    dialect = dialect_of(settings)
     return lint(settings, at=dialect_only(settings, dialect), start="base", dialect=dialect)
 
 
@@ -148,7 +148,7 @@ def _env_values(settings: EnvironmentSettings, redactor: Redactor | None) -> dic
     return load_values(settings.path(settings.env_file))
 
 
-def _dialect(settings: EnvironmentSettings) -> str:
+def dialect_of(settings: EnvironmentSettings) -> str:
     """The env file's database kind when it is there (a CI checkout has only the examples)."""
     from deploytools.db.database import open_database
 

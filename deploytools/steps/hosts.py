@@ -128,10 +128,10 @@ class OnHosts:
         if not names:
             return [NO_OTHER_HOST]
         policy = self._policy(ctx, len(names))
-        from deploytools.pipeline.rollout import plan_batches
+        from deploytools.pipeline.rollout import describe, plan_batches
 
         batches = plan_batches(names, policy)
-        lines = [_describe(policy, batches) if self.rolling else f"on {', '.join(names)} at once"]
+        lines = [describe(policy, batches) if self.rolling else f"on {', '.join(names)} at once"]
         for name in names:
             on = ctx.on_host(name)
             lines += [f"{name}: {line}" for step in self.steps for line in step.plan(on)]
@@ -264,12 +264,4 @@ def _failed_on(stage: str, outcomes: Sequence[HostOutcome[str, Any]], fix: str) 
     own = list(dict.fromkeys(f for f in fixes if f))
     return DeployFailure(
         f"{stage} failed on {', '.join(o.name for o in failed)}: {said}", "; ".join([*own, fix])
-    )
-
-
-def _describe(policy: RolloutPolicy, batches: list[list[str]]) -> str:
-    shown = " then ".join("[" + ", ".join(b) + "]" for b in batches)
-    return (
-        f"rolling in {len(batches)} batch(es) {shown}, {policy.max_parallel} at once, "
-        f"pause {policy.pause:g} s, max_fail {policy.max_fail}, on_failure {policy.on_failure}"
     )

@@ -80,6 +80,9 @@ def _number(env: dict[str, str], name: str, default: str) -> float:
 _WORDS = {"on": 100, "true": 100, "yes": 100, "off": 0, "false": 0, "no": 0}  # as the client
 
 
+# FEATURE_LLM_SUMMARIES (config/flags.toml's llm_summaries) reaches the app here, shown by GET /;
+# new_checkout is read through deploytools.flagclient (features.py). `invoke verify` fails on a
+# flag of the plan that no source of the app names.
 def _flags(env: dict[str, str]) -> dict[str, int]:
     return {
         name.removeprefix("FEATURE_").lower(): _percent(env, name)
