@@ -11,9 +11,16 @@ from __future__ import annotations
 from deploytools.flagclient import is_enabled
 
 NEW_CHECKOUT = "new_checkout"
+LLM_SUMMARIES = "llm_summaries"
 
 
 def checkout_for(user: str | None) -> str:
     """Which checkout ``user`` gets: "new" when the flag is on for them (a percentage buckets
     the user id: the same user keeps their answer, and stays in as it grows), else "classic"."""
     return "new" if is_enabled(NEW_CHECKOUT, key=user) else "classic"
+
+
+def summary_for(user: str | None) -> str:
+    """How a long thread is summed up for ``user``: by the LLM when the flag is on for them,
+    else by its first lines."""
+    return "llm" if is_enabled(LLM_SUMMARIES, key=user) else "first-lines"

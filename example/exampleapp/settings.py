@@ -80,9 +80,8 @@ def _number(env: dict[str, str], name: str, default: str) -> float:
 _WORDS = {"on": 100, "true": 100, "yes": 100, "off": 0, "false": 0, "no": 0}  # as the client
 
 
-# FEATURE_LLM_SUMMARIES (config/flags.toml's llm_summaries) reaches the app here, shown by GET /;
-# new_checkout is read through deploytools.flagclient (features.py). `invoke verify` fails on a
-# flag of the plan that no source of the app names.
+# The FEATURE_* values, shown by GET /: what the flag client falls back to (features.py), and
+# what a flag read at start (`start = [...]` in config/flags.toml) reaches the app as.
 def _flags(env: dict[str, str]) -> dict[str, int]:
     return {
         name.removeprefix("FEATURE_").lower(): _percent(env, name)

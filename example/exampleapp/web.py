@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from . import metrics
-from .features import NEW_CHECKOUT, checkout_for
+from .features import LLM_SUMMARIES, NEW_CHECKOUT, checkout_for, summary_for
 from .health import DISABLED, OK, check_database, check_redis
 from .settings import Settings, get_settings
 
@@ -102,6 +102,12 @@ async def checkout(user: str | None = None) -> dict[str, object]:
     """Which checkout ``user`` gets (the ``new_checkout`` flag, bucketed by the user id);
     without a user, the flag's default."""
     return {"user": user, "flag": NEW_CHECKOUT, "checkout": checkout_for(user)}
+
+
+@app.get("/summary")
+async def summary(user: str | None = None) -> dict[str, object]:
+    """How ``user`` gets long threads summed up (the ``llm_summaries`` flag)."""
+    return {"user": user, "flag": LLM_SUMMARIES, "summary": summary_for(user)}
 
 
 @app.get("/metrics")

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from deploytools.flags.bucketing import flag_bucket
 from tests.support.deployproject import PROCESS_ENV, DeployProject, process_env
 from tests.support.procs import service_port
 
@@ -85,6 +86,11 @@ def test_a_start_time_flag_rewrites_its_line_and_recreates_only_its_services(
     now = pids(project)
     assert now["celery-worker"] == running["celery-worker"] and now["backend"] != running["backend"]
     assert index(project)["flags"]["llm_summaries"] == 25
+    port = project.env_values(ENV)["PORT"]
+    for user in ("u1", "u2", "u3", "u4"):  # the state file's 25 %, bucketed per user
+        got = httpx.get(f"http://127.0.0.1:{port}/summary", params={"user": user}, timeout=5)
+        expected = "llm" if flag_bucket("llm_summaries", user) < 25 else "first-lines"
+        assert got.json()["summary"] == expected
     recreated = [r for r in project.journal(ENV) if r["kind"] == "flags.recreate"][-1]
     assert (recreated["result"], recreated["services"]) == ("ok", ["backend"])
 
