@@ -225,13 +225,20 @@ def see_logs(env: str, service: str) -> str:
     return f"see the log above; more with: invoke stack.logs --env {env} --service {service}"
 
 
-def whole_release(runtime: Runtime, ours: Collection[str]) -> str | None:
+def whole_release(
+    runtime: Runtime, ours: Collection[str], only: Collection[str] | None = None
+) -> str | None:
     """The release the whole stack runs now, as the runtime shows it: every service running
-    (one-shots aside: they are done once they exited), and those on one of ``ours`` (the
-    releases recorded; not a postgres:16 beside them) all on the same. None after a start cut
-    short, a crash, or a stack left half on each release."""
+    (one-shots aside: they are done once they exited; ``only``: the services a host's roles
+    give it), and those on one of ``ours`` (the releases recorded; not a postgres:16 beside
+    them) all on the same. None after a start cut short, a crash, or a stack left half on each
+    release."""
     done = runtime.one_shots()
-    statuses = [s for name, s in runtime.status().items() if name not in done]
+    statuses = [
+        s
+        for name, s in runtime.status().items()
+        if name not in done and (only is None or name in only)
+    ]
     if not statuses or any(s.state != RUNNING for s in statuses):
         return None
     releases = {s.release for s in statuses if s.release in ours}

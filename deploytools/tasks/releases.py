@@ -21,45 +21,80 @@ def _masked(site: Site) -> Journal:
     return site.journal
 
 
-def _confirmed(site: Site, recorded: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The journal's running release if the stack runs it (every service, on the journal's
-    host): a start cut short leaves the last good release recorded but running nowhere."""
+def running_on(site: Site, recorded: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Host -> the recorded release its whole stack runs (its roles' services), None when it
+    runs no one release; each host asked at once. A host that cannot be asked is a warning
+    and counts as running none."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from deploytools.errors import DeployToolsError
-    from deploytools.release import current_release
     from deploytools.runtime.base import whole_release
+
+    tags = {str(r.get("tag")) for r in recorded}
+
+    def runs(name: str) -> str | None:
+        try:
+            runtime = site.runtime(site.host(name))
+            mine = site.settings.services_on(name, runtime.services())
+            return whole_release(runtime, tags, only=mine)
+        except (DeployToolsError, OSError) as exc:
+            said = exc.problem if isinstance(exc, DeployToolsError) else str(exc)
+            site.ui.warn(f"{name}: could not be asked what it runs ({said})")
+            return None
+
+    names = site.host_names
+    workers = max(1, min(len(names), site.settings.rollout.max_parallel))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(names, pool.map(runs, names), strict=True))
+
+
+def _confirmed(
+    site: Site, recorded: list[dict[str, Any]], runs: dict[str, str | None]
+) -> dict[str, Any] | None:
+    """The journal's running release if every host runs it: a start cut short leaves the
+    last good release recorded but running nowhere (or on some hosts only)."""
+    from deploytools.release import current_release
 
     record = current_release(recorded)
     if record is None:
         return None
-    try:
-        runs = whole_release(site.runtime(site.primary), {str(r.get("tag")) for r in recorded})
-    except DeployToolsError as exc:
-        site.ui.warn(f"* is the journal's word: the stack could not be asked ({exc.problem})")
+    if set(runs.values()) == {record.get("tag")}:
         return record
-    if runs == record.get("tag"):
-        return record
+    others = sorted(
+        {
+            f"{tag or 'no release on every service'} on {name}"
+            for name, tag in runs.items()
+            if tag != record.get("tag")
+        }
+    )
     site.ui.warn(
-        f"the journal says {record.get('tag')} runs, but the stack runs "
-        f"{runs or 'no release on every service'}: not marked (see invoke stack.status)"
+        f"the journal says {record.get('tag')} runs, but {'; '.join(others)}: not marked "
+        "(see invoke stack.status)"
     )
     return None
 
 
 @task(help={"env": ENV_HELP, "json": JSON_HELP})
 def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
-    """List recorded releases (deploys and rollbacks), newest first; * marks the running one."""
+    """List recorded releases (deploys and rollbacks), newest first; * marks the one every host
+    runs, and with several hosts a column says which hosts run each."""
     with open_site(c, env, ui) as site:
         journal = _masked(site)
         recorded = journal.releases()
         journal.warn_damaged(ui.warn)
+        runs = running_on(site, recorded) if recorded else {}
+        several = len(site.host_names) > 1
         if json:
-            ui.emit_json(list(reversed(recorded)))
+            ui.emit_json(
+                [{**r, "running_on": _hosts(r, recorded, runs)} for r in reversed(recorded)]
+            )
             return
-        running = _confirmed(site, recorded)
+        running = _confirmed(site, recorded, runs)
     rows = [
         [
             "*" if r is running else "",
             r.get("tag"),
+            *([", ".join(_hosts(r, recorded, runs))] if several else []),
             r.get("action", "deploy"),
             r.get("result"),
             (r.get("sha") or "")[:10],
@@ -70,7 +105,8 @@ def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> 
         ]
         for r in reversed(recorded)
     ]
-    columns = ["", "tag", "action", "result", "sha", "db revision", "backup", "operator", "at"]
+    columns = ["", "tag", *(["runs on"] if several else []), "action", "result", "sha"]
+    columns += ["db revision", "backup", "operator", "at"]
     title = f"releases of {env or 'the default environment'}"
     # Left out last first on a narrow terminal: the tag is what one copies from here.
     optional = ["backup", "at", "operator", "sha"]
@@ -83,6 +119,17 @@ def releases(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> 
         f"roll back with `invoke rollback {named}--tag TAG` to: {', '.join(targets)}"
         if targets
         else "no other healthy release to roll back to"
+    )
+
+
+def _hosts(
+    record: dict[str, Any], recorded: list[dict[str, Any]], runs: dict[str, str | None]
+) -> list[str]:
+    """The hosts running ``record``'s release, on its newest record only (a tag deployed,
+    then rolled back to, has several)."""
+    newest = next(r for r in reversed(recorded) if r.get("tag") == record.get("tag"))
+    return (
+        [name for name, tag in runs.items() if tag == record.get("tag")] if record is newest else []
     )
 
 

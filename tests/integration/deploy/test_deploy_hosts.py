@@ -9,6 +9,7 @@ of its own (``baseline``), so none depends on another having run.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -144,3 +145,29 @@ def test_flags_reach_every_host_and_their_running_services(site: HostSite) -> No
     record = [r for r in site.journal() if r["kind"] == "release"][-1]
     assert (record["flags"], record["flags_stage"]) == ({"new_checkout": 0}, "dark")
     assert "differs" not in site.invoke("flags.list").stderr
+
+
+def test_releases_say_which_hosts_run_each_release(site: HostSite) -> None:
+    tag = site.baseline()
+    listed = site.invoke("releases", "--json")
+    assert listed.returncode == 0, listed.output
+    newest = json.loads(listed.stdout)[0]
+    assert (newest["tag"], newest["running_on"]) == (tag, list(HOSTS))
+    table = site.invoke("releases")
+    assert "runs on" in table.stdout
+    assert row_of(table.stdout, tag)[:2] == ["*", tag] and HOSTS[2] in row_of(table.stdout, tag)[2]
+
+    down = site.invoke("stack.down", "--hosts", HOSTS[2])
+    assert down.returncode == 0, down.output
+    after = site.invoke("releases", "--json")
+    assert json.loads(after.stdout)[0]["running_on"] == list(HOSTS[:2])
+    table = site.invoke("releases")
+    assert table.returncode == 0, table.output
+    assert f"no release on every service on {HOSTS[2]}: not marked" in table.stderr
+    assert row_of(table.stdout, tag)[:3] == ["", tag, f"{HOSTS[0]}, {HOSTS[1]}"]
+
+
+def row_of(table: str, tag: str) -> list[str]:
+    """The cells of the table row that holds ``tag``."""
+    line = next(line for line in table.splitlines() if tag in line)
+    return [cell.strip() for cell in line.split("│")[1:-1]]
