@@ -24,3 +24,9 @@ def upgrade(ini: str, target: str, *, sql: bool = False) -> Argv:
 
 def downgrade(ini: str, target: str) -> Argv:
     return ["-c", ini, "downgrade", target]
+
+
+def check(ini: str) -> Argv:
+    """``alembic check``: does the models' metadata (env.py's ``target_metadata``) need a new
+    migration against the database? Exit 0: no."""
+    return ["-c", ini, "check"]

@@ -419,8 +419,28 @@ def test_a_roundtrip_that_holds_passes(project: TempProject) -> None:
     assert run.returncode == 0, run.output
     assert messages(run, "migration-roundtrip", "pass") == [
         f"upgrade head, downgrade base, upgrade head on a throwaway {KIND} database (local's "
-        "interpreter)"
+        "interpreter); alembic check not run: env.py gives no target_metadata (no models "
+        "declared)"
     ]
+
+
+def test_models_the_migrations_do_not_make_fail_the_roundtrip(project: TempProject) -> None:
+    env_py = project.file("example/migrations/env.py")
+    text = env_py.read_text()
+    assert "        target_metadata=None,\n" in text
+    models = (
+        "import sqlalchemy as sa\n\nMODELS = sa.MetaData()\n"
+        "sa.Table('coupons', MODELS, sa.Column('id', sa.Integer, primary_key=True))\n\n\n"
+    )
+    text = text.replace("        target_metadata=None,\n", "        target_metadata=MODELS,\n")
+    env_py.write_text(text.replace("def configure(", models + "def configure(", 1))
+
+    run = run_gate(project, "--json", "--only", "migration-roundtrip", "--env", "local")
+
+    assert run.returncode == 1, run.output
+    [failed] = messages(run, "migration-roundtrip")
+    assert "alembic check: the models differ from the schema the migrations make: " in failed
+    assert "New upgrade operations detected" in failed and "coupons" in failed, failed
 
 
 def test_without_a_process_environment_the_roundtrip_says_it_could_not_run(

@@ -6,6 +6,8 @@ No database, no engine.
 migration-roundtrip: ``upgrade head`` -> ``downgrade base`` -> ``upgrade head`` on a throwaway
 SQLite database, run by the app's alembic on the app's interpreter as a process deploy runs it
 (``db.migrate``): a downgrade that does not undo its upgrade fails here, not during a rollback.
+Then ``alembic check`` there: models (env.py's ``target_metadata``) that the migrations do not
+make fail too, when the project declares them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from deploytools.gate.registry import Item, Status, register
 
 if TYPE_CHECKING:
     from deploytools.db.revisions import Revision
+    from deploytools.runtime.process import ProcessRuntime
 
 TARGET = "revisions"
 
@@ -129,9 +132,8 @@ def _roundtrip(settings: EnvironmentSettings) -> Item:
             # deploytools reads the revision from the env file's URL, the app's env.py from its
             # environment
             throwaway_settings = settings.model_copy(update={"env_file": str(env_file)})
-            at = Where(
-                LocalHost(), ProcessRuntime(throwaway_settings, LocalHost(), {key: database.url})
-            )
+            runtime = ProcessRuntime(throwaway_settings, LocalHost(), {key: database.url})
+            at = Where(LocalHost(), runtime)
             for move, target in ((upgrade, "head"), (downgrade, "base"), (upgrade, "head")):
                 try:
                     move(throwaway_settings, quiet, target, at=at)
@@ -139,13 +141,36 @@ def _roundtrip(settings: EnvironmentSettings) -> Item:
                     said = exc.problem.splitlines()[0]
                     return Item(TARGET, "fail", f"{move.__name__} {target} on a throwaway "
                                 f"{database.kind} database failed: {said}", where)  # fmt: skip
-    return Item(
-        TARGET,
-        "pass",
+            matched, models = _models_match(throwaway_settings, runtime, {key: database.url})
+    said = (
         f"upgrade head, downgrade base, upgrade head on a throwaway {database.kind} database "
-        f"({settings.name}'s interpreter)",
-        where,
+        f"({settings.name}'s interpreter); {models}"
     )
+    return Item(TARGET, "pass" if matched else "fail", said, where)
+
+
+NO_METADATA = "does not provide a MetaData object"
+DIFFERS = "New upgrade operations detected"
+
+
+def _models_match(
+    settings: EnvironmentSettings, runtime: ProcessRuntime, env: dict[str, str]
+) -> tuple[bool, str]:
+    """``alembic check`` on the database just upgraded: do the app's models (env.py's
+    ``target_metadata``) match the schema its migrations make? (True, what it found) also
+    when the project declares no metadata, which it says."""
+    from deploytools.commands import alembic
+    from deploytools.db.location import release_ini
+
+    done = runtime.run_alembic(None, alembic.check(release_ini(settings)), env)
+    output = done.stdout + done.stderr
+    if done.returncode == 0:
+        return True, "alembic check: the models match the schema"
+    if NO_METADATA in output:
+        return True, "alembic check not run: env.py gives no target_metadata (no models declared)"
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    found = next((line for line in lines if DIFFERS in line), lines[-1] if lines else "")
+    return False, f"alembic check: the models differ from the schema the migrations make: {found}"
 
 
 def _where(settings: EnvironmentSettings) -> str:
