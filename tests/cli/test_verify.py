@@ -243,10 +243,17 @@ def test_the_plan_shows_hosts_batches_and_services_from_the_config_alone(
 
     assert run.returncode == 0, run.output
     assert messages(run, "plan", "pass") == [
+        "steps: validate env -> check hosts (check host: every host at once) -> lock -> "
+        "snapshot -> build -> ship images (ship images, place compose files: every host but the "
+        "primary) -> lint migrations -> backup -> migrate -> keep flags -> roll out (start, wait "
+        "healthy: host by host as the rollout goes) -> retire (retire: every host at once) -> "
+        "verify celery -> record",
         "primary web-1 (lock, backup, migrations); rolling in 1 batch(es) [web-1, web-2], 8 at "
         "once, pause 0 s, max_fail 0, on_failure rollback",
         "web-1: backend, celery-worker",
         "web-2: backend, celery-worker",
+        "steps: validate env -> lock -> snapshot -> build -> lint migrations -> backup -> "
+        "migrate -> keep flags -> start -> wait healthy + verify celery -> record",
         "on this machine: backend, celery-worker",
     ]
 

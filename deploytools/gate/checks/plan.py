@@ -25,14 +25,16 @@ def check_plan(project: Project, env: str | None) -> list[Item]:
     if not services:
         none = "a deploy would start no service (migrations only?): name them in the compose"
         return [Item(env, "warn", f"{none} files, or give them a command (process)", where)]
+    steps = Item(env, "pass", f"steps: {_steps(settings)}", where)
     if not settings.hosts:
-        return [Item(env, "pass", f"on this machine: {', '.join(services)}", where)]
+        return [steps, Item(env, "pass", f"on this machine: {', '.join(services)}", where)]
     primary = settings.primary_host.name
     hosts = [primary, *(h.name for h in settings.hosts if h.name != primary)]
     policy = settings.rollout.policy(len(hosts))
     items = [
+        steps,
         Item(env, "pass", f"primary {primary} (lock, backup, migrations); "
-             f"{describe(policy, plan_batches(hosts, policy))}", where)
+             f"{describe(policy, plan_batches(hosts, policy))}", where),
     ]  # fmt: skip
     if len(hosts) > 1 and policy.max_fail >= len(hosts):
         items.append(Item(env, "warn", f"rollout.max_fail {policy.max_fail} tolerates every one "
@@ -60,3 +62,38 @@ def _started(project: Project, settings: EnvironmentSettings) -> list[str]:
 
     data, _ = production(project, settings)
     return [n for n, spec in composefile.services(data).items() if not spec.get("profiles")]
+
+
+def _steps(settings: EnvironmentSettings) -> str:
+    """The deploy's own stages in order, as the pipeline builds them for this environment
+    (per-host stages say on which hosts), without asking any of them for its plan: a step's
+    plan asks the world (the database's revision, the journal on the primary)."""
+    from deploytools.hosts.local import LocalHost
+    from deploytools.pipeline.engine import Together
+    from deploytools.pipelines.deploy import deploy_steps
+    from deploytools.site.lock import DeployLock
+    from deploytools.steps.hosts import OnHosts
+
+    remote = bool(settings.hosts)
+    images = remote and settings.runtime == "compose"
+    registry = images and settings.compose is not None and settings.compose.registry is not None
+    lock = DeployLock(LocalHost(), settings.state_dir, settings.timeouts.lock_ttl, env="-")
+    stages = deploy_steps(
+        lock, "deploy", 0.0, False, remote=remote, ship_images=images, registry=registry
+    )
+    said = []
+    for stage in stages:
+        if isinstance(stage, OnHosts):
+            where = (
+                "host by host as the rollout goes"
+                if stage.rolling
+                else "every host but the primary"
+                if stage.others
+                else "every host at once"
+            )
+            said.append(f"{stage.name} ({', '.join(s.name for s in stage.steps)}: {where})")
+        elif isinstance(stage, Together):
+            said.append(" + ".join(s.name for s in stage.steps))
+        else:
+            said.append(stage.name)
+    return " -> ".join(said)
