@@ -120,6 +120,10 @@ class ComposeSettings(Model):
     # from the primary, which built them, and pulled by the others. None: streamed engine to
     # engine over SSH (docker save | docker load).
     registry: RegistrySettings | None = None
+    # `invoke verify` fails a service the deploy starts (no profile) that has no memory and
+    # cpu limits (deploy.resources.limits, or mem_limit/cpus): one runaway container must not
+    # starve the others of a host.
+    require_limits: bool = False
 
     @field_validator("registry", mode="before")
     @classmethod

@@ -172,6 +172,26 @@ def test_a_variable_the_env_file_sets_passes(project: TempProject) -> None:
     assert statuses(run, "compose") == {"staging": "pass"}
 
 
+def test_a_service_without_limits_fails_where_the_config_requires_them(
+    project: TempProject,
+) -> None:
+    compose = "example/docker-compose.prod.yml"
+    edit(project, compose, "          memory: 1g\n", "")  # the worker keeps its cpu limit
+    edit(project, compose, "          memory: 512m\n          cpus: \"1.0\"\n", "          {}\n")
+
+    run = run_gate(project, "--json", "--only", "compose", "--env", "prod", "--env", "staging")
+
+    assert run.returncode == 1, run.output
+    assert messages(run, "compose") == [
+        "service 'backend' has no memory and no cpu limit (compose.require_limits): set "
+        "deploy.resources.limits",
+        "service 'celery-worker' has no memory limit (compose.require_limits): set "
+        "deploy.resources.limits",
+    ]
+    found = statuses(run, "compose")
+    assert found["prod"] == "fail" and found["staging"] != "fail"  # staging asks for none
+
+
 def test_without_a_docker_client_compose_says_what_it_did_instead(
     project: TempProject, tmp_path: Path
 ) -> None:

@@ -127,7 +127,8 @@ def _development(
 def _service(
     env: str, name: str, prod: Mapping[str, Any], settings: EnvironmentSettings, where: str
 ) -> list[Item]:
-    """One production service: image or build, a healthcheck, depends_on on known services."""
+    """One production service: image or build, a healthcheck, depends_on on known services,
+    and limits where the environment's compose.require_limits asks for them."""
     spec = prod[name]
     at = f"{where} (services.{name})"
     items = []
@@ -144,11 +145,27 @@ def _service(
                           "wait for it to be running", at))  # fmt: skip
     elif not one_shot and isinstance(check, Mapping) and check.get("disable"):
         items.append(Item(env, "warn", f"service {name!r} has its healthcheck disabled", at))
+    missing = _limits_missing(spec) if settings.compose and settings.compose.require_limits else []
+    if missing and not spec.get("profiles"):
+        items.append(Item(env, "fail", f"service {name!r} has no {' and no '.join(missing)} limit "
+                          "(compose.require_limits): set deploy.resources.limits", at))  # fmt: skip
     for other in composefile.depends_on(spec):
         if other not in prod:
             items.append(Item(env, "fail", f"service {name!r} depends on {other!r}, which the "
                               "production files do not have", at))  # fmt: skip
     return items
+
+
+def _limits_missing(spec: Mapping[str, Any]) -> list[str]:
+    """Which of a memory and a cpu limit a service lacks (compose's deploy.resources.limits, or
+    the older mem_limit and cpus keys)."""
+    limits: Any = spec
+    for key in ("deploy", "resources", "limits"):
+        limits = limits.get(key) if isinstance(limits, Mapping) else None
+    limits = limits if isinstance(limits, Mapping) else {}
+    found = {"memory": limits.get("memory") or spec.get("mem_limit"),
+             "cpu": limits.get("cpus") or spec.get("cpus")}  # fmt: skip
+    return [kind for kind, value in found.items() if not value]
 
 
 def _variables(env: str, data: Any, keys: set[str], where: str) -> list[Item]:
