@@ -109,7 +109,7 @@ def stage(
 
     with open_site(c, env, ui) as site:
         change = plan_stage(site, name, force=force)
-        _staged(site, ui, change, f"flags.stage {name}", dry_run, lock_wait)
+        _change(site, ui, change, f"flags.stage {name}", dry_run, lock_wait)
 
 
 @task(help={"env": ENV_HELP, "dry_run": DRY_RUN_HELP, "lock_wait": LOCK_WAIT_HELP})
@@ -127,7 +127,7 @@ def advance(
             return
         if change.before.stage is not None:
             _current_stage_holds(site, ui, change.before.stage)
-        _staged(site, ui, change, f"flags.advance to {change.stage}", dry_run, lock_wait)
+        _change(site, ui, change, f"flags.advance to {change.stage}", dry_run, lock_wait)
 
 
 @task(
@@ -208,28 +208,18 @@ def history(
 def _change(
     site: Site, ui: Ui, change: FlagChange, command: str, dry_run: bool, lock_wait: float
 ) -> None:
-    """Apply a planned change under the deploy lock (a change never races a deploy)."""
-    from deploytools.flags.change import apply
-
-    if dry_run:
-        _dry_run(site, ui, change, "would change")
-        return
-    with _flag_lock(site, command, lock_wait):
-        apply(site, change)
-    _said(ui, change, "changed", success=True)
-
-
-def _staged(
-    site: Site, ui: Ui, change: FlagChange, command: str, dry_run: bool, lock_wait: float
-) -> None:
-    """Apply a stage, then watch its guards and the services' health for its soak; the
-    first failure (or a signal) sets back every flag the stage changed, and fails the task."""
+    """Apply a planned change under the deploy lock (a change never races a deploy); a stage
+    is then watched (its guards and the services' health) for its soak, and the first
+    failure (or a signal) sets back every flag it changed and fails the task."""
     from deploytools.flags.change import apply, plan_of, restore
     from deploytools.flags.guards import planned, watch
 
-    assert change.stage is not None
-    stage = plan_of(site).stages[change.stage]
-    watched = planned(site, change.stage, stage) if stage.guards or stage.soak else None
+    stage = plan_of(site).stages[change.stage] if change.stage is not None else None
+    watched = (
+        planned(site, change.stage, stage)
+        if change.stage is not None and stage is not None and (stage.guards or stage.soak)
+        else None
+    )
     if dry_run:
         _dry_run(site, ui, change, "would change")
         for line in watched.describe() if watched else []:
