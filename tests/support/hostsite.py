@@ -10,6 +10,7 @@ the release before still runs there when the host is taken back.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import subprocess
 import sys
@@ -83,7 +84,8 @@ class HostSite:
                     "hosts": hosts,
                     "rollout": {"batch_size": 1, "max_fail": max_fail},
                     "timeouts": {"stop": 5, **(timeouts or {})},
-                    "services": dict(services or {"web": WEB}),
+                    # A copy: an ``edit`` must never change WEB for the tests after it.
+                    "services": copy.deepcopy(dict(services or {"web": WEB})),
                 }
             },
         }

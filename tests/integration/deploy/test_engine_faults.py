@@ -137,7 +137,7 @@ def test_an_engine_that_does_not_come_back_in_time_leaves_the_way_back_said(
     assert not all(c[:2] == (f"{site.image}:{v1}", "running") for c in states.values()), states
     marked, warned = site.marked_running()
     assert marked == []
-    assert f"the journal says {v1} runs, but the stack runs no release on every service" in warned
+    assert f"the journal says {v1} runs, but no release on every service on local" in warned
 
     back = site.cli("rollback", "--env", ENV, "--tag", v1)
 
