@@ -11,9 +11,8 @@ computed before a kill, written after it, would bring the killed flag back on so
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from deploytools import targets
 from deploytools.errors import DeployToolsError
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from deploytools.site import Site
 
 FLAGS_LOCK = "flags.lock"
-T = TypeVar("T")
 LOCK_WAIT = 15.0  # seconds: another writer holds it only while it writes the files
 
 
@@ -47,7 +45,7 @@ def read_each(site: Site) -> dict[str, FlagState | str | None]:
         except (DeployToolsError, OSError) as exc:
             return _said(exc)
 
-    return dict(zip(site.host_names, _each(site, site.host_names, one), strict=True))
+    return dict(zip(site.host_names, site.on_each(site.host_names, one), strict=True))
 
 
 def write_all(site: Site, new: FlagState, names: Sequence[str]) -> dict[str, str]:
@@ -63,7 +61,7 @@ def write_all(site: Site, new: FlagState, names: Sequence[str]) -> dict[str, str
             return _said(exc)
         return None
 
-    done = zip(names, _each(site, names, one), strict=True)
+    done = zip(names, site.on_each(names, one), strict=True)
     return {name: error for name, error in done if error is not None}
 
 
@@ -91,15 +89,6 @@ def flags_lock(site: Site, command: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def _each(site: Site, names: Sequence[str], work: Callable[[str], T]) -> list[T]:
-    """``work`` on every host at once (up to ``rollout.max_parallel``), results in order."""
-    if len(names) <= 1:
-        return [work(name) for name in names]
-    workers = min(len(names), site.settings.rollout.max_parallel)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(work, names))
 
 
 def _said(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deploytools import targets
 from deploytools.codetree import Archives
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from deploytools.ui import Ui
 
 Connect = Callable[["HostSettings"], Host]
+T = TypeVar("T")
 
 
 class Site:
@@ -117,6 +118,17 @@ class Site:
     @property
     def hosts(self) -> list[Host]:
         return [self.host(name) for name in self.host_names]
+
+    def on_each(self, names: Sequence[str], work: Callable[[str], T]) -> list[T]:
+        """``work(name)`` for every host of ``names`` at once (up to ``rollout.max_parallel``
+        threads), the results in their order: a question or a file every host gets."""
+        if len(names) <= 1:
+            return [work(name) for name in names]
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = min(len(names), self.settings.rollout.max_parallel)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(work, names))
 
     def runtime(self, host: Host) -> Runtime:
         """The environment's runtime on ``host``, made once per run."""

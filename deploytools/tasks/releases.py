@@ -25,8 +25,6 @@ def running_on(site: Site, recorded: list[dict[str, Any]]) -> dict[str, str | No
     """Host -> the recorded release its whole stack runs (its roles' services), None when it
     runs no one release; each host asked at once. A host that cannot be asked is a warning
     and counts as running none."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from deploytools.errors import DeployToolsError
     from deploytools.runtime.base import whole_release
 
@@ -42,10 +40,7 @@ def running_on(site: Site, recorded: list[dict[str, Any]]) -> dict[str, str | No
             site.ui.warn(f"{name}: could not be asked what it runs ({said})")
             return None
 
-    names = site.host_names
-    workers = max(1, min(len(names), site.settings.rollout.max_parallel))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip(names, pool.map(runs, names), strict=True))
+    return dict(zip(site.host_names, site.on_each(site.host_names, runs), strict=True))
 
 
 def _confirmed(
