@@ -64,7 +64,7 @@ def checkout(
             runtime.build(scratch)
         except CommandError as exc:
             raise OperatorError(
-                "the images to render the migrations' SQL in did not build (docker compose "
+                "the images to run the migrations' alembic in did not build (docker compose "
                 f"build, as a deploy builds them): {exc.problem}",
                 "fix the build where compose says above (`docker compose build` shows it)",
             ) from None

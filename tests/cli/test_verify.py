@@ -428,7 +428,10 @@ def test_a_downgrade_that_does_not_undo_its_upgrade_fails_the_roundtrip(
 
     assert run.returncode == 1, run.output
     [failed] = messages(run, "migration-roundtrip")
-    assert failed.startswith(f"downgrade base on a throwaway {KIND} database failed: "), failed
+    assert failed.startswith(
+        f"downgrade base on a throwaway {KIND} database (local's interpreter) failed: "
+        "downgrade failed in revision 0004: "
+    ), failed
     assert not list(project.path.rglob("*.sqlite3"))  # the throwaway database is elsewhere
 
 
@@ -468,15 +471,6 @@ def test_models_the_migrations_do_not_make_fail_the_roundtrip(project: TempProje
     [failed] = messages(run, "migration-roundtrip")
     assert "alembic check: the models differ from the schema the migrations make: " in failed
     assert "New upgrade operations detected" in failed and "coupons" in failed, failed
-
-
-def test_without_a_process_environment_the_roundtrip_says_it_could_not_run(
-    project: TempProject,
-) -> None:
-    run = run_gate(project, "--json", "--only", "migration-roundtrip", "--env", "prod")
-
-    assert run.returncode == 0, run.output
-    assert statuses(run, "migration-roundtrip") == {"revisions": "could-not-run"}
 
 
 @pytest.mark.parametrize(
