@@ -401,6 +401,14 @@ def revision(project: TempProject, name: str, down: str, upgrade: str, downgrade
     )
 
 
+COUPONS = "op.create_table('coupons', sa.Column('id', sa.Integer, primary_key=True))"
+
+
+def coupons(project: TempProject, downgrade: str, before: str = "") -> None:
+    """Revision 0004 makes table coupons (after ``before``'s lines); its downgrade is given."""
+    revision(project, "0004", "0003", f"{before}{COUPONS}", downgrade)
+
+
 def test_two_heads_fail_before_any_sql_is_read(project: TempProject) -> None:
     revision(project, "0004", "0002", "op.create_table('t', sa.Column('id', sa.Integer))", "pass")
 
@@ -416,13 +424,7 @@ def test_two_heads_fail_before_any_sql_is_read(project: TempProject) -> None:
 def test_a_downgrade_that_does_not_undo_its_upgrade_fails_the_roundtrip(
     project: TempProject,
 ) -> None:
-    revision(
-        project,
-        "0004",
-        "0003",
-        "op.create_table('coupons', sa.Column('id', sa.Integer, primary_key=True))",
-        "op.drop_table('coupon')",
-    )
+    coupons(project, "op.drop_table('coupon')")
 
     run = run_gate(project, "--json", "--only", "migration-roundtrip")
 
@@ -436,13 +438,7 @@ def test_a_downgrade_that_does_not_undo_its_upgrade_fails_the_roundtrip(
 
 
 def test_a_roundtrip_that_holds_passes(project: TempProject) -> None:
-    revision(
-        project,
-        "0004",
-        "0003",
-        "op.create_table('coupons', sa.Column('id', sa.Integer, primary_key=True))",
-        "op.drop_table('coupons')",
-    )
+    coupons(project, "op.drop_table('coupons')")
 
     run = run_gate(project, "--json", "--only", "migration-roundtrip", "--env", "local")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_verify import KIND, messages, revision, statuses
+from tests.cli.test_verify import KIND, coupons, messages, statuses
 from tests.support.cli import TempProject
 from tests.support.deployproject import unique
 from tests.support.gateproject import image_gate_project, run_gate
@@ -50,14 +50,8 @@ def test_the_roundtrip_runs_in_the_image_the_deploy_builds(
     project: TempProject, image_name: str
 ) -> None:
     # Only a container has /.dockerenv: this revision fails on any interpreter of the host.
-    revision(
-        project,
-        "0004",
-        "0003",
-        "import os\n    assert os.path.exists('/.dockerenv'), 'not in a container'\n"
-        "    op.create_table('coupons', sa.Column('id', sa.Integer, primary_key=True))",
-        "op.drop_table('coupons')",
-    )
+    in_container = "import os\n    assert os.path.exists('/.dockerenv'), 'not in a container'\n    "
+    coupons(project, "op.drop_table('coupons')", before=in_container)
 
     run = gate(project)
 
@@ -77,13 +71,7 @@ def test_the_roundtrip_runs_in_the_image_the_deploy_builds(
 def test_a_downgrade_that_does_not_undo_its_upgrade_fails_in_the_image(
     project: TempProject, image_name: str
 ) -> None:
-    revision(
-        project,
-        "0004",
-        "0003",
-        "op.create_table('coupons', sa.Column('id', sa.Integer, primary_key=True))",
-        "op.drop_table('coupon')",
-    )
+    coupons(project, "op.drop_table('coupon')")
 
     run = gate(project)
 
