@@ -527,3 +527,23 @@ def test_invoke_verify_runs_the_gate_in_a_project_without_a_noxfile(tmp_path: Pa
     assert "no environment 'nope'" in unknown.stderr
     assert "pass --env with one of: prod, staging" in unknown.stderr
     assert "Traceback" not in passed.output + both.output + failed.output + unknown.output
+
+
+def test_an_async_env_py_gets_the_throwaway_in_its_drivers_url(tmp_path: Path) -> None:
+    """The trial's shape: alembic's async template reading ``postgresql+asyncpg://`` from the
+    environment, its own .venv with asyncpg; ``invoke init`` wrote the config."""
+    from tests.support.adoptproject import adopt_project
+    from tests.support.cli import bootstrap
+
+    project = adopt_project(tmp_path / "shop")
+    init = bootstrap(project)
+    assert init.returncode == 0, init.output
+
+    run = run_gate(project, "--json", "--only", "migration-roundtrip")
+
+    assert run.returncode == 0, run.output
+    [said] = messages(run, "migration-roundtrip", "pass")
+    assert said.startswith(
+        f"upgrade head, downgrade base, upgrade head on a throwaway {KIND} database (prod's "
+        "interpreter)"
+    ), said
