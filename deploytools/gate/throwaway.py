@@ -32,6 +32,7 @@ FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 class Database:
     url: str
     kind: str  # as the gate says it: "PostgreSQL", "SQLite"
+    path: Path | None = None  # SQLite's file
 
 
 def server_bindir() -> Path | None:
@@ -48,7 +49,8 @@ def throwaway(scratch: Path) -> Iterator[Database]:
     """A database for one round trip; ``scratch`` is the caller's temporary directory."""
     bindir, prefix = server_bindir(), _as_unprivileged()
     if bindir is None or prefix is None:
-        yield Database(f"sqlite:///{scratch / 'roundtrip.sqlite3'}", "SQLite")
+        path = scratch / "roundtrip.sqlite3"
+        yield Database(f"sqlite:///{path}", "SQLite", path)
         return
     with _postgres(bindir, scratch, prefix) as url:
         yield Database(url, "PostgreSQL")

@@ -3,8 +3,9 @@ the runtimes, so that ``db`` knows a runtime only as the ``db.migrate.Where`` it
 
 - ``where``: the environment's runtime on a host, the app as it stands (``db.migrate``,
   ``db.downgrade``).
-- ``checkout``: the checkout's code outside a deploy (``db.lint``, ``db.migrate --sql``); for
-  compose, images built from it under a scratch release id, removed afterwards.
+- ``checkout``: the checkout's code outside a deploy (``db.lint``, ``db.migrate --sql``, the
+  verify gate's migration round trip); for compose, images built from it under a scratch
+  release id, removed afterwards.
 - ``dialect_only``: the process runtime's interpreter on this machine's checkout, a bare
   ``dialect://`` URL standing for the env file's (the verify gate: no database, no engine).
 """
@@ -38,7 +39,8 @@ def where(
 def checkout(
     settings: EnvironmentSettings, host: Host | None = None, redactor: Redactor | None = None
 ) -> Iterator[Where]:
-    """Where the checkout's code runs alembic outside a deploy (``db.lint``, ``migrate --sql``).
+    """Where the checkout's code runs alembic outside a deploy (``db.lint``, ``migrate --sql``,
+    the verify gate's round trip on a throwaway database).
 
     Process runtime: the app's interpreter on this machine's checkout, with the env file's
     values. Compose runtime: nothing of the app on this machine; the images are built from the
@@ -64,7 +66,7 @@ def checkout(
             runtime.build(scratch)
         except CommandError as exc:
             raise OperatorError(
-                "the images to render the migrations' SQL in did not build (docker compose "
+                "the images to run the migrations' alembic in did not build (docker compose "
                 f"build, as a deploy builds them): {exc.problem}",
                 "fix the build where compose says above (`docker compose build` shows it)",
             ) from None

@@ -401,6 +401,14 @@ def revision(project: TempProject, name: str, down: str, upgrade: str, downgrade
     )
 
 
+COUPONS = "op.create_table('coupons', sa.Column('id', sa.Integer, primary_key=True))"
+
+
+def coupons(project: TempProject, downgrade: str, before: str = "") -> None:
+    """Revision 0004 makes table coupons (after ``before``'s lines); its downgrade is given."""
+    revision(project, "0004", "0003", f"{before}{COUPONS}", downgrade)
+
+
 def test_two_heads_fail_before_any_sql_is_read(project: TempProject) -> None:
     revision(project, "0004", "0002", "op.create_table('t', sa.Column('id', sa.Integer))", "pass")
 
@@ -416,30 +424,21 @@ def test_two_heads_fail_before_any_sql_is_read(project: TempProject) -> None:
 def test_a_downgrade_that_does_not_undo_its_upgrade_fails_the_roundtrip(
     project: TempProject,
 ) -> None:
-    revision(
-        project,
-        "0004",
-        "0003",
-        "op.create_table('coupons', sa.Column('id', sa.Integer, primary_key=True))",
-        "op.drop_table('coupon')",
-    )
+    coupons(project, "op.drop_table('coupon')")
 
     run = run_gate(project, "--json", "--only", "migration-roundtrip")
 
     assert run.returncode == 1, run.output
     [failed] = messages(run, "migration-roundtrip")
-    assert failed.startswith(f"downgrade base on a throwaway {KIND} database failed: "), failed
+    assert failed.startswith(
+        f"downgrade base on a throwaway {KIND} database (local's interpreter) failed: "
+        "downgrade failed in revision 0004: "
+    ), failed
     assert not list(project.path.rglob("*.sqlite3"))  # the throwaway database is elsewhere
 
 
 def test_a_roundtrip_that_holds_passes(project: TempProject) -> None:
-    revision(
-        project,
-        "0004",
-        "0003",
-        "op.create_table('coupons', sa.Column('id', sa.Integer, primary_key=True))",
-        "op.drop_table('coupons')",
-    )
+    coupons(project, "op.drop_table('coupons')")
 
     run = run_gate(project, "--json", "--only", "migration-roundtrip", "--env", "local")
 
@@ -468,15 +467,6 @@ def test_models_the_migrations_do_not_make_fail_the_roundtrip(project: TempProje
     [failed] = messages(run, "migration-roundtrip")
     assert "alembic check: the models differ from the schema the migrations make: " in failed
     assert "New upgrade operations detected" in failed and "coupons" in failed, failed
-
-
-def test_without_a_process_environment_the_roundtrip_says_it_could_not_run(
-    project: TempProject,
-) -> None:
-    run = run_gate(project, "--json", "--only", "migration-roundtrip", "--env", "prod")
-
-    assert run.returncode == 0, run.output
-    assert statuses(run, "migration-roundtrip") == {"revisions": "could-not-run"}
 
 
 @pytest.mark.parametrize(
@@ -537,3 +527,23 @@ def test_invoke_verify_runs_the_gate_in_a_project_without_a_noxfile(tmp_path: Pa
     assert "no environment 'nope'" in unknown.stderr
     assert "pass --env with one of: prod, staging" in unknown.stderr
     assert "Traceback" not in passed.output + both.output + failed.output + unknown.output
+
+
+def test_an_async_env_py_gets_the_throwaway_in_its_drivers_url(tmp_path: Path) -> None:
+    """The trial's shape: alembic's async template reading ``postgresql+asyncpg://`` from the
+    environment, its own .venv with asyncpg; ``invoke init`` wrote the config."""
+    from tests.support.adoptproject import adopt_project
+    from tests.support.cli import bootstrap
+
+    project = adopt_project(tmp_path / "shop")
+    init = bootstrap(project)
+    assert init.returncode == 0, init.output
+
+    run = run_gate(project, "--json", "--only", "migration-roundtrip")
+
+    assert run.returncode == 0, run.output
+    [said] = messages(run, "migration-roundtrip", "pass")
+    assert said.startswith(
+        f"upgrade head, downgrade base, upgrade head on a throwaway {KIND} database (prod's "
+        "interpreter)"
+    ), said

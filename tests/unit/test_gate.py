@@ -249,3 +249,72 @@ def test_the_throwaway_postgresql_is_gone_after_the_round_trip() -> None:
     assert database.kind == "PostgreSQL"
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(database.url, connect_timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("app", "shaped"),
+    [
+        ("postgresql+asyncpg://app:x@db:5432/app?ssl=require", "postgresql+asyncpg://u:p@h:1/d"),
+        ("postgres://app:x@db/app", "postgres://u:p@h:1/d"),
+        ("postgresql://app:x@db/app", "postgresql://u:p@h:1/d"),
+        ("sqlite+aiosqlite:///var/app.db", "postgresql://u:p@h:1/d"),  # another kind: as it is
+        (None, "postgresql://u:p@h:1/d"),
+        ("not a url", "postgresql://u:p@h:1/d"),
+    ],
+)
+def test_the_throwaway_url_takes_the_apps_scheme(app: str | None, shaped: str) -> None:
+    from deploytools.gate.roundtrip import app_shaped
+
+    assert app_shaped("postgresql://u:p@h:1/d", app) == shaped
+
+
+def test_a_sqlite_throwaway_keeps_the_apps_sqlite_driver() -> None:
+    from deploytools.gate.roundtrip import app_shaped
+
+    shaped = app_shaped("sqlite:////tmp/x/roundtrip.sqlite3", "sqlite+aiosqlite:///var/a.db")
+    assert shaped == "sqlite+aiosqlite:////tmp/x/roundtrip.sqlite3"
+
+
+def test_the_gates_compose_file_puts_the_migrate_service_on_the_hosts_network(
+    tmp_path: Path,
+) -> None:
+    from deploytools.gate.roundtrip import compose_override
+
+    def parsed(text: str) -> dict[str, object]:
+        path = tmp_path / "verify.compose.yml"
+        path.write_text(text)
+        return composefile.read(path, path.name)
+
+    assert parsed(compose_override("backend", None)) == {
+        "services": {"backend": {"network_mode": "host"}}
+    }
+    mounted = parsed(compose_override("web", "/tmp/deploytools-verify-x y"))
+    assert mounted["services"]["web"]["volumes"] == [  # type: ignore[index]
+        "/tmp/deploytools-verify-x y:/tmp/deploytools-verify-x y"
+    ]
+
+
+def test_alembic_in_the_image_gets_the_throwaway_url_through_its_environment_only(
+    tmp_path: Path,
+) -> None:
+    """The gate's runtime adds the throwaway's URL to every alembic run as ``-e NAME``: its
+    password never on the docker command line, and it wins over the compose env file's."""
+    from deploytools.commands import alembic
+    from deploytools.gate.roundtrip import WithUrl
+    from tests.unit.test_compose_runtime import runtime as compose_runtime
+    from tests.unit.test_migrate_in_release import TIMEOUTS, SecretDocker
+
+    url = "postgresql+psycopg://deploytools:Thr0waway-pw-77@127.0.0.1:40123/postgres"
+    host = SecretDocker()
+    gated = WithUrl(compose_runtime(tmp_path, host), {"DATABASE_URL": url})
+
+    gated.run_alembic("sql-prod-abc-123456", alembic.downgrade("alembic.ini", "base"), TIMEOUTS)
+
+    argv = host.commands[-1]
+    assert argv[argv.index("run") :] == [
+        "run", "--rm", "--no-deps", "-T", "-e", "PGOPTIONS", "-e", "DATABASE_URL",
+        "backend", "alembic", "-c", "alembic.ini", "downgrade", "base",
+    ]  # fmt: skip
+    assert host.secrets[-1] == {**TIMEOUTS, "DATABASE_URL": url}
+    assert host.envs[-1]["RELEASE_ID"] == "sql-prod-abc-123456"
+    assert not any("Thr0waway-pw-77" in " ".join(a) for a in host.commands)

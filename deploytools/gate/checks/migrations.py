@@ -4,29 +4,26 @@ per environment; risky SQL is an error in production unless the revision marks i
 No database, no engine.
 
 migration-roundtrip: ``upgrade head`` -> ``downgrade base`` -> ``upgrade head`` on a throwaway
-SQLite database, run by the app's alembic on the app's interpreter as a process deploy runs it
-(``db.migrate``): a downgrade that does not undo its upgrade fails here, not during a rollback.
-Then ``alembic check`` there: models (env.py's ``target_metadata``) that the migrations do not
+database, run by the app's alembic where deploys run it (``gate.roundtrip``: the app's
+interpreter, or the image of the compose environments selected when no process environment
+is): a downgrade that does not undo its upgrade fails here, not during a rollback. Then
+``alembic check`` there: models (env.py's ``target_metadata``) that the migrations do not
 make fail too, when the project declares them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploytools.config import EnvironmentSettings
-from deploytools.errors import DeployToolsError
 from deploytools.gate import squawk
 from deploytools.gate.project import Project
 from deploytools.gate.registry import Item, Status, register
 
 if TYPE_CHECKING:
     from deploytools.db.revisions import Revision
-    from deploytools.runtime.process import ProcessRuntime
-
-TARGET = "revisions"
 
 
 @register("migrations", needs=frozenset({"squawk"}))
@@ -98,79 +95,23 @@ def _squawk(
     return items
 
 
-@register("migration-roundtrip", per_environment=False, needs=frozenset({"app interpreter"}))
+@register(
+    "migration-roundtrip", per_environment=False, needs=frozenset({"app interpreter", "docker"})
+)
 def check_roundtrip(project: Project, env: str | None) -> list[Item]:
-    """upgrade head, downgrade base, upgrade head on a throwaway SQLite database."""
-    settings = next((s for s in project.loaded() if s.runtime == "process"), None)
-    if settings is None:
-        return [
-            Item(TARGET, "could-not-run", "no process environment selected: alembic runs in "
-                 "the release's image for compose, which the gate does not build; the lint "
-                 "and the head check ran", "")
-        ]  # fmt: skip
-    return [_roundtrip(settings)]
+    """upgrade head, downgrade base, upgrade head on a throwaway database, where deploys run
+    alembic."""
+    from deploytools.gate import roundtrip
 
-
-def _roundtrip(settings: EnvironmentSettings) -> Item:
-    import io
-    import tempfile
-    from pathlib import Path
-
-    from deploytools.db.migrate import Where, downgrade, upgrade
-    from deploytools.gate.throwaway import throwaway
-    from deploytools.hosts.local import LocalHost
-    from deploytools.runtime.process import ProcessRuntime
-    from deploytools.ui import Ui
-
-    where = _where(settings)
-    key = settings.database.url_key
-    quiet = Ui(stdout=io.StringIO(), stderr=io.StringIO())
-    with tempfile.TemporaryDirectory(prefix="deploytools-verify-") as scratch:
-        with throwaway(Path(scratch)) as database:
-            env_file = Path(scratch) / "roundtrip.env"
-            env_file.write_text(f"{key}={database.url}\n", encoding="utf-8")
-            # deploytools reads the revision from the env file's URL, the app's env.py from its
-            # environment
-            throwaway_settings = settings.model_copy(update={"env_file": str(env_file)})
-            runtime = ProcessRuntime(throwaway_settings, LocalHost(), {key: database.url})
-            at = Where(LocalHost(), runtime)
-            for move, target in ((upgrade, "head"), (downgrade, "base"), (upgrade, "head")):
-                try:
-                    move(throwaway_settings, quiet, target, at=at)
-                except DeployToolsError as exc:
-                    said = exc.problem.splitlines()[0]
-                    return Item(TARGET, "fail", f"{move.__name__} {target} on a throwaway "
-                                f"{database.kind} database failed: {said}", where)  # fmt: skip
-            matched, models = _models_match(throwaway_settings, runtime, {key: database.url})
-    said = (
-        f"upgrade head, downgrade base, upgrade head on a throwaway {database.kind} database "
-        f"({settings.name}'s interpreter); {models}"
-    )
-    return Item(TARGET, "pass" if matched else "fail", said, where)
-
-
-NO_METADATA = "does not provide a MetaData object"
-DIFFERS = "New upgrade operations detected"
-
-
-def _models_match(
-    settings: EnvironmentSettings, runtime: ProcessRuntime, env: dict[str, str]
-) -> tuple[bool, str]:
-    """``alembic check`` on the database just upgraded: do the app's models (env.py's
-    ``target_metadata``) match the schema its migrations make? (True, what it found) also
-    when the project declares no metadata, which it says."""
-    from deploytools.commands import alembic
-    from deploytools.db.location import release_ini
-
-    done = runtime.run_alembic(None, alembic.check(release_ini(settings)), env)
-    output = done.stdout + done.stderr
-    if done.returncode == 0:
-        return True, "alembic check: the models match the schema"
-    if NO_METADATA in output:
-        return True, "alembic check not run: env.py gives no target_metadata (no models declared)"
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    found = next((line for line in lines if DIFFERS in line), lines[-1] if lines else "")
-    return False, f"alembic check: the models differ from the schema the migrations make: {found}"
+    loaded = project.loaded()
+    process = next((s for s in loaded if s.runtime == "process"), None)
+    if process is not None:  # the same revisions: the interpreter's run needs no image build
+        return [roundtrip.on_interpreter(project, process)]
+    groups: dict[Hashable, list[EnvironmentSettings]] = {}
+    for settings in loaded:
+        if settings.compose is not None:
+            groups.setdefault(roundtrip.image_key(settings), []).append(settings)
+    return [roundtrip.in_image(project, group) for group in groups.values()]
 
 
 def _where(settings: EnvironmentSettings) -> str:
