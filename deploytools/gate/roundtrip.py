@@ -145,7 +145,7 @@ def in_image(project: Project, group: Sequence[EnvironmentSettings]) -> Item:
                 return _fallback(local, url, database, names, exc.problem)
             except OperatorError as exc:  # the build, the compose files, migrate_service
                 said = project.redactor(_gist(exc.problem))
-                return Item(TARGET, "fail", f"{names}: {said}", _where(settings))
+                return Item(TARGET, "fail", f"{names}: {said}", alembic_where(settings))
             assert isinstance(at.runtime, ComposeRuntime)
             image = ", ".join(at.runtime.images(at.release or "")) or at.release or "?"
             ran = f"in image {image}, built from the compose files of {names}"
@@ -170,7 +170,7 @@ def round_trip(settings: EnvironmentSettings, at: Where, database: Database, ran
     from deploytools.ui import Ui
 
     quiet = Ui(stdout=io.StringIO(), stderr=io.StringIO())
-    where = _where(settings)
+    where = alembic_where(settings)
     on = f"on a throwaway {database.kind} database"
     for move, target in ((upgrade, "head"), (downgrade, "base"), (upgrade, "head")):
         try:
@@ -197,11 +197,11 @@ def _fallback(
         python = at.runtime.check_migrations()
     except OperatorError as exc:
         return Item(TARGET, "could-not-run", f"{instead}; nor on an interpreter: {exc.problem}",
-                    _where(settings))  # fmt: skip
+                    alembic_where(settings))  # fmt: skip
     probe = [python, "-c", "import alembic"]
     if not LocalHost().run(probe, check=False, timeout=ALEMBIC_PROBE_TIMEOUT).ok:
         lacks = f"nor on {python}: it has no alembic (install the app's requirements there)"
-        return Item(TARGET, "could-not-run", f"{instead}; {lacks}", _where(settings))
+        return Item(TARGET, "could-not-run", f"{instead}; {lacks}", alembic_where(settings))
     found = round_trip(settings, at, database, python)
     status = "warn" if found.status == "pass" else found.status
     return Item(TARGET, status, f"{instead}; ran on {python} instead: {found.message}", found.where)
@@ -283,5 +283,6 @@ def _models_match(settings: EnvironmentSettings, at: Where) -> tuple[bool, str]:
     return False, f"alembic check: the models differ from the schema the migrations make: {found}"
 
 
-def _where(settings: EnvironmentSettings) -> str:
+def alembic_where(settings: EnvironmentSettings) -> str:
+    """Where to look about a migration finding: the migrations' directory, else alembic.ini."""
     return settings.database.alembic_dir or settings.database.alembic_ini

@@ -21,6 +21,7 @@ from deploytools.config import EnvironmentSettings
 from deploytools.gate import squawk
 from deploytools.gate.project import Project
 from deploytools.gate.registry import Item, Status, register
+from deploytools.gate.roundtrip import alembic_where
 
 if TYPE_CHECKING:
     from deploytools.db.revisions import Revision
@@ -37,7 +38,7 @@ def check_migrations(project: Project, env: str | None) -> list[Item]:
 
     assert env is not None
     settings = project.settings(env)
-    where = _where(settings)
+    where = alembic_where(settings)
     heads = sorted(script_directory(settings).get_heads())
     if len(heads) > 1:
         return [
@@ -88,7 +89,7 @@ def _squawk(
         reason = v.reviewed_by(revision.reviewed if revision else {})
         status: Status = "pass" if reason else "fail" if settings.production else "warn"
         note = f" [reviewed: {reason}]" if reason else ""
-        where = project.shown(Path(revision.path)) if revision else _where(settings)
+        where = project.shown(Path(revision.path)) if revision else alembic_where(settings)
         items.append(
             Item(env, status, f"revision {v.revision}: squawk {v.rule}: {v.message}{note}", where)
         )
@@ -112,7 +113,3 @@ def check_roundtrip(project: Project, env: str | None) -> list[Item]:
         if settings.compose is not None:
             groups.setdefault(roundtrip.image_key(settings), []).append(settings)
     return [roundtrip.in_image(project, group) for group in groups.values()]
-
-
-def _where(settings: EnvironmentSettings) -> str:
-    return settings.database.alembic_dir or settings.database.alembic_ini
