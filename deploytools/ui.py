@@ -1,11 +1,12 @@
 """Operator output: progress and diagnostics on stderr, results (tables, ``--json``) on stdout.
 
 One ``Ui`` per task run, injected into whatever prints; every string passes the redactor.
-rich is imported when a ``Ui`` is made, not when the module is, so ``invoke --list`` stays fast.
+rich is imported when a ``Ui`` first prints, not with the module: ``invoke --list`` stays fast.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -31,16 +32,35 @@ class Ui:
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
     ) -> None:
-        from rich.console import Console
-
         self.json_mode = json_mode
         self.redact = redactor or Redactor()
-        if err is None:
-            err = Console(file=stderr, stderr=stderr is None, highlight=False)
-            # Piped into a file or a log, a line is never cut at the guessed 80 columns.
-            err.soft_wrap = not err.is_terminal
-        self.err = err
-        self.out = out or Console(file=stdout, highlight=False, soft_wrap=True)
+        self._err, self._out = err, out
+        self._stdout, self._stderr = stdout, stderr
+        self._making = threading.Lock()  # hosts rolled out at once may say their first word
+
+    @property
+    def err(self) -> Console:
+        """Progress and diagnostics; made at the first word, so that a task that writes
+        before it says anything (a kill by card: flags/killcard.py) does so before rich loads."""
+        with self._making:
+            if self._err is None:
+                from rich.console import Console
+
+                err = Console(file=self._stderr, stderr=self._stderr is None, highlight=False)
+                # Piped into a file or a log, a line is never cut at the guessed 80 columns.
+                err.soft_wrap = not err.is_terminal
+                self._err = err
+            return self._err
+
+    @property
+    def out(self) -> Console:
+        """Results: tables, ``--json``, lines a script reads."""
+        with self._making:
+            if self._out is None:
+                from rich.console import Console
+
+                self._out = Console(file=self._stdout, highlight=False, soft_wrap=True)
+            return self._out
 
     def _say(self, text: str, style: str = "") -> None:
         self.err.print(self.redact(text), style=style or None, markup=False, highlight=False)
