@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from deploytools.configpath import DEFAULT_CONFIG, find_config
 from deploytools.errors import OperatorError
 from deploytools.hosts.base import COMMAND_TIMEOUT
 
@@ -52,7 +53,6 @@ REGISTRY_HOST = re.compile(
 REGISTRY_PATH = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 RUN_ONLY = "trust_new_hosts"
 RETIRED = {"parallelism": "rollout.max_parallel"}  # key -> what took its place
-DEFAULT_CONFIG = "config/deploy.toml"
 M = TypeVar("M", bound="BaseModel")
 
 
@@ -586,23 +586,6 @@ def check_env_name(name: str) -> str:
             "use lower-case letters, digits, '-' or '_' (e.g. --env prod)",
         )
     return name
-
-
-def find_config(path: str | Path = DEFAULT_CONFIG, start: Path | None = None) -> Path:
-    """Resolve the config file: absolute, or relative to the cwd or any of its parents."""
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute():
-        bases = [Path("/")]
-    else:
-        here = (start or Path.cwd()).resolve()
-        bases = [here, *here.parents]
-    for base in bases:
-        if (base / candidate).is_file():
-            return (base / candidate).resolve()
-    raise OperatorError(
-        f"config file {path} not found (looked in {(start or Path.cwd())} and its parents)",
-        "run from the project directory or pass --config / set INVOKE_DEPLOYTOOLS_CONFIG",
-    )
 
 
 def read_text(path: Path, *, missing: OperatorError | None = None) -> str:

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from deploytools.commands import compose as cmd
-from deploytools.config import ComposeSettings, EnvironmentSettings, HostSettings
 from deploytools.errors import OperatorError
 from deploytools.hosts.base import Host
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # not imported: a kill by card (flags/killcard.py) must not load pydantic
+    from deploytools.config import ComposeSettings, EnvironmentSettings, HostSettings
     from deploytools.hosts.ssh import SshHost
 
 COMPOSE_ENV_FILE = "compose.env"  # in the environment's state directory, on the compose host

@@ -1,6 +1,6 @@
 """Changes to an environment's flags: worked out first, changing nothing (``plan_*``: what a
 task would do, and bad input refused), then applied to every host (``apply``), journaled
-before and after (who, when, from, to).
+before and after (who, when, from, to: flags/writer.py).
 
 A change names the flags it sets; it is applied to the state as read under the flags lock,
 so a kill made meanwhile is kept unless the change itself sets that flag.
@@ -8,17 +8,15 @@ so a kill made meanwhile is kept unless the change itself sets that flag.
 
 from __future__ import annotations
 
-import getpass
-import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from deploytools.errors import DeployFailure, OperatorError, one_line
-from deploytools.flags import publish, startup
-from deploytools.flags.plan import DEFAULT_PLAN, FlagPlan, load_plan, parse_setting, shown
-from deploytools.flags.state import FlagState
+from deploytools.errors import DeployFailure, OperatorError
+from deploytools.flags import DEFAULT_PLAN, publish, startup
+from deploytools.flags.plan import FlagPlan, load_plan, parse_setting
+from deploytools.flags.state import FlagState, shown
+from deploytools.flags.writer import FlagChange, kill_change, who, write
 from deploytools.site.journal import utc_now
 
 if TYPE_CHECKING:
@@ -27,37 +25,6 @@ if TYPE_CHECKING:
 
 def plan_of(site: Site) -> FlagPlan:
     return load_plan(site.settings.path(DEFAULT_PLAN))
-
-
-def who() -> str:
-    return f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-@dataclass(frozen=True)
-class FlagChange:
-    action: str  # set, stage, kill, restore: the journal's kind is flags.<action>
-    settings: Mapping[str, int]  # flag -> percentage it gets
-    before: FlagState  # as read when the change was planned
-    stage: str | None = None  # the stage it applies (None: set, kill keep the current one)
-    notes: tuple[str, ...] = field(default=())  # said with the plan (a flag skipped, ...)
-
-    def moves(self) -> dict[str, tuple[int | None, int]]:
-        """The flags whose percentage changes: from (None: not set) and to."""
-        found = {}
-        for name, after in self.settings.items():
-            was = self.before.flags.get(name)
-            if was is None or was.percent != after:
-                found[name] = (was.percent if was else None, after)
-        return found
-
-    def describe(self) -> list[str]:
-        lines = [
-            f"{name}: {'not set' if was is None else shown(was)} -> {shown(to)}"
-            for name, (was, to) in self.moves().items()
-        ]
-        if self.stage is not None and self.stage != self.before.stage:
-            lines.append(f"stage: {self.before.stage or 'none'} -> {self.stage}")
-        return lines or ["nothing changes"]
 
 
 def known_flag(plan: FlagPlan, flag: str) -> None:
@@ -136,85 +103,20 @@ def plan_kill(site: Site, flags: list[str]) -> FlagChange:
                 f"flag {flag} has kill_switch = false in {DEFAULT_PLAN}",
                 f"turn it off with `invoke flags.set {flag} off` (under the deploy lock)",
             )
-    names = flags or [name for name, flag in plan.flags.items() if flag.kill_switch]
-    notes = tuple(
-        f"{name}: kill_switch = false, left as it is"
-        for name, flag in plan.flags.items()
-        if not flags and not flag.kill_switch
-    )
-    return FlagChange("kill", dict.fromkeys(names, 0), current, notes=notes)
+    allowed = {name: flag.kill_switch for name, flag in plan.flags.items()}
+    return kill_change(allowed, flags, current)
 
 
 def apply(site: Site, change: FlagChange, *, keep_going: bool = False) -> FlagState:
-    """Write the change to every host, journaled before and after; the state written.
-
-    A host that fails: the others are set back to the state before (the change did not
-    happen, and says so); with ``keep_going`` (a kill) they keep it and the failure names
-    the hosts that did not get it."""
-    by, names, plan = who(), site.host_names, plan_of(site)
+    """Write the change to every host (``writer.write``), then the env file's lines of the
+    flags read at start and their services; a bad env file is refused before anything."""
+    plan = plan_of(site)
     moves = {name: to for name, (_, to) in change.moves().items()}
     if startup.env_lines(plan, moves):
         startup.writable_env_file(site)  # refused before anything changes
-    with publish.flags_lock(site, f"flags.{change.action}"):
-        current = publish.read(site)
-        stage = change.stage or current.stage
-        new = current.changed(change.settings, by=by, at=utc_now(), stage=stage)
-        record = _record(change, current, by)
-        site.journal.append(f"flags.{change.action}", **record, result="started")
-        try:
-            failed = publish.write_all(site, new, names)
-        except BaseException as exc:
-            site.journal.append(
-                f"flags.{change.action}", **record, result="failed", error=one_line(exc)
-            )
-            raise
-        if failed:
-            _failed(site, change, record, current, failed, keep_going)
-        site.journal.append(f"flags.{change.action}", **record, result="ok")
+    new = write(site, change, keep_going=keep_going)
     startup.restart_for(site, plan, moves)
     return new
-
-
-def _failed(
-    site: Site,
-    change: FlagChange,
-    record: dict[str, Any],
-    before: FlagState,
-    failed: dict[str, str],
-    keep_going: bool,
-) -> None:
-    said = "; ".join(f"{name}: {error}" for name, error in failed.items())
-    done = [name for name in site.host_names if name not in failed]
-    if keep_going:
-        problem = f"flags.{change.action} reached {', '.join(done) or 'no host'}, not {said}"
-    else:
-        back = publish.write_all(site, before, done)
-        problem = f"flags.{change.action} not applied: {said}" + (
-            f"; and setting {', '.join(back)} back failed too: {'; '.join(back.values())}"
-            if back
-            else "; the other hosts were set back"
-        )
-    site.journal.append(
-        f"flags.{change.action}",
-        **record,
-        result="failed",
-        error=problem,
-        hosts_failed=list(failed),
-    )
-    raise DeployFailure(
-        problem, f"reach {', '.join(failed)} (invoke hosts.check), then run it again"
-    )
-
-
-def _record(change: FlagChange, current: FlagState, by: str) -> dict[str, Any]:
-    """What the journal says of a change: each flag from and to, the stage, who."""
-    moves = FlagChange(change.action, change.settings, current, change.stage).moves()
-    return {
-        "changes": {name: {"from": was, "to": to} for name, (was, to) in moves.items()},
-        "stage": change.stage or current.stage,
-        "stage_before": current.stage,
-        "by": by,
-    }
 
 
 def restore(site: Site, before: FlagState, applied: FlagState) -> FlagState:

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from deploytools.config import config_problems
 from deploytools.errors import DeployFailure
-from deploytools.flags import readings
-from deploytools.flags.plan import DEFAULT_PLAN, Guard, Stage
+from deploytools.flags import DEFAULT_PLAN, readings
+from deploytools.flags.plan import Guard, Stage
 from deploytools.hosts.forward import reach
 from deploytools.probes.health import (
     Fetch,

@@ -39,10 +39,10 @@ from deploytools.config import (
     validate_model,
 )
 from deploytools.flagclient import env_name
+from deploytools.flags.state import shown
 
 FLAG_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-DEFAULT_PLAN = "config/flags.toml"
 FIX = 'correct these keys (the README\'s "Feature flags" section shows every key)'
 
 
@@ -61,11 +61,6 @@ def parse_setting(value: object) -> int:
     if not 0 <= value <= 100:
         raise ValueError("a percentage must be between 0 and 100")
     return value
-
-
-def shown(percent: int) -> str:
-    """A setting as the operator writes it."""
-    return {0: "off", 100: "on"}.get(percent, f"{percent} %")
 
 
 def _setting(value: Any) -> int:

@@ -11,52 +11,74 @@ computed before a kill, written after it, would bring the killed flag back on so
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from deploytools import targets
 from deploytools.errors import DeployToolsError
 from deploytools.flags import state
 from deploytools.flags.state import FlagState
+from deploytools.hosts.base import Host
 from deploytools.site.lock import DeployLock, Holder, LockHeld
 
 if TYPE_CHECKING:
-    from deploytools.site import Site
+    from deploytools.site.journal import Journal
+    from deploytools.ui import Ui
 
-FLAGS_LOCK = "flags.lock"
 LOCK_WAIT = 15.0  # seconds: another writer holds it only while it writes the files
+T = TypeVar("T")
 
 
-def path_on(site: Site, name: str) -> str:
-    return targets.flags_file(site.settings, site.host(name))
+class FlagSite(Protocol):
+    """What reading and writing the flag state needs of a run: a ``Site``, or the kill
+    card's ``CardSite`` (a kill before the config is loaded)."""
+
+    ui: Ui
+
+    @property
+    def host_names(self) -> list[str]: ...
+
+    @property
+    def primary(self) -> Host: ...
+
+    @property
+    def journal(self) -> Journal: ...
+
+    def host(self, name: str) -> Host: ...
+
+    def on_each(self, names: Sequence[str], work: Callable[[str], T]) -> list[T]: ...
+
+    def flags_file(self, name: str) -> str: ...
+
+    def flags_lock(self) -> DeployLock: ...
 
 
-def read(site: Site) -> FlagState:
+def read(site: FlagSite) -> FlagState:
     """The state of record (the primary's file); no file yet is every flag unset."""
-    return state.read(site.primary, path_on(site, site.host_names[0])) or FlagState()
+    return state.read(site.primary, site.flags_file(site.host_names[0])) or FlagState()
 
 
-def read_each(site: Site) -> dict[str, FlagState | str | None]:
+def read_each(site: FlagSite) -> dict[str, FlagState | str | None]:
     """Every host's file: its state, None when it has none, or why it could not be read."""
 
     def one(name: str) -> FlagState | str | None:
         try:
-            return state.read(site.host(name), path_on(site, name))
+            return state.read(site.host(name), site.flags_file(name))
         except (DeployToolsError, OSError) as exc:
             return _said(exc)
 
     return dict(zip(site.host_names, site.on_each(site.host_names, one), strict=True))
 
 
-def write_all(site: Site, new: FlagState, names: Sequence[str]) -> dict[str, str]:
+def write_all(site: FlagSite, new: FlagState, names: Sequence[str]) -> dict[str, str]:
     """Write ``new`` to the hosts ``names`` at once (each file replaced atomically); the hosts
     that failed, with why (none: all written)."""
 
     def one(name: str) -> str | None:
         host = site.host(name)
         try:
-            host.makedirs(targets.flags_dir(site.settings, host))
-            state.write(host, path_on(site, name), new)
+            path = site.flags_file(name)
+            host.makedirs(path.rpartition("/")[0])
+            state.write(host, path, new)
         except (DeployToolsError, OSError) as exc:
             return _said(exc)
         return None
@@ -66,16 +88,10 @@ def write_all(site: Site, new: FlagState, names: Sequence[str]) -> dict[str, str
 
 
 @contextlib.contextmanager
-def flags_lock(site: Site, command: str) -> Iterator[None]:
+def flags_lock(site: FlagSite, command: str) -> Iterator[None]:
     """Hold the flags lock (waiting up to ``LOCK_WAIT`` s). One left by a writer that died
     is taken over: a half-written change is made whole by the next write to every host."""
-    lock = DeployLock(
-        site.primary,
-        site.state_dir,
-        site.settings.timeouts.command,
-        env=site.settings.name,
-        name=FLAGS_LOCK,
-    )
+    lock = site.flags_lock()
     try:
         try:
             lock.acquire(Holder.me(command), wait=LOCK_WAIT)

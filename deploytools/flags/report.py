@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from deploytools.flags import publish
 from deploytools.flags.change import plan_of
-from deploytools.flags.plan import parse_setting, shown
-from deploytools.flags.state import FlagState
+from deploytools.flags.plan import parse_setting
+from deploytools.flags.state import FlagState, shown
 
 if TYPE_CHECKING:
     from deploytools.site import Site

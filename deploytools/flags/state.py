@@ -53,6 +53,11 @@ class FlagState:
         return replace(self, flags=flags, stage=stage, changed_by=by, changed_at=at)
 
 
+def shown(percent: int) -> str:
+    """A setting as the operator writes it."""
+    return {0: "off", 100: "on"}.get(percent, f"{percent} %")
+
+
 def render(state: FlagState) -> bytes:
     """The flagd JSON document of ``state``."""
     top: dict[str, Any] = {"flagSetId": FLAG_SET_ID}

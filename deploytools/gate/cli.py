@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from deploytools.config import DEFAULT_CONFIG
+from deploytools.configpath import DEFAULT_CONFIG
 from deploytools.errors import OperatorError
 from deploytools.gate import report
 from deploytools.gate.checks import ordered

@@ -15,7 +15,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
-from deploytools.config import EnvironmentSettings, find_config, load_settings, read_deploy_file
+from deploytools.config import EnvironmentSettings, load_settings, read_deploy_file
+from deploytools.configpath import find_config
 from deploytools.env.file import EnvDocument
 from deploytools.errors import OperatorError
 from deploytools.redact import Redactor

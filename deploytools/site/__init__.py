@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from deploytools import targets
 from deploytools.codetree import Archives
-from deploytools.config import check_key_files
 from deploytools.errors import DeployToolsError, OperatorError
 from deploytools.hosts.base import Host
 from deploytools.hosts.local import LocalHost
@@ -90,6 +89,8 @@ class Site:
             if conf is None:
                 raise KeyError(name)
             if not self._hosts:  # every key file, before the first host is reached
+                from deploytools.config import check_key_files
+
                 check_key_files(self.settings)
             self._hosts[name] = self._connect(conf)
         return self._hosts[name]
@@ -181,6 +182,20 @@ class Site:
     @property
     def state_dir(self) -> str:
         return targets.state_dir(self.settings, self.primary)
+
+    def flags_file(self, name: str) -> str:
+        """The flag state (flagd JSON) that the app's processes on host ``name`` read."""
+        return targets.flags_file(self.settings, self.host(name))
+
+    def flags_lock(self) -> DeployLock:
+        """The flags lock, on the primary: it expires after ``timeouts.command``, which is
+        as long as a writer holds it."""
+        from deploytools.site.lock import FLAGS_LOCK, DeployLock
+
+        timeout = self.settings.timeouts.command
+        return DeployLock(
+            self.primary, self.state_dir, timeout, env=self.settings.name, name=FLAGS_LOCK
+        )
 
     @property
     def journal(self) -> Journal:

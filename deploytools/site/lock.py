@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from deploytools.config import EnvironmentSettings
 
 LOCK_DIR = "deploy.lock"
+# Held by flag writers while they write the hosts' state files: not the deploy lock, which a
+# deploy holds for minutes and a kill must not wait for.
+FLAGS_LOCK = "flags.lock"
 HOLDER_FILE = "holder.json"
 POLL_SECONDS = 0.25
 HOLDER_GRACE = 2.0  # how long a run that just created the lock may take to write holder.json

@@ -20,10 +20,8 @@ class KeepFlags:
     name = "keep flags"
 
     def plan(self, ctx: RunContext) -> list[str]:
-        from deploytools.flags.publish import path_on
-
         others = self._others(ctx)
-        where = f"{ctx.site.host_names[0]}:{path_on(ctx.site, ctx.site.host_names[0])}"
+        where = f"{ctx.site.host_names[0]}:{ctx.site.flags_file(ctx.site.host_names[0])}"
         copied = f"copy it to {', '.join(others)}" if others else "record it"
         return [f"read the flag state {where}; {copied}"]
 
@@ -32,7 +30,7 @@ class KeepFlags:
 
         site = ctx.site
         with publish.flags_lock(site, "deploy: keep flags"):
-            current = state.read(site.primary, publish.path_on(site, site.host_names[0]))
+            current = state.read(site.primary, site.flags_file(site.host_names[0]))
             if current is None:
                 return {"flags": "none set: the apps read their FEATURE_* variables"}
             failed = publish.write_all(site, current, self._others(ctx))

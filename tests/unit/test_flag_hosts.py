@@ -16,7 +16,7 @@ from deploytools.errors import DeployFailure
 from deploytools.flags import change, publish
 from deploytools.flags.report import drift
 from deploytools.site import Site
-from deploytools.site.lock import LockHeld
+from deploytools.site.lock import FLAGS_LOCK, LockHeld
 from deploytools.testing import MemoryHost, settings_for
 from deploytools.ui import Ui
 
@@ -57,7 +57,7 @@ def site(tmp_path: Path, hosts: dict[str, Broken]) -> Site:
 
 
 def files(site: Site, hosts: dict[str, Broken]) -> dict[str, bytes | None]:
-    return {n: h.files.get(publish.path_on(site, n)) for n, h in hosts.items()}
+    return {n: h.files.get(site.flags_file(n)) for n, h in hosts.items()}
 
 
 def flag_records(hosts: dict[str, Broken], state: str) -> list[dict[str, object]]:
@@ -129,7 +129,7 @@ def test_the_flags_lock_of_a_writer_that_died_is_taken_over(
     site: Site, hosts: dict[str, Broken], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(publish, "LOCK_WAIT", 0.0)
-    lock = f"{site.state_dir}/{publish.FLAGS_LOCK}"
+    lock = f"{site.state_dir}/{FLAGS_LOCK}"
     holder = {"user": "ann", "machine": os.uname().nodename, "since": 4e9, "command": "flags.set"}
     hosts["web-1"].dirs.add(lock)
     hosts["web-1"].files[f"{lock}/holder.json"] = json.dumps({**holder, "pid": 1}).encode()

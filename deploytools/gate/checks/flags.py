@@ -15,7 +15,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from deploytools.flagclient import env_name
-from deploytools.flags.plan import DEFAULT_PLAN, FlagPlan, load_plan
+from deploytools.flags import DEFAULT_PLAN
+from deploytools.flags.plan import FlagPlan, load_plan
 from deploytools.gate.project import Project
 from deploytools.gate.registry import Item, register
 
