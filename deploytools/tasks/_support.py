@@ -21,6 +21,7 @@ from invoke.exceptions import Exit
 from invoke.parser.argument import Argument
 from invoke.tasks import Task
 
+from deploytools.configpath import DEFAULT_CONFIG
 from deploytools.errors import DeployToolsError, OperatorError
 
 if TYPE_CHECKING:  # pydantic models and rich cost ~0.3 s to import: not for `invoke --list`
@@ -252,15 +253,21 @@ def settings(
     """Load the environment with invoke config layered over the file and ``cli`` over both."""
     from deploytools.config import deep_merge, load_settings
 
-    conf = _plain(c.config.get("deploytools", {}))
+    conf = invoke_settings(c)
     tunables = {key: conf.get(key) for key in ("trust_new_hosts", "rollout", "timeouts")}
     overrides = deep_merge(conf.get("overrides") or {}, tunables)
     return load_settings(
         env_name(c, env),
-        config_path=conf.get("config") or "config/deploy.toml",
+        config_path=conf.get("config") or DEFAULT_CONFIG,
         overrides=overrides,
         cli=cli,
     )
+
+
+def invoke_settings(c: Context) -> dict[str, Any]:
+    """``deploytools.*`` of invoke config (invoke.yaml, INVOKE_DEPLOYTOOLS_*), as plain dicts."""
+    conf: dict[str, Any] = _plain(c.config.get("deploytools", {}))
+    return conf
 
 
 def trusting(trust_new_hosts: bool) -> dict[str, Any]:

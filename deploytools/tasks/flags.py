@@ -4,24 +4,27 @@ file apps read on every host). The work lives in ``deploytools.flags``."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
 from invoke.context import Context
 
-from deploytools.errors import DeployFailure, OperatorError, one_line
+from deploytools.errors import DeployFailure, DeployToolsError, OperatorError, one_line
 from deploytools.tasks._support import (
     DRY_RUN_HELP,
     ENV_HELP,
     JSON_HELP,
     LOCK_WAIT_HELP,
+    env_name,
+    invoke_settings,
     locked,
     open_site,
     task,
 )
 
 if TYPE_CHECKING:
-    from deploytools.flags.change import FlagChange
+    from deploytools.flags.killcard import CardKey
+    from deploytools.flags.writer import FlagChange
     from deploytools.site import Site
     from deploytools.ui import Ui
 
@@ -30,16 +33,15 @@ if TYPE_CHECKING:
 def list_(c: Context, ui: Ui, env: str | None = None, json: bool = False) -> None:
     """Show every flag: its state, the stage applied, who changed it and when; and any host
     whose copy of the state differs from the primary's."""
-    from deploytools.flags.publish import path_on
     from deploytools.flags.report import drift, listing
 
-    with open_site(c, env, ui) as site:
+    with _flags_site(c, env, ui) as site:
         rows, differs = listing(site), drift(site)
         if json:
             ui.emit_json({"flags": rows, "hosts_differing": differs})
             return
         ui.table(
-            f"flags of {site.settings.name} ({path_on(site, site.host_names[0])})",
+            f"flags of {site.settings.name} ({site.flags_file(site.host_names[0])})",
             ["flag", "state", "stage", "changed", "by"],
             [
                 [
@@ -80,7 +82,7 @@ def set_(
     """Set one flag to on, off or a percentage, on every host (apps see it within 0.2 s)."""
     from deploytools.flags.change import plan_set
 
-    with open_site(c, env, ui) as site:
+    with _flags_site(c, env, ui) as site:
         _change(
             site, ui, plan_set(site, name, value), f"flags.set {name} {value}", dry_run, lock_wait
         )
@@ -107,7 +109,7 @@ def stage(
     """Apply a stage of the rollout plan on every host (going back is always allowed)."""
     from deploytools.flags.change import plan_stage
 
-    with open_site(c, env, ui) as site:
+    with _flags_site(c, env, ui) as site:
         change = plan_stage(site, name, force=force)
         _change(site, ui, change, f"flags.stage {name}", dry_run, lock_wait)
 
@@ -120,7 +122,7 @@ def advance(
     current stage set (for cron or CI: nothing to do exits 0, not yet exits 1)."""
     from deploytools.flags.change import plan_advance
 
-    with open_site(c, env, ui) as site:
+    with _flags_site(c, env, ui) as site:
         change = plan_advance(site)
         if change is None:
             ui.result(f"{site.settings.name} is at the plan's last stage: nothing to advance")
@@ -149,16 +151,27 @@ def kill(
 ) -> None:
     """Turn a flag off at once on every host: no guard, and no wait for a deploy's lock
     (apps see it within 0.2 s; a host that cannot be reached is named, the others keep it)."""
-    from deploytools.flags.change import apply, plan_kill
+    from deploytools.flags import killcard, publish
+    from deploytools.flags.writer import kill_change, write
 
     if bool(name) == all:
         raise OperatorError(
             "flags.kill needs one flag name or --all", "pass NAME, or --all for every flag"
         )
-    with open_site(c, env, ui) as site:
-        change = plan_kill(site, [name] if name else [])
-        for note in change.notes:
-            ui.warn(note)
+    flags = [name] if name else []
+    card = None if dry_run else killcard.find(_card_key(c, env), flags)
+    if card is not None:  # the config as the last flags command loaded it: no need to load it
+        here = killcard.CardSite(card, ui)
+        change = kill_change(card.kill_switch, flags, publish.read(here))
+        _notes(ui, change)
+        write(here, change, keep_going=True)
+        _said(ui, change, "killed", success=True)
+        return
+    from deploytools.flags.change import apply, plan_kill
+
+    with _flags_site(c, env, ui) as site:
+        change = plan_kill(site, flags)
+        _notes(ui, change)
         if dry_run:
             _dry_run(site, ui, change, "would kill")
             return
@@ -181,7 +194,7 @@ def history(
     from deploytools.flags.report import changes_said
     from deploytools.flags.report import history as changes
 
-    with open_site(c, env, ui) as site:
+    with _flags_site(c, env, ui) as site:
         rows = changes(site, flag)
         if flag is not None and not rows:
             known_flag(plan_of(site), flag)  # a flag the plan has: it has no change yet
@@ -258,6 +271,26 @@ def _current_stage_holds(site: Site, ui: Ui, stage: str) -> None:
 
 
 @contextmanager
+def _flags_site(c: Context, env: str | None, ui: Ui) -> Iterator[Site]:
+    """``open_site`` for a flags task; when the task has done its work, the environment's
+    kill card is kept (flags/killcard.py): the next kill need not load the config."""
+    from deploytools.flags import killcard
+    from deploytools.flags.change import plan_of
+
+    key = _card_key(c, env)
+    with open_site(c, env, ui) as site:
+        yield site
+        with suppress(DeployToolsError):  # a plan that does not load keeps no card
+            killcard.keep(key, site, plan_of(site))
+
+
+def _card_key(c: Context, env: str | None) -> CardKey | None:
+    from deploytools.flags import killcard
+
+    return killcard.key_of(invoke_settings(c), env_name(c, env))
+
+
+@contextmanager
 def _flag_lock(site: Site, command: str, wait: float) -> Iterator[None]:
     """The deploy lock; another run holding it is a change refused (exit 2, nothing written)."""
     from deploytools.site.lock import LockHeld
@@ -267,6 +300,11 @@ def _flag_lock(site: Site, command: str, wait: float) -> Iterator[None]:
             yield
     except LockHeld as exc:
         raise OperatorError(exc.problem, exc.fix) from None
+
+
+def _notes(ui: Ui, change: FlagChange) -> None:
+    for note in change.notes:
+        ui.warn(note)
 
 
 def _said(ui: Ui, change: FlagChange, verb: str, *, success: bool = False) -> None:

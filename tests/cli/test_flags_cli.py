@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -248,3 +250,70 @@ def test_a_change_while_another_run_holds_the_lock(project: TempProject) -> None
     kill = project.invoke("flags.kill", "new_checkout", "--env", "local")
     assert kill.returncode == 0, kill.output  # a kill does not wait for a deploy
     assert flags_now(project)["new_checkout"] == 0
+
+
+def ok(run: Run) -> None:
+    assert run.returncode == 0, run.output
+
+
+def kill_seeing_modules(project: TempProject, *args: str) -> tuple[Run, set[str]]:
+    """``invoke flags.kill ARGS --env local`` as an operator runs it, and the modules it
+    had imported when it exited."""
+    loaded = project.path / "modules.json"
+    code = (
+        "import atexit, json, runpy, sys\n"
+        f"out = open({str(loaded)!r}, 'w')\n"
+        "atexit.register(lambda: out.write(json.dumps(list(sys.modules))))\n"
+        f"sys.argv = ['invoke', 'flags.kill', *{list(args)!r}, '--env', 'local']\n"
+        "runpy.run_module('invoke', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project.path,
+        env=project.environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    run = Run(done.args, done.returncode, done.stdout, done.stderr)
+    return run, set(json.loads(loaded.read_text()))
+
+
+def test_a_kill_after_a_flags_command_writes_before_loading_the_config(
+    project: TempProject,
+) -> None:
+    """The kill card (flags/killcard.py): the last flags command's view of the environment,
+    used while the config and the plan are byte for byte what it loaded."""
+    ok(project.invoke("flags.set", "new_checkout", "on", "--env", "local"))
+    run, modules = kill_seeing_modules(project, "new_checkout")
+    assert run.returncode == 0 and "killed: new_checkout: on -> off" in run.stderr, run.output
+    assert not {"pydantic", "deploytools.config"} & modules  # rich: for its last line only
+    assert flags_now(project)["new_checkout"] == 0
+    move = {"new_checkout": {"from": 100, "to": 0}}
+    assert [(r["kind"], r["result"], r["changes"]) for r in journal(project)[-2:]] == [
+        ("flags.kill", "started", move),
+        ("flags.kill", "ok", move),
+    ]
+    config = project.file("config/deploy.toml")
+    config.write_text(config.read_text() + "\n# a comment is a change too\n")
+    ok(project.invoke("flags.set", "new_checkout", "on", "--env", "local"))  # keeps a new card
+    config.write_text(config.read_text() + "# and another\n")
+    run, modules = kill_seeing_modules(project, "new_checkout")
+    assert run.returncode == 0 and "killed: new_checkout: on -> off" in run.stderr, run.output
+    assert "deploytools.config" in modules  # no card of this config: validated first
+    ok(project.invoke("flags.set", "new_checkout", "on", "--env", "local"))
+    run, modules = kill_seeing_modules(project, "--all")
+    assert run.returncode == 0 and "deploytools.config" not in modules, run.output
+    assert flags_now(project) == {"new_checkout": 0, "llm_summaries": 0}
+
+
+def test_a_kill_of_a_flag_read_at_start_loads_the_config(project: TempProject) -> None:
+    """Such a kill rewrites the env file and recreates services: not by card."""
+    plan = project.file("config/flags.toml")
+    plan.write_text(plan.read_text().replace('live = ["backend"]\n', 'start = ["backend"]\n', 1))
+    project.write_env("local", "ENVIRONMENT=development\nFEATURE_LLM_SUMMARIES=0\n")
+    ok(project.invoke("flags.list", "--env", "local"))
+    run, modules = kill_seeing_modules(project, "llm_summaries")
+    assert run.returncode == 0, run.output
+    assert "deploytools.config" in modules
+    assert "FEATURE_LLM_SUMMARIES=0" in project.file("config/local.env").read_text()
