@@ -94,9 +94,10 @@ def find(key: CardKey | None, flags: Sequence[str]) -> KillCard | None:
         return None
     try:
         card = KillCard(**json.loads(key.file.read_bytes()))
-    except (OSError, ValueError, TypeError):  # none yet, or not one this version wrote
+        usable = card.digest == key.digest and card.covers(flags)
+    except (OSError, ValueError, TypeError, AttributeError):  # none, or not one we wrote
         return None
-    return card if card.digest == key.digest and card.covers(flags) else None
+    return card if usable else None
 
 
 def keep(key: CardKey | None, site: Site, plan: FlagPlan) -> None:

@@ -87,3 +87,5 @@ def test_a_card_is_used_only_while_current_and_for_live_flags_that_may_be_killed
     assert killcard.find(now, ["a"]) is None
     now.file.write_text(json.dumps({**asdict(card(now.digest)), "format_of_later": 1}))
     assert killcard.find(now, ["a"]) is None
+    now.file.write_text(json.dumps({**asdict(card(now.digest)), "kill_switch": ["a"]}))
+    assert killcard.find(now, ["a"]) is None
