@@ -186,7 +186,9 @@ def test_a_server_that_hangs_fails_the_guard_in_its_request_timeout(app: Guarded
     with pytest.raises(GuardFailed) as caught:
         watch(app.watched(ERRORS, soak=30), quiet(), interval=INTERVAL)
     elapsed = time.monotonic() - began
-    assert REQUEST_TIMEOUT <= elapsed < REQUEST_TIMEOUT + 2.0  # not the app's 120 s
+    # Not the app's 120 s hang, nor the 30 s soak: the margin is for the SSH forward's setup
+    # on a loaded machine (2 s was once missed by 0.08 s), not a speed figure.
+    assert REQUEST_TIMEOUT <= elapsed < REQUEST_TIMEOUT + 15.0
     assert caught.value.breach.reason.startswith("backend GET /metrics: no answer (ReadTimeout")
 
 
