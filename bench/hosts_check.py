@@ -20,14 +20,13 @@ import statistics
 import sys
 import time
 from collections import Counter
-from contextlib import AbstractContextManager, closing
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploytools.config import EnvironmentSettings, HostSettings
 from deploytools.hostcheck import check_hosts
-from tests.support.sshd import CountingSshHost, SshHosts
+from tests.support.sshd import CountingSshHost, SshHosts, counting
 
 COUNTS = (1, 8)
 
@@ -35,15 +34,8 @@ COUNTS = (1, 8)
 def once(settings: EnvironmentSettings, hosts: list[HostSettings]) -> tuple[float, Counter[str]]:
     """One ``check_hosts`` of ``hosts``: its wall time and what each host was asked (mean)."""
     made: list[CountingSshHost] = []
-
-    def connect(conf: HostSettings) -> AbstractContextManager[CountingSshHost]:
-        host = CountingSshHost.from_settings(conf, settings.timeouts)
-        assert isinstance(host, CountingSshHost)
-        made.append(host)
-        return closing(host)
-
     started = time.perf_counter()
-    reports = check_hosts(settings, hosts, connect=connect)
+    reports = check_hosts(settings, hosts, connect=counting(settings.timeouts, made))
     wall = time.perf_counter() - started
     failed = [f"{r.host}: {c.name} {c.detail}" for r in reports for c in r.failed()]
     if failed:

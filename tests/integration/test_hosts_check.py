@@ -10,18 +10,17 @@ import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deploytools.config import EnvironmentSettings, HostSettings
+from deploytools.config import EnvironmentSettings
 from deploytools.hostcheck import check_hosts, check_names
 from tests.support.blackhole import black_hole
 from tests.support.cli import Run, TempProject
 from tests.support.procs import free_port
-from tests.support.sshd import CountingSshHost, SshTarget
+from tests.support.sshd import CountingSshHost, SshTarget, counting
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +173,6 @@ def test_any_task_trusts_a_new_host_through_invoke_config(
     assert len(known.read_text().splitlines()) == 1
 
 
-
 def probed(
     target: SshTarget, runtime: str, root: str | None = None, **keys: Any
 ) -> tuple[dict[str, tuple[bool | None, str]], Counter[str]]:
@@ -187,14 +185,7 @@ def probed(
         **({"compose": {"project_name": "probe"}} if runtime == "compose" else {}), **keys,
     )  # fmt: skip
     made: list[CountingSshHost] = []
-
-    def connect(conf: HostSettings) -> AbstractContextManager[CountingSshHost]:
-        host = CountingSshHost.from_settings(conf, settings.timeouts)
-        assert isinstance(host, CountingSshHost)
-        made.append(host)
-        return closing(host)
-
-    [report] = check_hosts(settings, connect=connect)
+    [report] = check_hosts(settings, connect=counting(settings.timeouts, made))
     assert [c.name for c in report.checks] == check_names(settings)
     return {c.name: (c.ok, c.detail) for c in report.checks}, made[0].counts
 

@@ -18,7 +18,8 @@ import socket
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -77,6 +78,21 @@ class CountingSshHost(SshHost):
     def exists(self, path: str) -> bool:
         self.counts["exists"] += 1
         return super().exists(path)
+
+
+def counting(
+    timeouts: TimeoutSettings, made: list[CountingSshHost]
+) -> Callable[[HostSettings], AbstractContextManager[CountingSshHost]]:
+    """A ``check_hosts`` connector: each host a ``CountingSshHost``, kept in ``made``, closed
+    after its checks."""
+
+    def connect(conf: HostSettings) -> AbstractContextManager[CountingSshHost]:
+        host = CountingSshHost.from_settings(conf, timeouts)
+        assert isinstance(host, CountingSshHost)
+        made.append(host)
+        return contextlib.closing(host)
+
+    return connect
 
 
 class SshHosts:
