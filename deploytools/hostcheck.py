@@ -184,9 +184,9 @@ class _HostRun:
         """Ask the host everything else at once, then read each check from its report; if the
         host stops answering, the check it was at fails and the rest are not checked."""
         compose = self.settings.runtime == "compose"
+        engine_steps = [("docker", self._docker), ("compose", self._compose)]
         steps: list[tuple[str, Callable[[], str]]] = [
-            *([("docker", self._docker), ("compose", self._compose)] if compose else []),
-            *([] if compose else [("python", self._python)]),
+            *(engine_steps if compose else [("python", self._python)]),
             ("disk", self._disk),
             ("clock", self._clock),
             ("write", self._write),
