@@ -4,7 +4,10 @@ Per host, in order (a check whose ground an earlier one took away is not run): r
 (TCP, SSH greeting), host key known, login, then the runtime (compose: the Docker engine and
 compose v2; process: the app's interpreter), free space on the host's ``root``, clock skew
 against this machine, and write access to ``root`` (a temp file made and removed: the only
-trace a check leaves). ``hosts.check`` prints the result; ``check_host`` on a run's own
+trace a check leaves). Two remote commands per host: the login (``true``: its failure tells
+unreachable, key and login refused apart), then one probe for all the others
+(commands/hostcheck.py), whose parts are each bounded by ``timeouts.query``: a hung engine is
+a failed check, not a lost host. ``hosts.check`` prints the result; ``check_host`` on a run's own
 connections is what a deploy calls first, to change nothing anywhere when one fails.
 """
 
@@ -17,10 +20,12 @@ from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploytools.commands import compose as cmd
+from deploytools.commands import fs
+from deploytools.commands import hostcheck as probe
 from deploytools.config import EnvironmentSettings, HostSettings
 from deploytools.errors import (
     CommandError,
+    DeployFailure,
     DeployToolsError,
     HostKeyError,
     OperatorError,
@@ -123,7 +128,9 @@ def check_host(
 
 @dataclass
 class _HostRun:
-    """The checks of one host, each bounded by ``timeouts.query`` (connecting: ``connect``)."""
+    """The checks of one host: the login (``true``, bounded by ``timeouts.query``; connecting:
+    ``connect``), then one probe (commands/hostcheck.py) for all the others, each of its parts
+    bounded by ``timeouts.query``."""
 
     settings: EnvironmentSettings
     conf: HostSettings
@@ -131,37 +138,32 @@ class _HostRun:
     max_skew: float
     clock: Callable[[], float]
     done: list[Check] = field(default_factory=list)
+    parts: dict[str, probe.Part] = field(default_factory=dict)
+    python: str = ""
+    before: float = 0.0  # this machine's time when the probe was sent
+    after: float = 0.0  # and when its answer came
 
     def checks(self) -> list[Check]:
         names = check_names(self.settings)
-        steps: list[tuple[str, Callable[[], str]]] = [
-            ("login", self._login),
-            *self._engine(),
-            ("disk", self._disk),
-            ("clock", self._clock),
-            ("write", self._write),
-        ]
-        for name, step in steps:
-            if not self._run(name, step):
-                break
+        try:
+            self._login()
+        except DeployToolsError as exc:
+            self._connection_lost(exc)
+        else:
+            self._probe()
         said = {c.name for c in self.done}
         return self.done + [Check(n, None, "not checked") for n in names if n not in said]
 
-    def _run(self, name: str, step: Callable[[], str]) -> bool:
-        """Run one check; False when the host cannot be asked anything more."""
-        try:
-            self.done.append(Check(name, True, step()))
-        except _Failed as exc:
-            self.done.append(Check(name, False, str(exc)))
-        except DeployToolsError as exc:
-            return self._connection_lost(name, exc)
-        return True
+    def _login(self) -> None:
+        self.host.run(["true"], timeout=self.settings.timeouts.query)
+        self.done += [
+            self._reachable(),
+            Check("host key", True, "known"),
+            Check("login", True, f"as {self.conf.user}"),
+        ]
 
-    def _connection_lost(self, name: str, exc: DeployToolsError) -> bool:
+    def _connection_lost(self, exc: DeployToolsError) -> None:
         """Sort out what a failure to connect says: unreachable, key, or login refused."""
-        if name != "login":  # the connection went away under a later check
-            self.done.append(Check(name, False, exc.problem))
-            return False
         if isinstance(exc, HostKeyError):
             # With its fix: how to record the key, or check a changed one and replace it.
             said = f"{exc.problem}; {exc.fix}" if exc.fix else exc.problem
@@ -174,62 +176,105 @@ class _HostRun:
             ]
         else:
             self.done.append(Check("reachable", False, exc.problem))
-        return False
-
-    def _query(self, argv: list[str]) -> tuple[int, str]:
-        """Exit code and output of a query; a timeout is a failed check, not a lost host."""
-        try:
-            done = self.host.run(argv, timeout=self.settings.timeouts.query, check=False)
-        except CommandError:  # timed out (check=False: only that raises)
-            limit = self.settings.timeouts.query
-            raise _Failed(f"`{' '.join(argv[:2])}` gave no answer within {limit:g}s") from None
-        return done.returncode, (done.stdout + done.stderr).strip()
-
-    def _login(self) -> str:
-        self.host.run(["true"], timeout=self.settings.timeouts.query)
-        self.done += [self._reachable(), Check("host key", True, "known")]
-        return f"as {self.conf.user}"
 
     def _reachable(self) -> Check:
         return Check("reachable", True, f"{self.conf.address}:{self.conf.port}")
 
-    def _engine(self) -> list[tuple[str, Callable[[], str]]]:
-        if self.settings.runtime == "compose":
-            return [("docker", self._docker), ("compose", self._compose)]
-        return [("python", self._python)]
+    def _probe(self) -> None:
+        """Ask the host everything else at once, then read each check from its report; if the
+        host stops answering, the check it was at fails and the rest are not checked."""
+        compose = self.settings.runtime == "compose"
+        engine_steps = [("docker", self._docker), ("compose", self._compose)]
+        steps: list[tuple[str, Callable[[], str]]] = [
+            *(engine_steps if compose else [("python", self._python)]),
+            ("disk", self._disk),
+            ("clock", self._clock),
+            ("write", self._write),
+        ]
+        try:
+            self.python = "" if compose else self._app_python()
+        except DeployToolsError as exc:  # the connection went away
+            return self._lost_at(steps, exc.problem)
+        engine = "docker" if compose else "python" if self.python else "none"
+        limit = self.settings.timeouts.query
+        self.before = self.clock()
+        try:
+            done = self.host.run(
+                probe.probe(limit, self.conf.root, engine, self.python),
+                timeout=probe.budget(limit),
+                check=False,
+            )
+        except CommandError:  # out of time (check=False: only that raises)
+            return self._lost_at(steps, f"the host gave no answer within {probe.budget(limit):g}s")
+        except DeployToolsError as exc:  # the connection went away
+            return self._lost_at(steps, exc.problem)
+        self.after = self.clock()
+        self.parts = probe.parse(done.stdout)
+        said = {c.name for c in self.done}
+        for name, step in steps:
+            if name in said:  # python: its interpreter could not be found
+                continue
+            try:
+                self.done.append(Check(name, True, step()))
+            except _Failed as exc:
+                self.done.append(Check(name, False, str(exc)))
+
+    def _lost_at(self, steps: list[tuple[str, Callable[[], str]]], problem: str) -> None:
+        said = {c.name for c in self.done}
+        name = next(n for n, _ in steps if n not in said)
+        self.done.append(Check(name, False, problem))
+
+    def _part(self, name: str) -> probe.Part:
+        """What the probe said of ``name``; out of time is a failed check, not a lost host."""
+        part = self.parts.get(name)
+        if part is None:
+            raise _Failed(f"the host's probe said nothing of `{probe.shown(name, self.python)}`")
+        if part.timed_out:
+            limit = self.settings.timeouts.query
+            raise _Failed(f"`{probe.shown(name, self.python)}` gave no answer within {limit:g}s")
+        return part
 
     def _docker(self) -> str:
-        code, out = self._query(cmd.server_version())
-        if code == 127:
+        part = self._part("docker")
+        out = part.output.strip()
+        if part.code == probe.NOT_FOUND:
             raise _Failed("the docker CLI is not installed")
-        if code != 0 or not out:
+        if part.code != 0 or not out:
             raise _Failed(f"the Docker engine does not answer: {_last_line(out)}")
         return f"engine {_last_line(out)}"
 
     def _compose(self) -> str:
-        code, out = self._query(cmd.version())
+        part = self._part("compose")
+        out = part.output.strip()
         major = out.removeprefix("v").split(".")[0]
-        if code != 0 or not major.isdigit() or int(major) < 2:
+        if part.code != 0 or not major.isdigit() or int(major) < 2:
             raise _Failed(f"docker compose v2 is not available: {_last_line(out) or 'no output'}")
         return f"v{out.removeprefix('v')}"
 
-    def _python(self) -> str:
+    def _app_python(self) -> str:
+        """The app's interpreter on the host; "" (and the python check failed) when the
+        configured one is not there."""
         from deploytools.runtime.process import ProcessRuntime
 
         try:
-            python = ProcessRuntime(self.settings, self.host, {}).app_python(None)
+            return ProcessRuntime(self.settings, self.host, {}).app_python(None)
         except OperatorError as exc:
-            raise _Failed(exc.problem) from None
-        code, out = self._query([python, "--version"])
-        if code != 0:
-            raise _Failed(f"{python} does not run: {_last_line(out) or f'exit {code}'}")
-        return f"{python}: {_last_line(out)}"
+            self.done.append(Check("python", False, exc.problem))
+            return ""
+
+    def _python(self) -> str:
+        part = self._part("python")
+        if part.code != 0:
+            said = _last_line(part.output) or f"exit {part.code}"
+            raise _Failed(f"{self.python} does not run: {said}")
+        return f"{self.python}: {_last_line(part.output)}"
 
     def _disk(self) -> str:
-        from deploytools.runtime.base import free_space
-
-        root = self.conf.root
-        free = free_space(self.host, root, self.settings.timeouts.query)
+        root, part = self.conf.root, self.parts.get("df")
+        try:
+            free = fs.parse_free_space(part.output) if part and part.code == 0 else None
+        except DeployFailure:
+            free = None
         need = min_free_mb(self.settings)
         if free is None:
             raise _Failed(f"cannot tell the free space of {root} (does it exist?)")
@@ -239,17 +284,19 @@ class _HostRun:
         return said
 
     def _clock(self) -> str:
-        """The host's time must fall within ``max_skew`` of this machine's while it was asked
-        (between before and after: the round trip is no skew)."""
-        before = self.clock()
-        code, out = self._query(["date", "+%s.%N"])
-        after = self.clock()
-        if code != 0:
-            raise _Failed(f"`date` failed: {_last_line(out)}")
-        try:  # a date without %N (BusyBox) prints it as is: whole seconds then
-            remote = float(out if out.replace(".", "").isdigit() else out.split(".")[0])
-        except ValueError:
-            raise _Failed(f"cannot read the host's time from `date`: {out[:60]!r}") from None
+        """The host's time must fall within ``max_skew`` of this machine's while it was asked:
+        between before and after, less what the probe took on the host (the round trip is no
+        skew)."""
+        start = self._part("start")
+        if start.code != 0:
+            raise _Failed(f"`date` failed: {_last_line(start.output)}")
+        remote = _seconds(start.output)
+        if remote is None:
+            raise _Failed(f"cannot read the host's time from `date`: {start.output.strip()[:60]!r}")
+        end = self.parts.get("end")
+        ended = _seconds(end.output) if end and end.code == 0 else None
+        before, after = self.before, self.after
+        after -= min(max(ended - remote, 0.0) if ended is not None else 0.0, after - before)
         skew = remote - after if remote > after else min(remote - before, 0.0)
         if abs(skew) > self.max_skew:
             ahead = "ahead of" if skew > 0 else "behind"
@@ -259,15 +306,15 @@ class _HostRun:
     def _write(self) -> str:
         """``mktemp`` (0600) then ``rm``: what the system says when it cannot (read-only,
         permission denied, no such directory) is the reason shown."""
-        root = self.conf.root
-        code, out = self._query(["mktemp", "-p", root, ".deploytools-check.XXXXXXXX"])
-        if code != 0:
-            reason = _last_line(out).rpartition(": ")[2] or f"mktemp exited {code}"
+        root, made = self.conf.root, self._part("mktemp")
+        if made.code != 0:
+            reason = _last_line(made.output).rpartition(": ")[2] or f"mktemp exited {made.code}"
             raise _Failed(f"cannot create a file in {root}: {reason}")
-        code, said = self._query(["rm", "-f", "--", _last_line(out)])
-        if code != 0:
-            raise _Failed(f"cannot remove {_last_line(out)}: {_last_line(said)}")
+        removed = self._part("rm")
+        if removed.code != 0:
+            raise _Failed(f"cannot remove {_last_line(made.output)}: {_last_line(removed.output)}")
         return "writable"
+
 
 class _Failed(Exception):
     """A check that failed while the host still answers."""
@@ -281,3 +328,13 @@ def min_free_mb(settings: EnvironmentSettings) -> int:
 
 def _last_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[-1][:200]
+
+
+def _seconds(date: str) -> float | None:
+    """The host's time from ``date +%s.%N``; one without %N (BusyBox) prints it as is: whole
+    seconds then. None when it is not a time."""
+    out = date.strip()
+    try:
+        return float(out if out.replace(".", "").isdigit() else out.split(".")[0])
+    except ValueError:
+        return None

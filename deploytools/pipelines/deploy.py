@@ -8,7 +8,15 @@ from deploytools.pipelines.stages import checks, made, pushed, registry_of, roll
 from deploytools.site import Site
 from deploytools.site.lock import DeployLock
 from deploytools.steps.common import Start, TakeLock, ValidateEnv
-from deploytools.steps.deploy import Backup, Build, LintMigrations, Migrate, Record, Snapshot
+from deploytools.steps.deploy import (
+    Backup,
+    Build,
+    LintMigrations,
+    MakeWheels,
+    Migrate,
+    Record,
+    Snapshot,
+)
 from deploytools.steps.flags import KeepFlags
 from deploytools.steps.hosts import CheckHost, OnHosts
 
@@ -26,9 +34,11 @@ def deploy(
     remote = bool(site.settings.hosts)
     images = remote and site.settings.runtime == "compose"
     registry = images and registry_of(site) is not None
+    wheels = remote and site.settings.runtime == "process" and site.settings.releases.wheels
     steps = deploy_steps(
-        lock, command, lock_wait, dirty, remote=remote, ship_images=images, registry=registry
-    )
+        lock, command, lock_wait, dirty,
+        remote=remote, ship_images=images, registry=registry, wheels=wheels,
+    )  # fmt: skip
     return run("deploy", steps, ctx, lock)
 
 
@@ -41,11 +51,13 @@ def deploy_steps(
     remote: bool = False,
     ship_images: bool = False,
     registry: bool = False,
+    wheels: bool = False,
 ) -> list[Stage]:
     """A deploy's stages, in the order they run (and are planned). ``remote``: the
     environment's hosts, checked first, built on at once, then rolled out to;
     ``ship_images``: built once, on the primary, and shipped to the others (compose);
-    ``registry``: shipped through the registry, pushed once and pulled."""
+    ``registry``: shipped through the registry, pushed once and pulled; ``wheels``: the
+    release's wheels made (``releases.wheels``) for every host before the build ships any."""
     return [
         ValidateEnv(),
         *([OnHosts("check hosts", [CheckHost()], rolling=False)] if remote else []),
@@ -55,6 +67,8 @@ def deploy_steps(
         # directory, which the lint then renders the migrations' SQL in (the app's code and
         # packages are there, not on this machine). A failed build leaves the database alone,
         # and the old code meets the new schema only for the moment between migrate and start.
+        *([OnHosts("make wheels", [MakeWheels()], rolling=False, with_primary=True)]
+          if wheels else []),
         *(pushed() if registry else made(Build(), remote, ship_images)),
         # Under the lock, so the revisions linted are those the migration will apply; before
         # the backup, so a refused migration takes none and changes nothing that runs.

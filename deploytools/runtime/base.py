@@ -124,6 +124,13 @@ class Runtime(Protocol):
         """
         ...
 
+    def prepare_build(self, release: str) -> dict[str, str]:
+        """What ``build(release)`` on this host will need from the control machine, made there
+        before any host receives anything, so that what cannot be made fails the run with
+        nothing shipped anywhere (process: the wheels of ``releases.wheels``); writes nothing
+        on the host. Returns what was made, in words (empty: nothing was needed)."""
+        ...
+
     def has_release(self, release: str) -> bool:
         """``up(release)`` can run without building (a rollback's images are still there)."""
         ...

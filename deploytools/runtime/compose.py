@@ -367,6 +367,10 @@ class ComposeRuntime:
             f"first: free space on Docker's data root >= the images + {self.conf.min_free_mb} MB",
         ]
 
+    def prepare_build(self, release: str) -> dict[str, str]:
+        """Images are built on the host (or the primary), from nothing the controller makes."""
+        return {}
+
     def build(self, release: str, source: Path | None = None) -> dict[str, str]:
         self.check()
         project = self.project

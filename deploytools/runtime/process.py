@@ -53,6 +53,7 @@ from deploytools.runtime.base import (
     free_said,
     free_space,
 )
+from deploytools.runtime.wheels import Wheelhouse
 from deploytools.targets import flags_file, on_host, state_dir
 from deploytools.templating import fill
 
@@ -276,6 +277,8 @@ class ProcessRuntime:
         self._survey: Survey | None = None  # the host's exec limits, asked once per run
         self._pythons: dict[str, str] = {}  # release directory -> the app's interpreter there
         self._surveyed: set[str] = set()
+        # (release, checkout) -> the wheels this host needs: asked before the build ships
+        self._wheels: dict[tuple[str, str], Wheelhouse | None] = {}
 
     def check(self) -> None:
         if not self.commands:
@@ -367,12 +370,39 @@ class ProcessRuntime:
         self.host.write_file(f"{target}/{RELEASE_MARKER}", release.encode(), mode=CODE_FILE)
         return {"code": target, **made}
 
+    def prepare_build(self, release: str) -> dict[str, str]:
+        """``releases.wheels`` on a host that lacks the release's virtualenv: the wheels made
+        now (once per run on the control machine, for every host) and checked against the
+        host's interpreter, before the build stage ships anything to any host."""
+        if not self.settings.releases.wheels or self.host.local or self.archives is None:
+            return {}
+        wheels = self._inputs(self.archives, release, self.settings.root)[2]
+        return {"wheels": f"{len(wheels.wheels)} made"} if wheels else {}
+
+    def _inputs(
+        self, archives: Archives, release: str, checkout: Path
+    ) -> tuple[Path, bytes, Wheelhouse | None]:
+        """The release's archive, its requirements file (empty without ``releases.venv``) and
+        the wheels this host needs (``ReleaseVenvs.wheels_for``: asked once per run)."""
+        from deploytools.codetree import archived_file
+
+        archive = archives.archive(
+            self.control, checkout, release, self.settings.app_dir, self.not_code()
+        )
+        if self.settings.releases.venv is None:
+            return archive, b"", None
+        found = archived_file(archive, self.venvs.requirements)
+        requirements = self.venvs.requirements_of(found, release)
+        key = (release, str(checkout))
+        if key not in self._wheels:
+            self._wheels[key] = self.venvs.wheels_for(archives, self.control, archive, requirements)
+        return archive, requirements, self._wheels[key]
+
     def _ship(self, release: str, checkout: Path) -> dict[str, str]:
         """A host that is not this machine gets the release as one archive (made once per run,
         ``codetree.Archives``), its checksum checked there before it is unpacked, and renamed
         into place only when whole (``runtime.ship``); a host that has it already is left as
         it is."""
-        from deploytools.codetree import archived_file
         from deploytools.runtime.ship import ReleasePlace, ship_release
 
         wants_venv = self.settings.releases.venv is not None
@@ -384,14 +414,7 @@ class ProcessRuntime:
             else contextlib.closing(Archives())
         )
         with store as archives:
-            archive = archives.archive(
-                self.control, checkout, release, self.settings.app_dir, self.not_code()
-            )
-            requirements, wheels = b"", None
-            if wants_venv:
-                found = archived_file(archive, self.venvs.requirements)
-                requirements = self.venvs.requirements_of(found, release)
-                wheels = self.venvs.wheels_for(archives, self.control, archive, requirements)
+            archive, requirements, wheels = self._inputs(archives, release, checkout)
 
             def prepare(code: str) -> None:
                 made.update(self.venvs.provide(release, code, requirements, wheels))

@@ -156,13 +156,16 @@ class RunContext:
 
     @property
     def runtime(self) -> Runtime:
-        """The environment's runtime on this host, made on first use (imports are heavy)."""
+        """The environment's runtime on this host, made on first use (imports are heavy). The
+        site's release archives are its: a process release's archive and wheels are made once
+        per run, whichever host asks first, and the others get the same."""
         if self._runtime is None:
             from deploytools.runtime import runtime_for
 
             self._runtime = runtime_for(
-                self.settings, self.host, self.env_values, control=self.control
-            )
+                self.settings, self.host, self.env_values,
+                control=self.control, archives=self.site.archives,
+            )  # fmt: skip
         return self._runtime
 
 

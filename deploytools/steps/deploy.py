@@ -217,6 +217,26 @@ def restore_backup(ctx: RunContext, backup: str | None, change: str) -> str:
     return backup
 
 
+class MakeWheels:
+    """``releases.wheels``: the release's wheels made on the control machine (once, for every
+    host lacking its virtualenv) and checked against each host's interpreter, in a stage of
+    its own before the build: a requirement that cannot be made into a wheel, or a host that
+    could not install them, fails the deploy before any host receives anything."""
+
+    name = "make wheels"
+
+    def plan(self, ctx: RunContext) -> list[str]:
+        requirements = ctx.settings.releases.venv
+        return [
+            f"if {ctx.host.name} lacks the virtualenv of the release's {requirements}: pip "
+            f"wheel -r {requirements} on the control machine (once for every host), then "
+            f"the wheels' platform checked against {ctx.host.name}'s interpreter"
+        ]
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        return ctx.runtime.prepare_build(ctx.release)
+
+
 class Build:
     name = "build"
 

@@ -1,19 +1,26 @@
 """``invoke hosts.check`` on real sshd hosts (process runtime): one that passes, one behind a
-closed port, one whose key is unknown, one whose root is on a read-only file system."""
+closed port, one whose key is unknown, one whose root is on a read-only file system; and the
+checks of one host through a client that counts its commands: parts of the probe that fail for
+real (no interpreter, no root, an engine that never answers)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from deploytools.config import EnvironmentSettings
+from deploytools.hostcheck import check_hosts, check_names
+from tests.support.blackhole import black_hole
 from tests.support.cli import Run, TempProject
 from tests.support.procs import free_port
-from tests.support.sshd import SshTarget
+from tests.support.sshd import CountingSshHost, SshTarget, counting
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +171,50 @@ def test_any_task_trusts_a_new_host_through_invoke_config(
     assert run.returncode == 0 and "unlocked" in run.stdout, run.output
     assert "newcomer: first connection, recorded its ssh-ed25519 key SHA256:" in run.stderr
     assert len(known.read_text().splitlines()) == 1
+
+
+def probed(
+    target: SshTarget, runtime: str, root: str | None = None, **keys: Any
+) -> tuple[dict[str, tuple[bool | None, str]], Counter[str]]:
+    """``check_hosts`` of one host (``root``: another deploy root; ``keys``: the environment's)
+    through a counting client: each check's (ok, detail), and what the host was asked."""
+    conf = target.host_settings().model_copy(update={"primary": True, "root": root or target.root})
+    settings = EnvironmentSettings(
+        name="probe", env_file="e", env_example="x", runtime=runtime, hosts=[conf],
+        timeouts={"connect": 5, "query": 2},
+        **({"compose": {"project_name": "probe"}} if runtime == "compose" else {}), **keys,
+    )  # fmt: skip
+    made: list[CountingSshHost] = []
+    [report] = check_hosts(settings, connect=counting(settings.timeouts, made))
+    assert [c.name for c in report.checks] == check_names(settings)
+    return {c.name: (c.ok, c.detail) for c in report.checks}, made[0].counts
+
+
+def test_the_probes_parts_that_fail_on_a_real_host_each_fail_their_own_check(
+    good: SshTarget, tmp_path: Path
+) -> None:
+    """The login, then one probe: an interpreter the host lacks, a root that is not there (no
+    df, no temp file); the host's clock is still read."""
+    missing = tmp_path / "no-such-root"
+    said, counts = probed(good, "process", root=str(missing), python="python-nowhere")
+    nowhere = "python-nowhere does not run: python-nowhere: command not found"
+    assert said["python"] == (False, nowhere)
+    assert said["disk"] == (False, f"cannot tell the free space of {missing} (does it exist?)")
+    assert said["write"] == (False, f"cannot create a file in {missing}: No such file or directory")
+    assert said["clock"][0] is True, said
+    assert counts["run"] == 2, counts
+
+
+def test_a_hung_engine_fails_its_check_within_the_query_limit_and_the_rest_is_asked(
+    ssh_hosts: Callable[..., SshTarget],
+) -> None:
+    """The host's docker CLI talks to an engine that accepts and never answers."""
+    with black_hole() as hole:
+        hung = ssh_hosts("check-hung", {"DOCKER_HOST": f"tcp://127.0.0.1:{hole.port}"})
+        said, counts = probed(hung, "compose")
+    assert said["docker"] == (False, "`docker version` gave no answer within 2s")
+    assert said["compose"][0] is True and said["compose"][1].startswith("v2."), said
+    rest = ("reachable", "host key", "login", "disk", "clock", "write")
+    assert [said[n][0] for n in rest] == [True] * len(rest), said
+    assert counts["run"] == 2, counts
+    assert not list(Path(hung.root).glob(".deploytools-check.*"))  # its temp file removed

@@ -17,13 +17,16 @@ import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from deploytools.config import HostSettings, TimeoutSettings
+from deploytools.hosts.base import Result
 from deploytools.hosts.ssh import SshHost
 from tests.support import parts, procs
 from tests.support.require import require
@@ -58,6 +61,38 @@ class SshTarget:
             known_hosts=self.known_hosts,
             root=self.root,
         )
+
+
+class CountingSshHost(SshHost):
+    """An ``SshHost`` that counts what it was asked: ``counts["run"]``, one SSH exec each (an
+    sshd fork and a shell on the host), and ``counts["exists"]``, one SFTP look-up each."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.counts: Counter[str] = Counter()
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> Result:
+        self.counts["run"] += 1
+        return super().run(argv, **kwargs)
+
+    def exists(self, path: str) -> bool:
+        self.counts["exists"] += 1
+        return super().exists(path)
+
+
+def counting(
+    timeouts: TimeoutSettings, made: list[CountingSshHost]
+) -> Callable[[HostSettings], AbstractContextManager[CountingSshHost]]:
+    """A ``check_hosts`` connector: each host a ``CountingSshHost``, kept in ``made``, closed
+    after its checks."""
+
+    def connect(conf: HostSettings) -> AbstractContextManager[CountingSshHost]:
+        host = CountingSshHost.from_settings(conf, timeouts)
+        assert isinstance(host, CountingSshHost)
+        made.append(host)
+        return contextlib.closing(host)
+
+    return connect
 
 
 class SshHosts:

@@ -62,6 +62,31 @@ def test_the_process_runtime_still_builds_on_every_host_at_once() -> None:
     assert "build: build" in names(steps) and "ship images: ship images" not in names(steps)
 
 
+def test_wheels_are_made_for_every_host_before_the_build_ships_to_any() -> None:
+    lock = DeployLock(MemoryHost(), "/s", 60.0, env="t")
+
+    steps = names(deploy_steps(lock, "deploy", 0.0, False, remote=True, wheels=True))
+
+    assert steps[steps.index("snapshot") + 1 : steps.index("lint migrations")] == [
+        "make wheels: make wheels", "build: build",
+    ]  # fmt: skip
+    [stage] = [s for s in deploy_steps(lock, "d", 0.0, False, remote=True, wheels=True)
+               if s.name == "make wheels"]  # fmt: skip
+    assert isinstance(stage, OnHosts) and not stage.rolling and stage.with_primary
+    assert "make wheels: make wheels" not in names(deploy_steps(lock, "d", 0.0, False, remote=True))
+
+
+def test_every_hosts_runtime_shares_the_sites_release_archives(tmp_path: Path) -> None:
+    """A process release's archive and wheels are made once per run, not once per host."""
+    (tmp_path / "t.env").write_text("PORT=8001\n")
+    settings = settings_for(tmp_path, runtime="process", hosts=HOSTS)
+    hosts = {"web-1": MemoryHost("web-1"), "web-2": MemoryHost("web-2")}
+    site = Site(settings, Ui(), control=MemoryHost("control"), connect=lambda h: hosts[h.name])
+    ctx = RunContext(settings, hosts["web-1"], site.ui, site.journal, {}, site)
+    runtimes = [ctx.runtime, ctx.on_host("web-2").runtime]
+    assert [getattr(r, "archives", None) for r in runtimes] == [site.archives] * 2
+
+
 def site_ctx(tmp_path: Path, primary: MemoryHost, other: MemoryHost) -> RunContext:
     if not (tmp_path / "t.env").exists():
         (tmp_path / "t.env").write_text("PORT=8001\n")

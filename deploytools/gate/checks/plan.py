@@ -77,10 +77,12 @@ def _steps(settings: EnvironmentSettings) -> str:
     remote = bool(settings.hosts)
     images = remote and settings.runtime == "compose"
     registry = images and settings.compose is not None and settings.compose.registry is not None
+    wheels = remote and settings.runtime == "process" and settings.releases.wheels
     lock = DeployLock(LocalHost(), settings.state_dir, settings.timeouts.lock_ttl, env="-")
     stages = deploy_steps(
-        lock, "deploy", 0.0, False, remote=remote, ship_images=images, registry=registry
-    )
+        lock, "deploy", 0.0, False,
+        remote=remote, ship_images=images, registry=registry, wheels=wheels,
+    )  # fmt: skip
     said = []
     for stage in stages:
         if isinstance(stage, OnHosts):

@@ -2,7 +2,8 @@
 any package index: a real sshd host whose sessions see only a dead index (``SetEnv``), the
 control machine making the wheels from local find-links (no network either).
 
-The trial-shaped ``shop`` (tests/support/hostsite.py) on one host, its service answering with
+The trial-shaped ``shop`` (tests/support/hostsite.py) on one host (two for the wheels that
+must stop every host's build), its service answering with
 the version of ``shopdep`` it imports and the ``sys.prefix`` it runs on; its migration runs in
 the release's virtualenv too (alembic, SQLAlchemy and psycopg from the example's wheelhouse).
 Each test writes a requirements file of its own (a comment makes its digest unique), so that
@@ -74,9 +75,9 @@ class WheelSite:
         )
         self.site.commit(f"requires {requirement}")
 
-    def deploy(self) -> Run:
+    def deploy(self, *args: str) -> Run:
         return self.site.project.invoke(
-            "deploy", "--env", ENV, env=self.control_env, timeout=DEPLOY_TIMEOUT
+            "deploy", "--env", ENV, *args, env=self.control_env, timeout=DEPLOY_TIMEOUT
         )
 
     def served(self) -> dict[str, Any]:
@@ -95,19 +96,31 @@ class WheelSite:
         return sorted(p.name for p in (self.site.state(HOST) / "venvs").iterdir())
 
 
-@pytest.fixture(scope="module")
-def shop(
-    ssh_hosts: Callable[..., SshTarget],
-    postgres_server: PostgresServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[WheelSite]:
-    wheelhouse = tmp_path_factory.mktemp("shopdep")
-    for version in ("1", "2"):
-        make_wheel(wheelhouse, "shopdep", version, {"shopdep/__init__.py": f"VALUE = {version}\n"})
-    offline = lambda name: ssh_hosts(name, NO_INDEX)  # noqa: E731
-    with host_site((HOST,), offline, postgres_server, tmp_path_factory) as site:
-        site.project.file("shop/__main__.py").write_text(SERVICE)
-        yield WheelSite(site, wheelhouse)
+def wheel_site(names: tuple[str, ...]) -> Any:
+    """A module's fixture: the shop over offline hosts ``names`` (the first the primary),
+    shopdep 1 and 2 in the control machine's find-links."""
+
+    @pytest.fixture(scope="module")
+    def fixture(
+        ssh_hosts: Callable[..., SshTarget],
+        postgres_server: PostgresServer,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[WheelSite]:
+        wheelhouse = tmp_path_factory.mktemp("shopdep")
+        for version in ("1", "2"):
+            make_wheel(
+                wheelhouse, "shopdep", version, {"shopdep/__init__.py": f"VALUE = {version}\n"}
+            )
+        offline = lambda name: ssh_hosts(name, NO_INDEX)  # noqa: E731
+        with host_site(names, offline, postgres_server, tmp_path_factory) as site:
+            site.project.file("shop/__main__.py").write_text(SERVICE)
+            yield WheelSite(site, wheelhouse)
+
+    return fixture
+
+
+shop = wheel_site((HOST,))
+pair = wheel_site(("wheels-a", "wheels-b"))  # wheels-a the primary
 
 
 def test_a_host_without_an_index_cannot_make_the_virtualenv_itself(shop: WheelSite) -> None:
@@ -186,3 +199,30 @@ def test_bad_wheels_settings_are_refused(
     assert said in run.output and "releases" in run.output and "wheels" in run.output
     assert "Traceback" not in run.output
     assert shop.site.roots() == before
+
+
+def test_wheels_that_cannot_be_made_stop_the_deploy_before_any_host_receives_the_release(
+    pair: WheelSite,
+) -> None:
+    """wheels-a has the virtualenv of these requirements (it needs no wheels), wheels-b does
+    not; then the control machine can no longer make them (its find-links lost shopdep):
+    neither host gets the release, not even the one that needed nothing."""
+    pair.configure({"venv": "requirements.txt", "wheels": True})
+    pair.commit("shopdep==1")
+    first = pair.deploy("--hosts", "wheels-a")
+    assert first.returncode == 0, first.output
+    releases = {name: pair.site.state(name) / "releases" for name in pair.site.names}
+    before = {name: sorted(p.name for p in path.glob("*")) for name, path in releases.items()}
+    pair.site.commit("other code, the same requirements")
+    pair.control_env["PIP_FIND_LINKS"] = str(EXAMPLE_WHEELS)  # no shopdep any more
+
+    run = pair.deploy()
+
+    assert run.returncode == 1, run.output
+    assert "cannot make the wheels of requirements.txt on the control machine" in run.output
+    assert "No matching distribution found for shopdep==1" in run.output
+    assert "Traceback" not in run.output
+    after = {name: sorted(p.name for p in path.glob("*")) for name, path in releases.items()}
+    assert after == before, run.output
+    assert not [e for e in pair.site.since_last_deploy()
+                if e["kind"] == "host.step.start" and e["step"] == "build"]  # fmt: skip
