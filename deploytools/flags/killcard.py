@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -115,11 +114,9 @@ def keep(key: CardKey | None, site: Site, plan: FlagPlan) -> None:
         kill_switch={name: flag.kill_switch for name, flag in plan.flags.items()},
         live_only=[name for name, flag in plan.flags.items() if not flag.start],
     )
-    try:
-        key.file.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=key.file.parent, delete=False) as out:
-            json.dump(asdict(card), out)
-        os.replace(out.name, key.file)
+    try:  # the control machine's atomic write: a failed one leaves no temp file behind
+        site.control.makedirs(str(key.file.parent))
+        site.control.write_file(str(key.file), json.dumps(asdict(card)).encode(), mode=0o600)
     except OSError:
         return
 

@@ -159,7 +159,8 @@ def kill(
             "flags.kill needs one flag name or --all", "pass NAME, or --all for every flag"
         )
     flags = [name] if name else []
-    card = None if dry_run else killcard.find(_card_key(c, env), flags)
+    key = _card_key(c, env)
+    card = None if dry_run else killcard.find(key, flags)
     if card is not None:  # the config as the last flags command loaded it: no need to load it
         here = killcard.CardSite(card, ui)
         change = kill_change(card.kill_switch, flags, publish.read(here))
@@ -169,7 +170,7 @@ def kill(
         return
     from deploytools.flags.change import apply, plan_kill
 
-    with _flags_site(c, env, ui) as site:
+    with _flags_site(c, env, ui, key) as site:
         change = plan_kill(site, flags)
         _notes(ui, change)
         if dry_run:
@@ -271,13 +272,14 @@ def _current_stage_holds(site: Site, ui: Ui, stage: str) -> None:
 
 
 @contextmanager
-def _flags_site(c: Context, env: str | None, ui: Ui) -> Iterator[Site]:
+def _flags_site(c: Context, env: str | None, ui: Ui, key: CardKey | None = None) -> Iterator[Site]:
     """``open_site`` for a flags task; when the task has done its work, the environment's
-    kill card is kept (flags/killcard.py): the next kill need not load the config."""
+    kill card is kept (flags/killcard.py): the next kill need not load the config. ``key``:
+    the card's key if the task has it already (a kill that found no card)."""
     from deploytools.flags import killcard
     from deploytools.flags.change import plan_of
 
-    key = _card_key(c, env)
+    key = key or _card_key(c, env)
     with open_site(c, env, ui) as site:
         yield site
         with suppress(DeployToolsError):  # a plan that does not load keeps no card
