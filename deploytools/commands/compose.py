@@ -110,6 +110,20 @@ def containers(project_name: str, docker: str = "docker") -> Argv:
     return [docker, "ps", "--all", "--filter", label, "--format", "{{json .}}"]
 
 
+def dead_containers(project_name: str, docker: str = "docker") -> Argv:
+    """``<id> <service>`` of each container of the project that the engine holds as dead or
+    as being removed (the state a removal that failed half-way leaves)."""
+    label = f"label=com.docker.compose.project={project_name}"
+    fields = '{{.ID}} {{.Label "com.docker.compose.service"}}'
+    states = ["--filter", "status=dead", "--filter", "status=removing"]  # either (one key: or)
+    return [docker, "ps", "--all", "--filter", label, *states, "--format", fields]
+
+
+def remove_containers(ids: Sequence[str], docker: str = "docker") -> Argv:
+    """Remove the containers; their volumes stay (no ``--volumes``)."""
+    return [docker, "rm", "--force", *ids]
+
+
 def logs(project: Project, service: str, *, tail: int = 50) -> Argv:
     return [*project.base(), "logs", "--no-color", "--tail", str(tail), service]
 

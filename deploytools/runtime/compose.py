@@ -400,6 +400,7 @@ class ComposeRuntime:
                 f"build them: invoke stack.build --env {self.settings.name} --release {release}",
             )
         self._check_room(release, services)
+        self._remove_dead(services)
         try:
             self._run(cmd.up(self._labelled(), services), release=release)
         except CommandError as exc:
@@ -438,6 +439,25 @@ class ComposeRuntime:
                 f"free space in {root} (docker image prune, docker builder prune, old logs), "
                 f"or lower environments.{self.settings.name}.compose.min_free_mb",
             )
+
+    def _remove_dead(self, services: Sequence[str]) -> None:
+        """Remove the dead containers of the services to start, which compose cannot start,
+        stop or replace ("container is marked for removal and cannot be started").
+
+        A removal that failed half-way (its file system busy) leaves a container "removing"
+        for good, and one interrupted by the engine stopping (while compose replaced it) comes
+        back "dead": until it is gone every ``up`` of its service fails, an undo's and a
+        rollback's included. Such a container runs nothing and is never started again:
+        removing it (its volumes kept) loses nothing, and a removal that still fails says why
+        in Docker's words.
+        """
+        found = self._query(cmd.dead_containers(self.project.name, self.docker)).stdout
+        wanted = set(services or self.services())
+        dead = [
+            i for i, _, name in (row.partition(" ") for row in found.splitlines()) if name in wanted
+        ]
+        if dead:
+            self._run(cmd.remove_containers(dead, self.docker))
 
     def _images_of(self, services: Sequence[str], release: str) -> list[str]:
         """The images ``services`` run on ``release`` (a release's own tag put in)."""

@@ -39,6 +39,7 @@ class FakeDocker(MemoryHost):
         self.answers = answers
         self.envs: list[dict[str, str]] = []
         self.ps = json.dumps(PS_ROWS)
+        self.dead: dict[str, str] = {}  # container id -> service, as the engine holds them dead
         self.config: dict[str, Any] = {
             "services": {
                 "backend": {"image": "exampleapp:${RELEASE_ID}"},
@@ -86,6 +87,8 @@ class FakeDocker(MemoryHost):
             release = self.envs[-1].get("RELEASE_ID", "dev")
             config = json.dumps(self.config).replace("${RELEASE_ID}", release)
             return self.answers.get("config", (0, config))
+        if "status=dead" in argv:  # docker ps of the dead (or removing): "<id> <service>"
+            return 0, "".join(f"{i} {service}\n" for i, service in self.dead.items())
         if argv[1] == "ps":  # docker ps: the project's containers by label, "Names"
             rows = [{**r, "Names": r.get("Name")} for r in parse_ps(self.ps)]
             return 0, "\n".join(json.dumps(r) for r in rows)
@@ -290,7 +293,7 @@ def test_compose_reads_a_private_copy_of_the_env_file_that_keeps_its_values(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host = FakeDocker()
-    source = b"A=abc$def\nB=\"it's $$\"\nC=\"x\\\"y\"\nD\n"
+    source = b'A=abc$def\nB="it\'s $$"\nC="x\\"y"\nD\n'
     host.files[ENV_FILE] = source
     rt = runtime(tmp_path, host)
     rt.check()
@@ -473,6 +476,32 @@ def test_up_that_a_failed_one_shot_stopped_names_it_with_its_log(tmp_path: Path)
     assert "last 20 log lines of backend:\n    backend line 10\n" in text
     assert text.endswith("backend line 29")
     assert "invoke stack.logs --env t --service backend" in failure.value.fix
+
+
+def test_dead_containers_of_the_services_to_start_are_removed_before_compose_runs(
+    tmp_path: Path,
+) -> None:
+    """An engine stopped during a replace leaves the old container dead: compose cannot start,
+    stop or replace it, so ``up`` removes it first (volumes kept), and only for its services."""
+    host = FakeDocker()
+    host.dead = {"d0000000000a": "backend", "d0000000000b": "celery-worker"}
+    rt = runtime(tmp_path, host)
+    rt.up("r1", ["backend"])
+    removed = [c for c in host.commands if c[1] == "rm"]
+    assert removed == [["docker", "rm", "--force", "d0000000000a"]]
+    assert host.commands.index(removed[0]) < next(
+        i for i, c in enumerate(host.commands) if "up" in c
+    )
+    rt.up("r1")
+    assert [c for c in host.commands if c[1] == "rm"][1:] == [
+        ["docker", "rm", "--force", "d0000000000a", "d0000000000b"]
+    ]
+
+
+def test_up_with_no_dead_container_removes_nothing(tmp_path: Path) -> None:
+    host = FakeDocker()
+    runtime(tmp_path, host).up("r1")
+    assert not [c for c in host.commands if c[1] == "rm"]
 
 
 def test_up_that_fails_otherwise_keeps_composes_words(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ test here is mostly the engine's own start and stop.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -202,3 +203,42 @@ def test_a_worker_that_dies_of_a_full_disk_is_said_to(
     ) in said
     assert "MB free; the full one is a volume or tmpfs the service writes to)" in said
     assert site.serves() == v1
+
+
+def stuck_in_removal(engine: ExtraEngine, container: str) -> None:
+    """Make a removal of ``container`` fail half-way, as a busy file system does: the engine
+    keeps it "removing" (and "dead" once restarted); the cause is then gone."""
+    upper = engine.check("inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", container)
+    pinned = Path(upper.strip()) / "pinned"
+    pinned.write_text("busy")
+    subprocess.run(["chattr", "+i", str(pinned)], check=True, timeout=30)
+    try:
+        removal = engine.docker("rm", "--force", container)
+        assert removal.returncode != 0 and "operation not permitted" in removal.stderr
+    finally:
+        subprocess.run(["chattr", "-i", str(pinned)], check=True, timeout=30)
+
+
+def test_a_container_stuck_in_removal_is_removed_before_the_start_also_after_a_restart(
+    engine: ExtraEngine, tmp_path: Path
+) -> None:
+    """A removal that failed half-way leaves the release's own container "removing", and an
+    engine restart makes it "dead": compose would start that container again (its config is
+    the one wanted) and fail ("marked for removal"); a rollback to the release removes it first
+    and serves, in both states."""
+    site = TinySite(tmp_path / "app", engine)
+    v1 = site.deployed()
+    running = {service: (f"{site.image}:{v1}", "running") for service in ("web", "worker")}
+    for restart in (False, True):
+        stuck_in_removal(engine, site.containers()["web"][2])
+        if restart:
+            engine.terminate()
+            engine.wait_stopped()
+            engine.start()
+        assert site.containers()["web"][1] == ("dead" if restart else "removing")
+
+        back = site.cli("rollback", "--env", ENV, "--tag", v1)
+
+        assert back.returncode == 0, back.output
+        assert site.serves() == v1
+        assert {s: c[:2] for s, c in site.containers().items()} == running
