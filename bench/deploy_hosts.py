@@ -14,7 +14,9 @@ each of its stages as the journal's ``step.done`` records says (check hosts, bui
 waited for: git, ...; not the hosts' sshd, shells and services). Every simulated host is this
 machine, so the hosts' own work (unpacking, starting Python services, answering probes) shares
 its 2 cores: the wall time grows with hosts where real hosts would each bring their own CPU;
-the controller's CPU per host is what would still grow. The cases run interleaved, in a
+the controller's CPU per host is what would still grow. The hosts' sessions do not run this
+machine's root ~/.bashrc (``pyenv init``: 0.2 s of CPU per remote command; see
+tests/support/sshd.py), as a server's non-interactive sessions usually do not. The cases run interleaved, in a
 rotating order, so that a slow spell of the machine hits all of them; each figure is the
 median of ``--runs``, and "x N=1" is the median of the run-by-run ratios to the 1-host deploy
 of the same round. Target: 8 hosts within 1.3 x
