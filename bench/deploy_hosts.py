@@ -16,12 +16,12 @@ machine, so the hosts' own work (unpacking, starting Python services, answering 
 its 2 cores: the wall time grows with hosts where real hosts would each bring their own CPU;
 the controller's CPU per host is what would still grow. The hosts' sessions do not run this
 machine's root ~/.bashrc (``pyenv init``: 0.2 s of CPU per remote command; see
-tests/support/sshd.py), as a server's non-interactive sessions usually do not. The cases run interleaved, in a
-rotating order, so that a slow spell of the machine hits all of them; each figure is the
-median of ``--runs``, and "x N=1" is the median of the run-by-run ratios to the 1-host deploy
-of the same round. Target: 8 hosts within 1.3 x
-one host. Run as root after ``python tests/provision.py``:
-``.venv/bin/python bench/deploy_hosts.py [--runs N]`` (N=3: about 5 min on 2 cores).
+tests/support/sshd.py), as a server's non-interactive sessions usually do not. The cases run
+interleaved, in a rotating order, so that a slow spell of the machine hits all of them; each
+figure is the median of ``--runs``, and "x N=1" is the median of the run-by-run ratios to the
+1-host deploy of the same round. Target: 8 hosts within 1.3 x one host. Run as root after
+``python tests/provision.py``: ``.venv/bin/python bench/deploy_hosts.py [--runs N]
+[--cases n1,n8]`` (N=3, every case: about 5 min on 2 cores).
 """
 
 from __future__ import annotations
@@ -148,7 +148,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="deploys per case (default 3)")
     parser.add_argument("--settle", type=float, default=1.0, help="pause before each (s)")
+    names = [env for env, _, _ in CASES]
+    parser.add_argument(
+        "--cases", default=",".join(names), help=f"which, comma-separated (default {names})"
+    )
     args = parser.parse_args()
+    chosen = [c for c in CASES if c[0] in args.cases.split(",")]
+    if not chosen or chosen[0][0] != "n1":
+        parser.error(f"--cases: n1 (the figure the others are compared to), then any of {names}")
     began, load = time.perf_counter(), os.getloadavg()[0]
     with ExitStack() as stack:
         hosts = stack.enter_context(SshHosts())
@@ -156,7 +163,7 @@ def main() -> None:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="deploytools-bench-")))
         cases = [
             Case(env, [hosts.make(f"{env}-{i}") for i in range(1, count + 1)], batch)
-            for env, count, batch in CASES
+            for env, count, batch in chosen
         ]
         env_files: dict[str, str] = {}
         for case in cases:
@@ -184,7 +191,8 @@ def main() -> None:
         f"{(time.perf_counter() - began) / 60:.1f} min"
     )
     report(cases)
-    print(f"\nrerun (as root, venv python): python bench/deploy_hosts.py --runs {args.runs}")
+    rerun = f"python bench/deploy_hosts.py --runs {args.runs} --cases {args.cases}"
+    print(f"\nrerun (as root, venv python): {rerun}")
 
 
 if __name__ == "__main__":
