@@ -41,7 +41,7 @@ class Journal:
         self.path = f"{directory}/{file}"
         self.redact = redactor or Redactor()
         self.damaged = 0  # lines of the last read that were not a record
-        self._ignored = False  # the directory's .gitignore is known to be there
+        self._ready = False  # the directory and its .gitignore are known to be there
         # Hosts rolled out at once journal from their threads: one line at a time.
         self._writing = threading.Lock()
 
@@ -53,10 +53,10 @@ class Journal:
         record = self.redact.data(record)
         line = self.redact.dumps(record, sort_keys=True) + "\n"
         with self._writing:
-            self.host.makedirs(self.directory)
-            if not self._ignored:  # once per run, not per record (a round trip over SSH)
+            if not self._ready:  # once per run, not per record (round trips over SSH)
+                self.host.makedirs(self.directory)
                 keep_out_of_git(self.host, self.directory)
-                self._ignored = True
+                self._ready = True
             self.host.append_file(self.path, line.encode())
         return dict(record)
 

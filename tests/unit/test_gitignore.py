@@ -29,3 +29,21 @@ def test_the_backup_directory_is_ignored_and_its_mark_is_no_leftover() -> None:
     assert db.list_backups(settings(), host).leftovers == []
     db.prune(settings(retention=1), host, quiet_ui(), journal_for(settings(retention=1), host))
     assert host.listdir(BACKUPS) == [".gitignore"]
+
+
+def test_a_journal_makes_its_directory_once_per_run_not_per_record() -> None:
+    """Each look at the directory is a round trip when the journal is on an SSH host."""
+
+    class Counting(MemoryHost):
+        made = 0
+
+        def makedirs(self, path: str, mode: int = 0o755) -> None:
+            self.made += 1
+            super().makedirs(path, mode)
+
+    host = Counting()
+    journal = Journal(host, "/app/.deploytools/prod")
+    for step in ("lock", "backup", "migrate"):
+        journal.append("step.start", step=step)
+    assert host.made == 1
+    assert [r["step"] for r in journal.records()] == ["lock", "backup", "migrate"]
