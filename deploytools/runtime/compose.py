@@ -441,12 +441,13 @@ class ComposeRuntime:
             )
 
     def _remove_dead(self, services: Sequence[str]) -> None:
-        """Remove the dead containers of the services to start, which compose cannot start,
-        stop or replace ("container is marked for removal and cannot be started").
+        """Remove the dead containers of the services to start: compose starts such a
+        container again when its config is the one wanted, and fails ("container is marked
+        for removal and cannot be started").
 
         A removal that failed half-way (its file system busy) leaves a container "removing"
         for good, and one interrupted by the engine stopping (while compose replaced it) comes
-        back "dead": until it is gone every ``up`` of its service fails, an undo's and a
+        back "dead": until it is gone an ``up`` to its release fails, an undo's and a
         rollback's included. Such a container runs nothing and is never started again:
         removing it (its volumes kept) loses nothing, and a removal that still fails says why
         in Docker's words.
