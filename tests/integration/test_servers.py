@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.docker_engine import DockerEngine
-from tests.support.postgres_server import PostgresServer
+from tests.support.postgres_server import PostgresServer, mixed_password
 from tests.support.redis_server import RedisServer
 from tests.support.sshd import SshTarget
 
@@ -49,6 +49,17 @@ def test_postgres_refuses_a_wrong_password(postgres_server: PostgresServer) -> N
     wrong = postgres_server.url("postgres").replace(postgres_server.password, "not-it")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(wrong, connect_timeout=5)
+
+
+def test_postgres_passwords_pass_the_examples_strength_rule_every_time() -> None:
+    """Tests put the server's password in the example's env files, whose rule wants 24
+    characters of three kinds: a random draw must never miss (CI once drew one that did)."""
+    from deploytools.env.check import character_classes
+
+    drawn = [mixed_password() for _ in range(2000)]
+    assert min(character_classes(p) for p in drawn) == 4
+    assert min(len(p) for p in drawn) >= 24
+    assert len(set(drawn)) == len(drawn)
 
 
 def test_redis_goes_away_and_comes_back(redis_server: RedisServer) -> None:
