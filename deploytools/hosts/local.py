@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +27,10 @@ from deploytools.hosts.base import (
 )
 
 STOP_GRACE = 3.0  # seconds between asking a command to stop and killing it
+# A new private file, as tempfile.mkstemp opens one (binary on Windows, no symlink followed).
+NEW_TEMP_FLAGS = (
+    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+)
 
 
 class LocalHost:
@@ -176,8 +181,11 @@ class LocalHost:
         target = Path(path)
         if mode is None and target.exists():
             mode = target.stat().st_mode & 0o7777
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        # The temp name is known before the file exists, so that a signal raised the moment
+        # it is created (one that arrived during the open) still finds it to remove.
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
         try:
+            fd = os.open(tmp, NEW_TEMP_FLAGS, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -186,7 +194,7 @@ class LocalHost:
                 os.chmod(tmp, mode)
             os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def append_file(self, path: str, data: bytes) -> None:
