@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from deploytools.commands import git
@@ -22,9 +23,16 @@ class Snapshot:
     dirty: bool
 
 
-def release_tag(env: str, short_sha: str, when: datetime | None = None) -> str:
-    stamp = (when or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"release-{env}-{stamp}-{short_sha}"
+def release_tag(
+    env: str, short_sha: str, when: datetime | None = None, taken: Collection[str] = ()
+) -> str:
+    """The release's name, by the second; a name already ``taken`` (the same commit deployed
+    again within its second: a quick failed run retried, a plan right after a deploy) moves
+    to the next free second, so that a release is never confused with another."""
+    at = when or datetime.now(UTC)
+    while (tag := f"release-{env}-{at:%Y%m%dT%H%M%SZ}-{short_sha}") in taken:
+        at += timedelta(seconds=1)
+    return tag
 
 
 def looks_like_release(env: str, name: str) -> bool:
@@ -33,8 +41,11 @@ def looks_like_release(env: str, name: str) -> bool:
     return name.startswith(f"release-{env}-")
 
 
-def take_snapshot(host: Host, repo: str, env: str, *, allow_dirty: bool) -> Snapshot:
-    """Name the release after HEAD; refuse uncommitted changes unless allowed."""
+def take_snapshot(
+    host: Host, repo: str, env: str, *, allow_dirty: bool, taken: Collection[str] = ()
+) -> Snapshot:
+    """Name the release after HEAD, with a name no git tag and none of ``taken`` (the
+    journal's releases, failed ones included) has; refuse uncommitted changes unless allowed."""
     try:
         sha = host.run(git.rev_parse(), cwd=repo).stdout.strip()
         short = host.run(git.rev_parse(short=True), cwd=repo).stdout.strip()
@@ -49,7 +60,8 @@ def take_snapshot(host: Host, repo: str, env: str, *, allow_dirty: bool) -> Snap
             f"the working tree at {repo} has uncommitted changes",
             "commit or stash them, or pass --allow-dirty (the release then records dirty=true)",
         )
-    return Snapshot(sha, short, release_tag(env, short), dirty)
+    tagged = host.run(git.tags(f"release-{env}-*"), cwd=repo).stdout.split()
+    return Snapshot(sha, short, release_tag(env, short, taken={*taken, *tagged}), dirty)
 
 
 def check_tag_name(host: Host, repo: str, tag: str) -> str:

@@ -26,6 +26,10 @@ def tag(name: str, sha: str) -> Argv:
     return ["git", "tag", name, sha]
 
 
+def tags(pattern: str) -> Argv:
+    return ["git", "tag", "--list", pattern]
+
+
 def tag_exists(name: str) -> Argv:
     return ["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{name}"]
 

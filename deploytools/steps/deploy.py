@@ -15,6 +15,7 @@ from deploytools.steps.base import RunContext
 
 if TYPE_CHECKING:
     from deploytools.db.lint import LintReport
+    from deploytools.release import Snapshot as Named
 
 
 class LintMigrations:
@@ -87,11 +88,16 @@ class Snapshot:
         self.lock = lock
         self.allow_dirty = allow_dirty
 
+    def _take(self, ctx: RunContext) -> Named:
+        taken = {str(r.get("tag")) for r in ctx.journal.releases()}
+        root = str(ctx.settings.root)
+        return take_snapshot(
+            ctx.control, root, ctx.settings.name, allow_dirty=self.allow_dirty, taken=taken
+        )
+
     def plan(self, ctx: RunContext) -> list[str]:
         """Reads git (nothing changes) so the later steps' plans show the real release tag."""
-        snap = take_snapshot(
-            ctx.control, str(ctx.settings.root), ctx.settings.name, allow_dirty=self.allow_dirty
-        )
+        snap = self._take(ctx)
         ctx.release = snap.tag
         return [
             " ".join(git.rev_parse()) + f" -> {snap.sha}",
@@ -100,9 +106,7 @@ class Snapshot:
         ]
 
     def run(self, ctx: RunContext) -> dict[str, Any]:
-        snap = take_snapshot(
-            ctx.control, str(ctx.settings.root), ctx.settings.name, allow_dirty=self.allow_dirty
-        )
+        snap = self._take(ctx)
         ctx.release = snap.tag
         ctx.facts.sha, ctx.facts.dirty = snap.sha, snap.dirty
         self.lock.note_release(snap.tag)

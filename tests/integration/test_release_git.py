@@ -56,3 +56,24 @@ def test_release_tag_is_sortable_utc() -> None:
     assert release_tag("local", "abc1234", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == (
         "release-local-20260102T030405Z-abc1234"
     )
+
+
+def test_a_name_already_given_moves_to_the_next_free_second(repo: Path) -> None:
+    """The same commit snapshotted again within a second (a quick failed run retried, a plan
+    right after a deploy: a CI run's dry run named the release running) gets a name no git tag
+    and no journal record has."""
+    from datetime import UTC, datetime, timedelta
+
+    short = git(repo, "rev-parse", "--short", "HEAD").strip()
+    now = datetime.now(UTC)
+    names = [release_tag("prod", short, now + timedelta(seconds=s)) for s in range(4)]
+    for name in names[:2]:  # deploys that were recorded good
+        git(repo, "tag", name)
+    journal = set(names[2:])  # failed ones: in the journal only
+
+    snap = take_snapshot(LocalHost(), str(repo), "prod", allow_dirty=False, taken=journal)
+
+    assert snap.tag.startswith("release-prod-") and snap.tag.endswith(f"-{short}")
+    assert snap.tag not in names and snap.tag > names[0]
+    later = release_tag("prod", short, now + timedelta(seconds=4))
+    assert release_tag("prod", short, now, taken=names) == later
