@@ -4,7 +4,10 @@ One ``Interrupts`` guard per process. A task installs it for its whole run; the 
 says, region by region, what a signal may do there:
 
 - ``raising()``: a step's work. The signal raises ``Interrupted`` at once, so that a command
-  or a wait stops; later signals no longer raise (the step is unwinding).
+  or a wait stops; later signals no longer raise (the step is unwinding). Python may run the
+  handler inside a finalizer (a ``Popen.__del__`` during garbage collection), which would only
+  print what it raised: the guard keeps it, and the block raises it as it ends, so such a
+  signal is late (the step's work ends first), never lost.
 - ``deferred()``: the pipeline's own bookkeeping (journal lines, between two steps). The signal
   is only recorded; ``raising()`` and ``pending`` take it at the next boundary, so a signal
   between two steps is never lost and never tears a journal line.
@@ -55,10 +58,12 @@ class Interrupts:
         self.mode = Mode.RAISE
         self.stopping = False  # an interrupt was raised, or an undo began
         self.pending: str | None = None  # recorded while deferred, not yet taken
+        self.lost: str | None = None  # raised inside a finalizer, which swallowed it
         self.hits = 0  # signals since the run began to stop
         self.warn: Callable[[str], None] = lambda text: print(text, file=sys.stderr)
         self._depth = 0
         self._previous: dict[int, Any] = {}
+        self._unraisable = sys.unraisablehook
 
     # -- installing ---------------------------------------------------------------------------
 
@@ -76,6 +81,7 @@ class Interrupts:
                     continue
                 self._previous[signum] = previous
                 signal.signal(signum, self._handle)
+            self._unraisable, sys.unraisablehook = sys.unraisablehook, self._swallowed
         self._depth += 1
         try:
             yield self
@@ -85,20 +91,30 @@ class Interrupts:
                 for signum, previous in self._previous.items():
                     signal.signal(signum, previous)
                 self._previous.clear()
+                sys.unraisablehook = self._unraisable
                 self.reset()
 
     def reset(self) -> None:
         """A new run: nothing pending, nothing counted."""
         self.mode, self.stopping, self.pending, self.hits = Mode.RAISE, False, None, 0
+        self.lost = None
 
     # -- regions ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def raising(self) -> Iterator[None]:
-        """A signal raises ``Interrupted`` in this block; one recorded before raises on entry."""
+        """A signal raises ``Interrupted`` in this block; one recorded before raises on entry,
+        one a finalizer swallowed on exit."""
         with self._mode(Mode.RAISE):
             self.take()
-            yield
+            try:
+                yield
+            except BaseException:
+                self.lost = None  # the block ends on an error all the same
+                raise
+        if self.lost is not None:
+            name, self.lost = self.lost, None
+            raise Interrupted(name)
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
@@ -155,7 +171,16 @@ class Interrupts:
         if self.hits >= 2:
             raise Abandoned("signalled again while stopping")
 
-    # -- the handler --------------------------------------------------------------------------
+    # -- the handlers -------------------------------------------------------------------------
+
+    def _swallowed(self, unraisable: sys.UnraisableHookArgs) -> None:
+        """``sys.unraisablehook``: an ``Interrupted`` our handler raised inside a finalizer
+        is kept for ``raising()``, not printed as a traceback; anything else as before."""
+        main = threading.current_thread() is threading.main_thread()
+        if main and isinstance(unraisable.exc_value, Interrupted):
+            self.lost = str(unraisable.exc_value) or "signal"
+            return
+        self._unraisable(unraisable)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = NAMES.get(signum, f"signal {signum}")

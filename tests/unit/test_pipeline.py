@@ -428,6 +428,33 @@ def test_a_signal_while_a_group_ends_well_all_the_same_is_not_lost() -> None:
     assert "run record" not in log and log[-1] == "undo start"
 
 
+def test_a_signal_whose_raise_a_finalizer_swallowed_still_interrupts_its_step(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Python may run the handler inside a finalizer, which only prints what it raised: a
+    CI run's rollback took SIGTERM in a ``Popen.__del__``, printed a traceback and ran on to
+    its end, exit 0."""
+    ctx, _, _ = context()
+    log: list[str] = []
+
+    class Collected:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGTERM)
+            for _ in range(1000):  # the handler runs at the latest on this loop's jumps
+                pass
+
+    class Swallowing(Recorder):
+        def run(self, ctx: RunContext) -> dict[str, Any]:
+            Collected()  # freed at once: its __del__ takes the signal
+            return super().run(ctx)
+
+    stages = [Recorder("start", log), Swallowing("backup", log), Recorder("record", log)]
+    result = Pipeline("rollback", stages).run(ctx, Progress(ctx.ui))
+    assert (result.ok, result.exit_code, result.error) == (False, 130, "interrupted at backup")
+    assert log == ["run start", "run backup", "undo backup", "undo start"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_a_second_signal_during_the_undo_is_answered_and_the_undo_finishes() -> None:
     ctx, _, err = context()
     log: list[str] = []
