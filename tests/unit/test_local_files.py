@@ -12,25 +12,26 @@ from deploytools.errors import Interrupted
 from deploytools.hosts.local import LocalHost
 
 
-@pytest.mark.parametrize("at", ["open", "write", "replace"])
+@pytest.mark.parametrize("call", ["open", "fsync", "replace"])
 def test_a_signal_during_a_write_leaves_the_old_file_and_no_temp_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: str
 ) -> None:
     """A signal that arrives during a system call is raised as the call returns: on the open
-    that made the temp file, before its name was known to the code that removes it, a killed
-    build left a ``.tmp`` in its release directory (a CI run of the signal tests found one)."""
+    that made the temp file, before its name was known to the code that removes it, an
+    interrupted build left a ``.tmp`` in its release directory (the likely cause of a CI run's
+    failed signal test)."""
     target = tmp_path / "settings.py"
     target.write_bytes(b"old\n")
-    real: dict[str, Any] = {"open": os.open, "write": os.fsync, "replace": os.replace}
+    real = getattr(os, call)
 
     def signalled(*args: Any, **kwargs: Any) -> Any:
-        real[at](*args, **kwargs)
+        real(*args, **kwargs)
         raise Interrupted("SIGTERM")
 
-    monkeypatch.setattr(os, {"open": "open", "write": "fsync", "replace": "replace"}[at], signalled)
+    monkeypatch.setattr(os, call, signalled)
     with pytest.raises(Interrupted):
         LocalHost().write_file(str(target), b"new\n", mode=0o640)
     monkeypatch.undo()
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["settings.py"]
-    assert target.read_bytes() == (b"new\n" if at == "replace" else b"old\n")
+    assert target.read_bytes() == (b"new\n" if call == "replace" else b"old\n")
